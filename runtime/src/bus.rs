@@ -1,0 +1,235 @@
+//! A typed bus over zenoh: publishers and subscribers that speak [`Message`]s, a
+//! latest-value slot for frames, and liveliness tokens.
+//!
+//! Decoding happens in the subscriber; a malformed payload never reaches user code as a
+//! value: it is counted, logged, and handed over as an error so nodes can report it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use thiserror::Error;
+use zenoh::qos::{CongestionControl, Priority};
+use zenoh::Wait;
+
+use crate::cdr::CdrError;
+use crate::keys;
+use crate::msg::Message;
+
+/// The embedded default zenoh configuration: peer, no multicast scouting, no listener.
+pub const DEFAULT_ZENOH_CONFIG: &str = include_str!("../../configs/zenoh/default.json5");
+
+#[derive(Debug, Error)]
+pub enum BusError {
+    #[error("zenoh: {0}")]
+    Zenoh(#[from] zenoh::Error),
+    #[error("bad endpoint {endpoint:?}: {reason}")]
+    Endpoint { endpoint: String, reason: String },
+}
+
+/// Where a node's session listens and whom it connects to.
+#[derive(Debug, Clone)]
+pub struct BusConfig {
+    pub robot: String,
+    /// zenoh endpoints to listen on, e.g. `tcp/127.0.0.1:7447`.
+    pub listen: Vec<String>,
+    /// zenoh endpoints to connect to.
+    pub connect: Vec<String>,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        Self {
+            robot: keys::DEFAULT_ROBOT.into(),
+            listen: vec![],
+            connect: vec![],
+        }
+    }
+}
+
+impl BusConfig {
+    fn zenoh(&self) -> Result<zenoh::Config, BusError> {
+        let mut cfg = zenoh::Config::from_json5(DEFAULT_ZENOH_CONFIG)?;
+        for (field, eps) in [
+            ("listen/endpoints", &self.listen),
+            ("connect/endpoints", &self.connect),
+        ] {
+            for e in eps {
+                if !e.contains('/') {
+                    return Err(BusError::Endpoint {
+                        endpoint: e.clone(),
+                        reason: "expected <protocol>/<address>, e.g. tcp/127.0.0.1:7447".into(),
+                    });
+                }
+            }
+            let json = format!(
+                "[{}]",
+                eps.iter()
+                    .map(|e| format!("{e:?}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+            cfg.insert_json5(field, &json)?;
+        }
+        Ok(cfg)
+    }
+}
+
+/// How a topic is sent (DESIGN §4 QoS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Qos {
+    /// Camera frames and state: dropped under congestion; receivers keep the latest.
+    Stream,
+    /// Commands, e-stop, chunks: reliable, blocking, highest priority, not batched.
+    Command,
+}
+
+/// One zenoh session, scoped to a robot.
+#[derive(Clone)]
+pub struct Bus {
+    session: zenoh::Session,
+    robot: String,
+}
+
+impl Bus {
+    pub fn open(cfg: &BusConfig) -> Result<Self, BusError> {
+        let session = zenoh::open(cfg.zenoh()?).wait()?;
+        Ok(Self {
+            session,
+            robot: cfg.robot.clone(),
+        })
+    }
+
+    pub fn robot(&self) -> &str {
+        &self.robot
+    }
+
+    /// The full key of a topic for this bus's robot.
+    pub fn key(&self, topic: &str) -> String {
+        keys::key(&self.robot, topic)
+    }
+
+    pub fn publisher<T: Message>(&self, topic: &str, qos: Qos) -> Result<Publisher<T>, BusError> {
+        let b = self.session.declare_publisher(self.key(topic));
+        let b = match qos {
+            Qos::Stream => b
+                .congestion_control(CongestionControl::Drop)
+                .priority(Priority::DataHigh),
+            Qos::Command => b
+                .congestion_control(CongestionControl::Block)
+                .priority(Priority::RealTime)
+                .express(true),
+        };
+        Ok(Publisher {
+            inner: b.wait()?,
+            _t: std::marker::PhantomData,
+        })
+    }
+
+    /// Calls `on` with every decoded message (or the decoding error) on `topic`.
+    pub fn subscribe<T, F>(&self, topic: &str, on: F) -> Result<Subscription, BusError>
+    where
+        T: Message,
+        F: Fn(Result<T, CdrError>) + Send + Sync + 'static,
+    {
+        let errors = Arc::new(AtomicU64::new(0));
+        let errs = errors.clone();
+        let key = self.key(topic);
+        let inner = self
+            .session
+            .declare_subscriber(&key)
+            .callback(move |sample| {
+                let bytes = sample.payload().to_bytes();
+                let v = T::decode(&bytes);
+                if let Err(e) = &v {
+                    errs.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(key = %sample.key_expr(), "undecodable {}: {e}", T::TYPE_NAME);
+                }
+                on(v)
+            })
+            .wait()?;
+        Ok(Subscription {
+            _inner: inner,
+            errors,
+        })
+    }
+
+    /// A slot always holding the newest well-formed message on `topic`.
+    pub fn latest<T: Message + Send + 'static>(&self, topic: &str) -> Result<Latest<T>, BusError> {
+        let slot = Arc::new(Mutex::new(None::<T>));
+        let s = slot.clone();
+        let sub = self.subscribe::<T, _>(topic, move |v| {
+            if let Ok(v) = v {
+                *s.lock().unwrap_or_else(|p| p.into_inner()) = Some(v);
+            }
+        })?;
+        Ok(Latest { slot, sub })
+    }
+
+    /// Declares `loho/<robot>/@alive/<node>` for as long as the token lives.
+    pub fn alive(&self, node: &str) -> Result<zenoh::liveliness::LivelinessToken, BusError> {
+        Ok(self
+            .session
+            .liveliness()
+            .declare_token(keys::alive(&self.robot, node))
+            .wait()?)
+    }
+
+    /// Whether a node of this robot currently holds its liveliness token.
+    pub fn is_alive(&self, node: &str, timeout: Duration) -> Result<bool, BusError> {
+        let replies = self
+            .session
+            .liveliness()
+            .get(keys::alive(&self.robot, node))
+            .timeout(timeout)
+            .wait()?;
+        Ok(replies.recv().is_ok())
+    }
+
+    pub fn close(self) -> Result<(), BusError> {
+        Ok(self.session.close().wait()?)
+    }
+}
+
+/// A typed publisher.
+pub struct Publisher<T> {
+    inner: zenoh::pubsub::Publisher<'static>,
+    _t: std::marker::PhantomData<fn(&T)>,
+}
+
+impl<T: Message> Publisher<T> {
+    pub fn put(&self, msg: &T) -> Result<(), BusError> {
+        Ok(self.inner.put(msg.encode()).wait()?)
+    }
+}
+
+/// Keeps a subscription alive; counts payloads that failed to decode.
+pub struct Subscription {
+    _inner: zenoh::pubsub::Subscriber<()>,
+    errors: Arc<AtomicU64>,
+}
+
+impl Subscription {
+    pub fn decode_errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
+}
+
+/// The newest value on a topic (DESIGN §4: a slow reader never works on a backlog).
+pub struct Latest<T> {
+    slot: Arc<Mutex<Option<T>>>,
+    sub: Subscription,
+}
+
+impl<T: Clone> Latest<T> {
+    pub fn get(&self) -> Option<T> {
+        self.slot.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+    /// Takes the value, leaving the slot empty until the next message.
+    pub fn take(&self) -> Option<T> {
+        self.slot.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+    pub fn decode_errors(&self) -> u64 {
+        self.sub.decode_errors()
+    }
+}

@@ -1,0 +1,346 @@
+//! The pick-and-place primitive as timed end-effector setpoints.
+//!
+//! One pure function turns a pick and a place keypose into the motion Ravens performs
+//! (approach above the pick, descend, lift, transfer, descend, release, retreat), each
+//! segment a straight line with a trapezoidal speed profile under the speed and
+//! acceleration limits. The simulator consumes these setpoints and the controller streams
+//! the same ones to real arms.
+//!
+//! Descents deliberately aim `overshoot` below the keypose: whoever executes them (the sim,
+//! a driver) stops the descent at first contact, switches suction, and then skips the
+//! following lift or retreat setpoints that lie below where it stopped (see
+//! [`Phase::is_descent`] and [`resume_index`]).
+
+use serde::{Deserialize, Serialize};
+
+/// An end-effector pose for a top-down suction tool: position and yaw about +z.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct EePose {
+    pub x: f64,
+    pub y: f64,
+    pub z: f64,
+    pub yaw: f64,
+}
+
+impl EePose {
+    pub const fn new(x: f64, y: f64, z: f64, yaw: f64) -> Self {
+        Self { x, y, z, yaw }
+    }
+    pub fn is_finite(&self) -> bool {
+        self.x.is_finite() && self.y.is_finite() && self.z.is_finite() && self.yaw.is_finite()
+    }
+    fn lerp(&self, o: &Self, s: f64) -> Self {
+        Self {
+            x: self.x + (o.x - self.x) * s,
+            y: self.y + (o.y - self.y) * s,
+            z: self.z + (o.z - self.z) * s,
+            yaw: self.yaw + (o.yaw - self.yaw) * s,
+        }
+    }
+    fn dist(&self, o: &Self) -> f64 {
+        ((o.x - self.x).powi(2) + (o.y - self.y).powi(2) + (o.z - self.z).powi(2)).sqrt()
+    }
+}
+
+/// Which part of the primitive a setpoint belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Phase {
+    Approach,
+    DescendPick,
+    Lift,
+    Transfer,
+    DescendPlace,
+    Retreat,
+}
+
+impl Phase {
+    /// Descents end at first contact rather than at their last setpoint.
+    pub fn is_descent(self) -> bool {
+        matches!(self, Phase::DescendPick | Phase::DescendPlace)
+    }
+}
+
+/// One timed setpoint: where the tool should be at `t` seconds after the primitive starts.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Setpoint {
+    pub t: f64,
+    pub pose: EePose,
+    /// Suction on.
+    pub suction: bool,
+    pub phase: Phase,
+}
+
+/// Speed and acceleration limits of one kind of motion.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    /// m/s
+    pub speed: f64,
+    /// m/s²
+    pub accel: f64,
+    /// rad/s
+    pub yaw_speed: f64,
+}
+
+/// Shape of the primitive. Defaults follow Ravens where it matters (hover above the
+/// keyposes), with speeds a UR5e handles comfortably.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PrimitiveParams {
+    /// Height of the approach and retreat points above the higher of the two keyposes (m).
+    pub hover: f64,
+    /// How far below a keypose a descent aims, so that contact (not the setpoint) ends it.
+    pub overshoot: f64,
+    /// Free-space moves.
+    pub travel: Limits,
+    /// The descents.
+    pub descend: Limits,
+    /// Setpoint rate (Hz).
+    pub rate_hz: f64,
+}
+
+impl Default for PrimitiveParams {
+    fn default() -> Self {
+        Self {
+            hover: 0.2,
+            overshoot: 0.03,
+            travel: Limits {
+                speed: 1.0,
+                accel: 4.0,
+                yaw_speed: 3.0,
+            },
+            descend: Limits {
+                speed: 0.3,
+                accel: 3.0,
+                yaw_speed: 3.0,
+            },
+            rate_hz: 240.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TrajectoryError {
+    #[error("{0} keypose is not finite")]
+    NotFinite(&'static str),
+    #[error("limits must be positive and finite")]
+    BadLimits,
+}
+
+/// Duration of a straight move of length `d` turning by `dyaw` under `lim`, for the
+/// fixed trapezoid of [`profile`]: its peak speed is 4/3 · d/T and its acceleration
+/// 16/3 · d/T², so T is the smallest time keeping both (and the yaw rate) within limits.
+fn move_time(d: f64, dyaw: f64, lim: &Limits) -> f64 {
+    let t_speed = 4.0 / 3.0 * d / lim.speed;
+    let t_accel = (16.0 / 3.0 * d / lim.accel).sqrt();
+    let t_yaw = 4.0 / 3.0 * dyaw.abs() / lim.yaw_speed;
+    t_speed.max(t_accel).max(t_yaw)
+}
+
+/// Fraction of a rest-to-rest trapezoidal move completed at time `t` of `total`.
+fn profile(t: f64, total: f64) -> f64 {
+    if total <= 0.0 {
+        return 1.0;
+    }
+    // Symmetric trapezoid spending a quarter of the time accelerating at each end.
+    let s = (t / total).clamp(0.0, 1.0);
+    let ta = 0.25;
+    let vmax = 1.0 / (1.0 - ta);
+    if s < ta {
+        0.5 * vmax / ta * s * s
+    } else if s > 1.0 - ta {
+        let r = 1.0 - s;
+        1.0 - 0.5 * vmax / ta * r * r
+    } else {
+        0.5 * vmax * ta + vmax * (s - ta)
+    }
+}
+
+/// An angle wrapped into [−π, π).
+pub fn wrap_angle(a: f64) -> f64 {
+    use std::f64::consts::PI;
+    (a + PI).rem_euclid(2.0 * PI) - PI
+}
+
+/// The setpoints of the pick-and-place primitive from `start`.
+pub fn pick_place(
+    start: EePose,
+    pick: EePose,
+    place: EePose,
+    p: &PrimitiveParams,
+) -> Result<Vec<Setpoint>, TrajectoryError> {
+    for (name, k) in [("start", &start), ("pick", &pick), ("place", &place)] {
+        if !k.is_finite() {
+            return Err(TrajectoryError::NotFinite(name));
+        }
+    }
+    for l in [&p.travel, &p.descend] {
+        if !(l.speed > 0.0 && l.accel > 0.0 && l.yaw_speed > 0.0)
+            || !(l.speed.is_finite() && l.accel.is_finite() && l.yaw_speed.is_finite())
+        {
+            return Err(TrajectoryError::BadLimits);
+        }
+    }
+    if !(p.rate_hz > 0.0 && p.rate_hz.is_finite()) {
+        return Err(TrajectoryError::BadLimits);
+    }
+    let hover_z = pick.z.max(place.z) + p.hover;
+    // Yaw of the place relative to the pick, the short way round.
+    let place_yaw = pick.yaw + wrap_angle(place.yaw - pick.yaw);
+    let above_pick = EePose { z: hover_z, ..pick };
+    let pick_bottom = EePose {
+        z: (pick.z - p.overshoot).max(-p.overshoot),
+        ..pick
+    };
+    let above_place = EePose {
+        z: hover_z,
+        yaw: place_yaw,
+        ..place
+    };
+    let place_bottom = EePose {
+        z: (place.z - p.overshoot).max(-p.overshoot),
+        yaw: place_yaw,
+        ..place
+    };
+    let start = EePose {
+        yaw: pick.yaw + wrap_angle(start.yaw - pick.yaw),
+        ..start
+    };
+    let segs = [
+        (Phase::Approach, start, above_pick, &p.travel, false),
+        (Phase::DescendPick, above_pick, pick_bottom, &p.descend, false),
+        (Phase::Lift, pick_bottom, above_pick, &p.travel, true),
+        (Phase::Transfer, above_pick, above_place, &p.travel, true),
+        (Phase::DescendPlace, above_place, place_bottom, &p.descend, true),
+        (Phase::Retreat, place_bottom, above_place, &p.travel, false),
+    ];
+    let dt = 1.0 / p.rate_hz;
+    let mut out = Vec::new();
+    let mut t0 = 0.0;
+    for (phase, a, b, lim, suction) in segs {
+        let total = move_time(a.dist(&b), b.yaw - a.yaw, lim);
+        // Stretch to a whole number of periods so every step is a full period.
+        let n = (total / dt).ceil().max(1.0) as usize;
+        let total = n as f64 * dt;
+        for i in 1..=n {
+            let t = i as f64 * dt;
+            out.push(Setpoint {
+                t: t0 + t,
+                pose: a.lerp(&b, profile(t, total)),
+                suction,
+                phase,
+            });
+        }
+        t0 += n as f64 * dt;
+    }
+    Ok(out)
+}
+
+/// Where to continue after a descent stopped at height `z` at setpoint `i`: the first
+/// setpoint after the descent whose phase is not the descent and whose height is at or
+/// above `z`, so the arm rises from where it actually is instead of jumping down.
+pub fn resume_index(setpoints: &[Setpoint], i: usize, z: f64) -> usize {
+    let phase = setpoints[i].phase;
+    let mut j = i;
+    while j < setpoints.len() && setpoints[j].phase == phase {
+        j += 1;
+    }
+    let next = j;
+    while j < setpoints.len() && setpoints[j].phase == setpoints[next].phase {
+        if setpoints[j].pose.z >= z {
+            return j;
+        }
+        j += 1;
+    }
+    j.min(setpoints.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Vec<Setpoint> {
+        pick_place(
+            EePose::new(0.3, 0.0, 0.4, 0.0),
+            EePose::new(0.5, -0.2, 0.04, 0.3),
+            EePose::new(0.6, 0.2, 0.06, -0.5),
+            &PrimitiveParams::default(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn phases_come_in_order_and_suction_only_while_carrying() {
+        let s = sample();
+        let mut phases: Vec<Phase> = s.iter().map(|p| p.phase).collect();
+        phases.dedup();
+        use Phase::*;
+        assert_eq!(
+            phases,
+            [Approach, DescendPick, Lift, Transfer, DescendPlace, Retreat]
+        );
+        for p in &s {
+            assert_eq!(
+                p.suction,
+                matches!(p.phase, Lift | Transfer | DescendPlace),
+                "{p:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn speed_and_acceleration_stay_within_limits() {
+        let p = PrimitiveParams::default();
+        let s = sample();
+        let dt = 1.0 / p.rate_hz;
+        // The first step leaves the start pose at rest.
+        let mut prev_v = EePose::new(0.3, 0.0, 0.4, 0.0).dist(&s[0].pose) / dt;
+        for w in s.windows(2) {
+            let v = w[0].pose.dist(&w[1].pose) / dt;
+            let lim = if w[1].phase.is_descent() {
+                p.descend
+            } else {
+                p.travel
+            };
+            assert!(v <= lim.speed * 1.01, "{v} > {} in {:?}", lim.speed, w[1].phase);
+            let a = (v - prev_v).abs() / dt;
+            assert!(a <= lim.accel * 1.01, "{a} in {:?}", w[1].phase);
+            prev_v = v;
+        }
+    }
+
+    #[test]
+    fn descents_aim_below_the_keypose_and_end_above_it() {
+        let s = sample();
+        let bottom = s
+            .iter()
+            .filter(|p| p.phase == Phase::DescendPick)
+            .last()
+            .unwrap();
+        assert!((bottom.pose.z - 0.01).abs() < 1e-9);
+        let last = s.last().unwrap();
+        assert!((last.pose.z - 0.26).abs() < 1e-9);
+        assert!((last.pose.x - 0.6).abs() < 1e-9);
+    }
+
+    #[test]
+    fn resume_skips_lift_setpoints_below_the_contact() {
+        let s = sample();
+        let i = s
+            .iter()
+            .position(|p| p.phase == Phase::DescendPick && p.pose.z < 0.05)
+            .unwrap();
+        let j = resume_index(&s, i, 0.05);
+        assert_eq!(s[j].phase, Phase::Lift);
+        assert!(s[j].pose.z >= 0.05 && s[j - 1].pose.z < 0.05);
+    }
+
+    #[test]
+    fn nan_keypose_is_rejected() {
+        let e = pick_place(
+            EePose::default(),
+            EePose::new(f64::NAN, 0.0, 0.0, 0.0),
+            EePose::default(),
+            &PrimitiveParams::default(),
+        );
+        assert_eq!(e, Err(TrajectoryError::NotFinite("pick")));
+    }
+}

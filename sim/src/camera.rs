@@ -1,0 +1,271 @@
+//! The top-down orthographic RGB-D heightmap (the benchmark's observation) and a
+//! perspective view for people, both rendered on the CPU.
+//!
+//! The heightmap is rasterised analytically from the scene's shapes, not ray-traced:
+//! each object paints only the cells under its footprint, so a frame costs tens of
+//! microseconds and evaluation never waits on the camera.
+
+use rand::Rng;
+
+use crate::colors::TABLE;
+use crate::world::{
+    Kind, ObjPose, World, BOWL_FLOOR, BOWL_HEIGHT, BOWL_INNER, BOWL_OUTER, ZONE_BORDER,
+    ZONE_OUTLINE,
+};
+
+/// Rows (world y) and columns (world x) of the heightmap.
+pub const HEIGHT: usize = 320;
+pub const WIDTH: usize = 160;
+/// Metres per pixel.
+pub const PIXEL: f64 = 0.003125;
+pub const X_MIN: f64 = 0.25;
+pub const X_MAX: f64 = 0.75;
+pub const Y_MIN: f64 = -0.5;
+pub const Y_MAX: f64 = 0.5;
+pub const Z_MAX: f64 = 0.28;
+/// Height of a painted zone outline (m).
+const ZONE_Z: f64 = 0.001;
+
+/// World x, y of the centre of cell (row `u`, column `v`).
+pub fn pixel_to_world(u: usize, v: usize) -> (f64, f64) {
+    (
+        X_MIN + (v as f64 + 0.5) * PIXEL,
+        Y_MIN + (u as f64 + 0.5) * PIXEL,
+    )
+}
+
+/// The cell (row, column) containing world (x, y), or `None` outside the workspace.
+pub fn world_to_pixel(x: f64, y: f64) -> Option<(usize, usize)> {
+    let v = ((x - X_MIN) / PIXEL).floor();
+    let u = ((y - Y_MIN) / PIXEL).floor();
+    (v >= 0.0 && u >= 0.0 && (v as usize) < WIDTH && (u as usize) < HEIGHT)
+        .then_some((u as usize, v as usize))
+}
+
+/// An RGB-D heightmap: row-major, `HEIGHT` rows × `WIDTH` columns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Heightmap {
+    /// RGB per cell.
+    pub color: Vec<[u8; 3]>,
+    /// Height above the table per cell (m), in [0, `Z_MAX`].
+    pub height: Vec<f32>,
+}
+
+impl Heightmap {
+    fn table() -> Self {
+        Self {
+            color: vec![TABLE; WIDTH * HEIGHT],
+            height: vec![0.0; WIDTH * HEIGHT],
+        }
+    }
+    pub fn at(&self, u: usize, v: usize) -> ([u8; 3], f32) {
+        (self.color[u * WIDTH + v], self.height[u * WIDTH + v])
+    }
+    fn paint(&mut self, u: usize, v: usize, z: f64, c: [u8; 3]) {
+        let k = u * WIDTH + v;
+        let z = z.clamp(0.0, Z_MAX) as f32;
+        if z >= self.height[k] {
+            self.height[k] = z;
+            self.color[k] = c;
+        }
+    }
+    /// Adds the benchmark's optional sensor noise: colour σ = 3, depth σ = 3 mm.
+    pub fn add_noise(&mut self, rng: &mut impl Rng) {
+        for c in &mut self.color {
+            for ch in c.iter_mut() {
+                *ch = (*ch as f64 + 3.0 * gaussian(rng)).round().clamp(0.0, 255.0) as u8;
+            }
+        }
+        for h in &mut self.height {
+            *h = (*h as f64 + 0.003 * gaussian(rng)).clamp(0.0, Z_MAX) as f32;
+        }
+    }
+    /// Row-major RGB bytes.
+    pub fn rgb_bytes(&self) -> Vec<u8> {
+        self.color.iter().flatten().copied().collect()
+    }
+}
+
+/// A standard normal draw (Box–Muller).
+pub fn gaussian(rng: &mut impl Rng) -> f64 {
+    let u1: f64 = rng.gen_range(f64::EPSILON..1.0);
+    let u2: f64 = rng.gen();
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+/// Renders the heightmap of the world as the oracle camera sees it.
+pub fn render(world: &World) -> Heightmap {
+    let mut hm = Heightmap::table();
+    // Zones first: everything else stands on them.
+    for (i, o) in world.objects.iter().enumerate() {
+        let pose = world.pose(i);
+        match o.kind {
+            Kind::Zone => raster(&mut hm, &pose, ZONE_OUTLINE / 2.0, |p| {
+                let h = ZONE_OUTLINE / 2.0;
+                let inner = h - ZONE_BORDER;
+                let inside_outer = p[0].abs() <= h && p[1].abs() <= h;
+                let inside_inner = p[0].abs() < inner && p[1].abs() < inner;
+                (inside_outer && !inside_inner).then_some((ZONE_Z, o.color.rgb))
+            }),
+            Kind::Bowl => raster(&mut hm, &pose, BOWL_OUTER, |p| {
+                let r = (p[0] * p[0] + p[1] * p[1]).sqrt();
+                if r > BOWL_OUTER {
+                    None
+                } else if r > BOWL_INNER {
+                    Some((pose.pos[2] + BOWL_HEIGHT, o.color.rgb))
+                } else {
+                    // The inside is the floor; shade it so the rim reads as a bowl.
+                    let c = o.color.rgb.map(|c| (c as f64 * 0.8) as u8);
+                    Some((pose.pos[2] + BOWL_FLOOR, c))
+                }
+            }),
+            Kind::SmallBlock | Kind::BigBlock => {
+                let h = o.kind.size() / 2.0;
+                raster(&mut hm, &pose, h * 3f64.sqrt(), |p| {
+                    top_of_box(&pose, h, p).map(|(z, nz)| {
+                        (z, o.color.rgb.map(|c| (c as f64 * (0.55 + 0.45 * nz)) as u8))
+                    })
+                });
+            }
+        }
+    }
+    hm
+}
+
+/// Calls `surface` for every cell within `radius` of the object's centre, with the cell
+/// centre in the object's frame (for boxes, the world point at the object's height), and
+/// paints what it returns.
+fn raster(
+    hm: &mut Heightmap,
+    pose: &ObjPose,
+    radius: f64,
+    surface: impl Fn([f64; 3]) -> Option<(f64, [u8; 3])>,
+) {
+    let [cx, cy, _] = pose.pos;
+    let u0 = ((cy - radius - Y_MIN) / PIXEL).floor().max(0.0) as usize;
+    let u1 = (((cy + radius - Y_MIN) / PIXEL).ceil().max(0.0) as usize).min(HEIGHT);
+    let v0 = ((cx - radius - X_MIN) / PIXEL).floor().max(0.0) as usize;
+    let v1 = (((cx + radius - X_MIN) / PIXEL).ceil().max(0.0) as usize).min(WIDTH);
+    for u in u0..u1 {
+        for v in v0..v1 {
+            let (x, y) = pixel_to_world(u, v);
+            let local = pose.inverse_transform([x, y, pose.pos[2]]);
+            if let Some((z, c)) = surface(local) {
+                hm.paint(u, v, z, c);
+            }
+        }
+    }
+}
+
+/// Where a vertical line through the world point whose object-frame coordinates are `p`
+/// (taken at the object's centre height) enters a box of half-size `h` from above:
+/// the height, and the z component of the face normal there.
+fn top_of_box(pose: &ObjPose, h: f64, p: [f64; 3]) -> Option<(f64, f64)> {
+    // The line in the object frame: p + t·d, d = world −z in object coordinates.
+    let origin = pose.inverse_transform(pose.pos);
+    let down = {
+        let a = pose.inverse_transform([pose.pos[0], pose.pos[1], pose.pos[2] - 1.0]);
+        [a[0] - origin[0], a[1] - origin[1], a[2] - origin[2]]
+    };
+    // Slab test for the line p + t·down, t ∈ (−∞, ∞); the entry t is the top surface.
+    let (mut t0, mut t1) = (f64::NEG_INFINITY, f64::INFINITY);
+    let mut axis = 2;
+    for k in 0..3 {
+        if down[k].abs() < 1e-12 {
+            if p[k].abs() > h {
+                return None;
+            }
+            continue;
+        }
+        let a = (-h - p[k]) / down[k];
+        let b = (h - p[k]) / down[k];
+        let (lo, hi) = if a < b { (a, b) } else { (b, a) };
+        if lo > t0 {
+            t0 = lo;
+            axis = k;
+        }
+        t1 = t1.min(hi);
+    }
+    if t0 > t1 {
+        return None;
+    }
+    // t is distance downward from the object's centre height.
+    let z = pose.pos[2] - t0;
+    let nz = down[axis].abs();
+    Some((z, nz))
+}
+
+/// A perspective picture of the scene, ray-traced through the physics world, from the
+/// front camera of LoHoRavens (at x = 1.0, z = 0.75, looking back at the robot).
+pub fn perspective(world: &World, width: usize, height: usize) -> Vec<[u8; 3]> {
+    let eye = [1.05, 0.0, 0.7];
+    let target = [0.5, 0.0, 0.0];
+    let fwd = normalize(sub(target, eye));
+    let right = normalize(cross(fwd, [0.0, 0.0, 1.0]));
+    let up = cross(right, fwd);
+    let fov = 50f64.to_radians();
+    let scale = (fov / 2.0).tan();
+    let light = normalize([0.4, 0.3, 1.0]);
+    let mut img = vec![[0u8; 3]; width * height];
+    for r in 0..height {
+        for c in 0..width {
+            let sx = (2.0 * (c as f64 + 0.5) / width as f64 - 1.0) * scale;
+            let sy = (1.0 - 2.0 * (r as f64 + 0.5) / height as f64) * scale * height as f64
+                / width as f64;
+            let dir = normalize(add(fwd, add(mul(right, sx), mul(up, sy))));
+            let color = match world.cast(eye, dir, 5.0) {
+                Some((Some(i), _, n)) => {
+                    let shade = 0.35 + 0.65 * dot(n, light).max(0.0);
+                    world.objects[i].color.rgb.map(|ch| (ch as f64 * shade) as u8)
+                }
+                Some((None, t, _)) => floor_color(world, add(eye, mul(dir, t))),
+                None => [200, 200, 210],
+            };
+            img[r * width + c] = color;
+        }
+    }
+    img
+}
+
+/// The table's colour at a point: zone outlines, the dark workspace, lighter outside.
+fn floor_color(world: &World, p: [f64; 3]) -> [u8; 3] {
+    for (i, o) in world.objects.iter().enumerate() {
+        if o.kind == Kind::Zone {
+            let l = world.pose(i).inverse_transform([p[0], p[1], 0.0]);
+            let h = ZONE_OUTLINE / 2.0;
+            let inner = h - ZONE_BORDER;
+            if l[0].abs() <= h && l[1].abs() <= h && !(l[0].abs() < inner && l[1].abs() < inner)
+            {
+                return o.color.rgb;
+            }
+        }
+    }
+    if (X_MIN..X_MAX).contains(&p[0]) && (Y_MIN..Y_MAX).contains(&p[1]) {
+        TABLE
+    } else {
+        [120, 120, 120]
+    }
+}
+
+fn add(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+    [a[0] + b[0], a[1] + b[1], a[2] + b[2]]
+}
+fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
+}
+fn mul(a: [f64; 3], s: f64) -> [f64; 3] {
+    [a[0] * s, a[1] * s, a[2] * s]
+}
+fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
+    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+}
+fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+    [
+        a[1] * b[2] - a[2] * b[1],
+        a[2] * b[0] - a[0] * b[2],
+        a[0] * b[1] - a[1] * b[0],
+    ]
+}
+fn normalize(a: [f64; 3]) -> [f64; 3] {
+    mul(a, 1.0 / dot(a, a).sqrt())
+}

@@ -1,0 +1,204 @@
+//! A benchmark episode as an environment: observe, act with one pick-and-place, get the
+//! reward, until success or the step limit.
+
+use loho_runtime::trajectory::{pick_place, EePose, PrimitiveParams, TrajectoryError};
+use thiserror::Error;
+
+use crate::camera::{self, Heightmap};
+use crate::colors::Split;
+use crate::goal::{GoalStep, Goals, SUCCESS};
+use crate::tasks::{self, Episode, TaskError, TaskId};
+use crate::world::{Outcome, World};
+
+/// Simulated seconds the scene may take to come to rest after an action (Ravens: 5 s).
+pub const SETTLE_S: f64 = 5.0;
+
+/// One policy decision: the sub-task it wrote and the primitive's two keyposes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Action {
+    pub subtask: String,
+    pub pick: EePose,
+    pub place: EePose,
+}
+
+/// What a policy decides at a decision point.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    Act(Action),
+    /// The policy says the task is complete (its "completed" sentence).
+    Done(String),
+}
+
+/// Anything that decides actions from an environment's observation.
+pub trait Policy {
+    fn decide(&mut self, env: &Env, obs: &Heightmap) -> Decision;
+}
+
+#[derive(Debug, Error)]
+pub enum EnvError {
+    #[error(transparent)]
+    Task(#[from] TaskError),
+    #[error("the episode is over")]
+    Over,
+}
+
+/// Why an action was not executed (the step still counts).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rejected {
+    Trajectory(TrajectoryError),
+    /// A keypose outside the workspace (x, y bounds, z in [0, 0.3]).
+    Outside(&'static str),
+}
+
+/// The result of one step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepResult {
+    pub reward: f64,
+    pub total: f64,
+    pub done: bool,
+    pub success: bool,
+    pub outcome: Result<Outcome, Rejected>,
+}
+
+pub struct Env {
+    pub episode: Episode,
+    goals: Goals,
+    steps: usize,
+    total: f64,
+    pub params: PrimitiveParams,
+}
+
+impl Env {
+    pub fn new(task: TaskId, split: Split, seed: u64) -> Result<Self, EnvError> {
+        let mut episode = tasks::generate(task, split, seed)?;
+        episode.world.settle(1.0);
+        let mut goals = Goals::new(episode.steps.clone());
+        let total = goals.update(&episode.world);
+        Ok(Self {
+            episode,
+            goals,
+            steps: 0,
+            total,
+            params: PrimitiveParams::default(),
+        })
+    }
+
+    pub fn world(&self) -> &World {
+        &self.episode.world
+    }
+    pub fn world_mut(&mut self) -> &mut World {
+        &mut self.episode.world
+    }
+    pub fn instruction(&self) -> &str {
+        &self.episode.instruction
+    }
+    pub fn max_steps(&self) -> usize {
+        self.episode.max_steps
+    }
+    pub fn steps_taken(&self) -> usize {
+        self.steps
+    }
+    pub fn total_reward(&self) -> f64 {
+        self.total
+    }
+    pub fn success(&self) -> bool {
+        self.total >= SUCCESS
+    }
+    pub fn is_done(&self) -> bool {
+        self.goals.is_done(self.total) || self.steps >= self.episode.max_steps
+    }
+    /// The goal step being scored now (`None` once every step is complete).
+    pub fn current_goal(&self) -> Option<&GoalStep> {
+        self.goals.current_step()
+    }
+
+    pub fn observe(&self) -> Heightmap {
+        camera::render(&self.episode.world)
+    }
+
+    /// Re-scores the world (after it was changed by hand).
+    pub fn rescore(&mut self) -> f64 {
+        self.total = self.goals.update(&self.episode.world);
+        self.total
+    }
+
+    /// Executes one pick-and-place and scores the result.
+    pub fn step(&mut self, action: &Action) -> Result<StepResult, EnvError> {
+        if self.is_done() {
+            return Err(EnvError::Over);
+        }
+        self.steps += 1;
+        let outcome = self.execute(action);
+        let before = self.total;
+        self.total = self.goals.update(&self.episode.world);
+        Ok(StepResult {
+            reward: self.total - before,
+            total: self.total,
+            done: self.is_done(),
+            success: self.success(),
+            outcome,
+        })
+    }
+
+    fn execute(&mut self, a: &Action) -> Result<Outcome, Rejected> {
+        for (name, k) in [("pick", &a.pick), ("place", &a.place)] {
+            if !k.is_finite() {
+                return Err(Rejected::Trajectory(TrajectoryError::NotFinite(name)));
+            }
+            let inside = (camera::X_MIN..=camera::X_MAX).contains(&k.x)
+                && (camera::Y_MIN..=camera::Y_MAX).contains(&k.y)
+                && (0.0..=0.3).contains(&k.z);
+            if !inside {
+                return Err(Rejected::Outside(name));
+            }
+        }
+        let world = &mut self.episode.world;
+        let sp = pick_place(world.tip(), a.pick, a.place, &self.params)
+            .map_err(Rejected::Trajectory)?;
+        Ok(world.execute(&sp, SETTLE_S))
+    }
+}
+
+/// How one episode went.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpisodeResult {
+    pub task: TaskId,
+    pub seed: u64,
+    pub total_reward: f64,
+    pub success: bool,
+    pub steps: usize,
+    /// The sub-task text of every step, in order.
+    pub subtasks: Vec<String>,
+}
+
+/// Runs a policy on one episode until success, the step limit, or the policy says done.
+pub fn run_episode(
+    task: TaskId,
+    split: Split,
+    seed: u64,
+    policy: &mut dyn Policy,
+) -> Result<EpisodeResult, EnvError> {
+    let mut env = Env::new(task, split, seed)?;
+    let mut subtasks = Vec::new();
+    while !env.is_done() {
+        let obs = env.observe();
+        match policy.decide(&env, &obs) {
+            Decision::Done(text) => {
+                subtasks.push(text);
+                break;
+            }
+            Decision::Act(a) => {
+                subtasks.push(a.subtask.clone());
+                env.step(&a)?;
+            }
+        }
+    }
+    Ok(EpisodeResult {
+        task,
+        seed,
+        total_reward: env.total_reward(),
+        success: env.success(),
+        steps: env.steps_taken(),
+        subtasks,
+    })
+}

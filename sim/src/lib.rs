@@ -1,0 +1,27 @@
+//! The LoHoRavens tabletop, rebuilt in Rust (DESIGN §5).
+//!
+//! - [`world`]: rapier3d physics at 240 Hz: blocks, bowls, zones and the suction tool;
+//! - [`ur5e`]: the arm's kinematics (DH, inverse kinematics) for joint states;
+//! - [`camera`]: the top-down RGB-D heightmap and a perspective view;
+//! - [`tasks`]: tasks A–K, their scenes, texts and goals; [`goal`]: how they are scored;
+//! - [`env`]: an episode as an environment; [`oracle`]: the scripted expert and a random
+//!   baseline;
+//! - [`node`]: the simulator as a zenoh node.
+//!
+//! Same (task, split, seed) → same episode, bit for bit: scenes come from a seeded
+//! ChaCha stream and rapier runs single-threaded in a fixed order.
+
+pub mod camera;
+pub mod colors;
+pub mod env;
+pub mod goal;
+pub mod oracle;
+pub mod scene;
+pub mod tasks;
+pub mod ur5e;
+pub mod world;
+
+pub use colors::Split;
+pub use env::{run_episode, Action, Decision, Env, EpisodeResult, Policy};
+pub use oracle::{Oracle, RandomPolicy};
+pub use tasks::{TaskId, ALL_TASKS};

@@ -1,0 +1,229 @@
+//! The scripted expert (facts §8) and a random baseline.
+//!
+//! The oracle reads the true scene instead of reconstructing it from the oracle camera:
+//! same decisions, without the camera's pixel snapping. It picks at the centre of an
+//! object's top face rather than at a random visible cell, so a demonstration's pick
+//! point is the one a learner can best infer.
+
+use std::f64::consts::FRAC_PI_4;
+
+use loho_runtime::trajectory::{wrap_angle, EePose};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::camera::{self, Heightmap};
+use crate::env::{Action, Decision, Env, Policy};
+use crate::goal::{Assign, GoalStep, Order, PlaceName};
+use crate::world::World;
+
+/// The scripted expert.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Oracle;
+
+impl Policy for Oracle {
+    fn decide(&mut self, env: &Env, _obs: &Heightmap) -> Decision {
+        match env.current_goal().and_then(|g| plan(env.world(), g)) {
+            Some(a) => Decision::Act(a),
+            None => Decision::Done(env.episode.completed.clone()),
+        }
+    }
+}
+
+/// An angle folded into (−π/4, π/4]: the same orientation of a cube.
+fn fold_quarter(a: f64) -> f64 {
+    let q = std::f64::consts::FRAC_PI_2;
+    let mut x = (a + FRAC_PI_4).rem_euclid(q) - FRAC_PI_4;
+    if x <= -FRAC_PI_4 {
+        x += q;
+    }
+    x
+}
+
+fn dist3(a: [f64; 3], b: [f64; 3]) -> f64 {
+    ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)).sqrt()
+}
+
+/// The next pick-and-place for the current goal step, or `None` when nothing is left
+/// to move (or nothing that needs moving can be seen).
+pub fn plan(world: &World, step: &GoalStep) -> Option<Action> {
+    let n = step.objects.len();
+    let mut allowed = step.matches.clone();
+    if !step.replace {
+        // Objects already on a target keep it; nobody else may take it.
+        for i in 0..n {
+            if let Some(j) = (0..step.targets.len())
+                .find(|&j| allowed[i][j] && step.matches_target(world, i, j))
+            {
+                allowed[i].iter_mut().for_each(|a| *a = false);
+                allowed.iter_mut().for_each(|row| row[j] = false);
+            }
+        }
+    }
+    let pos = |i: usize| world.pose(step.objects[i]).pos;
+    let mut chosen: Vec<Option<(usize, f64)>> = match step.assign {
+        Assign::Nearest => (0..n)
+            .map(|i| {
+                (0..step.targets.len())
+                    .filter(|&j| allowed[i][j])
+                    .map(|j| (j, dist3(pos(i), step.targets[j].pos)))
+                    .min_by(|a, b| a.1.total_cmp(&b.1))
+            })
+            .collect(),
+        Assign::Matching => matching(&allowed, |i, j| dist3(pos(i), step.targets[j].pos)),
+    };
+    // With replace, an object already inside its target region needs no move.
+    if step.replace {
+        for (i, c) in chosen.iter_mut().enumerate() {
+            if let Some((j, _)) = c {
+                if step.matches_target(world, i, *j) {
+                    *c = None;
+                }
+            }
+        }
+    }
+    let mut order: Vec<usize> = (0..n).filter(|&i| chosen[i].is_some()).collect();
+    if step.order == Order::FarthestFirst {
+        order.sort_by(|&a, &b| chosen[b].unwrap().1.total_cmp(&chosen[a].unwrap().1));
+    }
+    for i in order {
+        let obj = step.objects[i];
+        let o = world.pose(obj);
+        let (top, z_top) = world.top_at(o.pos[0], o.pos[1]);
+        if top != Some(obj) {
+            continue; // covered by something else
+        }
+        let (j, _) = chosen[i].unwrap();
+        let t = step.targets[j];
+        let pick_yaw = fold_quarter(o.yaw());
+        let turn = if step.rotations {
+            fold_quarter(wrap_angle(t.yaw - o.yaw()))
+        } else {
+            0.0
+        };
+        // The pick point relative to the object's centre, carried to the target.
+        let rel = [0.0, 0.0, z_top - o.pos[2]];
+        let place = EePose::new(t.pos[0], t.pos[1], t.pos[2] + rel[2], pick_yaw + turn);
+        let pick = EePose::new(o.pos[0], o.pos[1], z_top, pick_yaw);
+        let subtask = format!(
+            "pick up the {} and place it on the {}.",
+            step.pick_names[i],
+            place_name(world, step, j)
+        );
+        return Some(Action {
+            subtask,
+            pick,
+            place,
+        });
+    }
+    None
+}
+
+/// The name of target `j` in sub-task text; for stack levels, the block now below it.
+fn place_name(world: &World, step: &GoalStep, j: usize) -> String {
+    match &step.place_names[j] {
+        PlaceName::Text(t) => t.clone(),
+        PlaceName::OnTopOf(k) => (0..step.objects.len())
+            .find(|&i| step.matches_target(world, i, *k))
+            .map(|i| step.pick_names[i].clone())
+            .unwrap_or_else(|| place_name(world, step, *k)),
+    }
+}
+
+/// A one-to-one assignment of objects to allowed targets covering as many objects as
+/// possible, cheapest first; exhaustive, which is fine for the ≤ 7 objects of a step.
+fn matching(allowed: &[Vec<bool>], cost: impl Fn(usize, usize) -> f64) -> Vec<Option<(usize, f64)>> {
+    let n = allowed.len();
+    let m = allowed.first().map_or(0, |r| r.len());
+    let mut best: (usize, f64, Vec<Option<usize>>) = (0, f64::INFINITY, vec![None; n]);
+    let mut cur = vec![None; n];
+    let mut used = vec![false; m];
+    #[allow(clippy::too_many_arguments)]
+    fn go(
+        i: usize,
+        count: usize,
+        c: f64,
+        allowed: &[Vec<bool>],
+        cost: &dyn Fn(usize, usize) -> f64,
+        cur: &mut Vec<Option<usize>>,
+        used: &mut Vec<bool>,
+        best: &mut (usize, f64, Vec<Option<usize>>),
+    ) {
+        if i == allowed.len() {
+            if count > best.0 || (count == best.0 && c < best.1) {
+                *best = (count, c, cur.clone());
+            }
+            return;
+        }
+        for j in 0..used.len() {
+            if allowed[i][j] && !used[j] {
+                used[j] = true;
+                cur[i] = Some(j);
+                go(i + 1, count + 1, c + cost(i, j), allowed, cost, cur, used, best);
+                cur[i] = None;
+                used[j] = false;
+            }
+        }
+        go(i + 1, count, c, allowed, cost, cur, used, best);
+    }
+    go(0, 0, 0.0, allowed, &cost, &mut cur, &mut used, &mut best);
+    best.2
+        .iter()
+        .enumerate()
+        .map(|(i, j)| j.map(|j| (j, cost(i, j))))
+        .collect()
+}
+
+/// Picks a random spot of the heightmap and places at another: the floor any learned
+/// policy must beat.
+pub struct RandomPolicy {
+    rng: ChaCha8Rng,
+}
+
+impl RandomPolicy {
+    pub fn new(seed: u64) -> Self {
+        Self {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        }
+    }
+    fn spot(&mut self, obs: &Heightmap) -> EePose {
+        let u = self.rng.gen_range(0..camera::HEIGHT);
+        let v = self.rng.gen_range(0..camera::WIDTH);
+        let (x, y) = camera::pixel_to_world(u, v);
+        let (_, h) = obs.at(u, v);
+        EePose::new(x, y, h as f64, self.rng.gen_range(-FRAC_PI_4..FRAC_PI_4))
+    }
+}
+
+impl Policy for RandomPolicy {
+    fn decide(&mut self, _env: &Env, obs: &Heightmap) -> Decision {
+        Decision::Act(Action {
+            subtask: "pick up the block and place it on the zone.".into(),
+            pick: self.spot(obs),
+            place: self.spot(obs),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fold_keeps_cube_orientation() {
+        for a in [-3.0, -0.8, 0.0, 0.7, 1.6, 3.1] {
+            let f = fold_quarter(a);
+            assert!(f > -FRAC_PI_4 - 1e-12 && f <= FRAC_PI_4 + 1e-12, "{a} → {f}");
+            let k = (a - f) / std::f64::consts::FRAC_PI_2;
+            assert!((k - k.round()).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn matching_avoids_the_dead_end() {
+        // Greedy would give object 0 target 1 (cheap) and leave object 1 nothing.
+        let allowed = vec![vec![true, true], vec![false, true]];
+        let m = matching(&allowed, |i, j| if (i, j) == (0, 1) { 0.0 } else { 1.0 });
+        assert_eq!(m[0].map(|x| x.0), Some(0));
+        assert_eq!(m[1].map(|x| x.0), Some(1));
+    }
+}
