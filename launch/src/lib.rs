@@ -1,1 +1,261 @@
-pub fn x(){}
+//! The `loho` command line: every subcommand of DESIGN §9 that exists so far, wired to
+//! the library crates. `main.rs` only calls [`main_with`], so tests can run any
+//! subcommand in a child process exactly as the binary would.
+
+pub mod eval;
+pub mod render;
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use loho_runtime::BusConfig;
+use loho_sim::env::{Decision, Env};
+use loho_sim::{node, Split, TaskId, ALL_TASKS};
+
+use crate::eval::{EvalArgs, PolicyKind};
+
+#[derive(Parser, Debug)]
+#[command(name = "loho", version, about = "Robot control runtime for long-horizon VLA policies")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run one episode in this process and print each sub-task and reward as it happens.
+    Run {
+        #[arg(long, default_value = "B")]
+        task: String,
+        #[arg(long, default_value = "test")]
+        split: String,
+        /// Episode number within the split (its benchmark seed is derived from it).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, default_value = "oracle")]
+        policy: String,
+        /// Where to write the before/after pictures.
+        #[arg(long, default_value = "runs")]
+        out: PathBuf,
+    },
+    /// List the tasks with their letters, names and an example instruction.
+    Tasks,
+    /// Render one scene: colour heightmap, height, perspective view, side by side.
+    Render {
+        #[arg(long)]
+        task: String,
+        #[arg(long, default_value = "test")]
+        split: String,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Benchmark a policy: per-task score and success rate in the LoHoVLA layout.
+    Eval {
+        #[arg(long, default_value = "oracle")]
+        policy: String,
+        #[arg(long, default_value = "all")]
+        tasks: String,
+        #[arg(long, default_value = "test")]
+        split: String,
+        #[arg(long, default_value_t = 50)]
+        episodes: usize,
+        /// First episode number within the split.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Worker threads (default: all cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Run the simulator as a zenoh node.
+    Sim {
+        #[arg(long, default_value = "B")]
+        task: String,
+        #[arg(long, default_value = "test")]
+        split: String,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Camera frames per second while idle.
+        #[arg(long, default_value_t = 10.0)]
+        fps: f64,
+        #[command(flatten)]
+        bus: BusArgs,
+    },
+}
+
+/// Where a node's zenoh session listens and connects (loopback only by default).
+#[derive(clap::Args, Debug)]
+pub struct BusArgs {
+    #[arg(long, default_value = loho_runtime::keys::DEFAULT_ROBOT)]
+    pub robot: String,
+    /// zenoh endpoint to listen on, e.g. tcp/127.0.0.1:7447 (repeatable).
+    #[arg(long)]
+    pub listen: Vec<String>,
+    /// zenoh endpoint to connect to (repeatable).
+    #[arg(long)]
+    pub connect: Vec<String>,
+}
+
+impl BusArgs {
+    fn config(&self) -> BusConfig {
+        BusConfig {
+            robot: self.robot.clone(),
+            listen: self.listen.clone(),
+            connect: self.connect.clone(),
+        }
+    }
+}
+
+fn split(s: &str) -> Result<Split> {
+    Split::parse(s).with_context(|| format!("unknown split {s:?}: use train, val or test"))
+}
+
+fn env_for(task: &str, sp: &str, episode: u64) -> Result<Env> {
+    let task = TaskId::parse(task)?;
+    let sp = split(sp)?;
+    Ok(Env::new(task, sp, sp.seed(episode))?)
+}
+
+/// Parses `args` (including the program name) and runs the subcommand.
+pub fn main_with<I: IntoIterator<Item = String>>(args: I) -> Result<()> {
+    let cli = Cli::parse_from(args);
+    match cli.command {
+        Command::Tasks => {
+            for t in ALL_TASKS {
+                let env = Env::new(t, Split::Test, Split::Test.seed(0))?;
+                println!("{}  {:<62} {}", t.letter(), t.name(), env.instruction());
+            }
+            Ok(())
+        }
+        Command::Render {
+            task,
+            split: sp,
+            seed,
+            out,
+        } => {
+            let env = env_for(&task, &sp, seed)?;
+            render::scene_strip(env.world(), &env.observe()).save_png(&out)?;
+            println!("{}\nwrote {}", env.instruction(), out.display());
+            Ok(())
+        }
+        Command::Eval {
+            policy,
+            tasks,
+            split: sp,
+            episodes,
+            seed,
+            jobs,
+            json,
+        } => {
+            let args = EvalArgs {
+                policy: PolicyKind::parse(&policy)?,
+                tasks: TaskId::parse_list(&tasks)?,
+                split: split(&sp)?,
+                episodes,
+                seed,
+                jobs: jobs.unwrap_or_else(|| {
+                    std::thread::available_parallelism().map_or(1, |n| n.get())
+                }),
+            };
+            let report = eval::evaluate(&args)?;
+            print!("{}", eval::table(&report));
+            for f in &report.failures {
+                eprintln!(
+                    "failed: task {} seed {} reward {:.2} after {} steps; last sub-task: {}",
+                    f.task,
+                    f.seed,
+                    f.total_reward,
+                    f.steps,
+                    f.subtasks.last().map_or("", |s| s.as_str())
+                );
+            }
+            if let Some(path) = json {
+                let text = serde_json::to_string_pretty(&report)?;
+                std::fs::write(&path, text)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            Ok(())
+        }
+        Command::Run {
+            task,
+            split: sp,
+            seed,
+            policy,
+            out,
+        } => run_episode_live(&task, &sp, seed, &policy, &out),
+        Command::Sim {
+            task,
+            split: sp,
+            seed,
+            fps,
+            bus,
+        } => {
+            let sp = split(&sp)?;
+            let cfg = node::SimConfig {
+                bus: bus.config(),
+                task: TaskId::parse(&task)?,
+                split: sp,
+                seed: sp.seed(seed),
+                fps,
+            };
+            node::run(&cfg, Arc::new(AtomicBool::new(false)))?;
+            Ok(())
+        }
+    }
+}
+
+/// One episode with live output; pictures of the first and last frame under `out`.
+fn run_episode_live(task: &str, sp: &str, seed: u64, policy: &str, out: &PathBuf) -> Result<()> {
+    let mut env = env_for(task, sp, seed)?;
+    let kind = PolicyKind::parse(policy)?;
+    let mut pol = kind.make(seed);
+    println!("instruction: {}", env.instruction());
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let name = format!(
+        "{}-{}-{}",
+        env.episode.task.letter(),
+        env.episode.split.name(),
+        env.episode.seed
+    );
+    let first = out.join(format!("{name}-start.png"));
+    render::scene_strip(env.world(), &env.observe()).save_png(&first)?;
+    while !env.is_done() {
+        let obs = env.observe();
+        match pol.decide(&env, &obs) {
+            Decision::Done(text) => {
+                println!("sub-task: {text}");
+                break;
+            }
+            Decision::Act(a) => {
+                let r = env.step(&a)?;
+                println!(
+                    "step {}: {}  reward {:+.2}  total {:.2}",
+                    env.steps_taken(),
+                    a.subtask,
+                    r.reward,
+                    r.total
+                );
+            }
+        }
+    }
+    let last = out.join(format!("{name}-end.png"));
+    render::scene_strip(env.world(), &env.observe()).save_png(&last)?;
+    println!(
+        "result: task {} {} seed {}: {} with score {:.1} in {} steps (pictures: {}, {})",
+        env.episode.task.letter(),
+        env.episode.split.name(),
+        env.episode.seed,
+        if env.success() { "success" } else { "failure" },
+        100.0 * env.total_reward(),
+        env.steps_taken(),
+        first.display(),
+        last.display()
+    );
+    Ok(())
+}

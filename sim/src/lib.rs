@@ -15,6 +15,7 @@ pub mod camera;
 pub mod colors;
 pub mod env;
 pub mod goal;
+pub mod node;
 pub mod oracle;
 pub mod scene;
 pub mod tasks;

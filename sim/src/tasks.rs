@@ -594,7 +594,7 @@ fn task_c(b: &mut Builder, split: Split) -> Option<Spec> {
 }
 
 /// D: one tower, on the first block in the named area, of every block that starts there;
-/// bigger blocks below smaller ones.
+/// bigger blocks below smaller ones, at most 0.26 m tall (the camera sees up to 0.28 m).
 fn task_d(b: &mut Builder, split: Split) -> Option<Spec> {
     let n = b.range(5, 7);
     let cols = b.colors(&split.colors(), n);
@@ -604,7 +604,13 @@ fn task_d(b: &mut Builder, split: Split) -> Option<Spec> {
         .iter()
         .flat_map(|&c| [(Kind::SmallBlock, c), (Kind::BigBlock, c)])
         .collect();
-    all.shuffle(b.rng);
+    // The tower must stay within the camera's height range: at most 0.26 m tall.
+    loop {
+        all.shuffle(b.rng);
+        if all[..k].iter().map(|(kind, _)| kind.size()).sum::<f64>() <= 0.26 + 1e-9 {
+            break;
+        }
+    }
     let (inside, outside) = all.split_at(k);
     // Bigger blocks first: the tower's order is its spawn order.
     let mut inside = inside.to_vec();

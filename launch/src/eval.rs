@@ -1,0 +1,193 @@
+//! `loho eval`: the benchmark table, episodes spread over worker threads.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use loho_sim::{run_episode, EpisodeResult, Oracle, Policy, RandomPolicy, Split, TaskId};
+use serde::Serialize;
+
+/// Which policy acts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyKind {
+    Oracle,
+    Random,
+}
+
+impl PolicyKind {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "oracle" => Ok(Self::Oracle),
+            "random" => Ok(Self::Random),
+            other => anyhow::bail!("unknown policy {other:?}: use oracle or random"),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Oracle => "oracle",
+            Self::Random => "random",
+        }
+    }
+    pub fn make(self, seed: u64) -> Box<dyn Policy> {
+        match self {
+            Self::Oracle => Box::new(Oracle),
+            Self::Random => Box::new(RandomPolicy::new(seed)),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct TaskRow {
+    pub letter: String,
+    pub name: String,
+    pub episodes: usize,
+    pub score: f64,
+    pub success_rate: f64,
+    pub mean_steps: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Failure {
+    pub task: String,
+    pub seed: u64,
+    pub total_reward: f64,
+    pub steps: usize,
+    pub subtasks: Vec<String>,
+}
+
+/// What `--json` writes.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub policy: String,
+    pub split: Split,
+    pub seed: u64,
+    pub episodes: usize,
+    pub tasks: Vec<TaskRow>,
+    pub mean_score: f64,
+    pub mean_success_rate: f64,
+    pub wall_s: f64,
+    pub failures: Vec<Failure>,
+}
+
+pub struct EvalArgs {
+    pub policy: PolicyKind,
+    pub tasks: Vec<TaskId>,
+    pub split: Split,
+    pub episodes: usize,
+    pub seed: u64,
+    pub jobs: usize,
+}
+
+/// Runs every (task, episode) pair; episode k of a task uses the split's seed number
+/// `seed + k`, so tasks share seeds and runs are reproducible.
+pub fn evaluate(a: &EvalArgs) -> Result<Report> {
+    let work: Vec<(TaskId, u64)> = a
+        .tasks
+        .iter()
+        .flat_map(|&t| (0..a.episodes as u64).map(move |k| (t, a.split.seed(a.seed + k))))
+        .collect();
+    let bar = ProgressBar::new(work.len() as u64).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} episodes  {elapsed} (eta {eta})  {msg}")
+            .expect("template"),
+    );
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<EpisodeResult>> = Mutex::new(Vec::with_capacity(work.len()));
+    let start = Instant::now();
+    let errors: Mutex<Vec<anyhow::Error>> = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..a.jobs.max(1) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&(task, seed)) = work.get(i) else { break };
+                let mut policy = a.policy.make(seed);
+                match run_episode(task, a.split, seed, policy.as_mut())
+                    .with_context(|| format!("task {} seed {seed}", task.letter()))
+                {
+                    Ok(r) => {
+                        if !r.success {
+                            bar.set_message(format!("{} seed {} failed", task.letter(), seed));
+                        }
+                        results.lock().unwrap().push(r);
+                    }
+                    Err(e) => errors.lock().unwrap().push(e),
+                }
+                bar.inc(1);
+            });
+        }
+    });
+    bar.finish_and_clear();
+    if let Some(e) = errors.into_inner().unwrap().into_iter().next() {
+        return Err(e);
+    }
+    let mut results = results.into_inner().unwrap();
+    results.sort_by_key(|r| (r.task, r.seed));
+    let mut rows = Vec::new();
+    for &t in &a.tasks {
+        let rs: Vec<&EpisodeResult> = results.iter().filter(|r| r.task == t).collect();
+        let n = rs.len().max(1) as f64;
+        rows.push(TaskRow {
+            letter: t.letter().to_string(),
+            name: t.name().into(),
+            episodes: rs.len(),
+            score: 100.0 * rs.iter().map(|r| r.total_reward).sum::<f64>() / n,
+            success_rate: 100.0 * rs.iter().filter(|r| r.success).count() as f64 / n,
+            mean_steps: rs.iter().map(|r| r.steps as f64).sum::<f64>() / n,
+        });
+    }
+    let m = rows.len().max(1) as f64;
+    Ok(Report {
+        policy: a.policy.name().into(),
+        split: a.split,
+        seed: a.seed,
+        episodes: a.episodes,
+        mean_score: rows.iter().map(|r| r.score).sum::<f64>() / m,
+        mean_success_rate: rows.iter().map(|r| r.success_rate).sum::<f64>() / m,
+        tasks: rows,
+        wall_s: start.elapsed().as_secs_f64(),
+        failures: results
+            .iter()
+            .filter(|r| !r.success)
+            .map(|r| Failure {
+                task: r.task.letter().to_string(),
+                seed: r.seed,
+                total_reward: r.total_reward,
+                steps: r.steps,
+                subtasks: r.subtasks.clone(),
+            })
+            .collect(),
+    })
+}
+
+/// The table in the LoHoVLA layout: tasks as columns, score and success rate as rows.
+pub fn table(r: &Report) -> String {
+    let mut s = format!(
+        "policy {}  split {}  {} episodes per task  seed {}\n",
+        r.policy,
+        r.split.name(),
+        r.episodes,
+        r.seed
+    );
+    s += &format!("{:<12}", "");
+    for t in &r.tasks {
+        s += &format!("{:>7}", t.letter);
+    }
+    s += &format!("{:>8}\n", "Avg");
+    s += &format!("{:<12}", "Score");
+    for t in &r.tasks {
+        s += &format!("{:>7.1}", t.score);
+    }
+    s += &format!("{:>8.1}\n", r.mean_score);
+    s += &format!("{:<12}", "Success (%)");
+    for t in &r.tasks {
+        s += &format!("{:>7.1}", t.success_rate);
+    }
+    s += &format!("{:>8.1}\n", r.mean_success_rate);
+    s += &format!("{:<12}", "Steps");
+    for t in &r.tasks {
+        s += &format!("{:>7.1}", t.mean_steps);
+    }
+    s += &format!("\nwall time {:.1} s\n", r.wall_s);
+    s
+}

@@ -1,0 +1,75 @@
+//! Pictures of scenes: PNG files for `loho render`.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use loho_sim::camera::{self, Heightmap};
+use loho_sim::world::World;
+
+/// An RGB picture.
+pub struct Picture {
+    pub width: usize,
+    pub height: usize,
+    pub pixels: Vec<[u8; 3]>,
+}
+
+impl Picture {
+    fn blank(width: usize, height: usize) -> Self {
+        Self {
+            width,
+            height,
+            pixels: vec![[255; 3]; width * height],
+        }
+    }
+    fn blit(&mut self, x0: usize, src: &Picture) {
+        for r in 0..src.height.min(self.height) {
+            for c in 0..src.width {
+                self.pixels[r * self.width + x0 + c] = src.pixels[r * src.width + c];
+            }
+        }
+    }
+    pub fn save_png(&self, path: &Path) -> Result<()> {
+        let f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        let mut enc = png::Encoder::new(BufWriter::new(f), self.width as u32, self.height as u32);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut w = enc.write_header()?;
+        let bytes: Vec<u8> = self.pixels.iter().flatten().copied().collect();
+        w.write_image_data(&bytes)?;
+        Ok(())
+    }
+}
+
+/// Colour heightmap, height as grey (white = 0.28 m), and the perspective view, side by
+/// side with a small gap.
+pub fn scene_strip(world: &World, hm: &Heightmap) -> Picture {
+    let (w, h) = (camera::WIDTH, camera::HEIGHT);
+    let colour = Picture {
+        width: w,
+        height: h,
+        pixels: hm.color.clone(),
+    };
+    let depth = Picture {
+        width: w,
+        height: h,
+        pixels: hm
+            .height
+            .iter()
+            .map(|&z| [(z as f64 / camera::Z_MAX * 255.0).round() as u8; 3])
+            .collect(),
+    };
+    let (pw, ph) = (h * 4 / 3, h);
+    let persp = Picture {
+        width: pw,
+        height: ph,
+        pixels: camera::perspective(world, pw, ph),
+    };
+    let gap = 8;
+    let mut out = Picture::blank(2 * w + pw + 2 * gap, h);
+    out.blit(0, &colour);
+    out.blit(w + gap, &depth);
+    out.blit(2 * (w + gap), &persp);
+    out
+}
