@@ -36,8 +36,10 @@ pub fn pixel_to_world(u: usize, v: usize) -> (f64, f64) {
 
 /// The cell (row, column) containing world (x, y), or `None` outside the workspace.
 pub fn world_to_pixel(x: f64, y: f64) -> Option<(usize, usize)> {
-    let v = ((x - X_MIN) / PIXEL).floor();
-    let u = ((y - Y_MIN) / PIXEL).floor();
+    // The epsilon keeps points on a cell boundary (0.6 / 0.003125 = 191.99…) in the cell
+    // they start.
+    let v = ((x - X_MIN) / PIXEL + 1e-9).floor();
+    let u = ((y - Y_MIN) / PIXEL + 1e-9).floor();
     (v >= 0.0 && u >= 0.0 && (v as usize) < WIDTH && (u as usize) < HEIGHT)
         .then_some((u as usize, v as usize))
 }
@@ -100,7 +102,7 @@ pub fn render(world: &World) -> Heightmap {
     for (i, o) in world.objects.iter().enumerate() {
         let pose = world.pose(i);
         match o.kind {
-            Kind::Zone => raster(&mut hm, &pose, ZONE_OUTLINE / 2.0, |p| {
+            Kind::Zone => raster(&mut hm, &pose, ZONE_OUTLINE * std::f64::consts::FRAC_1_SQRT_2, |p| {
                 let h = ZONE_OUTLINE / 2.0;
                 let inner = h - ZONE_BORDER;
                 let inside_outer = p[0].abs() <= h && p[1].abs() <= h;
