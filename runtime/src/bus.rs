@@ -126,6 +126,12 @@ impl Bus {
         })
     }
 
+    /// Puts raw bytes on a topic, bypassing encoding: for bridges, tools and fault
+    /// injection tests.
+    pub fn put_bytes(&self, topic: &str, bytes: Vec<u8>) -> Result<(), BusError> {
+        Ok(self.session.put(self.key(topic), bytes).wait()?)
+    }
+
     /// Calls `on` with every decoded message (or the decoding error) on `topic`.
     pub fn subscribe<T, F>(&self, topic: &str, on: F) -> Result<Subscription, BusError>
     where

@@ -9,7 +9,7 @@
 
 use loho_runtime::trajectory::{resume_index, EePose, Phase, Setpoint};
 use rapier3d::math::{Pose, Rotation, Vector};
-use rapier3d::parry::query::ShapeCastOptions;
+use rapier3d::parry::query::{cast_shapes, ShapeCastOptions};
 use rapier3d::prelude::*;
 
 use crate::colors::Color;
@@ -321,6 +321,32 @@ impl World {
         }
     }
 
+    /// Where a collider is now. Read from its body rather than from rapier's collider
+    /// pose or broad phase, which catch up only at the next step: queries must also see
+    /// objects just added or moved by hand.
+    fn collider_pose(&self, c: &Collider) -> Pose {
+        let body = *self.phys.bodies[c.parent().expect("every collider has a body")].position();
+        match c.position_wrt_parent() {
+            Some(rel) => body * *rel,
+            None => body,
+        }
+    }
+
+    /// The nearest collider along a ray, skipping `skip`'s colliders. A scan over all
+    /// colliders: a tabletop has a few dozen.
+    fn ray_hit(&self, ray: &Ray, max: f32, skip: Option<RigidBodyHandle>) -> Option<(ColliderHandle, RayIntersection)> {
+        self.phys
+            .colliders
+            .iter()
+            .filter(|(_, c)| skip.is_none() || c.parent() != skip)
+            .filter_map(|(h, c)| {
+                c.shape()
+                    .cast_ray_and_get_normal(&self.collider_pose(c), ray, max, true)
+                    .map(|hit| (h, hit))
+            })
+            .min_by(|a, b| a.1.time_of_impact.total_cmp(&b.1.time_of_impact))
+    }
+
     /// Sets an object's velocity (for knocking things over in tests).
     pub fn push(&mut self, i: usize, linvel: [f64; 3]) {
         if let Some(h) = self.objects[i].body {
@@ -376,34 +402,39 @@ impl World {
         match self.held {
             None => {
                 let ray = Ray::new(glam_vec([self.tip.x, self.tip.y, self.tip.z]), -Vector::Z);
-                let (h, toi) = self
-                    .phys
-                    .cast_ray(&ray, look, true, QueryFilter::default())?;
-                Some(((toi - CONTACT_GAP).max(0.0), self.object_of(h)))
+                let (h, hit) = self.ray_hit(&ray, look, None)?;
+                Some(((hit.time_of_impact - CONTACT_GAP).max(0.0), self.object_of(h)))
             }
             Some((i, _)) => {
                 let body = self.objects[i].body.expect("held objects have bodies");
                 let b = &self.phys.bodies[body];
-                let col = b.colliders()[0];
-                let shape = self.phys.colliders[col].shared_shape().clone();
+                let held = &self.phys.colliders[b.colliders()[0]];
                 let opts = ShapeCastOptions {
                     max_time_of_impact: look,
                     target_distance: 0.0,
                     stop_at_penetration: false,
                     compute_impact_geometry_on_penetration: false,
                 };
-                let filter = QueryFilter::default().exclude_rigid_body(body);
-                let (h, hit) = self.phys.cast_shape(
-                    b.position(),
-                    -Vector::Z,
-                    shape.as_ref(),
-                    opts,
-                    filter,
-                )?;
-                Some((
-                    (hit.time_of_impact - CONTACT_GAP).max(0.0),
-                    self.object_of(h),
-                ))
+                self.phys
+                    .colliders
+                    .iter()
+                    .filter(|(_, c)| c.parent() != Some(body))
+                    .filter_map(|(h, c)| {
+                        cast_shapes(
+                            b.position(),
+                            -Vector::Z,
+                            held.shape(),
+                            &self.collider_pose(c),
+                            Vector::ZERO,
+                            c.shape(),
+                            opts,
+                        )
+                        .ok()
+                        .flatten()
+                        .map(|hit| (h, hit.time_of_impact))
+                    })
+                    .min_by(|a, b| a.1.total_cmp(&b.1))
+                    .map(|(h, toi)| ((toi - CONTACT_GAP).max(0.0), self.object_of(h)))
             }
         }
     }
@@ -499,22 +530,22 @@ impl World {
     /// where the line meets it (the table is `None`).
     pub fn top_at(&self, x: f64, y: f64) -> (Option<usize>, f64) {
         let ray = Ray::new(Vector::new(x as f32, y as f32, 1.0), -Vector::Z);
-        match self.phys.cast_ray(&ray, 2.0, true, QueryFilter::default()) {
-            Some((h, toi)) => (self.object_of(h), 1.0 - toi as f64),
+        match self.ray_hit(&ray, 2.0, None) {
+            Some((h, hit)) => (self.object_of(h), 1.0 - hit.time_of_impact as f64),
             None => (None, 0.0),
         }
     }
 
     /// First hit of a ray: the object (or `None` for the table), the distance and the
     /// surface normal. Used by the perspective renderer.
-    pub fn cast(&self, origin: [f64; 3], dir: [f64; 3], max: f64) -> Option<(Option<usize>, f64, [f64; 3])> {
+    pub fn cast(
+        &self,
+        origin: [f64; 3],
+        dir: [f64; 3],
+        max: f64,
+    ) -> Option<(Option<usize>, f64, [f64; 3])> {
         let ray = Ray::new(glam_vec(origin), glam_vec(dir));
-        let (h, hit) = self.phys.cast_ray_and_get_normal(
-            &ray,
-            max as f32,
-            true,
-            QueryFilter::default(),
-        )?;
+        let (h, hit) = self.ray_hit(&ray, max as f32, None)?;
         let n = hit.normal;
         Some((
             self.object_of(h),
