@@ -100,7 +100,9 @@ pub fn evaluate(a: &EvalArgs) -> Result<Report> {
         for _ in 0..a.jobs.max(1) {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(&(task, seed)) = work.get(i) else { break };
+                let Some(&(task, seed)) = work.get(i) else {
+                    break;
+                };
                 let mut policy = a.policy.make(seed);
                 match run_episode(task, a.split, seed, policy.as_mut())
                     .with_context(|| format!("task {} seed {seed}", task.letter()))

@@ -18,7 +18,11 @@ use loho_sim::{node, Split, TaskId, ALL_TASKS};
 use crate::eval::{EvalArgs, PolicyKind};
 
 #[derive(Parser, Debug)]
-#[command(name = "loho", version, about = "Robot control runtime for long-horizon VLA policies")]
+#[command(
+    name = "loho",
+    version,
+    about = "Robot control runtime for long-horizon VLA policies"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -159,9 +163,8 @@ pub fn main_with<I: IntoIterator<Item = String>>(args: I) -> Result<()> {
                 split: split(&sp)?,
                 episodes,
                 seed,
-                jobs: jobs.unwrap_or_else(|| {
-                    std::thread::available_parallelism().map_or(1, |n| n.get())
-                }),
+                jobs: jobs
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
             };
             let report = eval::evaluate(&args)?;
             print!("{}", eval::table(&report));

@@ -33,7 +33,10 @@ pub fn alive(robot: &str, node: &str) -> String {
 mod tests {
     #[test]
     fn keys_are_under_the_robot() {
-        assert_eq!(super::key("arm0", super::COLOR), "loho/arm0/camera/top/color");
+        assert_eq!(
+            super::key("arm0", super::COLOR),
+            "loho/arm0/camera/top/color"
+        );
         assert_eq!(super::alive("arm1", "sim"), "loho/arm1/@alive/sim");
     }
 }

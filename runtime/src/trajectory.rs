@@ -174,9 +174,10 @@ pub fn pick_place(
         }
     }
     for l in [&p.travel, &p.descend] {
-        if !(l.speed > 0.0 && l.accel > 0.0 && l.yaw_speed > 0.0)
-            || !(l.speed.is_finite() && l.accel.is_finite() && l.yaw_speed.is_finite())
-        {
+        let ok = [l.speed, l.accel, l.yaw_speed]
+            .iter()
+            .all(|v| v.is_finite() && *v > 0.0);
+        if !ok {
             return Err(TrajectoryError::BadLimits);
         }
     }
@@ -207,10 +208,22 @@ pub fn pick_place(
     };
     let segs = [
         (Phase::Approach, start, above_pick, &p.travel, false),
-        (Phase::DescendPick, above_pick, pick_bottom, &p.descend, false),
+        (
+            Phase::DescendPick,
+            above_pick,
+            pick_bottom,
+            &p.descend,
+            false,
+        ),
         (Phase::Lift, pick_bottom, above_pick, &p.travel, true),
         (Phase::Transfer, above_pick, above_place, &p.travel, true),
-        (Phase::DescendPlace, above_place, place_bottom, &p.descend, true),
+        (
+            Phase::DescendPlace,
+            above_place,
+            place_bottom,
+            &p.descend,
+            true,
+        ),
         (Phase::Retreat, place_bottom, above_place, &p.travel, false),
     ];
     let dt = 1.0 / p.rate_hz;
@@ -301,7 +314,12 @@ mod tests {
             } else {
                 p.travel
             };
-            assert!(v <= lim.speed * 1.01, "{v} > {} in {:?}", lim.speed, w[1].phase);
+            assert!(
+                v <= lim.speed * 1.01,
+                "{v} > {} in {:?}",
+                lim.speed,
+                w[1].phase
+            );
             let a = (v - prev_v).abs() / dt;
             assert!(a <= lim.accel * 1.01, "{a} in {:?}", w[1].phase);
             prev_v = v;
@@ -311,11 +329,7 @@ mod tests {
     #[test]
     fn descents_aim_below_the_keypose_and_end_above_it() {
         let s = sample();
-        let bottom = s
-            .iter()
-            .filter(|p| p.phase == Phase::DescendPick)
-            .last()
-            .unwrap();
+        let bottom = s.iter().rfind(|p| p.phase == Phase::DescendPick).unwrap();
         assert!((bottom.pose.z - 0.01).abs() < 1e-9);
         let last = s.last().unwrap();
         assert!((last.pose.z - 0.38).abs() < 1e-9);

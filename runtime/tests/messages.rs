@@ -24,12 +24,22 @@ fn roundtrip<T: Message + std::fmt::Debug + PartialEq>(m: T) -> Vec<u8> {
 
 #[test]
 fn every_message_round_trips() {
-    roundtrip(StringMsg { data: "pick up the red block.".into() });
+    roundtrip(StringMsg {
+        data: "pick up the red block.".into(),
+    });
     roundtrip(BoolMsg { data: true });
-    roundtrip(Time { sec: -3, nanosec: 999 });
+    roundtrip(Time {
+        sec: -3,
+        nanosec: 999,
+    });
     roundtrip(header());
     roundtrip(pose());
-    roundtrip(Image::rgb8(header(), 2, 2, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]));
+    roundtrip(Image::rgb8(
+        header(),
+        2,
+        2,
+        vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
+    ));
     roundtrip(Image::f32c1(header(), 2, 1, &[0.04, 0.25]));
     roundtrip(HeightmapInfo {
         header: header(),
@@ -53,15 +63,31 @@ fn every_message_round_trips() {
     });
     roundtrip(ActionChunk {
         header: header(),
-        obs_stamp: Time { sec: 12, nanosec: 5 },
+        obs_stamp: Time {
+            sec: 12,
+            nanosec: 5,
+        },
         chunk_id: 7,
         subtask: "pick up the red block and place it on the blue bowl.".into(),
         keyposes: vec![
-            Keypose { pose: pose(), gripper: 1.0, duration: 0.0 },
-            Keypose { pose: pose(), gripper: 0.0, duration: 1.5 },
+            Keypose {
+                pose: pose(),
+                gripper: 1.0,
+                duration: 0.0,
+            },
+            Keypose {
+                pose: pose(),
+                gripper: 0.0,
+                duration: 1.5,
+            },
         ],
     });
-    roundtrip(EeCommand { header: header(), chunk_id: 3, target: pose(), gripper: 0.0 });
+    roundtrip(EeCommand {
+        header: header(),
+        chunk_id: 3,
+        target: pose(),
+        gripper: 0.0,
+    });
     roundtrip(ExecStatus {
         header: header(),
         chunk_id: 3,
@@ -87,15 +113,23 @@ fn every_message_round_trips() {
             name: "controller".into(),
             message: "NaN in chunk".into(),
             hardware_id: "arm0".into(),
-            values: vec![KeyValue { key: "chunk".into(), value: "3".into() }],
+            values: vec![KeyValue {
+                key: "chunk".into(),
+                value: "3".into(),
+            }],
         }],
     });
-    roundtrip(Clock { clock: Time { sec: 1, nanosec: 2 } });
+    roundtrip(Clock {
+        clock: Time { sec: 1, nanosec: 2 },
+    });
 }
 
 #[test]
 fn std_string_hello_is_ros2_bytes() {
-    let b = StringMsg { data: "hello".into() }.encode();
+    let b = StringMsg {
+        data: "hello".into(),
+    }
+    .encode();
     assert_eq!(
         b,
         [0x00, 0x01, 0x00, 0x00, 0x06, 0x00, 0x00, 0x00, 0x68, 0x65, 0x6c, 0x6c, 0x6f, 0x00]
@@ -128,7 +162,10 @@ fn image_uses_ros2_alignment() {
 fn f64_fields_align_to_eight() {
     // ArmState: the header takes 4 + 4 + 4 + "world\0" = 18 bytes, so the pose's first
     // float64 is padded to offset 24.
-    let m = ArmState { header: header(), ..Default::default() };
+    let m = ArmState {
+        header: header(),
+        ..Default::default()
+    };
     let b = m.encode();
     assert_eq!(&b[4 + 18..4 + 24], &[0; 6]);
 }
@@ -155,7 +192,10 @@ fn garbage_is_an_error_not_a_panic() {
             let _ = EpisodeEvent::decode(b);
         }
     }
-    assert!(matches!(StringMsg::decode(&[1, 0]), Err(CdrError::NoHeader(2))));
+    assert!(matches!(
+        StringMsg::decode(&[1, 0]),
+        Err(CdrError::NoHeader(2))
+    ));
     assert!(matches!(
         StringMsg::decode(&[0, 0, 0, 0, 1, 0, 0, 0, 0]),
         Err(CdrError::Encapsulation(0, 0))

@@ -19,7 +19,11 @@ fn ten_blocks() -> (World, GoalStep) {
         .map(|i| {
             let x = 0.32 + 0.09 * (i % 5) as f64;
             let y = if i < 5 { -0.3 } else { 0.3 };
-            w.add_block(Kind::SmallBlock, ALL[i], ObjPose::from_xyz_yaw(x, y, 0.02, 0.3 * i as f64))
+            w.add_block(
+                Kind::SmallBlock,
+                ALL[i],
+                ObjPose::from_xyz_yaw(x, y, 0.02, 0.3 * i as f64),
+            )
         })
         .collect();
     let step = GoalStep {
@@ -27,7 +31,10 @@ fn ten_blocks() -> (World, GoalStep) {
         symmetry: vec![0.0; 4],
         matches: vec![vec![true; 4]; 4],
         targets: (1..5)
-            .map(|l| Target { pos: [0.5, 0.0, 0.02 + 0.04 * l as f64], yaw: 0.0 })
+            .map(|l| Target {
+                pos: [0.5, 0.0, 0.02 + 0.04 * l as f64],
+                yaw: 0.0,
+            })
             .collect(),
         pick_names: vec!["block".into(); 4],
         place_names: vec![PlaceName::Text("block".into()); 4],
@@ -35,10 +42,17 @@ fn ten_blocks() -> (World, GoalStep) {
         rotations: true,
         assign: Assign::Nearest,
         order: Order::Input,
-        metric: Metric::Pose { pos_eps: 0.01, height_eps: Some(HEIGHT_EPS) },
+        metric: Metric::Pose {
+            pos_eps: 0.01,
+            height_eps: Some(HEIGHT_EPS),
+        },
         max_reward: 1.0,
     };
-    w.add_block(Kind::SmallBlock, ALL[10], ObjPose::from_xyz_yaw(0.5, 0.0, 0.02, 0.0));
+    w.add_block(
+        Kind::SmallBlock,
+        ALL[10],
+        ObjPose::from_xyz_yaw(0.5, 0.0, 0.02, 0.0),
+    );
     (w, step)
 }
 
@@ -68,10 +82,10 @@ fn main() {
 
     // Physics with everything moving: the same blocks dropped from 5 cm, no sleeping.
     let mut w = World::new();
-    for i in 0..10 {
+    for (i, &c) in ALL.iter().take(10).enumerate() {
         let x = 0.32 + 0.09 * (i % 5) as f64;
         let y = if i < 5 { -0.2 } else { 0.2 };
-        w.add_block(Kind::SmallBlock, ALL[i], ObjPose::from_xyz_yaw(x, y, 0.07, 0.5));
+        w.add_block(Kind::SmallBlock, c, ObjPose::from_xyz_yaw(x, y, 0.07, 0.5));
     }
     let t = Instant::now();
     w.wait(0.5);
@@ -89,12 +103,20 @@ fn main() {
         std::hint::black_box(render(&w));
     }
     let hm = t.elapsed().as_secs_f64() / n as f64;
-    println!("heightmap 320×160 RGB-D: {:.1} µs per frame ({:.0} frames/s)", hm * 1e6, 1.0 / hm);
+    println!(
+        "heightmap 320×160 RGB-D: {:.1} µs per frame ({:.0} frames/s)",
+        hm * 1e6,
+        1.0 / hm
+    );
     let t = Instant::now();
     let m = 5;
     for _ in 0..m {
         std::hint::black_box(perspective(&w, 427, 320));
     }
     let pv = t.elapsed().as_secs_f64() / m as f64;
-    println!("perspective 427×320 (ray-traced): {:.1} ms per frame, {:.0}× the heightmap", pv * 1e3, pv / hm);
+    println!(
+        "perspective 427×320 (ray-traced): {:.1} ms per frame, {:.0}× the heightmap",
+        pv * 1e3,
+        pv / hm
+    );
 }

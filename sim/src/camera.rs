@@ -102,13 +102,18 @@ pub fn render(world: &World) -> Heightmap {
     for (i, o) in world.objects.iter().enumerate() {
         let pose = world.pose(i);
         match o.kind {
-            Kind::Zone => raster(&mut hm, &pose, ZONE_OUTLINE * std::f64::consts::FRAC_1_SQRT_2, |p| {
-                let h = ZONE_OUTLINE / 2.0;
-                let inner = h - ZONE_BORDER;
-                let inside_outer = p[0].abs() <= h && p[1].abs() <= h;
-                let inside_inner = p[0].abs() < inner && p[1].abs() < inner;
-                (inside_outer && !inside_inner).then_some((ZONE_Z, o.color.rgb))
-            }),
+            Kind::Zone => raster(
+                &mut hm,
+                &pose,
+                ZONE_OUTLINE * std::f64::consts::FRAC_1_SQRT_2,
+                |p| {
+                    let h = ZONE_OUTLINE / 2.0;
+                    let inner = h - ZONE_BORDER;
+                    let inside_outer = p[0].abs() <= h && p[1].abs() <= h;
+                    let inside_inner = p[0].abs() < inner && p[1].abs() < inner;
+                    (inside_outer && !inside_inner).then_some((ZONE_Z, o.color.rgb))
+                },
+            ),
             Kind::Bowl => raster(&mut hm, &pose, BOWL_OUTER, |p| {
                 let r = (p[0] * p[0] + p[1] * p[1]).sqrt();
                 if r > BOWL_OUTER {
@@ -125,7 +130,10 @@ pub fn render(world: &World) -> Heightmap {
                 let h = o.kind.size() / 2.0;
                 raster(&mut hm, &pose, h * 3f64.sqrt(), |p| {
                     top_of_box(&pose, h, p).map(|(z, nz)| {
-                        (z, o.color.rgb.map(|c| (c as f64 * (0.55 + 0.45 * nz)) as u8))
+                        (
+                            z,
+                            o.color.rgb.map(|c| (c as f64 * (0.55 + 0.45 * nz)) as u8),
+                        )
                     })
                 });
             }
@@ -218,7 +226,10 @@ pub fn perspective(world: &World, width: usize, height: usize) -> Vec<[u8; 3]> {
             let color = match world.cast(eye, dir, 5.0) {
                 Some((Some(i), _, n)) => {
                     let shade = 0.35 + 0.65 * dot(n, light).max(0.0);
-                    world.objects[i].color.rgb.map(|ch| (ch as f64 * shade) as u8)
+                    world.objects[i]
+                        .color
+                        .rgb
+                        .map(|ch| (ch as f64 * shade) as u8)
                 }
                 Some((None, t, _)) => floor_color(world, add(eye, mul(dir, t))),
                 None => [200, 200, 210],
@@ -236,8 +247,7 @@ fn floor_color(world: &World, p: [f64; 3]) -> [u8; 3] {
             let l = world.pose(i).inverse_transform([p[0], p[1], 0.0]);
             let h = ZONE_OUTLINE / 2.0;
             let inner = h - ZONE_BORDER;
-            if l[0].abs() <= h && l[1].abs() <= h && !(l[0].abs() < inner && l[1].abs() < inner)
-            {
+            if l[0].abs() <= h && l[1].abs() <= h && !(l[0].abs() < inner && l[1].abs() < inner) {
                 return o.color.rgb;
             }
         }

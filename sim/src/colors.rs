@@ -10,7 +10,10 @@ pub struct Color {
 }
 
 const fn c(name: &'static str, r: u8, g: u8, b: u8) -> Color {
-    Color { name, rgb: [r, g, b] }
+    Color {
+        name,
+        rgb: [r, g, b],
+    }
 }
 
 /// All 11 colours, in the palette's dictionary order (distractor walks depend on it).

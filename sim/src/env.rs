@@ -153,8 +153,8 @@ impl Env {
             }
         }
         let world = &mut self.episode.world;
-        let sp = pick_place(world.tip(), a.pick, a.place, &self.params)
-            .map_err(Rejected::Trajectory)?;
+        let sp =
+            pick_place(world.tip(), a.pick, a.place, &self.params).map_err(Rejected::Trajectory)?;
         Ok(world.execute(&sp, SETTLE_S))
     }
 }

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use loho_runtime::bus::{Bus, BusConfig, BusError, Qos};
 use loho_runtime::keys;
 use loho_runtime::msg::{
-    ActionChunk, ArmState, DiagnosticArray, DiagnosticStatus, EpisodeEvent, Header,
-    HeightmapInfo, Image, KeyValue, Pose, StringMsg,
+    ActionChunk, ArmState, DiagnosticArray, DiagnosticStatus, EpisodeEvent, Header, HeightmapInfo,
+    Image, KeyValue, Pose, StringMsg,
 };
 use loho_runtime::trajectory::EePose;
 use thiserror::Error;
@@ -91,7 +91,12 @@ pub fn run(cfg: &SimConfig, stop: Arc<AtomicBool>) -> Result<(), NodeError> {
     })?;
     let mut env = Env::new(cfg.task, cfg.split, cfg.seed)?;
     let mut joints = ur5e::HOME;
-    tracing::info!(task = cfg.task.name(), seed = cfg.seed, "sim: {}", env.instruction());
+    tracing::info!(
+        task = cfg.task.name(),
+        seed = cfg.seed,
+        "sim: {}",
+        env.instruction()
+    );
     let period = Duration::from_secs_f64(1.0 / cfg.fps.max(0.1));
     let mut next_frame = Instant::now();
     let mut frame = env.observe();
@@ -112,7 +117,13 @@ pub fn run(cfg: &SimConfig, stop: Arc<AtomicBool>) -> Result<(), NodeError> {
                 });
                 match result {
                     Ok(r) => {
-                        tracing::info!(step = env.steps_taken(), reward = r.reward, total = r.total, "{}", chunk.subtask);
+                        tracing::info!(
+                            step = env.steps_taken(),
+                            reward = r.reward,
+                            total = r.total,
+                            "{}",
+                            chunk.subtask
+                        );
                         frame = env.observe();
                         p.episode.put(&episode_event(&env, r.reward))?;
                         publish_frame(&p, &env, &frame, &mut joints)?;
@@ -140,7 +151,8 @@ fn publish_frame(
 ) -> Result<(), BusError> {
     let h = header(env);
     let (w, ht) = (camera::WIDTH as u32, camera::HEIGHT as u32);
-    p.color.put(&Image::rgb8(h.clone(), w, ht, hm.rgb_bytes()))?;
+    p.color
+        .put(&Image::rgb8(h.clone(), w, ht, hm.rgb_bytes()))?;
     p.depth.put(&Image::f32c1(h.clone(), w, ht, &hm.height))?;
     p.info.put(&heightmap_info(h.clone()))?;
     let tip = env.world().tip();

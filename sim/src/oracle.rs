@@ -51,8 +51,8 @@ pub fn plan(world: &World, step: &GoalStep) -> Option<Action> {
     if !step.replace {
         // Objects already on a target keep it; nobody else may take it.
         for i in 0..n {
-            if let Some(j) = (0..step.targets.len())
-                .find(|&j| allowed[i][j] && step.matches_target(world, i, j))
+            if let Some(j) =
+                (0..step.targets.len()).find(|&j| allowed[i][j] && step.matches_target(world, i, j))
             {
                 allowed[i].iter_mut().for_each(|a| *a = false);
                 allowed.iter_mut().for_each(|row| row[j] = false);
@@ -131,7 +131,10 @@ fn place_name(world: &World, step: &GoalStep, j: usize) -> String {
 
 /// A one-to-one assignment of objects to allowed targets covering as many objects as
 /// possible, cheapest first; exhaustive, which is fine for the ≤ 7 objects of a step.
-fn matching(allowed: &[Vec<bool>], cost: impl Fn(usize, usize) -> f64) -> Vec<Option<(usize, f64)>> {
+fn matching(
+    allowed: &[Vec<bool>],
+    cost: impl Fn(usize, usize) -> f64,
+) -> Vec<Option<(usize, f64)>> {
     let n = allowed.len();
     let m = allowed.first().map_or(0, |r| r.len());
     let mut best: (usize, f64, Vec<Option<usize>>) = (0, f64::INFINITY, vec![None; n]);
@@ -158,7 +161,16 @@ fn matching(allowed: &[Vec<bool>], cost: impl Fn(usize, usize) -> f64) -> Vec<Op
             if allowed[i][j] && !used[j] {
                 used[j] = true;
                 cur[i] = Some(j);
-                go(i + 1, count + 1, c + cost(i, j), allowed, cost, cur, used, best);
+                go(
+                    i + 1,
+                    count + 1,
+                    c + cost(i, j),
+                    allowed,
+                    cost,
+                    cur,
+                    used,
+                    best,
+                );
                 cur[i] = None;
                 used[j] = false;
             }
@@ -212,7 +224,10 @@ mod tests {
     fn fold_keeps_cube_orientation() {
         for a in [-3.0, -0.8, 0.0, 0.7, 1.6, 3.1] {
             let f = fold_quarter(a);
-            assert!(f > -FRAC_PI_4 - 1e-12 && f <= FRAC_PI_4 + 1e-12, "{a} → {f}");
+            assert!(
+                f > -FRAC_PI_4 - 1e-12 && f <= FRAC_PI_4 + 1e-12,
+                "{a} → {f}"
+            );
             let k = (a - f) / std::f64::consts::FRAC_PI_2;
             assert!((k - k.round()).abs() < 1e-9);
         }

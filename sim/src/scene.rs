@@ -72,7 +72,12 @@ impl Layout {
 
     /// A free position (x, y) and a yaw for an object whose footprint fits in a disc of
     /// radius `r`, fully inside the workspace, or `None` when none was found.
-    pub fn sample(&mut self, rng: &mut ChaCha8Rng, r: f64, region: Region) -> Option<(f64, f64, f64)> {
+    pub fn sample(
+        &mut self,
+        rng: &mut ChaCha8Rng,
+        r: f64,
+        region: Region,
+    ) -> Option<(f64, f64, f64)> {
         let (mut x0, mut x1, mut y0, mut y1) = (X_MIN + r, X_MAX - r, Y_MIN + r, Y_MAX - r);
         if let Region::Inside(a) = region {
             x0 = x0.max(a.x.0 + r);

@@ -12,9 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use thiserror::Error;
 
 use crate::colors::{self, Color, Split};
-use crate::goal::{
-    Assign, GoalStep, Metric, Order, PlaceName, Target, ZoneRect, HEIGHT_EPS,
-};
+use crate::goal::{Assign, GoalStep, Metric, Order, PlaceName, Target, ZoneRect, HEIGHT_EPS};
 use crate::scene::{Area, Layout, Region, QUADRANTS};
 use crate::world::{Kind, ObjPose, World, BIG, BOWL_FLOOR, SMALL};
 
@@ -167,7 +165,9 @@ impl Builder<'_> {
         Some(self.world.add_block(kind, color, pose))
     }
     fn bowl(&mut self, color: Color, fixed: bool) -> Option<usize> {
-        let (x, y, yaw) = self.layout.sample(self.rng, Kind::Bowl.radius(), Region::Anywhere)?;
+        let (x, y, yaw) = self
+            .layout
+            .sample(self.rng, Kind::Bowl.radius(), Region::Anywhere)?;
         Some(self.world.add_bowl(color, x, y, yaw, fixed))
     }
     /// A zone that keeps a square of side `size` clear (the metric's size in E and I).
@@ -454,7 +454,10 @@ fn task_a(b: &mut Builder) -> Option<Spec> {
             );
             step.rotations = false;
             step.replace = true;
-            (format!("pick up the {pick} and place it on the {place}."), step)
+            (
+                format!("pick up the {pick} and place it on the {place}."),
+                step,
+            )
         }
     };
     Some(Spec {
@@ -657,7 +660,7 @@ fn task_e(b: &mut Builder, split: Split) -> Option<Spec> {
     let k = b.range(2, 3);
     let n = loop {
         let n = b.range(k + 1, (4 * k).min(10) - 1);
-        if !(n % k == 0 && (n / k) % 2 == 1) {
+        if !(n.is_multiple_of(k) && (n / k) % 2 == 1) {
             break n;
         }
     };
@@ -717,8 +720,7 @@ fn task_e(b: &mut Builder, split: Split) -> Option<Spec> {
         });
     }
     Some(Spec {
-        instruction: "put the blocks of an even number in the zone with the matching color."
-            .into(),
+        instruction: "put the blocks of an even number in the zone with the matching color.".into(),
         completed: "done placing blocks in the zone.".into(),
         max_steps: n + 2,
         steps,
@@ -833,7 +835,9 @@ fn task_i(b: &mut Builder, split: Split) -> Option<Spec> {
     let mut first = identity_step(
         big,
         zone_poses.iter().map(|z| target_on(z, BIG / 2.0)).collect(),
-        cols.iter().map(|&c| sized_name(Kind::BigBlock, c)).collect(),
+        cols.iter()
+            .map(|&c| sized_name(Kind::BigBlock, c))
+            .collect(),
         cols.iter()
             .map(|c| PlaceName::Text(format!("{} zone", c.name)))
             .collect(),
@@ -920,7 +924,10 @@ fn task_j(b: &mut Builder, split: Split) -> Option<Spec> {
     );
     step.replace = false;
     Some(Spec {
-        instruction: format!("move all the blocks on the {} to the {}.", src.name, tgt.name),
+        instruction: format!(
+            "move all the blocks on the {} to the {}.",
+            src.name, tgt.name
+        ),
         completed: "done moving all the blocks.".into(),
         max_steps: n_move + 7,
         steps: vec![step],
@@ -954,7 +961,9 @@ fn task_k(b: &mut Builder, split: Split) -> Option<Spec> {
         b.block(Kind::SmallBlock, c, Region::Anywhere)?;
     }
     // Level l of colour c is target index offset[c] + l.
-    let counts: Vec<usize> = (0..k).map(|c| (0..n).filter(|i| i % k == c).count()).collect();
+    let counts: Vec<usize> = (0..k)
+        .map(|c| (0..n).filter(|i| i % k == c).count())
+        .collect();
     let mut targets = Vec::new();
     let mut place_names = Vec::new();
     let mut color_of_target = Vec::new();

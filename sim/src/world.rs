@@ -334,7 +334,12 @@ impl World {
 
     /// The nearest collider along a ray, skipping `skip`'s colliders. A scan over all
     /// colliders: a tabletop has a few dozen.
-    fn ray_hit(&self, ray: &Ray, max: f32, skip: Option<RigidBodyHandle>) -> Option<(ColliderHandle, RayIntersection)> {
+    fn ray_hit(
+        &self,
+        ray: &Ray,
+        max: f32,
+        skip: Option<RigidBodyHandle>,
+    ) -> Option<(ColliderHandle, RayIntersection)> {
         self.phys
             .colliders
             .iter()
@@ -403,7 +408,10 @@ impl World {
             None => {
                 let ray = Ray::new(glam_vec([self.tip.x, self.tip.y, self.tip.z]), -Vector::Z);
                 let (h, hit) = self.ray_hit(&ray, look, None)?;
-                Some(((hit.time_of_impact - CONTACT_GAP).max(0.0), self.object_of(h)))
+                Some((
+                    (hit.time_of_impact - CONTACT_GAP).max(0.0),
+                    self.object_of(h),
+                ))
             }
             Some((i, _)) => {
                 let body = self.objects[i].body.expect("held objects have bodies");

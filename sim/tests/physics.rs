@@ -17,17 +17,29 @@ fn red() -> colors::Color {
 fn oracle_tower_of_four_stands_for_ten_seconds() {
     let mut w = World::new();
     let zone = w.add_zone(red(), 0.5, 0.1, 0.4);
-    let spots = [(0.35, -0.3, 0.3), (0.62, -0.2, 1.2), (0.4, 0.35, -0.7), (0.65, 0.3, 2.5)];
+    let spots = [
+        (0.35, -0.3, 0.3),
+        (0.62, -0.2, 1.2),
+        (0.4, 0.35, -0.7),
+        (0.65, 0.3, 2.5),
+    ];
     let blocks: Vec<usize> = spots
         .iter()
         .map(|&(x, y, yaw)| {
-            w.add_block(Kind::SmallBlock, red(), ObjPose::from_xyz_yaw(x, y, SMALL / 2.0, yaw))
+            w.add_block(
+                Kind::SmallBlock,
+                red(),
+                ObjPose::from_xyz_yaw(x, y, SMALL / 2.0, yaw),
+            )
         })
         .collect();
     w.settle(1.0);
     let zp = w.pose(zone);
     let targets: Vec<Target> = (0..4)
-        .map(|l| Target { pos: [zp.pos[0], zp.pos[1], 0.02 + 0.04 * l as f64], yaw: zp.yaw() })
+        .map(|l| Target {
+            pos: [zp.pos[0], zp.pos[1], 0.02 + 0.04 * l as f64],
+            yaw: zp.yaw(),
+        })
         .collect();
     let step = GoalStep {
         objects: blocks.clone(),
@@ -40,7 +52,10 @@ fn oracle_tower_of_four_stands_for_ten_seconds() {
         rotations: true,
         assign: Assign::Nearest,
         order: Order::Input,
-        metric: Metric::Pose { pos_eps: 0.01, height_eps: Some(HEIGHT_EPS) },
+        metric: Metric::Pose {
+            pos_eps: 0.01,
+            height_eps: Some(HEIGHT_EPS),
+        },
         max_reward: 1.0,
     };
     for _ in 0..4 {
@@ -61,14 +76,22 @@ fn oracle_tower_of_four_stands_for_ten_seconds() {
         let dxy = ((p.pos[0] - zp.pos[0]).powi(2) + (p.pos[1] - zp.pos[1]).powi(2)).sqrt();
         assert!(dxy < 0.005, "block {l} drifted {dxy} m off the tower axis");
         assert!(p.upright() > 0.999, "block {l} tilted");
-        assert!((zs[l] - (0.02 + 0.04 * l as f64)).abs() < 0.002, "level {l} at {}", zs[l]);
+        assert!(
+            (zs[l] - (0.02 + 0.04 * l as f64)).abs() < 0.002,
+            "level {l} at {}",
+            zs[l]
+        );
     }
     assert_eq!(step.reward(&w), 1.0, "the tower still counts after 10 s");
 }
 
 /// Drops `kind` just above `support_top` at (x, y) and returns where it comes to rest.
 fn rest_height(w: &mut World, kind: Kind, x: f64, y: f64, support_top: f64) -> f64 {
-    let b = w.add_block(kind, red(), ObjPose::from_xyz_yaw(x, y, support_top + kind.size() / 2.0 + 0.002, 0.3));
+    let b = w.add_block(
+        kind,
+        red(),
+        ObjPose::from_xyz_yaw(x, y, support_top + kind.size() / 2.0 + 0.002, 0.3),
+    );
     w.settle(5.0);
     w.wait(1.0);
     w.pose(b).pos[2]
@@ -83,7 +106,10 @@ fn resting_heights_are_geometric_within_2mm() {
     ];
     for (kind, x, y, top, want) in cases {
         let z = rest_height(&mut w, kind, x, y, top);
-        assert!((z - want).abs() < 0.002, "{kind:?} on table at {z}, want {want}");
+        assert!(
+            (z - want).abs() < 0.002,
+            "{kind:?} on table at {z}, want {want}"
+        );
     }
     // Stacks: small on small, small on big, big on big.
     for (base, top, x, y) in [
@@ -94,17 +120,27 @@ fn resting_heights_are_geometric_within_2mm() {
         rest_height(&mut w, base, x, y, 0.0);
         let z = rest_height(&mut w, top, x, y, base.size());
         let want = base.size() + top.size() / 2.0;
-        assert!((z - want).abs() < 0.002, "{top:?} on {base:?} at {z}, want {want}");
+        assert!(
+            (z - want).abs() < 0.002,
+            "{top:?} on {base:?} at {z}, want {want}"
+        );
     }
     w.add_bowl(red(), 0.45, 0.0, 0.0, true);
     let z = rest_height(&mut w, Kind::SmallBlock, 0.45, 0.0, BOWL_FLOOR);
-    assert!((z - (BOWL_FLOOR + SMALL / 2.0)).abs() < 0.002, "block in bowl at {z}");
+    assert!(
+        (z - (BOWL_FLOOR + SMALL / 2.0)).abs() < 0.002,
+        "block in bowl at {z}"
+    );
 }
 
 #[test]
 fn a_block_renders_at_its_pixels_height_and_colour() {
     let mut w = World::new();
-    w.add_block(Kind::SmallBlock, red(), ObjPose::from_xyz_yaw(0.5, 0.1, 0.02, 0.0));
+    w.add_block(
+        Kind::SmallBlock,
+        red(),
+        ObjPose::from_xyz_yaw(0.5, 0.1, 0.02, 0.0),
+    );
     w.settle(1.0);
     let hm = render(&w);
     let (u, v) = world_to_pixel(0.5, 0.1).unwrap();
@@ -113,16 +149,24 @@ fn a_block_renders_at_its_pixels_height_and_colour() {
     assert_eq!(c, red().rgb);
     assert!((h - 0.04).abs() < 0.001, "top at {h}");
     // The block covers x, y ∈ ±0.02 of its centre: 12 cells whose centres fall inside.
-    let covered: Vec<usize> = (0..camera::WIDTH).filter(|&v| hm.at(u, v).1 > 0.03).collect();
+    let covered: Vec<usize> = (0..camera::WIDTH)
+        .filter(|&v| hm.at(u, v).1 > 0.03)
+        .collect();
     assert_eq!(covered, (74..=85).collect::<Vec<_>>());
-    let rows: Vec<usize> = (0..camera::HEIGHT).filter(|&u| hm.at(u, v).1 > 0.03).collect();
+    let rows: Vec<usize> = (0..camera::HEIGHT)
+        .filter(|&u| hm.at(u, v).1 > 0.03)
+        .collect();
     assert_eq!(rows, (186..=197).collect::<Vec<_>>());
     assert_eq!(hm.at(u, 73), (TABLE, 0.0));
     assert_eq!(hm.at(u, 86), (TABLE, 0.0));
 
     // Turned 45°: the corners reach 2.83 cm along the axes, the diagonal does not.
     let mut w = World::new();
-    w.add_block(Kind::SmallBlock, red(), ObjPose::from_xyz_yaw(0.5, 0.1, 0.02, std::f64::consts::FRAC_PI_4));
+    w.add_block(
+        Kind::SmallBlock,
+        red(),
+        ObjPose::from_xyz_yaw(0.5, 0.1, 0.02, std::f64::consts::FRAC_PI_4),
+    );
     w.settle(1.0);
     let hm = render(&w);
     let at = |x: f64, y: f64| {
@@ -151,14 +195,21 @@ fn same_seed_same_episode_bit_for_bit() {
                         loho_sim::Decision::Done(_) => break,
                     }
                 }
-                (0..env.world().objects.len()).map(|i| env.world().pose(i)).collect()
+                (0..env.world().objects.len())
+                    .map(|i| env.world().pose(i))
+                    .collect()
             })
             .collect();
         assert_eq!(finals[0], finals[1], "task {task:?}");
         let other = loho_sim::Env::new(task, Split::Test, Split::Test.seed(4)).unwrap();
         let first = loho_sim::Env::new(task, Split::Test, seed).unwrap();
         assert_ne!(first.world().pose(0), other.world().pose(0), "seeds differ");
-        assert_eq!(first.observe(), loho_sim::Env::new(task, Split::Test, seed).unwrap().observe());
+        assert_eq!(
+            first.observe(),
+            loho_sim::Env::new(task, Split::Test, seed)
+                .unwrap()
+                .observe()
+        );
     }
 }
 

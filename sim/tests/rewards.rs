@@ -10,7 +10,12 @@ use loho_sim::{Env, Split, TaskId, ALL_TASKS};
 /// (object, target) pairs that solve every goal step, in the order they can be built:
 /// targets in index order (stack levels bottom-up), each given a distinct allowed object.
 fn plan_by_hand(env: &Env) -> Vec<(usize, Target)> {
-    fn assign(m: &[Vec<bool>], j: usize, used: &mut Vec<bool>, out: &mut Vec<Option<usize>>) -> bool {
+    fn assign(
+        m: &[Vec<bool>],
+        j: usize,
+        used: &mut Vec<bool>,
+        out: &mut Vec<Option<usize>>,
+    ) -> bool {
         if j == out.len() {
             return true;
         }
@@ -31,7 +36,12 @@ fn plan_by_hand(env: &Env) -> Vec<(usize, Target)> {
     let mut plan = Vec::new();
     for step in &env.episode.steps {
         let mut out = vec![None; step.targets.len()];
-        assert!(assign(&step.matches, 0, &mut vec![false; step.objects.len()], &mut out));
+        assert!(assign(
+            &step.matches,
+            0,
+            &mut vec![false; step.objects.len()],
+            &mut out
+        ));
         for (j, i) in out.iter().enumerate() {
             if let Some(i) = i {
                 plan.push((step.objects[*i], step.targets[j]));
@@ -43,7 +53,10 @@ fn plan_by_hand(env: &Env) -> Vec<(usize, Target)> {
 
 fn drop_at(env: &mut Env, obj: usize, t: &Target) {
     let w = env.world_mut();
-    w.set_pose(obj, ObjPose::from_xyz_yaw(t.pos[0], t.pos[1], t.pos[2] + 0.003, t.yaw));
+    w.set_pose(
+        obj,
+        ObjPose::from_xyz_yaw(t.pos[0], t.pos[1], t.pos[2] + 0.003, t.yaw),
+    );
     w.settle(3.0);
 }
 
@@ -73,7 +86,10 @@ fn check(task: TaskId, seed: u64) {
     let fresh = || Env::new(task, Split::Test, seed).unwrap();
     let mut env = fresh();
     let start = env.rescore();
-    assert!(start < 0.98, "{task:?}: solved before anything moved ({start})");
+    assert!(
+        start < 0.98,
+        "{task:?}: solved before anything moved ({start})"
+    );
     let plan = plan_by_hand(&env);
     assert!(!plan.is_empty());
 
@@ -82,15 +98,28 @@ fn check(task: TaskId, seed: u64) {
         drop_at(&mut env, *o, t);
     }
     let total = env.rescore();
-    assert!(env.success() && total >= 0.98, "{task:?} seed {seed}: solved scene scores {total}");
+    assert!(
+        env.success() && total >= 0.98,
+        "{task:?} seed {seed}: solved scene scores {total}"
+    );
 
     if plan.len() < 2 {
         // A moves one object: half a solution does not exist. Check the miss instead.
         let mut env = fresh();
         let (o, t) = plan[0];
         let (x, y) = free_spot(&env, t.pos);
-        drop_at(&mut env, o, &Target { pos: [x, y, 0.02], ..t });
-        assert!(env.rescore() < 0.98 && !env.success(), "{task:?}: a miss scores");
+        drop_at(
+            &mut env,
+            o,
+            &Target {
+                pos: [x, y, 0.02],
+                ..t
+            },
+        );
+        assert!(
+            env.rescore() < 0.98 && !env.success(),
+            "{task:?}: a miss scores"
+        );
         return;
     }
 
@@ -108,7 +137,14 @@ fn check(task: TaskId, seed: u64) {
     // Knocked off: the last placed object leaves its target again.
     let (o, t) = plan[plan.len() - 2];
     let (x, y) = free_spot(&env, t.pos);
-    drop_at(&mut env, o, &Target { pos: [x, y, t.pos[2].min(0.03)], yaw: 0.0 });
+    drop_at(
+        &mut env,
+        o,
+        &Target {
+            pos: [x, y, t.pos[2].min(0.03)],
+            yaw: 0.0,
+        },
+    );
     let knocked = env.rescore();
     assert!(
         knocked < partial,

@@ -10,7 +10,9 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use loho_runtime::keys;
-use loho_runtime::msg::{ActionChunk, DiagnosticArray, EpisodeEvent, Header, Image, Keypose, Message, Pose};
+use loho_runtime::msg::{
+    ActionChunk, DiagnosticArray, EpisodeEvent, Header, Image, Keypose, Message, Pose,
+};
 use loho_runtime::{Bus, BusConfig};
 use loho_sim::camera::{HEIGHT, WIDTH};
 use loho_sim::colors::TABLE;
@@ -20,14 +22,18 @@ const CHILD: &str = "LOHO_CHILD_ARGS";
 
 fn main() {
     if let Ok(args) = std::env::var(CHILD) {
-        let argv = std::iter::once("loho".to_string()).chain(args.split('\u{1f}').map(String::from));
+        let argv =
+            std::iter::once("loho".to_string()).chain(args.split('\u{1f}').map(String::from));
         if let Err(e) = loho::main_with(argv) {
             eprintln!("child failed: {e:#}");
             std::process::exit(1);
         }
         return;
     }
-    let tests: [(&str, fn()); 1] = [("sim_frames_and_chunks_cross_processes", sim_frames_and_chunks_cross_processes)];
+    let tests: [(&str, fn()); 1] = [(
+        "sim_frames_and_chunks_cross_processes",
+        sim_frames_and_chunks_cross_processes,
+    )];
     for (name, t) in tests {
         eprintln!("test {name} ...");
         t();
@@ -57,7 +63,11 @@ impl Drop for Node {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
@@ -73,14 +83,23 @@ fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) 
 
 fn sim_frames_and_chunks_cross_processes() {
     let endpoint = format!("tcp/127.0.0.1:{}", free_port());
-    let _sim = Node::spawn(&["sim", "--task", "B", "--split", "test", "--seed", "2", "--fps", "20", "--listen", &endpoint]);
-    let bus = Bus::open(&BusConfig { connect: vec![endpoint.clone()], ..Default::default() }).unwrap();
+    let _sim = Node::spawn(&[
+        "sim", "--task", "B", "--split", "test", "--seed", "2", "--fps", "20", "--listen",
+        &endpoint,
+    ]);
+    let bus = Bus::open(&BusConfig {
+        connect: vec![endpoint.clone()],
+        ..Default::default()
+    })
+    .unwrap();
     let color = bus.latest::<Image>(keys::COLOR).unwrap();
     let depth = bus.latest::<Image>(keys::DEPTH).unwrap();
     let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = events.clone();
     let _events_sub = bus
-        .subscribe::<EpisodeEvent, _>(keys::EPISODE, move |e| sink.lock().unwrap().push(e.unwrap()))
+        .subscribe::<EpisodeEvent, _>(keys::EPISODE, move |e| {
+            sink.lock().unwrap().push(e.unwrap())
+        })
         .unwrap();
     let diags = bus.latest::<DiagnosticArray>(keys::DIAGNOSTICS).unwrap();
 
@@ -95,25 +114,38 @@ fn sim_frames_and_chunks_cross_processes() {
     assert!(sim_alive(&bus), "the sim declares its liveliness token");
 
     // Garbage on the action topic: a diagnostic, no crash.
-    bus.put_bytes(keys::ACTION, vec![0, 1, 0, 0, 0xff, 0xff, 0xff, 0x7f]).unwrap();
+    bus.put_bytes(keys::ACTION, vec![0, 1, 0, 0, 0xff, 0xff, 0xff, 0x7f])
+        .unwrap();
     let diag = wait_for("a diagnostic", Duration::from_secs(10), || diags.get());
     assert!(diag.status[0].message.contains("undecodable"), "{diag:?}");
 
     // The oracle's first action for the same episode, as a chunk: the sim executes it.
     let env = Env::new(TaskId::B, Split::Test, Split::Test.seed(2)).unwrap();
-    let Decision::Act(a) = Oracle.decide(&env, &env.observe()) else { panic!("oracle has work") };
+    let Decision::Act(a) = Oracle.decide(&env, &env.observe()) else {
+        panic!("oracle has work")
+    };
     let pose = |p: &loho_runtime::trajectory::EePose| Pose::from_xyz_yaw(p.x, p.y, p.z, p.yaw);
     let chunk = ActionChunk {
         header: Header::new(0.0, "world"),
         chunk_id: 1,
         subtask: a.subtask.clone(),
         keyposes: vec![
-            Keypose { pose: pose(&a.pick), gripper: 1.0, duration: 0.0 },
-            Keypose { pose: pose(&a.place), gripper: 0.0, duration: 0.0 },
+            Keypose {
+                pose: pose(&a.pick),
+                gripper: 1.0,
+                duration: 0.0,
+            },
+            Keypose {
+                pose: pose(&a.place),
+                gripper: 0.0,
+                duration: 0.0,
+            },
         ],
         ..Default::default()
     };
-    let publisher = bus.publisher::<ActionChunk>(keys::ACTION, loho_runtime::Qos::Command).unwrap();
+    let publisher = bus
+        .publisher::<ActionChunk>(keys::ACTION, loho_runtime::Qos::Command)
+        .unwrap();
     let mut last_put: Option<Instant> = None;
     let ev = wait_for("an episode event", Duration::from_secs(30), || {
         // Re-send now and then until the sim has seen it: the first put may beat the
