@@ -206,14 +206,14 @@ fn top_of_box(pose: &ObjPose, h: f64, p: [f64; 3]) -> Option<(f64, f64)> {
 }
 
 /// A perspective picture of the scene, ray-traced through the physics world, from the
-/// front camera of LoHoRavens (at x = 1.0, z = 0.75, looking back at the robot).
+/// front, like LoHoRavens' front camera but farther back so the whole workspace fits.
 pub fn perspective(world: &World, width: usize, height: usize) -> Vec<[u8; 3]> {
-    let eye = [1.05, 0.0, 0.7];
+    let eye = [1.35, 0.0, 0.95];
     let target = [0.5, 0.0, 0.0];
     let fwd = normalize(sub(target, eye));
     let right = normalize(cross(fwd, [0.0, 0.0, 1.0]));
     let up = cross(right, fwd);
-    let fov = 50f64.to_radians();
+    let fov = 58f64.to_radians();
     let scale = (fov / 2.0).tan();
     let light = normalize([0.4, 0.3, 1.0]);
     let mut img = vec![[0u8; 3]; width * height];
