@@ -32,13 +32,8 @@ pub struct Cli {
 pub enum Command {
     /// Run one episode in this process and print each sub-task and reward as it happens.
     Run {
-        #[arg(long, default_value = "B")]
-        task: String,
-        #[arg(long, default_value = "test")]
-        split: String,
-        /// Episode number within the split (its benchmark seed is derived from it).
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
+        #[command(flatten)]
+        episode: EpisodeArgs,
         #[arg(long, default_value = "oracle")]
         policy: String,
         /// Where to write the before/after pictures.
@@ -49,12 +44,8 @@ pub enum Command {
     Tasks,
     /// Render one scene: colour heightmap, height, perspective view, side by side.
     Render {
-        #[arg(long)]
-        task: String,
-        #[arg(long, default_value = "test")]
-        split: String,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
+        #[command(flatten)]
+        episode: EpisodeArgs,
         #[arg(long)]
         out: PathBuf,
     },
@@ -79,18 +70,35 @@ pub enum Command {
     },
     /// Run the simulator as a zenoh node.
     Sim {
-        #[arg(long, default_value = "B")]
-        task: String,
-        #[arg(long, default_value = "test")]
-        split: String,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
+        #[command(flatten)]
+        episode: EpisodeArgs,
         /// Camera frames per second while idle.
         #[arg(long, default_value_t = 10.0)]
         fps: f64,
         #[command(flatten)]
         bus: BusArgs,
     },
+}
+
+/// Which benchmark episode.
+#[derive(clap::Args, Debug)]
+pub struct EpisodeArgs {
+    /// Task letter or registered name.
+    #[arg(long, default_value = "B")]
+    pub task: String,
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// Episode number within the split (its benchmark seed is derived from it).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+impl EpisodeArgs {
+    fn env(&self) -> Result<Env> {
+        let task = TaskId::parse(&self.task)?;
+        let sp = split(&self.split)?;
+        Ok(Env::new(task, sp, sp.seed(self.seed))?)
+    }
 }
 
 /// Where a node's zenoh session listens and connects (loopback only by default).
@@ -120,12 +128,6 @@ fn split(s: &str) -> Result<Split> {
     Split::parse(s).with_context(|| format!("unknown split {s:?}: use train, val or test"))
 }
 
-fn env_for(task: &str, sp: &str, episode: u64) -> Result<Env> {
-    let task = TaskId::parse(task)?;
-    let sp = split(sp)?;
-    Ok(Env::new(task, sp, sp.seed(episode))?)
-}
-
 /// Parses `args` (including the program name) and runs the subcommand.
 pub fn main_with<I: IntoIterator<Item = String>>(args: I) -> Result<()> {
     let cli = Cli::parse_from(args);
@@ -137,13 +139,8 @@ pub fn main_with<I: IntoIterator<Item = String>>(args: I) -> Result<()> {
             }
             Ok(())
         }
-        Command::Render {
-            task,
-            split: sp,
-            seed,
-            out,
-        } => {
-            let env = env_for(&task, &sp, seed)?;
+        Command::Render { episode, out } => {
+            let env = episode.env()?;
             render::scene_strip(env.world(), &env.observe()).save_png(&out)?;
             println!("{}\nwrote {}", env.instruction(), out.display());
             Ok(())
@@ -186,25 +183,17 @@ pub fn main_with<I: IntoIterator<Item = String>>(args: I) -> Result<()> {
             Ok(())
         }
         Command::Run {
-            task,
-            split: sp,
-            seed,
+            episode,
             policy,
             out,
-        } => run_episode_live(&task, &sp, seed, &policy, &out),
-        Command::Sim {
-            task,
-            split: sp,
-            seed,
-            fps,
-            bus,
-        } => {
-            let sp = split(&sp)?;
+        } => run_episode_live(&episode, &policy, &out),
+        Command::Sim { episode, fps, bus } => {
+            let sp = split(&episode.split)?;
             let cfg = node::SimConfig {
                 bus: bus.config(),
-                task: TaskId::parse(&task)?,
+                task: TaskId::parse(&episode.task)?,
                 split: sp,
-                seed: sp.seed(seed),
+                seed: sp.seed(episode.seed),
                 fps,
             };
             node::run(&cfg, Arc::new(AtomicBool::new(false)))?;
@@ -214,10 +203,10 @@ pub fn main_with<I: IntoIterator<Item = String>>(args: I) -> Result<()> {
 }
 
 /// One episode with live output; pictures of the first and last frame under `out`.
-fn run_episode_live(task: &str, sp: &str, seed: u64, policy: &str, out: &PathBuf) -> Result<()> {
-    let mut env = env_for(task, sp, seed)?;
+fn run_episode_live(episode: &EpisodeArgs, policy: &str, out: &PathBuf) -> Result<()> {
+    let mut env = episode.env()?;
     let kind = PolicyKind::parse(policy)?;
-    let mut pol = kind.make(seed);
+    let mut pol = kind.make(env.episode.seed);
     println!("instruction: {}", env.instruction());
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let name = format!(

@@ -7,7 +7,7 @@ use std::time::Instant;
 use loho_runtime::trajectory::{pick_place, PrimitiveParams};
 use loho_sim::camera::{perspective, render};
 use loho_sim::colors::ALL;
-use loho_sim::goal::{Assign, GoalStep, Metric, Order, PlaceName, Target, HEIGHT_EPS};
+use loho_sim::goal::{GoalStep, Target};
 use loho_sim::oracle::plan;
 use loho_sim::world::{Kind, ObjPose, World, DT};
 
@@ -26,28 +26,13 @@ fn ten_blocks() -> (World, GoalStep) {
             )
         })
         .collect();
-    let step = GoalStep {
-        objects: blocks[..4].to_vec(),
-        symmetry: vec![0.0; 4],
-        matches: vec![vec![true; 4]; 4],
-        targets: (1..5)
-            .map(|l| Target {
-                pos: [0.5, 0.0, 0.02 + 0.04 * l as f64],
-                yaw: 0.0,
-            })
-            .collect(),
-        pick_names: vec!["block".into(); 4],
-        place_names: vec![PlaceName::Text("block".into()); 4],
-        replace: false,
-        rotations: true,
-        assign: Assign::Nearest,
-        order: Order::Input,
-        metric: Metric::Pose {
-            pos_eps: 0.01,
-            height_eps: Some(HEIGHT_EPS),
-        },
-        max_reward: 1.0,
-    };
+    let levels = (1..5)
+        .map(|l| Target {
+            pos: [0.5, 0.0, 0.02 + 0.04 * l as f64],
+            yaw: 0.0,
+        })
+        .collect();
+    let step = GoalStep::stack(blocks[..4].to_vec(), levels);
     w.add_block(
         Kind::SmallBlock,
         ALL[10],

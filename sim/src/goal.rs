@@ -94,6 +94,30 @@ pub struct GoalStep {
 }
 
 impl GoalStep {
+    /// Any of `objects` on any of `targets`, one each, built in input order: a tower
+    /// when the targets are levels. Used by tests and benches to script a stack.
+    pub fn stack(objects: Vec<usize>, targets: Vec<Target>) -> Self {
+        let n = objects.len();
+        let m = targets.len();
+        Self {
+            symmetry: vec![0.0; n],
+            matches: vec![vec![true; m]; n],
+            pick_names: vec!["block".into(); n],
+            place_names: vec![PlaceName::Text("block".into()); m],
+            objects,
+            targets,
+            replace: false,
+            rotations: true,
+            assign: Assign::Nearest,
+            order: Order::Input,
+            metric: Metric::Pose {
+                pos_eps: 0.01,
+                height_eps: Some(HEIGHT_EPS),
+            },
+            max_reward: 1.0,
+        }
+    }
+
     /// Whether object `i` (index into `objects`) sits on target `j`.
     pub fn matches_target(&self, world: &World, i: usize, j: usize) -> bool {
         let p = world.pose(self.objects[i]);

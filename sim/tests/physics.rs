@@ -4,7 +4,7 @@
 use loho_runtime::trajectory::pick_place;
 use loho_sim::camera::{self, render, world_to_pixel};
 use loho_sim::colors::{self, TABLE};
-use loho_sim::goal::{Assign, GoalStep, Metric, Order, PlaceName, Target, HEIGHT_EPS};
+use loho_sim::goal::{GoalStep, Target};
 use loho_sim::oracle::plan;
 use loho_sim::world::{Kind, ObjPose, Outcome, World, BIG, BOWL_FLOOR, SMALL};
 use loho_sim::{run_episode, Oracle, Split, TaskId, ALL_TASKS};
@@ -41,23 +41,8 @@ fn oracle_tower_of_four_stands_for_ten_seconds() {
             yaw: zp.yaw(),
         })
         .collect();
-    let step = GoalStep {
-        objects: blocks.clone(),
-        symmetry: vec![std::f64::consts::FRAC_PI_2; 4],
-        matches: vec![vec![true; 4]; 4],
-        targets: targets.clone(),
-        pick_names: vec!["red block".into(); 4],
-        place_names: vec![PlaceName::Text("red zone".into()); 4],
-        replace: false,
-        rotations: true,
-        assign: Assign::Nearest,
-        order: Order::Input,
-        metric: Metric::Pose {
-            pos_eps: 0.01,
-            height_eps: Some(HEIGHT_EPS),
-        },
-        max_reward: 1.0,
-    };
+    let mut step = GoalStep::stack(blocks.clone(), targets.clone());
+    step.symmetry = vec![std::f64::consts::FRAC_PI_2; 4];
     for _ in 0..4 {
         let a = plan(&w, &step).expect("a block left to stack");
         let sp = pick_place(w.tip(), a.pick, a.place, &Default::default()).unwrap();
