@@ -117,6 +117,9 @@ pub fn run(cfg: &SimConfig, stop: Arc<AtomicBool>) -> Result<(), NodeError> {
                 });
                 match result {
                     Ok(r) => {
+                        if let Err(why) = &r.outcome {
+                            diagnose(&p, &env, 1, "chunk rejected", &format!("{why:?}"))?;
+                        }
                         tracing::info!(
                             step = env.steps_taken(),
                             reward = r.reward,

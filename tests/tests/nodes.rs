@@ -10,9 +10,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use loho_runtime::keys;
-use loho_runtime::msg::{
-    ActionChunk, DiagnosticArray, EpisodeEvent, Header, Image, Keypose, Message, Pose,
-};
+use loho_runtime::msg::{ActionChunk, DiagnosticArray, EpisodeEvent, Header, Image, Keypose, Pose};
 use loho_runtime::{Bus, BusConfig};
 use loho_sim::camera::{HEIGHT, WIDTH};
 use loho_sim::colors::TABLE;
@@ -159,7 +157,34 @@ fn sim_frames_and_chunks_cross_processes() {
     assert_eq!(ev.step, 1);
     assert!(ev.reward > 0.0 && !ev.done, "{ev:?}");
     assert_eq!(ev.task, "put-block-into-matching-bowl");
-    assert!(ActionChunk::decode(&chunk.encode()).is_ok());
+
+    // A chunk that is not a pick and a place: rejected, no step.
+    let mut short = chunk.clone();
+    short.keyposes.truncate(1);
+    publisher.put(&short).unwrap();
+    wait_for("a rejection", Duration::from_secs(10), || {
+        diags
+            .get()
+            .filter(|d| d.status[0].message == "chunk rejected")
+    });
+    // A NaN keypose: rejected with its reason; the step is spent, nothing earned.
+    let mut nan = chunk.clone();
+    nan.keyposes[1].pose.position.x = f64::NAN;
+    publisher.put(&nan).unwrap();
+    let ev = wait_for("the NaN step", Duration::from_secs(10), || {
+        events.lock().unwrap().get(1).cloned()
+    });
+    assert_eq!((ev.step, ev.reward), (2, 0.0));
+    wait_for("the NaN diagnostic", Duration::from_secs(10), || {
+        diags
+            .get()
+            .filter(|d| d.status[0].values[0].value.contains("NotFinite"))
+    });
+    assert_eq!(
+        events.lock().unwrap().len(),
+        2,
+        "the short chunk took no step"
+    );
 }
 
 fn sim_alive(bus: &Bus) -> bool {
