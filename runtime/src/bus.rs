@@ -191,10 +191,6 @@ impl Bus {
             .wait()?;
         Ok(replies.recv().is_ok())
     }
-
-    pub fn close(self) -> Result<(), BusError> {
-        Ok(self.session.close().wait()?)
-    }
 }
 
 /// A typed publisher.
@@ -230,10 +226,6 @@ pub struct Latest<T> {
 impl<T: Clone> Latest<T> {
     pub fn get(&self) -> Option<T> {
         self.slot.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-    /// Takes the value, leaving the slot empty until the next message.
-    pub fn take(&self) -> Option<T> {
-        self.slot.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
     pub fn decode_errors(&self) -> u64 {
         self.sub.decode_errors()

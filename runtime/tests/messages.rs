@@ -125,6 +125,26 @@ fn every_message_round_trips() {
 }
 
 #[test]
+fn time_converts_to_and_from_seconds() {
+    let t = Time::from_secs_f64(12.5);
+    assert_eq!(
+        t,
+        Time {
+            sec: 12,
+            nanosec: 500_000_000
+        }
+    );
+    assert_eq!(t.as_secs_f64(), 12.5);
+    assert_eq!(
+        Time::from_secs_f64(-0.25),
+        Time {
+            sec: -1,
+            nanosec: 750_000_000
+        }
+    );
+}
+
+#[test]
 fn std_string_hello_is_ros2_bytes() {
     let b = StringMsg {
         data: "hello".into(),

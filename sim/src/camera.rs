@@ -281,3 +281,38 @@ fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
 fn normalize(a: [f64; 3]) -> [f64; 3] {
     mul(a, 1.0 / dot(a, a).sqrt())
 }
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+
+    #[test]
+    fn noise_has_the_benchmark_spread() {
+        let mut hm = Heightmap::table();
+        hm.height.iter_mut().for_each(|h| *h = 0.1);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        hm.add_noise(&mut rng);
+        let n = hm.height.len() as f64;
+        let mean = hm.height.iter().map(|&h| h as f64).sum::<f64>() / n;
+        let sd = (hm
+            .height
+            .iter()
+            .map(|&h| (h as f64 - mean).powi(2))
+            .sum::<f64>()
+            / n)
+            .sqrt();
+        assert!(
+            (mean - 0.1).abs() < 1e-4 && (sd - 0.003).abs() < 1e-4,
+            "{mean} {sd}"
+        );
+        let reds: Vec<f64> = hm.color.iter().map(|c| c[0] as f64).collect();
+        let mean = reds.iter().sum::<f64>() / n;
+        let sd = (reds.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n).sqrt();
+        assert!(
+            (mean - TABLE[0] as f64).abs() < 0.1 && (sd - 3.0).abs() < 0.1,
+            "{mean} {sd}"
+        );
+    }
+}

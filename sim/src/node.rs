@@ -43,7 +43,7 @@ pub struct SimConfig {
     pub fps: f64,
 }
 
-/// Why a chunk cannot be executed.
+/// The pick and place keyposes of a chunk, or why it is not a pick-and-place.
 fn chunk_to_action(c: &ActionChunk) -> Result<Action, String> {
     if c.keyposes.len() != 2 {
         return Err(format!(

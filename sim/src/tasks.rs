@@ -540,12 +540,13 @@ fn task_bf(b: &mut Builder, split: Split, mismatch: bool) -> Option<Spec> {
     })
 }
 
-/// Alternating big/small block pairs of `cols`, then 0–2 distractors of the first unused
-/// palette colours. Returns (big, small) block indices per colour.
+/// Alternating big/small block pairs of `cols`, then whatever `after_pairs` adds (I's
+/// zones), then 0–2 distractors of the first unused palette colours. Returns the (big,
+/// small) block indices per colour.
 fn pairs_and_distractors(
     b: &mut Builder,
     cols: &[Color],
-    zones_first: &mut dyn FnMut(&mut Builder) -> Option<()>,
+    after_pairs: &mut dyn FnMut(&mut Builder) -> Option<()>,
 ) -> Option<(Vec<usize>, Vec<usize>)> {
     let mut big = Vec::new();
     let mut small = Vec::new();
@@ -553,7 +554,7 @@ fn pairs_and_distractors(
         big.push(b.block(Kind::BigBlock, c, Region::Anywhere)?);
         small.push(b.block(Kind::SmallBlock, c, Region::Anywhere)?);
     }
-    zones_first(b)?;
+    after_pairs(b)?;
     let n_distract = b.range(0, 2);
     for &c in other_colors(cols).iter().take(n_distract) {
         let kind = if b.rng.gen_bool(0.5) {

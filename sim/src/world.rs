@@ -561,14 +561,6 @@ impl World {
             [n.x as f64, n.y as f64, n.z as f64],
         ))
     }
-
-    /// Whether any body has a non-finite pose (a physics blow-up).
-    pub fn is_finite(&self) -> bool {
-        self.phys
-            .bodies
-            .iter()
-            .all(|(_, b)| b.position().translation.is_finite())
-    }
 }
 
 fn tip_pose(tip: &EePose) -> Pose {
