@@ -1,0 +1,195 @@
+//! The word-level vocabulary, kept as a Hugging Face `tokenizer.json` and read with the
+//! `tokenizers` crate, so the checkpoint's tokenizer opens in any HF tooling.
+//!
+//! Task language is small and closed (colours, sizes, areas, a few verbs), so one token
+//! per lowercase word or punctuation mark keeps sequences short; words never seen in
+//! training map to `<unk>` instead of failing.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+
+use tokenizers::models::wordlevel::WordLevel;
+use tokenizers::normalizers::utils::Lowercase;
+use tokenizers::pre_tokenizers::whitespace::Whitespace;
+use tokenizers::Tokenizer;
+
+use crate::ModelError;
+
+pub const PAD: &str = "<pad>";
+pub const UNK: &str = "<unk>";
+pub const BOS: &str = "<bos>";
+/// Opens the sub-task text.
+pub const SUB: &str = "<sub>";
+/// Closes the sub-task text.
+pub const END_SUB: &str = "</sub>";
+/// Where the action head reads the hidden state.
+pub const ACT: &str = "<act>";
+/// Special tokens, with these ids (0..6) in every vocabulary.
+pub const SPECIALS: [&str; 6] = [PAD, UNK, BOS, SUB, END_SUB, ACT];
+
+/// A word-level tokenizer.
+pub struct Vocab {
+    tok: Tokenizer,
+}
+
+impl Vocab {
+    /// A vocabulary over every word and punctuation mark of `texts`: the specials first,
+    /// then the words in sorted order, so the same texts always give the same ids.
+    pub fn build<'a>(texts: impl IntoIterator<Item = &'a str>) -> Result<Self, ModelError> {
+        let mut words = BTreeSet::new();
+        for t in texts {
+            words.extend(split_words(t));
+        }
+        let vocab: HashMap<String, u32> = SPECIALS
+            .iter()
+            .map(|s| s.to_string())
+            .chain(words)
+            .enumerate()
+            .map(|(i, w)| (w, i as u32))
+            .collect();
+        let model = WordLevel::builder()
+            .vocab(vocab.into_iter().collect())
+            .unk_token(UNK.into())
+            .build()
+            .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        let mut tok = Tokenizer::new(model);
+        tok.with_normalizer(Some(Lowercase));
+        tok.with_pre_tokenizer(Some(Whitespace {}));
+        Ok(Self { tok })
+    }
+
+    pub fn load(path: &Path) -> Result<Self, ModelError> {
+        let tok = Tokenizer::from_file(path)
+            .map_err(|e| ModelError::Tokenizer(format!("{}: {e}", path.display())))?;
+        let v = Self { tok };
+        for (i, s) in SPECIALS.iter().enumerate() {
+            if v.id(s) != Some(i as u32) {
+                return Err(ModelError::Tokenizer(format!(
+                    "{}: special token {s} is not id {i}",
+                    path.display()
+                )));
+            }
+        }
+        Ok(v)
+    }
+
+    pub fn save(&self, path: &Path) -> Result<(), ModelError> {
+        self.tok
+            .save(path, true)
+            .map_err(|e| ModelError::Tokenizer(format!("{}: {e}", path.display())))
+    }
+
+    pub fn len(&self) -> usize {
+        self.tok.get_vocab_size(true)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn id(&self, token: &str) -> Option<u32> {
+        self.tok.token_to_id(token)
+    }
+
+    /// Token ids of `text`; unknown words become `<unk>`.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>, ModelError> {
+        let enc = self
+            .tok
+            .encode(text, false)
+            .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// Text of token ids, written the way the tasks write it: words separated by spaces,
+    /// punctuation attached to the word before it. Specials are skipped.
+    pub fn decode(&self, ids: &[u32]) -> String {
+        let mut out = String::new();
+        for &id in ids {
+            let Some(w) = self.tok.id_to_token(id) else {
+                continue;
+            };
+            if SPECIALS.contains(&w.as_str()) {
+                continue;
+            }
+            let punct = w.chars().all(|c| c.is_ascii_punctuation());
+            if !out.is_empty() && !punct {
+                out.push(' ');
+            }
+            out.push_str(&w);
+        }
+        out
+    }
+}
+
+/// Lowercase words and punctuation runs, as the `Whitespace` pre-tokenizer splits them.
+fn split_words(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut cur_word = false;
+    for c in text.to_lowercase().chars() {
+        if c.is_whitespace() {
+            if !cur.is_empty() {
+                out.push(std::mem::take(&mut cur));
+            }
+            continue;
+        }
+        let word = c.is_alphanumeric() || c == '_';
+        if !cur.is_empty() && word != cur_word {
+            out.push(std::mem::take(&mut cur));
+        }
+        cur_word = word;
+        cur.push(c);
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vocab() -> Vocab {
+        Vocab::build([
+            "pick up the red block and place it on the blue bowl.",
+            "done placing blocks in bowls.",
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn texts_round_trip_and_specials_come_first() {
+        let v = vocab();
+        for (i, s) in SPECIALS.iter().enumerate() {
+            assert_eq!(v.id(s), Some(i as u32));
+        }
+        let text = "pick up the red block and place it on the blue bowl.";
+        let ids = v.encode(text).unwrap();
+        assert_eq!(ids.len(), 13);
+        assert!(!ids.contains(&v.id(UNK).unwrap()));
+        assert_eq!(v.decode(&ids), text);
+    }
+
+    #[test]
+    fn unknown_words_become_unk() {
+        let v = vocab();
+        let ids = v.encode("pick up the golden teapot.").unwrap();
+        let unk = v.id(UNK).unwrap();
+        assert_eq!(ids.iter().filter(|&&i| i == unk).count(), 2);
+        assert_eq!(v.decode(&ids), "pick up the.");
+    }
+
+    #[test]
+    fn save_then_load_gives_the_same_ids() {
+        let v = vocab();
+        let path = std::env::temp_dir().join(format!("loho-vocab-{}.json", std::process::id()));
+        v.save(&path).unwrap();
+        let w = Vocab::load(&path).unwrap();
+        let text = "done placing blocks in bowls.";
+        assert_eq!(v.encode(text).unwrap(), w.encode(text).unwrap());
+        assert_eq!(v.len(), w.len());
+        std::fs::write(&path, "{ not json").unwrap();
+        assert!(Vocab::load(&path).is_err());
+    }
+}
