@@ -332,21 +332,23 @@ impl World {
         }
     }
 
-    /// The nearest collider along a ray, skipping `skip`'s colliders. A scan over all
-    /// colliders: a tabletop has a few dozen.
-    fn ray_hit(
-        &self,
-        ray: &Ray,
-        max: f32,
-        skip: Option<RigidBodyHandle>,
-    ) -> Option<(ColliderHandle, RayIntersection)> {
+    /// The nearest collider along a ray (unit direction). A scan over all colliders, a
+    /// few dozen on a tabletop, each first tested against its bounding sphere.
+    fn ray_hit(&self, ray: &Ray, max: f32) -> Option<(ColliderHandle, RayIntersection)> {
         self.phys
             .colliders
             .iter()
-            .filter(|(_, c)| skip.is_none() || c.parent() != skip)
             .filter_map(|(h, c)| {
+                let pose = self.collider_pose(c);
+                let sphere = c.shape().compute_bounding_sphere(&pose);
+                let oc = sphere.center - ray.origin;
+                let along = oc.dot(ray.dir);
+                let r2 = sphere.radius * sphere.radius;
+                if along < -sphere.radius || oc.length_squared() - along * along > r2 {
+                    return None;
+                }
                 c.shape()
-                    .cast_ray_and_get_normal(&self.collider_pose(c), ray, max, true)
+                    .cast_ray_and_get_normal(&pose, ray, max, true)
                     .map(|hit| (h, hit))
             })
             .min_by(|a, b| a.1.time_of_impact.total_cmp(&b.1.time_of_impact))
@@ -407,7 +409,7 @@ impl World {
         match self.held {
             None => {
                 let ray = Ray::new(glam_vec([self.tip.x, self.tip.y, self.tip.z]), -Vector::Z);
-                let (h, hit) = self.ray_hit(&ray, look, None)?;
+                let (h, hit) = self.ray_hit(&ray, look)?;
                 Some((
                     (hit.time_of_impact - CONTACT_GAP).max(0.0),
                     self.object_of(h),
@@ -538,7 +540,7 @@ impl World {
     /// where the line meets it (the table is `None`).
     pub fn top_at(&self, x: f64, y: f64) -> (Option<usize>, f64) {
         let ray = Ray::new(Vector::new(x as f32, y as f32, 1.0), -Vector::Z);
-        match self.ray_hit(&ray, 2.0, None) {
+        match self.ray_hit(&ray, 2.0) {
             Some((h, hit)) => (self.object_of(h), 1.0 - hit.time_of_impact as f64),
             None => (None, 0.0),
         }
@@ -553,7 +555,7 @@ impl World {
         max: f64,
     ) -> Option<(Option<usize>, f64, [f64; 3])> {
         let ray = Ray::new(glam_vec(origin), glam_vec(dir));
-        let (h, hit) = self.ray_hit(&ray, max as f32, None)?;
+        let (h, hit) = self.ray_hit(&ray, max as f32)?;
         let n = hit.normal;
         Some((
             self.object_of(h),
