@@ -144,15 +144,16 @@ mod tests {
         }
     }
 
+    /// A stem with fresh weights, and the map holding them.
+    fn stem() -> (Stem, VarMap) {
+        let vm = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
+        (Stem::new(&cfg(), 24, vb).unwrap(), vm)
+    }
+
     #[test]
     fn a_frame_becomes_200_tokens_and_a_wrong_frame_is_an_error() {
-        let vm = VarMap::new();
-        let stem = Stem::new(
-            &cfg(),
-            24,
-            VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu),
-        )
-        .unwrap();
+        let (stem, _vm) = stem();
         let n = 320 * 160;
         let f = stem
             .frame(&vec![128; 3 * n], &vec![0.04; n], &Device::Cpu)
@@ -172,13 +173,7 @@ mod tests {
 
     #[test]
     fn a_block_changes_only_its_own_token() {
-        let vm = VarMap::new();
-        let stem = Stem::new(
-            &cfg(),
-            24,
-            VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu),
-        )
-        .unwrap();
+        let (stem, _vm) = stem();
         let n = 320 * 160;
         let rgb = vec![51u8; 3 * n];
         let mut height = vec![0.0f32; n];
@@ -216,13 +211,7 @@ mod tests {
 
     #[test]
     fn every_stem_weight_gets_a_gradient() {
-        let vm = VarMap::new();
-        let stem = Stem::new(
-            &cfg(),
-            24,
-            VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu),
-        )
-        .unwrap();
+        let (stem, vm) = stem();
         let n = 320 * 160;
         let rgb: Vec<u8> = (0..3 * n).map(|i| (i % 251) as u8).collect();
         let height: Vec<f32> = (0..n).map(|i| (i % 7) as f32 * 0.01).collect();
