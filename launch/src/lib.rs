@@ -12,7 +12,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use loho_runtime::BusConfig;
-use loho_sim::env::{Decision, Env};
+use loho_sim::env::Env;
 use loho_sim::{node, Split, TaskId, ALL_TASKS};
 
 use crate::eval::{EvalArgs, PolicyKind};
@@ -217,24 +217,20 @@ fn run_episode_live(episode: &EpisodeArgs, policy: &str, out: &PathBuf) -> Resul
     );
     let first = out.join(format!("{name}-start.png"));
     render::scene_strip(env.world(), &env.observe()).save_png(&first)?;
-    while !env.is_done() {
-        let obs = env.observe();
-        match pol.decide(&env, &obs) {
-            Decision::Done(text) => {
-                println!("sub-task: {text}");
-                break;
-            }
-            Decision::Act(a) => {
-                let r = env.step(&a)?;
-                println!(
-                    "step {}: {}  reward {:+.2}  total {:.2}",
-                    env.steps_taken(),
-                    a.subtask,
-                    r.reward,
-                    r.total
-                );
-            }
-        }
+    let mut step = 0;
+    let result = env.run(pol.as_mut(), |a, r| {
+        step += 1;
+        println!(
+            "step {step}: {}  reward {:+.2}  total {:.2}",
+            a.subtask, r.reward, r.total
+        );
+    })?;
+    if let Some(done) = result
+        .subtasks
+        .last()
+        .filter(|_| result.subtasks.len() > result.steps)
+    {
+        println!("sub-task: {done}");
     }
     let last = out.join(format!("{name}-end.png"));
     render::scene_strip(env.world(), &env.observe()).save_png(&last)?;

@@ -179,26 +179,39 @@ pub fn run_episode(
     policy: &mut dyn Policy,
 ) -> Result<EpisodeResult, EnvError> {
     let mut env = Env::new(task, split, seed)?;
-    let mut subtasks = Vec::new();
-    while !env.is_done() {
-        let obs = env.observe();
-        match policy.decide(&env, &obs) {
-            Decision::Done(text) => {
-                subtasks.push(text);
-                break;
-            }
-            Decision::Act(a) => {
-                subtasks.push(a.subtask.clone());
-                env.step(&a)?;
+    env.run(policy, |_, _| {})
+}
+
+impl Env {
+    /// Lets `policy` act until success, the step limit, or it says done, calling
+    /// `on_step` after every executed action.
+    pub fn run(
+        &mut self,
+        policy: &mut dyn Policy,
+        mut on_step: impl FnMut(&Action, &StepResult),
+    ) -> Result<EpisodeResult, EnvError> {
+        let mut subtasks = Vec::new();
+        while !self.is_done() {
+            let obs = self.observe();
+            match policy.decide(self, &obs) {
+                Decision::Done(text) => {
+                    subtasks.push(text);
+                    break;
+                }
+                Decision::Act(a) => {
+                    subtasks.push(a.subtask.clone());
+                    let r = self.step(&a)?;
+                    on_step(&a, &r);
+                }
             }
         }
+        Ok(EpisodeResult {
+            task: self.episode.task,
+            seed: self.episode.seed,
+            total_reward: self.total_reward(),
+            success: self.success(),
+            steps: self.steps_taken(),
+            subtasks,
+        })
     }
-    Ok(EpisodeResult {
-        task,
-        seed,
-        total_reward: env.total_reward(),
-        success: env.success(),
-        steps: env.steps_taken(),
-        subtasks,
-    })
 }

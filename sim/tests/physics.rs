@@ -170,16 +170,7 @@ fn same_seed_same_episode_bit_for_bit() {
         let finals: Vec<Vec<ObjPose>> = (0..2)
             .map(|_| {
                 let mut env = loho_sim::Env::new(task, Split::Test, seed).unwrap();
-                let mut oracle = Oracle;
-                while !env.is_done() {
-                    let obs = env.observe();
-                    match loho_sim::Policy::decide(&mut oracle, &env, &obs) {
-                        loho_sim::Decision::Act(a) => {
-                            env.step(&a).unwrap();
-                        }
-                        loho_sim::Decision::Done(_) => break,
-                    }
-                }
+                env.run(&mut Oracle, |_, _| {}).unwrap();
                 (0..env.world().objects.len())
                     .map(|i| env.world().pose(i))
                     .collect()
