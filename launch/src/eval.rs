@@ -1,5 +1,6 @@
 //! `loho eval`: the benchmark table, episodes spread over worker threads.
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -9,11 +10,15 @@ use indicatif::{ProgressBar, ProgressStyle};
 use loho_sim::{run_episode, EpisodeResult, Oracle, Policy, RandomPolicy, Split, TaskId};
 use serde::Serialize;
 
+use crate::policy::{default_checkpoint, ModelPolicy};
+
 /// Which policy acts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PolicyKind {
     Oracle,
     Random,
+    /// A checkpoint folder (`default` is the shipped one).
+    Model(PathBuf),
 }
 
 impl PolicyKind {
@@ -21,20 +26,29 @@ impl PolicyKind {
         match s {
             "oracle" => Ok(Self::Oracle),
             "random" => Ok(Self::Random),
-            other => anyhow::bail!("unknown policy {other:?}: use oracle or random"),
+            "default" => Ok(Self::Model(default_checkpoint())),
+            dir if Path::new(dir).is_dir() => Ok(Self::Model(dir.into())),
+            other => anyhow::bail!(
+                "unknown policy {other:?}: use default, oracle, random or a checkpoint folder"
+            ),
         }
     }
-    pub fn name(self) -> &'static str {
+    pub fn name(&self) -> String {
         match self {
-            Self::Oracle => "oracle",
-            Self::Random => "random",
+            Self::Oracle => "oracle".into(),
+            Self::Random => "random".into(),
+            Self::Model(dir) => dir.display().to_string(),
         }
     }
-    pub fn make(self, seed: u64) -> Box<dyn Policy> {
-        match self {
+    pub fn make(&self, seed: u64) -> Result<Box<dyn Policy>> {
+        Ok(match self {
             Self::Oracle => Box::new(Oracle),
             Self::Random => Box::new(RandomPolicy::new(seed)),
-        }
+            Self::Model(dir) => Box::new(
+                ModelPolicy::load(dir, seed)
+                    .with_context(|| format!("loading the policy in {}", dir.display()))?,
+            ),
+        })
     }
 }
 
@@ -103,10 +117,11 @@ pub fn evaluate(a: &EvalArgs) -> Result<Report> {
                 let Some(&(task, seed)) = work.get(i) else {
                     break;
                 };
-                let mut policy = a.policy.make(seed);
-                match run_episode(task, a.split, seed, policy.as_mut())
-                    .with_context(|| format!("task {} seed {seed}", task.letter()))
-                {
+                let run = a.policy.make(seed).and_then(|mut policy| {
+                    run_episode(task, a.split, seed, policy.as_mut())
+                        .with_context(|| format!("task {} seed {seed}", task.letter()))
+                });
+                match run {
                     Ok(r) => {
                         if !r.success {
                             bar.set_message(format!("{} seed {} failed", task.letter(), seed));
@@ -140,7 +155,7 @@ pub fn evaluate(a: &EvalArgs) -> Result<Report> {
     }
     let m = rows.len().max(1) as f64;
     Ok(Report {
-        policy: a.policy.name().into(),
+        policy: a.policy.name(),
         split: a.split,
         seed: a.seed,
         episodes: a.episodes,

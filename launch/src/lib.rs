@@ -2,8 +2,12 @@
 //! the library crates. `main.rs` only calls [`main_with`], so tests can run any
 //! subcommand in a child process exactly as the binary would.
 
+pub mod bench;
 pub mod eval;
+pub mod gendata;
+pub mod policy;
 pub mod render;
+pub mod train;
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -68,6 +72,54 @@ pub enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Write oracle demonstrations (train seeds) as a dataset folder for `loho train`.
+    GenData {
+        #[arg(long, default_value = "data/train")]
+        out: PathBuf,
+        #[arg(long, default_value = "all")]
+        tasks: String,
+        /// Episodes per task.
+        #[arg(long, default_value_t = 600)]
+        episodes: usize,
+        /// First train episode number.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Probability that an executed action is shifted a few cm (the label stays the
+        /// oracle's), so the data shows recoveries.
+        #[arg(long, default_value_t = 0.2)]
+        perturb: f64,
+        /// Colours of tasks B–K: `all` 11 (the shipped model's data) or `split` (train's 7).
+        #[arg(long, default_value = "all")]
+        colors: String,
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
+    /// Train a checkpoint on a dataset folder; `--resume` continues a killed run.
+    Train {
+        #[arg(long, default_value = "data/train")]
+        data: PathBuf,
+        /// Run folder: the checkpoint, optimizer state, train.json and log.jsonl.
+        #[arg(long, default_value = "runs/train/loho-tiny")]
+        out: PathBuf,
+        #[arg(long)]
+        resume: bool,
+        #[arg(long, default_value_t = 20_000)]
+        steps: usize,
+        #[arg(long, default_value_t = 16)]
+        batch: usize,
+        #[arg(long, default_value_t = 1e-3)]
+        lr: f64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Steps between checkpoints (also saved every 10 minutes).
+        #[arg(long, default_value_t = 250)]
+        save_every: usize,
+    },
+    /// Performance figures.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
     /// Run the simulator as a zenoh node.
     Sim {
         #[command(flatten)]
@@ -77,6 +129,23 @@ pub enum Command {
         fps: f64,
         #[command(flatten)]
         bus: BusArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Decision latency of a checkpoint on test frames: stem + prefill, per-token decode,
+    /// action head, total (p50, p95), and per-token decode without the KV cache.
+    Policy {
+        #[arg(long, default_value = "default")]
+        policy: String,
+        #[arg(long, default_value_t = 100)]
+        decisions: usize,
+        /// Threads for the model (the figure the issue asks for is on one core).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
 }
 
@@ -124,6 +193,10 @@ impl BusArgs {
     }
 }
 
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 fn split(s: &str) -> Result<Split> {
     Split::parse(s).with_context(|| format!("unknown split {s:?}: use train, val or test"))
 }
@@ -160,8 +233,7 @@ pub fn main_with<I: IntoIterator<Item = String>>(args: I) -> Result<()> {
                 split: split(&sp)?,
                 episodes,
                 seed,
-                jobs: jobs
-                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+                jobs: jobs.unwrap_or_else(cores),
             };
             let report = eval::evaluate(&args)?;
             print!("{}", eval::table(&report));
@@ -187,6 +259,72 @@ pub fn main_with<I: IntoIterator<Item = String>>(args: I) -> Result<()> {
             policy,
             out,
         } => run_episode_live(&episode, &policy, &out),
+        Command::GenData {
+            out,
+            tasks,
+            episodes,
+            seed,
+            perturb,
+            colors,
+            jobs,
+        } => {
+            anyhow::ensure!(
+                colors == "all" || colors == "split",
+                "unknown --colors {colors:?}: use all or split"
+            );
+            let args = gendata::GenArgs {
+                out: out.clone(),
+                tasks: TaskId::parse_list(&tasks)?,
+                episodes,
+                seed,
+                perturb,
+                all_colors: colors == "all",
+                jobs: jobs.unwrap_or_else(cores),
+            };
+            let n = gendata::generate(&args)?;
+            println!("wrote {n} decisions to {}", out.display());
+            Ok(())
+        }
+        Command::Train {
+            data,
+            out,
+            resume,
+            steps,
+            batch,
+            lr,
+            seed,
+            save_every,
+        } => train::train(&train::TrainArgs {
+            data,
+            out,
+            config: loho_models::train::TrainConfig {
+                steps,
+                batch,
+                lr,
+                seed,
+                ..Default::default()
+            },
+            resume,
+            save_every: save_every.max(1),
+        }),
+        Command::Bench {
+            what:
+                BenchCommand::Policy {
+                    policy,
+                    decisions,
+                    threads,
+                    json,
+                },
+        } => {
+            // candle and gemm read this when their pools first start, which is later.
+            std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+            let PolicyKind::Model(dir) = PolicyKind::parse(&policy)? else {
+                anyhow::bail!("bench policy needs a checkpoint: default or a folder");
+            };
+            let r = bench::policy(&dir, decisions.max(1), json.as_ref())?;
+            bench::print(&r);
+            Ok(())
+        }
         Command::Sim { episode, fps, bus } => {
             let sp = split(&episode.split)?;
             let cfg = node::SimConfig {
@@ -206,7 +344,7 @@ pub fn main_with<I: IntoIterator<Item = String>>(args: I) -> Result<()> {
 fn run_episode_live(episode: &EpisodeArgs, policy: &str, out: &PathBuf) -> Result<()> {
     let mut env = episode.env()?;
     let kind = PolicyKind::parse(policy)?;
-    let mut pol = kind.make(env.episode.seed);
+    let mut pol = kind.make(env.episode.seed)?;
     println!("instruction: {}", env.instruction());
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let name = format!(

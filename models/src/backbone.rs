@@ -37,10 +37,12 @@ fn default_act() -> Activation {
     Activation::Relu
 }
 
-/// Fused kernels with the cache, or composite differentiable ops without it.
+/// Fused kernels with the cache, fused kernels over a whole sequence without it, or
+/// composite differentiable ops without it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Infer,
+    Full,
     Train,
 }
 
@@ -61,7 +63,7 @@ impl Norm {
 
     fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         match mode {
-            Mode::Infer => candle_nn::ops::layer_norm(
+            Mode::Infer | Mode::Full => candle_nn::ops::layer_norm(
                 &x.contiguous()?,
                 &self.weight,
                 &self.bias,
@@ -122,7 +124,7 @@ impl Attention {
             att = att.broadcast_add(&causal_mask(t, s, x.device())?)?;
         }
         let att = match mode {
-            Mode::Infer => candle_nn::ops::softmax_last_dim(&att)?,
+            Mode::Infer | Mode::Full => candle_nn::ops::softmax_last_dim(&att)?,
             Mode::Train => candle_nn::ops::softmax(&att, D::Minus1)?,
         };
         let y = att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))?;
@@ -234,6 +236,12 @@ impl Backbone {
         let h = self.run(x, offset, Mode::Infer)?;
         self.cached += x.dim(1)?;
         Ok(h)
+    }
+
+    /// Hidden states of whole sequences with the inference kernels, leaving the cache
+    /// alone: what decoding would cost without a cache.
+    pub fn forward_full(&mut self, x: &Tensor) -> Result<Tensor> {
+        self.run(x, 0, Mode::Full)
     }
 
     /// Hidden states of whole sequences, differentiable, no cache.

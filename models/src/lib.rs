@@ -1,18 +1,33 @@
 //! The LoHoVLA-style model of loho, in candle (DESIGN §6). No zenoh, no simulator.
 //!
-//! Built so far:
 //! - [`vocab`]: the word-level vocabulary as a Hugging Face `tokenizer.json`;
 //! - [`stem`]: the RGB-D heightmap to image tokens with 2-D positions;
-//! - [`backbone`]: the pre-norm decoder-only transformer with its KV cache.
-//!
-//! Still to come (issue 3): the language and action heads, generation, training and
-//! checkpoints.
+//! - [`backbone`]: the pre-norm decoder-only transformer with its KV cache;
+//! - [`head`]: the flow-matching action head; [`keypose`]: its normalised outputs;
+//! - [`model`]: all of it in one sequence layout, with the tied language head;
+//! - [`vla`]: one decision (sub-task text, keyposes, timings) on a frame;
+//! - [`checkpoint`]: the checkpoint folder; [`data`] and [`train`]: demonstrations and
+//!   training.
 
 pub mod backbone;
+pub mod checkpoint;
+pub mod data;
+pub mod head;
+pub mod keypose;
+pub mod model;
 pub mod stem;
+pub mod train;
+pub mod vla;
 pub mod vocab;
 
+use std::path::PathBuf;
+
+use rand::Rng;
 use thiserror::Error;
+
+pub use keypose::Keypose;
+pub use model::{Config, Loho};
+pub use vla::Vla;
 
 #[derive(Debug, Error)]
 pub enum ModelError {
@@ -24,6 +39,17 @@ pub enum ModelError {
         rgb: usize,
         height: usize,
     },
+    #[error("checkpoint {}: {reason}", path.display())]
+    Checkpoint { path: PathBuf, reason: String },
+    #[error("data: {0}")]
+    Data(String),
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+}
+
+/// A standard normal draw (Box–Muller), for noise that must follow a seed.
+pub(crate) fn normal(rng: &mut impl Rng) -> f32 {
+    let u1: f64 = rng.gen_range(f64::EPSILON..1.0);
+    let u2: f64 = rng.gen();
+    ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
 }

@@ -1,13 +1,19 @@
 //! The RGB-D stem: the top-down heightmap (colour + height) to a grid of image tokens
 //! with 2-D positions.
 //!
-//! Two strided convolutions: 4×4 pixels to `hidden` channels, then `patch / 4` of those
-//! to one token, so a 320×160 frame with 16-pixel (5 cm) patches is 20×10 = 200 tokens,
-//! the size candle-notes measured. Token count is the main cost on this CPU; the first
-//! convolution still sees every pixel, so a 4 cm block is never lost between patches.
+//! Three stages, each a linear map of non-overlapping blocks (a strided convolution
+//! written as reshape + matmul, whose backward is far cheaper in candle on the CPU than
+//! conv2d's): 4×4 pixels to `hidden` channels, 2×2 of those to `2·hidden`, then the
+//! `patch / 8` squared of those to one token. Token count is the main cost on
+//! this CPU, so patches are large (32 px = 10 cm: 10×5 = 50 tokens for a 320×160 frame);
+//! the first stage still sees every pixel, so a 4 cm block is never lost.
+//!
+//! Two constant channels hold each pixel's normalised (x, y) (CoordConv): a token can then
+//! say *where* in its 10 cm a block sits, which the action head needs to millimetres
+//! (placements are checked to 1 cm).
 
 use candle_core::{Device, Module, Result, Tensor};
-use candle_nn::{conv2d, embedding, Conv2d, Conv2dConfig, Embedding, VarBuilder};
+use candle_nn::{embedding, linear, Embedding, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
@@ -21,9 +27,9 @@ pub struct StemConfig {
     pub image_width: usize,
     /// Heights are divided by this (m) before entering the network.
     pub z_max: f64,
-    /// Pixels per token side; a multiple of 4 dividing both image sides.
+    /// Pixels per token side; a multiple of 8 dividing both image sides.
     pub patch: usize,
-    /// Channels after the first convolution.
+    /// Channels after the first stage.
     pub hidden: usize,
 }
 
@@ -41,34 +47,59 @@ impl StemConfig {
     }
 }
 
+/// Channels entering the stem: colour, height, and the pixel's (x, y).
+const IN_CHANNELS: usize = 6;
+
 pub struct Stem {
-    conv1: Conv2d,
-    conv2: Conv2d,
+    cell: Linear,
+    quad: Linear,
+    patch: Linear,
+    /// (1, 2, height, width): x and y of every pixel in [−1, 1].
+    coords: Tensor,
     row: Embedding,
     col: Embedding,
     cfg: StemConfig,
+}
+
+/// (b, h, w, c) → (b, h/k, w/k, k·k·c): each k×k block of cells becomes one cell.
+fn group(x: &Tensor, k: usize) -> Result<Tensor> {
+    let (b, h, w, c) = x.dims4()?;
+    x.reshape((b, h / k, k, w / k, k * c))?
+        .transpose(2, 3)?
+        .reshape((b, h / k, w / k, k * k * c))
 }
 
 impl Stem {
     pub fn new(cfg: &StemConfig, d_model: usize, vb: VarBuilder) -> Result<Self> {
         let p = cfg.patch;
         let divides = |n: usize| n.is_multiple_of(p);
-        if p < 4 || !p.is_multiple_of(4) || !divides(cfg.image_height) || !divides(cfg.image_width)
+        if p < 8 || !p.is_multiple_of(8) || !divides(cfg.image_height) || !divides(cfg.image_width)
         {
             candle_core::bail!(
-                "patch {p} must be a multiple of 4 dividing {}×{}",
+                "patch {p} must be a multiple of 8 dividing {}×{}",
                 cfg.image_height,
                 cfg.image_width
             );
         }
-        let strided = |k| Conv2dConfig {
-            stride: k,
-            ..Default::default()
-        };
         let (rows, cols) = cfg.grid();
+        let (h, w) = (cfg.image_height, cfg.image_width);
+        let lin = |n: usize, i: usize| 2.0 * (i as f32 + 0.5) / n as f32 - 1.0;
+        let xs: Vec<f32> = (0..h * w).map(|i| lin(w, i % w)).collect();
+        let ys: Vec<f32> = (0..h * w).map(|i| lin(h, i / w)).collect();
+        let coords = Tensor::cat(
+            &[
+                Tensor::from_vec(xs, (1, 1, h, w), vb.device())?,
+                Tensor::from_vec(ys, (1, 1, h, w), vb.device())?,
+            ],
+            1,
+        )?;
+        let c = cfg.hidden;
+        let g = p / 8;
         Ok(Self {
-            conv1: conv2d(4, cfg.hidden, 4, strided(4), vb.pp("conv1"))?,
-            conv2: conv2d(cfg.hidden, d_model, p / 4, strided(p / 4), vb.pp("conv2"))?,
+            cell: linear(16 * IN_CHANNELS, c, vb.pp("cell"))?,
+            quad: linear(4 * c, 2 * c, vb.pp("quad"))?,
+            patch: linear(g * g * 2 * c, d_model, vb.pp("patch"))?,
+            coords,
             row: embedding(rows, d_model, vb.pp("row"))?,
             col: embedding(cols, d_model, vb.pp("col"))?,
             cfg: cfg.clone(),
@@ -76,12 +107,16 @@ impl Stem {
     }
 
     /// Image tokens (batch, rows × cols, d_model), row-major, from frames made by
-    /// [`Stem::frames`].
+    /// [`Stem::frame`].
     pub fn forward(&self, frames: &Tensor) -> Result<Tensor> {
-        let h = self.conv1.forward(frames)?.relu()?;
-        let h = self.conv2.forward(&h)?; // (b, d, rows, cols)
-        let (b, d, rows, cols) = h.dims4()?;
-        let tokens = h.flatten_from(2)?.transpose(1, 2)?; // (b, rows·cols, d)
+        let b = frames.dim(0)?;
+        let coords = self.coords.repeat((b, 1, 1, 1))?;
+        let x = Tensor::cat(&[frames, &coords], 1)?.permute((0, 2, 3, 1))?; // (b, h, w, 6)
+        let h = self.cell.forward(&group(&x, 4)?)?.relu()?;
+        let h = self.quad.forward(&group(&h, 2)?)?.relu()?;
+        let h = self.patch.forward(&group(&h, self.cfg.patch / 8)?)?; // (b, rows, cols, d)
+        let (_, rows, cols, d) = h.dims4()?;
+        let tokens = h.reshape((b, rows * cols, d))?;
         let dev = frames.device();
         let r = self.row.forward(&Tensor::arange(0u32, rows as u32, dev)?)?; // (rows, d)
         let c = self.col.forward(&Tensor::arange(0u32, cols as u32, dev)?)?; // (cols, d)
@@ -89,7 +124,7 @@ impl Stem {
             .unsqueeze(1)?
             .broadcast_add(&c.unsqueeze(0)?)?
             .reshape((rows * cols, d))?;
-        tokens.broadcast_add(&pos)?.reshape((b, rows * cols, d))
+        tokens.broadcast_add(&pos)
     }
 
     /// One network input (1, 4, height, width) from a heightmap: colour scaled to
@@ -220,7 +255,7 @@ mod tests {
             .unwrap();
         let grads = out.sqr().unwrap().mean_all().unwrap().backward().unwrap();
         let vars = vm.all_vars();
-        assert_eq!(vars.len(), 6);
+        assert_eq!(vars.len(), 8);
         for v in &vars {
             let g = grads.get(v).expect("a gradient");
             let s: f32 = g.abs().unwrap().sum_all().unwrap().to_scalar().unwrap();

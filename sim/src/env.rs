@@ -70,17 +70,21 @@ pub struct Env {
 
 impl Env {
     pub fn new(task: TaskId, split: Split, seed: u64) -> Result<Self, EnvError> {
-        let mut episode = tasks::generate(task, split, seed)?;
+        Ok(Self::from_episode(tasks::generate(task, split, seed)?))
+    }
+
+    /// An environment over an episode built elsewhere (for example with another palette).
+    pub fn from_episode(mut episode: Episode) -> Self {
         episode.world.settle(1.0);
         let mut goals = Goals::new(episode.steps.clone());
         let total = goals.update(&episode.world);
-        Ok(Self {
+        Self {
             episode,
             goals,
             steps: 0,
             total,
             params: PrimitiveParams::default(),
-        })
+        }
     }
 
     pub fn world(&self) -> &World {

@@ -108,17 +108,29 @@ pub struct Episode {
     pub steps: Vec<GoalStep>,
 }
 
-/// Builds one episode. Scenes that cannot be laid out are drawn again from the same
-/// random stream, so the result still depends only on (task, split, seed).
+/// Builds one episode with the split's colours. Scenes that cannot be laid out are drawn
+/// again from the same random stream, so the result still depends only on (task, split, seed).
 pub fn generate(task: TaskId, split: Split, seed: u64) -> Result<Episode, TaskError> {
+    generate_with_colors(task, split, seed, &split.colors())
+}
+
+/// Builds one episode whose tasks B–K draw colours from `palette` instead of the split's:
+/// training data uses all 11 colours (facts §7) with the train seeds.
+pub fn generate_with_colors(
+    task: TaskId,
+    split: Split,
+    seed: u64,
+    palette: &[Color],
+) -> Result<Episode, TaskError> {
     let mut rng = ChaCha8Rng::seed_from_u64(mix(seed, task as u64));
     for _ in 0..50 {
         let mut b = Builder {
             world: World::new(),
             layout: Layout::default(),
             rng: &mut rng,
+            palette: palette.to_vec(),
         };
-        if let Some(spec) = build(task, split, &mut b) {
+        if let Some(spec) = build(task, &mut b) {
             let world = b.world;
             return Ok(Episode {
                 task,
@@ -156,6 +168,8 @@ struct Builder<'a> {
     world: World,
     layout: Layout,
     rng: &'a mut ChaCha8Rng,
+    /// The colours tasks B–K draw from.
+    palette: Vec<Color>,
 }
 
 impl Builder<'_> {
@@ -254,19 +268,19 @@ fn stack_levels(zone: &ObjPose, edge: f64, n: usize) -> Vec<Target> {
         .collect()
 }
 
-fn build(task: TaskId, split: Split, b: &mut Builder) -> Option<Spec> {
+fn build(task: TaskId, b: &mut Builder) -> Option<Spec> {
     match task {
         TaskId::A => task_a(b),
-        TaskId::B => task_bf(b, split, false),
-        TaskId::C => task_c(b, split),
-        TaskId::D => task_d(b, split),
-        TaskId::E => task_e(b, split),
-        TaskId::F => task_bf(b, split, true),
-        TaskId::G => task_g(b, split),
-        TaskId::H => task_h(b, split),
-        TaskId::I => task_i(b, split),
-        TaskId::J => task_j(b, split),
-        TaskId::K => task_k(b, split),
+        TaskId::B => task_bf(b, false),
+        TaskId::C => task_c(b),
+        TaskId::D => task_d(b),
+        TaskId::E => task_e(b),
+        TaskId::F => task_bf(b, true),
+        TaskId::G => task_g(b),
+        TaskId::H => task_h(b),
+        TaskId::I => task_i(b),
+        TaskId::J => task_j(b),
+        TaskId::K => task_k(b),
     }
 }
 
@@ -478,10 +492,10 @@ fn other_colors(used: &[Color]) -> Vec<Color> {
 }
 
 /// B (matching bowls) and F (mismatching bowls): the same scene, opposite goals.
-fn task_bf(b: &mut Builder, split: Split, mismatch: bool) -> Option<Spec> {
+fn task_bf(b: &mut Builder, mismatch: bool) -> Option<Spec> {
     let n_bowls = b.range(5, 7);
     let n_blocks = b.range(5, n_bowls);
-    let cols = b.colors(&split.colors(), n_bowls);
+    let cols = b.colors(&b.palette.clone(), n_bowls);
     let bowls: Vec<usize> = cols
         .iter()
         .map(|&c| b.bowl(c, true))
@@ -568,9 +582,9 @@ fn pairs_and_distractors(
 }
 
 /// C: every smaller block on the bigger block of its colour.
-fn task_c(b: &mut Builder, split: Split) -> Option<Spec> {
+fn task_c(b: &mut Builder) -> Option<Spec> {
     let n = b.range(5, 7);
-    let cols = b.colors(&split.colors(), n);
+    let cols = b.colors(&b.palette.clone(), n);
     let (big, small) = pairs_and_distractors(b, &cols, &mut |_| Some(()))?;
     let targets = big
         .iter()
@@ -599,9 +613,9 @@ fn task_c(b: &mut Builder, split: Split) -> Option<Spec> {
 
 /// D: one tower, on the first block in the named area, of every block that starts there;
 /// bigger blocks below smaller ones, at most 0.26 m tall (the camera sees up to 0.28 m).
-fn task_d(b: &mut Builder, split: Split) -> Option<Spec> {
+fn task_d(b: &mut Builder) -> Option<Spec> {
     let n = b.range(5, 7);
-    let cols = b.colors(&split.colors(), n);
+    let cols = b.colors(&b.palette.clone(), n);
     let area = QUADRANTS[b.range(0, 3)];
     let k = b.range(3, 6);
     let mut all: Vec<(Kind, Color)> = cols
@@ -657,7 +671,7 @@ fn task_d(b: &mut Builder, split: Split) -> Option<Spec> {
 }
 
 /// E: colours with an even number of blocks go to their zone.
-fn task_e(b: &mut Builder, split: Split) -> Option<Spec> {
+fn task_e(b: &mut Builder) -> Option<Spec> {
     let k = b.range(2, 3);
     let n = loop {
         let n = b.range(k + 1, (4 * k).min(10) - 1);
@@ -665,7 +679,7 @@ fn task_e(b: &mut Builder, split: Split) -> Option<Spec> {
             break n;
         }
     };
-    let cols = b.colors(&split.colors(), k);
+    let cols = b.colors(&b.palette.clone(), k);
     let blocks: Vec<usize> = (0..n)
         .map(|i| b.block(Kind::SmallBlock, cols[i % k], Region::Anywhere))
         .collect::<Option<_>>()?;
@@ -729,11 +743,11 @@ fn task_e(b: &mut Builder, split: Split) -> Option<Spec> {
 }
 
 /// G: big blocks stacked on the first zone, small blocks on the second.
-fn task_g(b: &mut Builder, split: Split) -> Option<Spec> {
+fn task_g(b: &mut Builder) -> Option<Spec> {
     let n_big = b.range(1, 4);
     let n_small = b.range(1, 4);
-    let big_cols = b.colors(&split.colors(), n_big);
-    let small_cols = b.colors(&split.colors(), n_small);
+    let big_cols = b.colors(&b.palette.clone(), n_big);
+    let small_cols = b.colors(&b.palette.clone(), n_small);
     let z0 = b.zone(big_cols[0], 0.1)?;
     let z1 = b.zone(small_cols[0], 0.1)?;
     let big: Vec<usize> = big_cols
@@ -786,9 +800,9 @@ fn task_g(b: &mut Builder, split: Split) -> Option<Spec> {
 }
 
 /// H: five blocks of two colours, alternating, on a zone.
-fn task_h(b: &mut Builder, split: Split) -> Option<Spec> {
-    let ab = b.colors(&split.colors(), 2);
-    let pal = split.colors();
+fn task_h(b: &mut Builder) -> Option<Spec> {
+    let ab = b.colors(&b.palette.clone(), 2);
+    let pal = b.palette.clone();
     let zc = pal[b.range(0, pal.len() - 1)];
     let zone = b.zone(zc, 0.1)?;
     let cols: Vec<Color> = (0..5).map(|i| ab[i % 2]).collect();
@@ -822,9 +836,9 @@ fn task_h(b: &mut Builder, split: Split) -> Option<Spec> {
 }
 
 /// I: each big block into its zone, then each small block onto its big block.
-fn task_i(b: &mut Builder, split: Split) -> Option<Spec> {
+fn task_i(b: &mut Builder) -> Option<Spec> {
     let n = b.range(3, 5);
-    let cols = b.colors(&split.colors(), n);
+    let cols = b.colors(&b.palette.clone(), n);
     let mut zones = Vec::new();
     let (big, small) = pairs_and_distractors(b, &cols, &mut |b| {
         for &c in &cols {
@@ -871,12 +885,12 @@ fn task_i(b: &mut Builder, split: Split) -> Option<Spec> {
 }
 
 /// J: every block in one quadrant moves to another.
-fn task_j(b: &mut Builder, split: Split) -> Option<Spec> {
+fn task_j(b: &mut Builder) -> Option<Spec> {
     let mut areas = QUADRANTS.to_vec();
     areas.shuffle(b.rng);
     let (src, tgt) = (areas[0], areas[1]);
     let n_move = b.range(3, 5);
-    let mut pal = split.colors();
+    let mut pal = b.palette.clone();
     pal.shuffle(b.rng);
     let (moved_cols, rest) = pal.split_at(n_move);
     let moved: Vec<usize> = moved_cols
@@ -936,14 +950,14 @@ fn task_j(b: &mut Builder, split: Split) -> Option<Spec> {
 }
 
 /// K: blocks of each colour stacked on the zone of that colour.
-fn task_k(b: &mut Builder, split: Split) -> Option<Spec> {
+fn task_k(b: &mut Builder) -> Option<Spec> {
     let k = b.range(1, 3);
     let n = match k {
         1 => b.range(2, 3),
         2 => b.range(4, 6),
         _ => b.range(6, 9),
     };
-    let mut pal = split.colors();
+    let mut pal = b.palette.clone();
     pal.shuffle(b.rng);
     let cols = pal[..k].to_vec();
     let zones: Vec<usize> = cols

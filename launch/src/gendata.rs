@@ -1,0 +1,171 @@
+//! `loho gen-data`: oracle demonstrations on the train seeds, written as a dataset folder.
+//!
+//! Some executed actions are perturbed (the place, or the pick, shifted by a few
+//! centimetres) while the label stays the oracle's plan, so the data also shows how to
+//! recover from scenes a learned policy will cause: blocks off target, towers askew.
+//! After a success the final frame is labelled with the task's "done" sentence.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use loho_models::data::{Sample, Writer};
+use loho_models::Keypose;
+use loho_runtime::trajectory::EePose;
+use loho_sim::camera::{self, gaussian, Heightmap};
+use loho_sim::colors::{self, Split};
+use loho_sim::tasks;
+use loho_sim::{Action, Decision, Env, Oracle, Policy, TaskId};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+pub struct GenArgs {
+    pub out: PathBuf,
+    pub tasks: Vec<TaskId>,
+    /// Episodes per task.
+    pub episodes: usize,
+    /// First train episode number.
+    pub seed: u64,
+    /// Probability that an executed action is perturbed.
+    pub perturb: f64,
+    /// Draw B–K colours from all 11 instead of the train split's 7.
+    pub all_colors: bool,
+    pub jobs: usize,
+}
+
+fn keypose(p: &EePose, suction: bool) -> Keypose {
+    Keypose {
+        x: p.x,
+        y: p.y,
+        z: p.z,
+        yaw: p.yaw,
+        suction,
+    }
+}
+
+fn sample(env: &Env, step: usize, subtask: &str, keyposes: Vec<Keypose>) -> Sample {
+    Sample {
+        task: env.episode.task.letter().to_string(),
+        seed: env.episode.seed,
+        step,
+        instruction: env.instruction().to_string(),
+        subtask: subtask.to_string(),
+        keyposes,
+        frame: String::new(),
+    }
+}
+
+/// A few centimetres off: the place (more often) or the pick.
+fn perturbed(a: &Action, rng: &mut ChaCha8Rng) -> Action {
+    let mut a = a.clone();
+    let (k, sigma) = if rng.gen_bool(0.7) {
+        (&mut a.place, 0.03)
+    } else {
+        (&mut a.pick, 0.012)
+    };
+    k.x = (k.x + sigma * gaussian(rng)).clamp(camera::X_MIN, camera::X_MAX);
+    k.y = (k.y + sigma * gaussian(rng)).clamp(camera::Y_MIN, camera::Y_MAX);
+    a
+}
+
+type Frame = (Sample, Vec<u8>, Vec<f32>);
+
+fn episode(task: TaskId, seed: u64, a: &GenArgs) -> Result<Vec<Frame>> {
+    let palette = if a.all_colors {
+        colors::ALL.to_vec()
+    } else {
+        Split::Train.colors()
+    };
+    let ep = tasks::generate_with_colors(task, Split::Train, seed, &palette)?;
+    let mut env = Env::from_episode(ep);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ ((task as u64) << 40));
+    let mut out = Vec::new();
+    let push = |out: &mut Vec<Frame>, s: Sample, obs: &Heightmap| {
+        out.push((s, obs.rgb_bytes(), obs.height.clone()));
+    };
+    while !env.is_done() {
+        let obs = env.observe();
+        let step = env.steps_taken();
+        match Oracle.decide(&env, &obs) {
+            Decision::Done(text) => {
+                push(&mut out, sample(&env, step, &text, vec![]), &obs);
+                return Ok(out);
+            }
+            Decision::Act(act) => {
+                let kp = vec![keypose(&act.pick, true), keypose(&act.place, false)];
+                push(&mut out, sample(&env, step, &act.subtask, kp), &obs);
+                let exec = if rng.gen_bool(a.perturb) {
+                    perturbed(&act, &mut rng)
+                } else {
+                    act
+                };
+                env.step(&exec)?;
+            }
+        }
+    }
+    if env.success() {
+        let obs = env.observe();
+        let text = env.episode.completed.clone();
+        push(
+            &mut out,
+            sample(&env, env.steps_taken(), &text, vec![]),
+            &obs,
+        );
+    }
+    Ok(out)
+}
+
+/// Generates the dataset; episodes are written in a fixed order whatever the thread count.
+pub fn generate(a: &GenArgs) -> Result<usize> {
+    let work: Vec<(TaskId, u64)> = (0..a.episodes as u64)
+        .flat_map(|k| {
+            a.tasks
+                .iter()
+                .map(move |&t| (t, Split::Train.seed(a.seed + k)))
+        })
+        .collect();
+    let mut writer = Writer::create(&a.out)?;
+    let bar = ProgressBar::new(work.len() as u64).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} episodes  {elapsed} (eta {eta})  {msg}")
+            .expect("template"),
+    );
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = mpsc::channel::<(usize, Result<Vec<Frame>>)>();
+    std::thread::scope(|s| -> Result<()> {
+        for _ in 0..a.jobs.max(1) {
+            let tx = tx.clone();
+            let (work, next) = (&work, &next);
+            s.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&(task, seed)) = work.get(i) else {
+                    break;
+                };
+                let r = episode(task, seed, a)
+                    .with_context(|| format!("task {} seed {seed}", task.letter()));
+                if tx.send((i, r)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        let mut pending = BTreeMap::new();
+        let mut due = 0;
+        for (i, r) in rx {
+            pending.insert(i, r);
+            while let Some(r) = pending.remove(&due) {
+                for (s, rgb, h) in r? {
+                    writer.add(s, camera::HEIGHT, camera::WIDTH, &rgb, &h)?;
+                }
+                due += 1;
+                bar.inc(1);
+                bar.set_message(format!("{} decisions", writer.len()));
+            }
+        }
+        Ok(())
+    })?;
+    bar.finish_and_clear();
+    Ok(writer.len())
+}

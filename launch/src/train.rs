@@ -1,0 +1,101 @@
+//! `loho train`: a progress bar over [`loho_models::train::Trainer`], periodic atomic
+//! checkpoints, and a `log.jsonl` of the losses.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use loho_models::data::Dataset;
+use loho_models::train::{TrainConfig, Trainer};
+use loho_models::vocab::Vocab;
+use loho_models::Config;
+
+pub struct TrainArgs {
+    pub data: PathBuf,
+    pub out: PathBuf,
+    pub config: TrainConfig,
+    pub resume: bool,
+    pub save_every: usize,
+}
+
+pub fn train(a: &TrainArgs) -> Result<()> {
+    let t_load = Instant::now();
+    let data = Dataset::open(&a.data).with_context(|| format!("reading {}", a.data.display()))?;
+    anyhow::ensure!(!data.is_empty(), "{} holds no samples", a.data.display());
+    tracing::info!(
+        samples = data.len(),
+        secs = t_load.elapsed().as_secs_f64(),
+        "dataset loaded"
+    );
+    let mut trainer = if a.resume {
+        let t = Trainer::resume(&a.out)
+            .with_context(|| format!("resuming from {}", a.out.display()))?;
+        println!("resuming {} at step {}", a.out.display(), t.state.step);
+        t
+    } else {
+        let texts = data
+            .samples
+            .iter()
+            .flat_map(|s| [s.instruction.as_str(), s.subtask.as_str()]);
+        let vocab = Vocab::build(texts)?;
+        let cfg = Config::tiny(vocab.len());
+        Trainer::new(&cfg, vocab, a.config.clone())?
+    };
+    let steps = trainer.state.config.steps;
+    let batch = trainer.state.config.batch;
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let log_path = a.out.join("log.jsonl");
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("opening {}", log_path.display()))?;
+    let bar = ProgressBar::new(steps as u64).with_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {elapsed} (eta {eta})  {msg}")
+            .expect("template"),
+    );
+    bar.set_position(trainer.state.step as u64);
+    let (mut ema, mut window_start, mut window_steps) = (None::<f32>, Instant::now(), 0usize);
+    let mut last_save = Instant::now();
+    while trainer.state.step < steps {
+        let t0 = Instant::now();
+        let s = trainer.step(&data)?;
+        trainer.state.wall_s += t0.elapsed().as_secs_f64();
+        window_steps += 1;
+        let e = ema.map_or(s.loss, |m| 0.98 * m + 0.02 * s.loss);
+        ema = Some(e);
+        let rate = (window_steps * batch) as f64 / window_start.elapsed().as_secs_f64();
+        bar.set_position(trainer.state.step as u64);
+        bar.set_message(format!(
+            "loss {e:.3} (text {:.3} action {:.3})  lr {:.1e}  {rate:.1} samples/s",
+            s.text, s.action, s.lr
+        ));
+        let step = trainer.state.step;
+        if step % 50 == 0 {
+            writeln!(
+                log,
+                "{}",
+                serde_json::json!({"step": step, "loss": s.loss, "text": s.text,
+                    "action": s.action, "lr": s.lr, "grad_norm": s.grad_norm,
+                    "samples_per_s": rate, "wall_s": trainer.state.wall_s})
+            )?;
+            window_start = Instant::now();
+            window_steps = 0;
+        }
+        if step % a.save_every == 0 || step == steps || last_save.elapsed().as_secs() > 600 {
+            trainer.save(&a.out)?;
+            last_save = Instant::now();
+        }
+    }
+    bar.finish();
+    trainer.save(&a.out)?;
+    println!(
+        "trained {} steps ({:.0} s of training) → {}",
+        steps,
+        trainer.state.wall_s,
+        a.out.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,94 @@
+//! Keyposes as the action head sees them: each of x, y, z scaled from the workspace
+//! bounds to [−1, 1], yaw as (sin, cos) so it has no seam, suction as ±1.
+
+use serde::{Deserialize, Serialize};
+
+use crate::head::KEYPOSE_DIMS;
+
+/// One end-effector keypose of an action, in metres and radians.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Keypose {
+    pub x: f64,
+    pub y: f64,
+    pub z: f64,
+    pub yaw: f64,
+    pub suction: bool,
+}
+
+/// The box actions are normalised to (the heightmap's bounds, z up to the approach limit).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Workspace {
+    pub x: [f64; 2],
+    pub y: [f64; 2],
+    pub z: [f64; 2],
+}
+
+impl Default for Workspace {
+    fn default() -> Self {
+        Self {
+            x: [0.25, 0.75],
+            y: [-0.5, 0.5],
+            z: [0.0, 0.3],
+        }
+    }
+}
+
+fn to_unit(v: f64, [lo, hi]: [f64; 2]) -> f32 {
+    (2.0 * (v - lo) / (hi - lo) - 1.0) as f32
+}
+
+fn from_unit(u: f32, [lo, hi]: [f64; 2]) -> f64 {
+    lo + (u as f64 + 1.0) / 2.0 * (hi - lo)
+}
+
+impl Workspace {
+    pub fn encode(&self, k: &Keypose) -> [f32; KEYPOSE_DIMS] {
+        [
+            to_unit(k.x, self.x),
+            to_unit(k.y, self.y),
+            to_unit(k.z, self.z),
+            k.yaw.sin() as f32,
+            k.yaw.cos() as f32,
+            if k.suction { 1.0 } else { -1.0 },
+        ]
+    }
+
+    /// The keypose of six head outputs. Values are not clamped: a pose outside the
+    /// workspace is for the safety filter to refuse, not for the model to hide.
+    pub fn decode(&self, v: &[f32]) -> Keypose {
+        Keypose {
+            x: from_unit(v[0], self.x),
+            y: from_unit(v[1], self.y),
+            z: from_unit(v[2], self.z),
+            yaw: (v[3] as f64).atan2(v[4] as f64),
+            suction: v[5] > 0.0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encode_then_decode_is_the_same_keypose() {
+        let w = Workspace::default();
+        let k = Keypose {
+            x: 0.61,
+            y: -0.27,
+            z: 0.06,
+            yaw: -2.5,
+            suction: true,
+        };
+        let v = w.encode(&k);
+        assert!(v.iter().all(|x| (-1.0..=1.0).contains(x)));
+        let back = w.decode(&v);
+        assert!((back.x - k.x).abs() < 1e-6 && (back.y - k.y).abs() < 1e-6);
+        assert!((back.z - k.z).abs() < 1e-6 && (back.yaw - k.yaw).abs() < 1e-6);
+        assert!(back.suction);
+        assert_eq!(
+            w.encode(&w.decode(&[-1.0, 1.0, 0.0, 0.0, 1.0, -1.0]))[..3],
+            [-1.0, 1.0, 0.0]
+        );
+    }
+}

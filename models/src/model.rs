@@ -1,0 +1,239 @@
+//! The whole model: stem, word embeddings, backbone, and the two heads.
+//!
+//! Every sequence has one layout, in training and inference alike:
+//!
+//! ```text
+//! <pad>… <bos> instruction   image tokens   <sub> sub-task </sub> <act>
+//! └─ max_instruction ──────┘└─ stem ──────┘└─ up to max_subtask ─────┘
+//! ```
+//!
+//! The instruction is left-padded to a fixed length, so image and sub-task tokens always
+//! sit at the same positions and the instruction's cache is reused for every frame of an
+//! episode. The language head shares the word embedding matrix (tied weights).
+
+use candle_core::{DType, Device, Module, Result, Tensor};
+use candle_nn::{embedding, Embedding, VarBuilder};
+use serde::{Deserialize, Serialize};
+
+use crate::backbone::{self, Backbone};
+use crate::head::{ActionHead, HeadConfig};
+use crate::keypose::Workspace;
+use crate::stem::{Stem, StemConfig};
+
+/// Everything that fixes the shapes of a checkpoint; saved as `config.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    pub stem: StemConfig,
+    pub backbone: backbone::Config,
+    pub head: HeadConfig,
+    pub vocab_size: usize,
+    /// Instruction tokens including `<bos>`; shorter instructions are left-padded.
+    pub max_instruction: usize,
+    /// Sub-task tokens including `<sub>`, `</sub>` and `<act>`.
+    pub max_subtask: usize,
+    pub workspace: Workspace,
+}
+
+impl Config {
+    /// The shipped size: 50 image tokens, 4 layers of width 128.
+    pub fn tiny(vocab_size: usize) -> Self {
+        let (max_instruction, max_subtask) = (32, 24);
+        let stem = StemConfig {
+            image_height: 320,
+            image_width: 160,
+            z_max: 0.28,
+            patch: 32,
+            hidden: 32,
+        };
+        Self {
+            backbone: backbone::Config {
+                d_model: 128,
+                n_layers: 4,
+                n_heads: 4,
+                d_ff: 512,
+                max_len: max_instruction + stem.tokens() + max_subtask,
+                norm_eps: 1e-5,
+                activation: candle_nn::Activation::Relu,
+            },
+            stem,
+            head: HeadConfig {
+                hidden: 256,
+                blocks: 3,
+                keyposes: 2,
+                flow_steps: 10,
+            },
+            vocab_size,
+            max_instruction,
+            max_subtask,
+            workspace: Workspace::default(),
+        }
+    }
+
+    /// Position of the first sub-task token (`<sub>`).
+    pub fn subtask_start(&self) -> usize {
+        self.max_instruction + self.stem.tokens()
+    }
+}
+
+/// Token ids the model treats specially (fixed by [`crate::vocab::SPECIALS`]).
+pub mod ids {
+    pub const PAD: u32 = 0;
+    pub const UNK: u32 = 1;
+    pub const BOS: u32 = 2;
+    pub const SUB: u32 = 3;
+    pub const END_SUB: u32 = 4;
+    pub const ACT: u32 = 5;
+}
+
+pub struct Loho {
+    stem: Stem,
+    embed: Embedding,
+    backbone: Backbone,
+    head: ActionHead,
+    cfg: Config,
+    device: Device,
+}
+
+impl Loho {
+    pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        let need = cfg.subtask_start() + cfg.max_subtask;
+        if cfg.backbone.max_len < need {
+            candle_core::bail!(
+                "backbone max_len {} < {need} (instruction + image + sub-task)",
+                cfg.backbone.max_len
+            );
+        }
+        let d = cfg.backbone.d_model;
+        Ok(Self {
+            stem: Stem::new(&cfg.stem, d, vb.pp("stem"))?,
+            embed: embedding(cfg.vocab_size, d, vb.pp("embed"))?,
+            backbone: Backbone::new(&cfg.backbone, vb.pp("backbone"))?,
+            head: ActionHead::new(&cfg.head, d, vb.pp("head"))?,
+            cfg: cfg.clone(),
+            device: vb.device().clone(),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+    pub fn stem(&self) -> &Stem {
+        &self.stem
+    }
+    pub fn head(&self) -> &ActionHead {
+        &self.head
+    }
+
+    /// `<bos>` and the instruction's ids, left-padded to `max_instruction`. Too long an
+    /// instruction keeps its first words (with a warning from the caller's side: the
+    /// returned flag is true).
+    pub fn instruction_ids(&self, words: &[u32]) -> (Vec<u32>, bool) {
+        let n = self.cfg.max_instruction;
+        let keep = words.len().min(n - 1);
+        let mut out = vec![ids::PAD; n - 1 - keep];
+        out.push(ids::BOS);
+        out.extend_from_slice(&words[..keep]);
+        (out, keep < words.len())
+    }
+
+    fn embed_ids(&self, ids: &[u32], batch: usize) -> Result<Tensor> {
+        let t = Tensor::from_vec(ids.to_vec(), (batch, ids.len() / batch), &self.device)?;
+        self.embed.forward(&t)
+    }
+
+    /// Next-token logits of hidden states (…, d_model) (the tied language head), scaled
+    /// by 1/√d: embeddings start at unit variance per coordinate, and unscaled dot
+    /// products would start the softmax saturated.
+    pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        let scale = 1.0 / (self.cfg.backbone.d_model as f64).sqrt();
+        hidden.broadcast_matmul(&(self.embed.embeddings().t()? * scale)?)
+    }
+
+    // ---- inference, one episode at a time, with the cache ----
+
+    /// Starts an episode: caches the (padded) instruction.
+    pub fn start(&mut self, instruction: &[u32]) -> Result<()> {
+        if instruction.len() != self.cfg.max_instruction {
+            candle_core::bail!("instruction must be padded to {}", self.cfg.max_instruction);
+        }
+        self.backbone.clear_cache();
+        self.backbone.forward(&self.embed_ids(instruction, 1)?, 0)?;
+        Ok(())
+    }
+
+    /// A new frame (1, 4, h, w): drops everything after the instruction, prefills the image
+    /// tokens and `<sub>`, and returns the hidden state (1, d) at `<sub>`.
+    pub fn observe(&mut self, frame: &Tensor) -> Result<Tensor> {
+        self.backbone.truncate_cache(self.cfg.max_instruction)?;
+        let img = self.stem.forward(frame)?;
+        let x = Tensor::cat(&[&img, &self.embed_ids(&[ids::SUB], 1)?], 1)?;
+        let h = self.backbone.forward(&x, self.cfg.max_instruction)?;
+        h.get(0)?.narrow(0, x.dim(1)? - 1, 1)
+    }
+
+    /// Feeds one token after the cache and returns its hidden state (1, d).
+    pub fn feed(&mut self, id: u32) -> Result<Tensor> {
+        if self.backbone.cached() >= self.cfg.subtask_start() + self.cfg.max_subtask {
+            candle_core::bail!("sub-task longer than {} tokens", self.cfg.max_subtask);
+        }
+        let offset = self.backbone.cached();
+        self.backbone
+            .forward(&self.embed_ids(&[id], 1)?, offset)?
+            .get(0)
+    }
+
+    /// Tokens now in the cache.
+    pub fn cached(&self) -> usize {
+        self.backbone.cached()
+    }
+
+    /// Hidden states of a whole sequence recomputed from scratch, without touching the
+    /// cache: the baseline that cached decoding is measured and tested against.
+    pub fn recompute(
+        &mut self,
+        instruction: &[u32],
+        frame: &Tensor,
+        subtask: &[u32],
+    ) -> Result<Tensor> {
+        let x = self.sequence(instruction, frame, subtask, 1)?;
+        self.backbone.forward_full(&x)?.get(0)
+    }
+
+    /// Embedded sequences (batch, tokens, d): instructions, frames, sub-task ids.
+    fn sequence(
+        &self,
+        instruction: &[u32],
+        frames: &Tensor,
+        subtask: &[u32],
+        batch: usize,
+    ) -> Result<Tensor> {
+        Tensor::cat(
+            &[
+                &self.embed_ids(instruction, batch)?,
+                &self.stem.forward(frames)?,
+                &self.embed_ids(subtask, batch)?,
+            ],
+            1,
+        )
+    }
+
+    // ---- training ----
+
+    /// Hidden states (batch, tokens, d) of whole padded sequences, differentiable.
+    pub fn forward_train(
+        &mut self,
+        instructions: &[u32],
+        frames: &Tensor,
+        subtasks: &[u32],
+    ) -> Result<Tensor> {
+        let b = frames.dim(0)?;
+        let x = self.sequence(instructions, frames, subtasks, b)?;
+        self.backbone.forward_train(&x)
+    }
+}
+
+/// The dtype of every tensor (f32 on the CPU).
+pub const DTYPE: DType = backbone::DTYPE;

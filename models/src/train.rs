@@ -1,0 +1,520 @@
+//! Training: batches from a [`Dataset`], the loss, AdamW with warm-up and cosine decay,
+//! gradient clipping, and a run folder that can be resumed after a kill.
+//!
+//! Loss = cross-entropy of the sub-task words (and `</sub>`) + `action_weight` × the
+//! flow-matching loss of the head at `<act>`, with `noise_draws` noise draws per sample
+//! (the head is cheap next to the backbone, so more draws cost little).
+//!
+//! Everything random (initial weights, batches, observation and flow noise) comes from
+//! ChaCha streams of the seed and the step number, so a resumed run draws exactly what an
+//! uninterrupted one would have. candle's own CPU generator cannot be seeded, which is why
+//! weights are drawn here ([`SeededInit`]) rather than by candle.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Device, Shape, Tensor, Var};
+use candle_nn::init::{Init, NormalOrUniform};
+use candle_nn::var_builder::SimpleBackend;
+use candle_nn::{VarBuilder, VarMap};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{self, write_atomic};
+use crate::data::Dataset;
+use crate::model::{ids, Config, Loho, DTYPE};
+use crate::vocab::Vocab;
+use crate::{normal, ModelError};
+
+/// Hyper-parameters of a run; saved in `train.json` so `--resume` continues the same run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub steps: usize,
+    pub batch: usize,
+    pub lr: f64,
+    /// Learning rate at the end of the cosine decay.
+    pub min_lr: f64,
+    pub warmup: usize,
+    pub weight_decay: f64,
+    /// Global gradient-norm limit.
+    pub clip: f64,
+    pub action_weight: f64,
+    /// Flow-matching noise draws per sample.
+    pub noise_draws: usize,
+    pub seed: u64,
+    /// Add the benchmark's observation noise (colour σ 3, depth σ 3 mm) to every frame.
+    pub obs_noise: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            steps: 20_000,
+            batch: 16,
+            lr: 1e-3,
+            min_lr: 5e-5,
+            warmup: 300,
+            weight_decay: 0.01,
+            clip: 1.0,
+            action_weight: 1.0,
+            noise_draws: 4,
+            seed: 0,
+            obs_noise: true,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Linear warm-up, then cosine from `lr` to `min_lr` at `steps`.
+    pub fn lr_at(&self, step: usize) -> f64 {
+        if step < self.warmup {
+            return self.lr * (step + 1) as f64 / self.warmup as f64;
+        }
+        let span = (self.steps.saturating_sub(self.warmup)).max(1) as f64;
+        let p = ((step - self.warmup) as f64 / span).min(1.0);
+        self.min_lr + 0.5 * (self.lr - self.min_lr) * (1.0 + (std::f64::consts::PI * p).cos())
+    }
+}
+
+/// What `train.json` holds besides the config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    pub step: usize,
+    pub config: TrainConfig,
+    /// Wall seconds spent training so far, over all resumptions.
+    pub wall_s: f64,
+}
+
+pub const STATE: &str = "train.json";
+pub const OPTIMIZER: &str = "optimizer.safetensors";
+
+/// Losses of one step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepStats {
+    pub loss: f32,
+    pub text: f32,
+    pub action: f32,
+    pub lr: f64,
+    pub grad_norm: f32,
+}
+
+/// A VarMap whose new variables are drawn from a seeded stream, in creation order.
+struct SeededInit {
+    map: VarMap,
+    rng: Mutex<ChaCha8Rng>,
+}
+
+impl SimpleBackend for SeededInit {
+    fn get(
+        &self,
+        s: Shape,
+        name: &str,
+        h: Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        let mut data = self.map.data().lock().expect("var map lock");
+        if let Some(v) = data.get(name) {
+            return Ok(v.as_tensor().clone());
+        }
+        let n = s.elem_count();
+        let mut rng = self.rng.lock().expect("rng lock");
+        let values: Vec<f32> = match h {
+            Init::Const(c) => vec![c as f32; n],
+            Init::Randn { mean, stdev } => (0..n)
+                .map(|_| (mean + stdev * normal(&mut *rng) as f64) as f32)
+                .collect(),
+            Init::Uniform { lo, up } => (0..n).map(|_| rng.gen_range(lo..up) as f32).collect(),
+            Init::Kaiming {
+                dist,
+                fan,
+                non_linearity,
+            } => {
+                let std = non_linearity.gain() / (fan.for_shape(&s) as f64).sqrt();
+                match dist {
+                    NormalOrUniform::Normal => (0..n)
+                        .map(|_| (std * normal(&mut *rng) as f64) as f32)
+                        .collect(),
+                    NormalOrUniform::Uniform => {
+                        let b = 3f64.sqrt() * std;
+                        (0..n).map(|_| rng.gen_range(-b..b) as f32).collect()
+                    }
+                }
+            }
+        };
+        let t = Tensor::from_vec(values, s, dev)?.to_dtype(dtype)?;
+        let var = Var::from_tensor(&t)?;
+        let tensor = var.as_tensor().clone();
+        data.insert(name.to_string(), var);
+        Ok(tensor)
+    }
+
+    fn get_unchecked(&self, name: &str, _: DType, _: &Device) -> candle_core::Result<Tensor> {
+        candle_core::bail!("no tensor {name}")
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.map
+            .data()
+            .lock()
+            .expect("var map lock")
+            .contains_key(name)
+    }
+}
+
+/// AdamW over named variables, with its moments kept so a run can be resumed.
+struct AdamW {
+    /// (name, variable, first moment, second moment, decayed)
+    vars: Vec<(String, Var, Tensor, Tensor, bool)>,
+    weight_decay: f64,
+}
+
+const BETA1: f64 = 0.9;
+const BETA2: f64 = 0.999;
+const EPS: f64 = 1e-8;
+
+impl AdamW {
+    fn new(map: &VarMap, weight_decay: f64) -> candle_core::Result<Self> {
+        let data = map.data().lock().expect("var map lock");
+        let mut names: Vec<&String> = data.keys().collect();
+        names.sort();
+        let vars = names
+            .into_iter()
+            .map(|n| {
+                let v = data[n].clone();
+                let z = v.zeros_like()?;
+                // Matrices decay; biases, norms and gains do not.
+                let decayed = v.rank() >= 2;
+                Ok((n.clone(), v, z.clone(), z, decayed))
+            })
+            .collect::<candle_core::Result<_>>()?;
+        Ok(Self { vars, weight_decay })
+    }
+
+    /// One update at (1-based) step `t`; returns the gradient norm before clipping.
+    fn step(
+        &mut self,
+        grads: &GradStore,
+        lr: f64,
+        t: usize,
+        clip: f64,
+    ) -> candle_core::Result<f32> {
+        let mut sq = 0f32;
+        for (_, v, ..) in &self.vars {
+            if let Some(g) = grads.get(v) {
+                sq += g.sqr()?.sum_all()?.to_scalar::<f32>()?;
+            }
+        }
+        let norm = sq.sqrt();
+        let scale = if norm as f64 > clip {
+            clip / norm as f64
+        } else {
+            1.0
+        };
+        let (c1, c2) = (1.0 - BETA1.powi(t as i32), 1.0 - BETA2.powi(t as i32));
+        for (_, v, m, s, decayed) in &mut self.vars {
+            let Some(g) = grads.get(v) else { continue };
+            let g = (g * scale)?;
+            *m = ((&*m * BETA1)? + (&g * (1.0 - BETA1))?)?;
+            *s = ((&*s * BETA2)? + (g.sqr()? * (1.0 - BETA2))?)?;
+            let mut update = ((&*m / c1)? / ((&*s / c2)?.sqrt()? + EPS)?)?;
+            if *decayed {
+                update = (update + (v.as_tensor() * self.weight_decay)?)?;
+            }
+            v.set(&(v.as_tensor() - (update * lr)?)?)?;
+        }
+        Ok(norm)
+    }
+
+    fn save(&self, path: &Path) -> candle_core::Result<()> {
+        let mut out = HashMap::new();
+        for (n, _, m, s, _) in &self.vars {
+            out.insert(format!("m.{n}"), m.clone());
+            out.insert(format!("v.{n}"), s.clone());
+        }
+        candle_core::safetensors::save(&out, path)
+    }
+
+    fn load(&mut self, path: &Path, device: &Device) -> candle_core::Result<()> {
+        let mut saved = candle_core::safetensors::load(path, device)?;
+        for (n, v, m, s, _) in &mut self.vars {
+            for (key, slot) in [(format!("m.{n}"), &mut *m), (format!("v.{n}"), &mut *s)] {
+                let t = saved
+                    .remove(&key)
+                    .ok_or_else(|| candle_core::Error::CannotFindTensor { path: key.clone() })?;
+                if t.shape() != v.shape() {
+                    candle_core::bail!("optimizer tensor {key} has shape {:?}", t.shape());
+                }
+                *slot = t;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A batch ready for the model.
+struct Batch {
+    instructions: Vec<u32>,
+    frames: Tensor,
+    subtasks: Vec<u32>,
+    /// (flat row in hidden states, target id) of every predicted word.
+    text: Vec<(u32, u32)>,
+    /// Flat rows of `<act>` and the normalised actions there.
+    act_rows: Vec<u32>,
+    actions: Vec<f32>,
+}
+
+pub struct Trainer {
+    model: Loho,
+    vocab: Vocab,
+    params: VarMap,
+    opt: AdamW,
+    /// Standard normal draws that observation noise is cut from at random offsets:
+    /// drawing 200 000 fresh normals per frame would cost a tenth of a step.
+    noise_table: Vec<f32>,
+    pub state: RunState,
+}
+
+const NOISE_TABLE: usize = 1 << 22;
+
+impl Trainer {
+    /// A fresh run with weights drawn from `tc.seed`.
+    pub fn new(cfg: &Config, vocab: Vocab, tc: TrainConfig) -> Result<Self, ModelError> {
+        let seeded = SeededInit {
+            map: VarMap::new(),
+            rng: Mutex::new(ChaCha8Rng::seed_from_u64(tc.seed)),
+        };
+        let map = seeded.map.clone();
+        let vb = VarBuilder::from_backend(Box::new(seeded), DTYPE, Device::Cpu);
+        let model = Loho::new(cfg, vb)?;
+        let opt = AdamW::new(&map, tc.weight_decay)?;
+        let mut rng = ChaCha8Rng::seed_from_u64(tc.seed.wrapping_add(1));
+        let noise_table = (0..NOISE_TABLE).map(|_| normal(&mut rng)).collect();
+        Ok(Self {
+            model,
+            vocab,
+            params: map,
+            opt,
+            noise_table,
+            state: RunState {
+                step: 0,
+                config: tc,
+                wall_s: 0.0,
+            },
+        })
+    }
+
+    /// Continues the run saved in `dir` (weights, optimizer moments, step).
+    pub fn resume(dir: &Path) -> Result<Self, ModelError> {
+        let state_path = dir.join(STATE);
+        let text = std::fs::read_to_string(&state_path)
+            .map_err(|e| ModelError::Data(format!("{}: {e}", state_path.display())))?;
+        let state: RunState = serde_json::from_str(&text)
+            .map_err(|e| ModelError::Data(format!("{}: {e}", state_path.display())))?;
+        let cfg = checkpoint::read_config(dir)?;
+        let vocab = Vocab::load(&dir.join(checkpoint::TOKENIZER))?;
+        let mut t = Self::new(&cfg, vocab, state.config.clone())?;
+        let weights = dir.join(checkpoint::WEIGHTS);
+        t.params
+            .load(&weights)
+            .map_err(|e| ModelError::Checkpoint {
+                path: weights.clone(),
+                reason: e.to_string(),
+            })?;
+        let opt = dir.join(OPTIMIZER);
+        t.opt
+            .load(&opt, &Device::Cpu)
+            .map_err(|e| ModelError::Checkpoint {
+                path: opt,
+                reason: e.to_string(),
+            })?;
+        t.state = state;
+        Ok(t)
+    }
+
+    pub fn model(&self) -> &Loho {
+        &self.model
+    }
+    pub fn model_mut(&mut self) -> &mut Loho {
+        &mut self.model
+    }
+    pub fn vocab(&self) -> &Vocab {
+        &self.vocab
+    }
+
+    /// Saves a checkpoint that `loho eval --policy DIR` loads, plus what resuming needs.
+    /// `train.json` is written last: a kill before it resumes from the previous save's step
+    /// with these newer weights, which only repeats a few batches.
+    pub fn save(&self, dir: &Path) -> Result<(), ModelError> {
+        checkpoint::save(dir, self.model.config(), &self.vocab, &self.params)?;
+        write_atomic(&dir.join(OPTIMIZER), |p| {
+            self.opt.save(p).map_err(|e| ModelError::Checkpoint {
+                path: p.to_path_buf(),
+                reason: e.to_string(),
+            })
+        })?;
+        write_atomic(&dir.join(STATE), |p| {
+            let text = serde_json::to_string_pretty(&self.state)
+                .map_err(|e| ModelError::Data(e.to_string()))?;
+            std::fs::write(p, text + "\n").map_err(|e| ModelError::Data(e.to_string()))
+        })
+    }
+
+    /// One optimisation step on a batch drawn for this step number.
+    pub fn step(&mut self, data: &Dataset) -> Result<StepStats, ModelError> {
+        let tc = self.state.config.clone();
+        let mut rng = ChaCha8Rng::seed_from_u64(
+            tc.seed ^ (self.state.step as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        );
+        let idx: Vec<usize> = (0..tc.batch)
+            .map(|_| rng.gen_range(0..data.len()))
+            .collect();
+        let batch = self.batch(data, &idx, &mut rng)?;
+        let (text, action) = self.losses(&batch, &mut rng)?;
+        let loss = match &action {
+            Some(a) => (&text + (a * tc.action_weight)?)?,
+            None => text.clone(),
+        };
+        let grads = loss.backward()?;
+        let lr = tc.lr_at(self.state.step);
+        self.state.step += 1;
+        let grad_norm = self.opt.step(&grads, lr, self.state.step, tc.clip)?;
+        Ok(StepStats {
+            loss: loss.to_scalar()?,
+            text: text.to_scalar()?,
+            action: match action {
+                Some(a) => a.to_scalar()?,
+                None => 0.0,
+            },
+            lr,
+            grad_norm,
+        })
+    }
+
+    /// The two losses of a batch (action `None` when it holds only "done" samples).
+    fn losses(
+        &mut self,
+        b: &Batch,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<(Tensor, Option<Tensor>), ModelError> {
+        let dev = Device::Cpu;
+        let h = self
+            .model
+            .forward_train(&b.instructions, &b.frames, &b.subtasks)?;
+        let (n, t, d) = h.dims3()?;
+        let flat = h.reshape((n * t, d))?;
+        let rows: Vec<u32> = b.text.iter().map(|r| r.0).collect();
+        let targets: Vec<u32> = b.text.iter().map(|r| r.1).collect();
+        let nt = rows.len();
+        let logits = self
+            .model
+            .logits(&flat.index_select(&Tensor::from_vec(rows, nt, &dev)?, 0)?)?;
+        let text = candle_nn::loss::cross_entropy(&logits, &Tensor::from_vec(targets, nt, &dev)?)?;
+        let na = b.act_rows.len();
+        if na == 0 {
+            return Ok((text, None));
+        }
+        let draws = self.state.config.noise_draws.max(1);
+        let dims = self.model.config().head.action_dims();
+        let cond = flat
+            .index_select(&Tensor::from_vec(b.act_rows.clone(), na, &dev)?, 0)?
+            .repeat((draws, 1))?;
+        let target = Tensor::from_vec(b.actions.clone(), (na, dims), &dev)?.repeat((draws, 1))?;
+        let m = na * draws;
+        let noise: Vec<f32> = (0..m * dims).map(|_| normal(rng)).collect();
+        let times: Vec<f32> = (0..m).map(|_| rng.gen::<f32>()).collect();
+        let action = self.model.head().loss(
+            &cond,
+            &target,
+            &Tensor::from_vec(noise, (m, dims), &dev)?,
+            &Tensor::from_vec(times, m, &dev)?,
+        )?;
+        Ok((text, Some(action)))
+    }
+
+    fn batch(
+        &self,
+        data: &Dataset,
+        idx: &[usize],
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Batch, ModelError> {
+        let cfg = self.model.config().clone();
+        let dev = Device::Cpu;
+        let mut frames = Vec::with_capacity(idx.len());
+        let mut instructions = Vec::new();
+        let mut subs: Vec<Vec<u32>> = Vec::new();
+        let mut actions = Vec::new();
+        let z = cfg.stem.z_max as f32;
+        for &i in idx {
+            let s = &data.samples[i];
+            let f = data.frame(i)?;
+            let mut frame = self.model.stem().frame(&f.rgb, &f.height, &dev)?;
+            if self.state.config.obs_noise {
+                let sigma = [3.0 / 255.0, 3.0 / 255.0, 3.0 / 255.0, 0.003 / z];
+                let plane = f.rows * f.cols;
+                let off = rng.gen_range(0..self.noise_table.len() - 4 * plane);
+                let table = &self.noise_table[off..off + 4 * plane];
+                let noise: Vec<f32> = table
+                    .iter()
+                    .enumerate()
+                    .map(|(k, n)| sigma[k / plane] * n)
+                    .collect();
+                let shape = frame.shape().clone();
+                frame = (frame + Tensor::from_vec(noise, shape, &dev)?)?;
+            }
+            frames.push(frame);
+            let words = self.vocab.encode(&s.instruction)?;
+            instructions.extend(self.model.instruction_ids(&words).0);
+            let mut sub = vec![ids::SUB];
+            let mut w = self.vocab.encode(&s.subtask)?;
+            w.truncate(cfg.max_subtask - 3);
+            sub.extend(w);
+            sub.push(ids::END_SUB);
+            if !s.keyposes.is_empty() {
+                if s.keyposes.len() != cfg.head.keyposes {
+                    return Err(ModelError::Data(format!(
+                        "sample {i} has {} keyposes, the model {}",
+                        s.keyposes.len(),
+                        cfg.head.keyposes
+                    )));
+                }
+                sub.push(ids::ACT);
+                for k in &s.keyposes {
+                    actions.extend(cfg.workspace.encode(k));
+                }
+            }
+            subs.push(sub);
+        }
+        let sub_len = subs.iter().map(Vec::len).max().unwrap_or(1);
+        let total = cfg.subtask_start() + sub_len;
+        let start = cfg.subtask_start();
+        let mut subtasks = Vec::with_capacity(idx.len() * sub_len);
+        let mut text = Vec::new();
+        let mut act_rows = Vec::new();
+        for (b, sub) in subs.iter().enumerate() {
+            for j in 0..sub.len() {
+                let row = (b * total + start + j) as u32;
+                match sub.get(j + 1) {
+                    Some(&next) if next != ids::ACT => text.push((row, next)),
+                    _ => {}
+                }
+                if sub[j] == ids::ACT {
+                    act_rows.push(row);
+                }
+            }
+            subtasks.extend(sub);
+            subtasks.extend(std::iter::repeat_n(ids::PAD, sub_len - sub.len()));
+        }
+        Ok(Batch {
+            instructions,
+            frames: Tensor::cat(&frames, 0)?,
+            subtasks,
+            text,
+            act_rows,
+            actions,
+        })
+    }
+}

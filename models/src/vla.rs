@@ -1,0 +1,183 @@
+//! One decision of the model, as a policy asks for it: a frame in, the sub-task text and the
+//! keyposes out, with the time each stage took.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use candle_core::{Device, Tensor};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::keypose::Keypose;
+use crate::model::{ids, Loho};
+use crate::vocab::Vocab;
+use crate::{checkpoint, normal, ModelError};
+
+/// Where a decision's time went.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Timing {
+    /// Stem and prefill of the image tokens (the instruction is cached per episode).
+    pub prefill: Duration,
+    /// Writing (or re-reading) the sub-task, one token at a time.
+    pub decode: Duration,
+    /// Tokens fed one at a time.
+    pub tokens: usize,
+    /// The action head's Euler steps.
+    pub head: Duration,
+    pub total: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    pub subtask: String,
+    /// Empty when the sub-task says the task is done.
+    pub keyposes: Vec<Keypose>,
+    pub timing: Timing,
+}
+
+impl Output {
+    /// Whether the model wrote a "done …" sentence (every task's completed text starts so).
+    pub fn is_done(&self) -> bool {
+        self.keyposes.is_empty()
+    }
+}
+
+/// The model with its vocabulary and the random stream of its action samples.
+pub struct Vla {
+    model: Loho,
+    vocab: Vocab,
+    rng: ChaCha8Rng,
+    /// The padded instruction of the episode.
+    instruction: Vec<u32>,
+    /// True when the instruction was cut to fit `max_instruction`.
+    pub truncated: bool,
+}
+
+impl Vla {
+    pub fn new(model: Loho, vocab: Vocab, seed: u64) -> Self {
+        Self {
+            model,
+            vocab,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            instruction: Vec::new(),
+            truncated: false,
+        }
+    }
+
+    /// The checkpoint in `dir`, on the CPU.
+    pub fn load(dir: &Path, seed: u64) -> Result<Self, ModelError> {
+        let (model, vocab) = checkpoint::load(dir, &Device::Cpu)?;
+        Ok(Self::new(model, vocab, seed))
+    }
+
+    pub fn model(&self) -> &Loho {
+        &self.model
+    }
+    pub fn model_mut(&mut self) -> &mut Loho {
+        &mut self.model
+    }
+    pub fn vocab(&self) -> &Vocab {
+        &self.vocab
+    }
+
+    /// Starts an episode; words the vocabulary does not know become `<unk>`.
+    pub fn start(&mut self, instruction: &str) -> Result<(), ModelError> {
+        let words = self.vocab.encode(instruction)?;
+        let (ids, truncated) = self.model.instruction_ids(&words);
+        self.truncated = truncated;
+        self.model.start(&ids)?;
+        self.instruction = ids;
+        Ok(())
+    }
+
+    /// Time to write one token without the cache: the whole sequence (instruction, image,
+    /// `<sub>` and `subtask`) recomputed, as decoding would cost per token without it.
+    pub fn uncached_token(
+        &mut self,
+        rgb: &[u8],
+        height: &[f32],
+        subtask: &str,
+    ) -> Result<Duration, ModelError> {
+        let frame = self.model.stem().frame(rgb, height, self.model.device())?;
+        let mut sub = vec![ids::SUB];
+        sub.extend(self.vocab.encode(subtask)?);
+        sub.truncate(self.model.config().max_subtask);
+        let t = Instant::now();
+        let h = self.model.recompute(&self.instruction, &frame, &sub)?;
+        let last = h.dim(0)? - 1;
+        argmax(&self.model.logits(&h.narrow(0, last, 1)?)?)?;
+        Ok(t.elapsed())
+    }
+
+    /// One decision on a heightmap (row-major RGB bytes and heights in metres). With `keep`,
+    /// the model re-reads that sub-task instead of writing a new one and only samples a new
+    /// action (LoHoVLA's loop between re-plans).
+    pub fn decide(
+        &mut self,
+        rgb: &[u8],
+        height: &[f32],
+        keep: Option<&str>,
+    ) -> Result<Output, ModelError> {
+        let t0 = Instant::now();
+        let frame = self.model.stem().frame(rgb, height, self.model.device())?;
+        let mut h = self.model.observe(&frame)?;
+        let prefill = t0.elapsed();
+
+        let t1 = Instant::now();
+        let max_words = self.model.config().max_subtask - 3;
+        let mut words = Vec::new();
+        match keep {
+            Some(text) => {
+                words = self.vocab.encode(text)?;
+                words.truncate(max_words);
+                for &w in &words {
+                    self.model.feed(w)?;
+                }
+            }
+            None => loop {
+                let next = argmax(&self.model.logits(&h)?)?;
+                if next == ids::END_SUB || words.len() == max_words {
+                    break;
+                }
+                words.push(next);
+                h = self.model.feed(next)?;
+            },
+        }
+        let subtask = self.vocab.decode(&words);
+        let mut tokens = words.len();
+        let mut keyposes = Vec::new();
+        let mut head = Duration::ZERO;
+        if keep.is_some() || !subtask.starts_with("done") {
+            self.model.feed(ids::END_SUB)?;
+            h = self.model.feed(ids::ACT)?;
+            tokens += 2;
+            let t2 = Instant::now();
+            let dims = self.model.config().head.action_dims();
+            let noise: Vec<f32> = (0..dims).map(|_| normal(&mut self.rng)).collect();
+            let noise = Tensor::from_vec(noise, (1, dims), self.model.device())?;
+            let a: Vec<f32> = self.model.head().sample(&h, &noise)?.get(0)?.to_vec1()?;
+            let ws = &self.model.config().workspace;
+            keyposes = a
+                .chunks(crate::head::KEYPOSE_DIMS)
+                .map(|k| ws.decode(k))
+                .collect();
+            head = t2.elapsed();
+        }
+        let decode = t1.elapsed() - head;
+        Ok(Output {
+            subtask,
+            keyposes,
+            timing: Timing {
+                prefill,
+                decode,
+                tokens,
+                head,
+                total: t0.elapsed(),
+            },
+        })
+    }
+}
+
+fn argmax(logits: &Tensor) -> candle_core::Result<u32> {
+    logits.flatten_all()?.argmax(0)?.to_scalar::<u32>()
+}

@@ -1,0 +1,241 @@
+//! The model end to end on real tensors: cached decoding against recomputation,
+//! checkpoints on disk, bad inputs, and a short training run that must learn.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use loho_models::checkpoint;
+use loho_models::data::{Dataset, Sample, Writer};
+use loho_models::model::DTYPE;
+use loho_models::train::{TrainConfig, Trainer};
+use loho_models::vocab::Vocab;
+use loho_models::{Config, Keypose, Loho, ModelError, Vla};
+
+const ROWS: usize = 320;
+const COLS: usize = 160;
+
+fn texts() -> Vec<&'static str> {
+    vec![
+        "put the blocks in the bowls with matching colors.",
+        "pick up the red block and place it on the blue bowl.",
+        "pick up the green block and place it on the red bowl.",
+        "done placing blocks in bowls.",
+    ]
+}
+
+/// The shipped shape, narrowed so tests run in seconds.
+fn small_config(vocab: usize) -> Config {
+    let mut c = Config::tiny(vocab);
+    c.backbone.d_model = 32;
+    c.backbone.n_layers = 2;
+    c.backbone.n_heads = 2;
+    c.backbone.d_ff = 64;
+    c.stem.hidden = 8;
+    c.head.hidden = 32;
+    c.head.blocks = 1;
+    c
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("loho-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// A frame with a coloured 4 cm square at (row, col).
+fn frame(row: usize, col: usize, rgb: [u8; 3]) -> (Vec<u8>, Vec<f32>) {
+    let mut c = vec![51u8; ROWS * COLS * 3];
+    let mut h = vec![0f32; ROWS * COLS];
+    for r in row..(row + 13).min(ROWS) {
+        for k in col..(col + 13).min(COLS) {
+            c[(r * COLS + k) * 3..][..3].copy_from_slice(&rgb);
+            h[r * COLS + k] = 0.04;
+        }
+    }
+    (c, h)
+}
+
+/// A fresh model with its weights, on the small config.
+fn fresh() -> (Loho, Vocab, VarMap) {
+    let vocab = Vocab::build(texts()).unwrap();
+    let vm = VarMap::new();
+    let vb = VarBuilder::from_varmap(&vm, DTYPE, &Device::Cpu);
+    let model = Loho::new(&small_config(vocab.len()), vb).unwrap();
+    (model, vocab, vm)
+}
+
+fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar()
+        .unwrap()
+}
+
+#[test]
+fn cached_decoding_gives_the_logits_of_a_full_pass_at_every_step() {
+    let (mut m, vocab, _vm) = fresh();
+    let words = vocab.encode(texts()[0]).unwrap();
+    let (instr, _) = m.instruction_ids(&words);
+    let (rgb, h) = frame(100, 60, [255, 87, 89]);
+    let f = m.stem().frame(&rgb, &h, &Device::Cpu).unwrap();
+    m.start(&instr).unwrap();
+    let mut hid = m.observe(&f).unwrap();
+    let mut seq = vec![3u32]; // <sub>
+    for step in 0..20 {
+        let cached = m.logits(&hid).unwrap();
+        let full_h = m.recompute(&instr, &f, &seq).unwrap();
+        let last = full_h.dim(0).unwrap() - 1;
+        let full = m.logits(&full_h.narrow(0, last, 1).unwrap()).unwrap();
+        let d = max_diff(&cached, &full);
+        assert!(
+            d <= 1e-4,
+            "step {step}: cached and full logits differ by {d}"
+        );
+        // Greedy, but never a special token, so all 20 steps are real words.
+        let v: Vec<f32> = cached.flatten_all().unwrap().to_vec1().unwrap();
+        let next = (6..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap() as u32;
+        seq.push(next);
+        hid = m.feed(next).unwrap();
+    }
+}
+
+fn save(vm: &VarMap, m: &Loho, vocab: &Vocab, dir: &Path) {
+    checkpoint::save(dir, m.config(), vocab, vm).unwrap();
+}
+
+#[test]
+fn save_then_load_decides_identically() {
+    let (m, vocab, vm) = fresh();
+    let dir = tmp("ckpt");
+    save(&vm, &m, &vocab, &dir);
+    let mut a = Vla::new(m, vocab, 7);
+    let mut b = Vla::load(&dir, 7).unwrap();
+    let (rgb, h) = frame(200, 30, [78, 121, 167]);
+    for keep in [
+        None,
+        Some("pick up the red block and place it on the blue bowl."),
+    ] {
+        a.start(texts()[0]).unwrap();
+        b.start(texts()[0]).unwrap();
+        let oa = a.decide(&rgb, &h, keep).unwrap();
+        let ob = b.decide(&rgb, &h, keep).unwrap();
+        assert_eq!(oa.subtask, ob.subtask);
+        assert_eq!(oa.keyposes, ob.keyposes);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_missing_or_misshaped_tensor_is_named() {
+    let (m, vocab, vm) = fresh();
+    let dir = tmp("broken");
+    save(&vm, &m, &vocab, &dir);
+    let weights = dir.join(checkpoint::WEIGHTS);
+    let mut tensors = candle_core::safetensors::load(&weights, &Device::Cpu).unwrap();
+    let name = "head.output.weight";
+    let good = tensors.remove(name).unwrap();
+    candle_core::safetensors::save(&tensors, &weights).unwrap();
+    let e = Vla::load(&dir, 0)
+        .err()
+        .expect("a missing tensor must fail");
+    assert!(e.to_string().contains(name), "{e}");
+
+    tensors.insert(name.into(), good.narrow(0, 0, 6).unwrap());
+    candle_core::safetensors::save(&tensors, &weights).unwrap();
+    let e = Vla::load(&dir, 0)
+        .err()
+        .expect("a mis-shaped tensor must fail");
+    assert!(e.to_string().contains(name), "{e}");
+
+    std::fs::write(&weights, b"not safetensors").unwrap();
+    assert!(matches!(
+        Vla::load(&dir, 0),
+        Err(ModelError::Checkpoint { .. })
+    ));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn unknown_words_run_and_a_wrong_frame_is_an_error() {
+    let (m, vocab, _vm) = fresh();
+    let mut vla = Vla::new(m, vocab, 1);
+    vla.start("pick up the golden teapot and put it in the sink.")
+        .unwrap();
+    let (rgb, h) = frame(10, 10, [255, 255, 255]);
+    let out = vla.decide(&rgb, &h, None).unwrap();
+    assert!(out.timing.total >= out.timing.prefill);
+    let e = vla.decide(&rgb[..300], &h[..100], None).unwrap_err();
+    assert!(matches!(e, ModelError::FrameSize { .. }), "{e}");
+    // A very long instruction is cut, not an error.
+    vla.start(&"red ".repeat(100)).unwrap();
+    assert!(vla.truncated);
+    vla.decide(&rgb, &h, None).unwrap();
+}
+
+#[test]
+fn two_hundred_steps_on_32_samples_lower_the_loss_tenfold() {
+    let dir = tmp("learn");
+    let mut w = Writer::create(&dir).unwrap();
+    let colors = [("red", [255, 87, 89]), ("green", [89, 169, 78])];
+    for i in 0..32 {
+        let (name, rgb) = colors[i % 2];
+        let (row, col) = (20 + (i * 37) % 280, 10 + (i * 53) % 130);
+        let (c, h) = frame(row, col, rgb);
+        let x = 0.25 + (col as f64 + 6.5) * 0.003125;
+        let y = -0.5 + (row as f64 + 6.5) * 0.003125;
+        let k = |z, suction| Keypose {
+            x,
+            y,
+            z,
+            yaw: 0.0,
+            suction,
+        };
+        let s = Sample {
+            task: "B".into(),
+            seed: i as u64,
+            step: 0,
+            instruction: texts()[0].into(),
+            subtask: format!("pick up the {name} block and place it on the blue bowl."),
+            keyposes: vec![k(0.04, true), k(0.1, false)],
+            frame: String::new(),
+        };
+        w.add(s, ROWS, COLS, &c, &h).unwrap();
+    }
+    drop(w);
+    let data = Dataset::open(&dir).unwrap();
+    let vocab = Vocab::build(texts()).unwrap();
+    let tc = TrainConfig {
+        steps: 200,
+        batch: 8,
+        lr: 3e-3,
+        min_lr: 3e-4,
+        warmup: 20,
+        obs_noise: false,
+        ..Default::default()
+    };
+    let mut t = Trainer::new(&small_config(vocab.len()), vocab, tc).unwrap();
+    let losses: Vec<f32> = (0..200).map(|_| t.step(&data).unwrap().loss).collect();
+    let first = losses[..10].iter().sum::<f32>() / 10.0;
+    let last = losses[190..].iter().sum::<f32>() / 10.0;
+    assert!(
+        first >= 10.0 * last,
+        "loss went from {first} to {last}, less than tenfold"
+    );
+
+    // A save mid-run and a resume continue exactly where the run was.
+    t.save(&dir.join("run")).unwrap();
+    let mut r = Trainer::resume(&dir.join("run")).unwrap();
+    assert_eq!(r.state.step, 200);
+    let a = t.step(&data).unwrap();
+    let b = r.step(&data).unwrap();
+    assert_eq!(
+        a.loss, b.loss,
+        "a resumed run draws the same batch and weights"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
