@@ -103,8 +103,9 @@ pub enum Command {
         out: PathBuf,
         #[arg(long)]
         resume: bool,
-        #[arg(long, default_value_t = 20_000)]
-        steps: usize,
+        /// Total steps [default: 8000; on --resume, the saved run's].
+        #[arg(long)]
+        steps: Option<usize>,
         #[arg(long, default_value_t = 16)]
         batch: usize,
         #[arg(long, default_value_t = 1e-3)]
@@ -298,12 +299,12 @@ pub fn main_with<I: IntoIterator<Item = String>>(args: I) -> Result<()> {
             data,
             out,
             config: loho_models::train::TrainConfig {
-                steps,
                 batch,
                 lr,
                 seed,
                 ..Default::default()
             },
+            steps,
             resume,
             save_every: save_every.max(1),
         }),

@@ -16,6 +16,8 @@ pub struct TrainArgs {
     pub data: PathBuf,
     pub out: PathBuf,
     pub config: TrainConfig,
+    /// Total steps; on `--resume` this extends (or shortens) the saved schedule.
+    pub steps: Option<usize>,
     pub resume: bool,
     pub save_every: usize,
 }
@@ -30,9 +32,17 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         "dataset loaded"
     );
     let mut trainer = if a.resume {
-        let t = Trainer::resume(&a.out)
+        let mut t = Trainer::resume(&a.out)
             .with_context(|| format!("resuming from {}", a.out.display()))?;
-        println!("resuming {} at step {}", a.out.display(), t.state.step);
+        if let Some(steps) = a.steps {
+            t.state.config.steps = steps;
+        }
+        println!(
+            "resuming {} at step {} of {}",
+            a.out.display(),
+            t.state.step,
+            t.state.config.steps
+        );
         t
     } else {
         let texts = data
@@ -41,7 +51,11 @@ pub fn train(a: &TrainArgs) -> Result<()> {
             .flat_map(|s| [s.instruction.as_str(), s.subtask.as_str()]);
         let vocab = Vocab::build(texts)?;
         let cfg = Config::tiny(vocab.len());
-        Trainer::new(&cfg, vocab, a.config.clone())?
+        let mut tc = a.config.clone();
+        if let Some(steps) = a.steps {
+            tc.steps = steps;
+        }
+        Trainer::new(&cfg, vocab, tc)?
     };
     let steps = trainer.state.config.steps;
     let batch = trainer.state.config.batch;

@@ -10,7 +10,7 @@
 //! silently leave most weights without gradient (`../shared/candle-notes.md`, trap 1).
 
 use candle_core::{DType, Device, Module, Result, Tensor, D};
-use candle_nn::{embedding, linear, Activation, Embedding, Linear, VarBuilder};
+use candle_nn::{linear, Activation, Embedding, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 /// Shape of the backbone.
@@ -272,6 +272,20 @@ impl Backbone {
         self.cached = len;
         Ok(())
     }
+}
+
+/// An embedding table drawn with σ 0.02 (GPT-2's), not candle's default σ 1: with unit
+/// embeddings the residual stream starts ~16× larger than what a block adds to it, and the
+/// first thousand steps learned no grounding at all.
+pub fn embedding(n: usize, d: usize, vb: VarBuilder) -> Result<Embedding> {
+    let init = candle_nn::Init::Randn {
+        mean: 0.0,
+        stdev: 0.02,
+    };
+    Ok(Embedding::new(
+        vb.get_with_hints((n, d), "weight", init)?,
+        d,
+    ))
 }
 
 /// The dtype models run in on the CPU (BF16 matmul is unsupported there).

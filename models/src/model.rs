@@ -3,19 +3,20 @@
 //! Every sequence has one layout, in training and inference alike:
 //!
 //! ```text
-//! <pad>… <bos> instruction   image tokens   <sub> sub-task </sub> <act>
+//! <bos> instruction <pad>…   image tokens   <sub> sub-task </sub> <act>
 //! └─ max_instruction ──────┘└─ stem ──────┘└─ up to max_subtask ─────┘
 //! ```
 //!
-//! The instruction is left-padded to a fixed length, so image and sub-task tokens always
-//! sit at the same positions and the instruction's cache is reused for every frame of an
-//! episode. The language head shares the word embedding matrix (tied weights).
+//! The instruction is padded to a fixed length, so image and sub-task tokens always sit at
+//! the same positions and the instruction's cache is reused for every frame of an episode.
+//! It is padded on the right: word i of the instruction and word i of the sub-task are then
+//! always the same distance apart, so copying a phrase is one fixed attention offset. The language head shares the word embedding matrix (tied weights).
 
 use candle_core::{DType, Device, Module, Result, Tensor};
-use candle_nn::{embedding, Embedding, VarBuilder};
+use candle_nn::{Embedding, VarBuilder};
 use serde::{Deserialize, Serialize};
 
-use crate::backbone::{self, Backbone};
+use crate::backbone::{self, embedding, Backbone};
 use crate::head::{ActionHead, HeadConfig};
 use crate::keypose::Workspace;
 use crate::stem::{Stem, StemConfig};
@@ -27,7 +28,7 @@ pub struct Config {
     pub backbone: backbone::Config,
     pub head: HeadConfig,
     pub vocab_size: usize,
-    /// Instruction tokens including `<bos>`; shorter instructions are left-padded.
+    /// Instruction tokens including `<bos>`; shorter instructions are padded.
     pub max_instruction: usize,
     /// Sub-task tokens including `<sub>`, `</sub>` and `<act>`.
     pub max_subtask: usize,
@@ -127,15 +128,14 @@ impl Loho {
         &self.head
     }
 
-    /// `<bos>` and the instruction's ids, left-padded to `max_instruction`. Too long an
-    /// instruction keeps its first words (with a warning from the caller's side: the
-    /// returned flag is true).
+    /// `<bos>` and the instruction's ids, right-padded to `max_instruction`. Too long an
+    /// instruction keeps its first words (the returned flag is then true).
     pub fn instruction_ids(&self, words: &[u32]) -> (Vec<u32>, bool) {
         let n = self.cfg.max_instruction;
         let keep = words.len().min(n - 1);
-        let mut out = vec![ids::PAD; n - 1 - keep];
-        out.push(ids::BOS);
+        let mut out = vec![ids::BOS];
         out.extend_from_slice(&words[..keep]);
+        out.resize(n, ids::PAD);
         (out, keep < words.len())
     }
 
@@ -144,12 +144,9 @@ impl Loho {
         self.embed.forward(&t)
     }
 
-    /// Next-token logits of hidden states (…, d_model) (the tied language head), scaled
-    /// by 1/√d: embeddings start at unit variance per coordinate, and unscaled dot
-    /// products would start the softmax saturated.
+    /// Next-token logits of hidden states (…, d_model) (the tied language head).
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
-        let scale = 1.0 / (self.cfg.backbone.d_model as f64).sqrt();
-        hidden.broadcast_matmul(&(self.embed.embeddings().t()? * scale)?)
+        hidden.broadcast_matmul(&self.embed.embeddings().t()?)
     }
 
     // ---- inference, one episode at a time, with the cache ----

@@ -1,21 +1,24 @@
 //! The RGB-D stem: the top-down heightmap (colour + height) to a grid of image tokens
 //! with 2-D positions.
 //!
-//! Three stages, each a linear map of non-overlapping blocks (a strided convolution
-//! written as reshape + matmul, whose backward is far cheaper in candle on the CPU than
-//! conv2d's): 4×4 pixels to `hidden` channels, 2×2 of those to `2·hidden`, then the
-//! `patch / 8` squared of those to one token. Token count is the main cost on
-//! this CPU, so patches are large (32 px = 10 cm: 10×5 = 50 tokens for a 320×160 frame);
-//! the first stage still sees every pixel, so a 4 cm block is never lost.
+//! Each 4×4-pixel cell goes through one small MLP (shared by all cells), and a token is the
+//! mean of its patch's cell features, then a linear map: a strided convolution followed by
+//! average pooling, written as reshape + matmul (candle's `conv2d` backward made a training
+//! step ~2× slower on this CPU). Pooling makes "a red block" the same feature wherever it
+//! sits in the patch, which is what attention must match a colour word against; a stem
+//! with separate weights per position learned no grounding in 1750 steps.
 //!
-//! Two constant channels hold each pixel's normalised (x, y) (CoordConv): a token can then
-//! say *where* in its 10 cm a block sits, which the action head needs to millimetres
-//! (placements are checked to 1 cm).
+//! Token count is the main cost on this CPU, so patches are large (32 px = 10 cm: 10×5 =
+//! 50 tokens for a 320×160 frame); every pixel still reaches a cell, so a 4 cm block is
+//! never lost. Two constant input channels hold each pixel's (x, y) in the workspace
+//! (CoordConv): pooled, features gated by colour give the block's centroid, which the
+//! action head needs to millimetres (placements are checked to 1 cm).
 
 use candle_core::{Device, Module, Result, Tensor};
-use candle_nn::{embedding, linear, Embedding, Linear, VarBuilder};
+use candle_nn::{linear, Embedding, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
+use crate::backbone::embedding;
 use crate::ModelError;
 
 /// Frame geometry and stem shape, saved in `config.json`.
@@ -27,9 +30,9 @@ pub struct StemConfig {
     pub image_width: usize,
     /// Heights are divided by this (m) before entering the network.
     pub z_max: f64,
-    /// Pixels per token side; a multiple of 8 dividing both image sides.
+    /// Pixels per token side; a multiple of 4 dividing both image sides.
     pub patch: usize,
-    /// Channels after the first stage.
+    /// Width of the cell MLP's first layer.
     pub hidden: usize,
 }
 
@@ -52,8 +55,8 @@ const IN_CHANNELS: usize = 6;
 
 pub struct Stem {
     cell: Linear,
-    quad: Linear,
-    patch: Linear,
+    mix: Linear,
+    out: Linear,
     /// (1, 2, height, width): x and y of every pixel in [−1, 1].
     coords: Tensor,
     row: Embedding,
@@ -73,10 +76,10 @@ impl Stem {
     pub fn new(cfg: &StemConfig, d_model: usize, vb: VarBuilder) -> Result<Self> {
         let p = cfg.patch;
         let divides = |n: usize| n.is_multiple_of(p);
-        if p < 8 || !p.is_multiple_of(8) || !divides(cfg.image_height) || !divides(cfg.image_width)
+        if p < 4 || !p.is_multiple_of(4) || !divides(cfg.image_height) || !divides(cfg.image_width)
         {
             candle_core::bail!(
-                "patch {p} must be a multiple of 8 dividing {}×{}",
+                "patch {p} must be a multiple of 4 dividing {}×{}",
                 cfg.image_height,
                 cfg.image_width
             );
@@ -93,12 +96,10 @@ impl Stem {
             ],
             1,
         )?;
-        let c = cfg.hidden;
-        let g = p / 8;
         Ok(Self {
-            cell: linear(16 * IN_CHANNELS, c, vb.pp("cell"))?,
-            quad: linear(4 * c, 2 * c, vb.pp("quad"))?,
-            patch: linear(g * g * 2 * c, d_model, vb.pp("patch"))?,
+            cell: linear(16 * IN_CHANNELS, cfg.hidden, vb.pp("cell"))?,
+            mix: linear(cfg.hidden, d_model, vb.pp("mix"))?,
+            out: linear(d_model, d_model, vb.pp("out"))?,
             coords,
             row: embedding(rows, d_model, vb.pp("row"))?,
             col: embedding(cols, d_model, vb.pp("col"))?,
@@ -113,9 +114,12 @@ impl Stem {
         let coords = self.coords.repeat((b, 1, 1, 1))?;
         let x = Tensor::cat(&[frames, &coords], 1)?.permute((0, 2, 3, 1))?; // (b, h, w, 6)
         let h = self.cell.forward(&group(&x, 4)?)?.relu()?;
-        let h = self.quad.forward(&group(&h, 2)?)?.relu()?;
-        let h = self.patch.forward(&group(&h, self.cfg.patch / 8)?)?; // (b, rows, cols, d)
-        let (_, rows, cols, d) = h.dims4()?;
+        let h = self.mix.forward(&h)?.relu()?; // (b, h/4, w/4, d): one feature per cell
+        let (_, hc, wc, d) = h.dims4()?;
+        let g = self.cfg.patch / 4;
+        let (rows, cols) = (hc / g, wc / g);
+        let pooled = (h.reshape((b, rows, g, cols, g, d))?.sum(4)?.sum(2)? / (g * g) as f64)?;
+        let h = self.out.forward(&pooled)?; // (b, rows, cols, d)
         let tokens = h.reshape((b, rows * cols, d))?;
         let dev = frames.device();
         let r = self.row.forward(&Tensor::arange(0u32, rows as u32, dev)?)?; // (rows, d)

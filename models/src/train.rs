@@ -52,7 +52,7 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         Self {
-            steps: 20_000,
+            steps: 8_000,
             batch: 16,
             lr: 1e-3,
             min_lr: 5e-5,

@@ -51,6 +51,11 @@ pub struct Vla {
     instruction: Vec<u32>,
     /// True when the instruction was cut to fit `max_instruction`.
     pub truncated: bool,
+    /// Actions sampled per decision (in one batch); the medoid is taken, so a stray
+    /// sample does not become a stray motion.
+    pub action_samples: usize,
+    /// Scale of the starting noise of the flow (1 = as trained; below 1 leans to the mode).
+    pub noise_scale: f32,
 }
 
 impl Vla {
@@ -61,6 +66,8 @@ impl Vla {
             rng: ChaCha8Rng::seed_from_u64(seed),
             instruction: Vec::new(),
             truncated: false,
+            action_samples: 1,
+            noise_scale: 1.0,
         }
     }
 
@@ -153,9 +160,14 @@ impl Vla {
             tokens += 2;
             let t2 = Instant::now();
             let dims = self.model.config().head.action_dims();
-            let noise: Vec<f32> = (0..dims).map(|_| normal(&mut self.rng)).collect();
-            let noise = Tensor::from_vec(noise, (1, dims), self.model.device())?;
-            let a: Vec<f32> = self.model.head().sample(&h, &noise)?.get(0)?.to_vec1()?;
+            let n = self.action_samples.max(1);
+            let noise: Vec<f32> = (0..n * dims)
+                .map(|_| self.noise_scale * normal(&mut self.rng))
+                .collect();
+            let noise = Tensor::from_vec(noise, (n, dims), self.model.device())?;
+            let cond = h.repeat((n, 1))?;
+            let all: Vec<Vec<f32>> = self.model.head().sample(&cond, &noise)?.to_vec2()?;
+            let a = medoid(&all);
             let ws = &self.model.config().workspace;
             keyposes = a
                 .chunks(crate::head::KEYPOSE_DIMS)
@@ -176,6 +188,25 @@ impl Vla {
             },
         })
     }
+}
+
+/// The sample with the smallest summed distance to the others.
+fn medoid(samples: &[Vec<f32>]) -> &[f32] {
+    let dist = |a: &[f32], b: &[f32]| -> f32 {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).powi(2))
+            .sum::<f32>()
+            .sqrt()
+    };
+    samples
+        .iter()
+        .min_by(|a, b| {
+            let sa: f32 = samples.iter().map(|o| dist(a, o)).sum();
+            let sb: f32 = samples.iter().map(|o| dist(b, o)).sum();
+            sa.total_cmp(&sb)
+        })
+        .expect("at least one sample")
 }
 
 fn argmax(logits: &Tensor) -> candle_core::Result<u32> {

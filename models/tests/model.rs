@@ -77,6 +77,23 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
 }
 
 #[test]
+fn the_model_ids_are_the_vocabulary_specials() {
+    use loho_models::model::ids;
+    use loho_models::vocab::{ACT, BOS, END_SUB, PAD, SUB, UNK};
+    let v = Vocab::build(texts()).unwrap();
+    for (word, id) in [
+        (PAD, ids::PAD),
+        (UNK, ids::UNK),
+        (BOS, ids::BOS),
+        (SUB, ids::SUB),
+        (END_SUB, ids::END_SUB),
+        (ACT, ids::ACT),
+    ] {
+        assert_eq!(v.id(word), Some(id), "{word}");
+    }
+}
+
+#[test]
 fn cached_decoding_gives_the_logits_of_a_full_pass_at_every_step() {
     let (mut m, vocab, _vm) = fresh();
     let words = vocab.encode(texts()[0]).unwrap();

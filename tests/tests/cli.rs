@@ -76,3 +76,119 @@ fn render_writes_a_png_and_bad_names_are_errors() {
     let e = loho(&["eval", "--policy", "clever"]).unwrap_err();
     assert!(e.to_string().contains("unknown policy"), "{e}");
 }
+
+/// The learning pipeline as a user runs it: demonstrations, a short training run that is
+/// killed and resumed, the checkpoint evaluated and benchmarked as a policy.
+#[test]
+fn gen_data_train_resume_eval_and_bench_a_checkpoint() {
+    let data = tmp("data");
+    let run = tmp("run");
+    loho(&[
+        "gen-data",
+        "--out",
+        data.to_str().unwrap(),
+        "--tasks",
+        "A,B",
+        "--episodes",
+        "2",
+        "--jobs",
+        "2",
+    ])
+    .unwrap();
+    let index = std::fs::read_to_string(data.join("samples.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = index
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() >= 4, "{} decisions", lines.len());
+    assert!(lines.iter().any(|s| s["task"] == "B"));
+    // Every acting decision has a pick (suction on) and a place (suction off).
+    for s in lines
+        .iter()
+        .filter(|s| !s["keyposes"].as_array().unwrap().is_empty())
+    {
+        assert_eq!(s["keyposes"][0]["suction"], true);
+        assert_eq!(s["keyposes"][1]["suction"], false);
+    }
+    assert!(lines
+        .iter()
+        .any(|s| s["subtask"].as_str().unwrap().starts_with("done")));
+
+    let train = |steps: &str, resume: bool| {
+        let mut args = vec![
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            run.to_str().unwrap(),
+            "--steps",
+            steps,
+            "--batch",
+            "2",
+            "--save-every",
+            "2",
+        ];
+        if resume {
+            args.push("--resume");
+        }
+        loho(&args)
+    };
+    train("2", false).unwrap();
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("train.json")).unwrap()).unwrap();
+    assert_eq!(state["step"], 2);
+    // Resuming with more steps continues from step 2.
+    train("4", true).unwrap();
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("train.json")).unwrap()).unwrap();
+    assert_eq!(state["step"], 4);
+
+    let json = tmp("model-eval.json");
+    loho(&[
+        "eval",
+        "--policy",
+        run.to_str().unwrap(),
+        "--tasks",
+        "A",
+        "--episodes",
+        "1",
+        "--json",
+        json.to_str().unwrap(),
+    ])
+    .unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["tasks"][0]["episodes"], 1);
+
+    let bench = tmp("bench.json");
+    loho(&[
+        "bench",
+        "policy",
+        "--policy",
+        run.to_str().unwrap(),
+        "--decisions",
+        "3",
+        "--json",
+        bench.to_str().unwrap(),
+    ])
+    .unwrap();
+    let b: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&bench).unwrap()).unwrap();
+    assert_eq!(b["decisions"], 3);
+    assert!(b["total"]["p50_ms"].as_f64().unwrap() > 0.0);
+    assert!(b["cache_speedup"].as_f64().unwrap() > 0.0);
+
+    // A broken checkpoint is a clear error, not a panic.
+    std::fs::write(run.join("model.safetensors"), b"garbage").unwrap();
+    let e = loho(&[
+        "eval",
+        "--policy",
+        run.to_str().unwrap(),
+        "--tasks",
+        "A",
+        "--episodes",
+        "1",
+    ])
+    .unwrap_err();
+    assert!(format!("{e:#}").contains("model.safetensors"), "{e:#}");
+}
