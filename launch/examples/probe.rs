@@ -1,42 +1,60 @@
-use loho_models::Vla;
+//! Compares a checkpoint with the oracle on the first frame of val episodes: does it write
+//! the oracle's sub-task, and how far (cm, in x-y) are its pick and place from the oracle's
+//! when it is given the oracle's sub-task? A quick look at what a training run has learned,
+//! before a full `loho eval`.
+//!
+//! ```sh
+//! cargo run --release --example probe -- runs/train/loho-tiny 2
+//! ```
+
+use std::path::Path;
+
+use loho_models::{Keypose, Vla};
+use loho_runtime::trajectory::EePose;
 use loho_sim::{Decision, Env, Oracle, Policy, Split, ALL_TASKS};
-fn main() {
-    let dir = std::env::args().nth(1).unwrap();
-    let n: u64 = std::env::args()
-        .nth(2)
-        .map(|s| s.parse().unwrap())
-        .unwrap_or(2);
-    let mut errs = vec![];
-    for t in ALL_TASKS {
-        for k in 0..n {
-            let env = Env::new(t, Split::Val, Split::Val.seed(k)).unwrap();
+
+fn xy_cm(k: &Keypose, p: &EePose) -> f64 {
+    ((k.x - p.x).powi(2) + (k.y - p.y).powi(2)).sqrt() * 100.0
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let dir = args.next().unwrap_or_else(|| "runs/train/loho-tiny".into());
+    let per_task: u64 = args.next().map_or(Ok(2), |s| s.parse())?;
+    let mut vla = Vla::load(Path::new(&dir), 0)?;
+    let (mut same, mut n, mut pick, mut place) = (0, 0, 0.0, 0.0);
+    for task in ALL_TASKS {
+        for k in 0..per_task {
+            let env = Env::new(task, Split::Val, Split::Val.seed(k))?;
             let obs = env.observe();
-            let mut vla = Vla::load(std::path::Path::new(&dir), 0).unwrap();
-            vla.start(env.instruction()).unwrap();
-            let o = vla.decide(&obs.rgb_bytes(), &obs.height, None).unwrap();
-            let Decision::Act(a) = Oracle.decide(&env, &obs) else {
+            let Decision::Act(oracle) = Oracle.decide(&env, &obs) else {
                 continue;
             };
-            let same = o.subtask == a.subtask;
-            let o2 = vla
-                .decide(&obs.rgb_bytes(), &obs.height, Some(&a.subtask))
-                .unwrap();
-            let kp = &o2.keyposes;
-            let d = |x: f64, y: f64, z: f64, p: &loho_runtime::trajectory::EePose| {
-                ((x - p.x).powi(2) + (y - p.y).powi(2)).sqrt() * 100.0 + 0.0 * (z - p.z)
-            };
+            vla.start(env.instruction())?;
+            let (rgb, h) = (obs.rgb_bytes(), obs.height.clone());
+            let written = vla.decide(&rgb, &h, None)?.subtask;
+            let told = vla.decide(&rgb, &h, Some(&oracle.subtask))?;
             let (dp, dq) = (
-                d(kp[0].x, kp[0].y, kp[0].z, &a.pick),
-                d(kp[1].x, kp[1].y, kp[1].z, &a.place),
+                xy_cm(&told.keyposes[0], &oracle.pick),
+                xy_cm(&told.keyposes[1], &oracle.place),
             );
-            errs.push((dp, dq));
-            println!("{} same_text={} pick_err={:.1}cm place_err={:.1}cm dz=({:.3},{:.3})\n   oracle: {}\n   model:  {}", t.letter(), same, dp, dq, kp[0].z - a.pick.z, kp[1].z - a.place.z, a.subtask, o.subtask);
+            println!(
+                "{} seed {}: pick {dp:.1} cm, place {dq:.1} cm off\n  oracle: {}\n  model:  {written}",
+                task.letter(),
+                env.episode.seed,
+                oracle.subtask
+            );
+            n += 1;
+            same += usize::from(written == oracle.subtask);
+            pick += dp;
+            place += dq;
         }
     }
-    let m = errs.len() as f64;
+    let n = n.max(1);
     println!(
-        "mean pick err {:.2} cm, place err {:.2} cm",
-        errs.iter().map(|e| e.0).sum::<f64>() / m,
-        errs.iter().map(|e| e.1).sum::<f64>() / m
+        "{same}/{n} sub-tasks as the oracle's; mean pick {:.1} cm, place {:.1} cm off",
+        pick / n as f64,
+        place / n as f64
     );
+    Ok(())
 }
