@@ -192,3 +192,25 @@ fn gen_data_train_resume_eval_and_bench_a_checkpoint() {
     .unwrap_err();
     assert!(format!("{e:#}").contains("model.safetensors"), "{e:#}");
 }
+
+/// The shipped checkpoint loads with the current code and acts.
+#[test]
+fn the_default_policy_loads_and_runs_an_episode() {
+    let json = tmp("default-eval.json");
+    loho(&[
+        "eval",
+        "--policy",
+        "default",
+        "--tasks",
+        "B",
+        "--episodes",
+        "1",
+        "--json",
+        json.to_str().unwrap(),
+    ])
+    .unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(v["policy"].as_str().unwrap().ends_with("loho-tiny"));
+    assert_eq!(v["tasks"][0]["episodes"], 1);
+}
