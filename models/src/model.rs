@@ -182,11 +182,6 @@ impl Loho {
             .get(0)
     }
 
-    /// Tokens now in the cache.
-    pub fn cached(&self) -> usize {
-        self.backbone.cached()
-    }
-
     /// Hidden states of a whole sequence recomputed from scratch, without touching the
     /// cache: the baseline that cached decoding is measured and tested against.
     pub fn recompute(

@@ -3,8 +3,8 @@
 //!
 //! Each 4×4-pixel cell goes through one small MLP (shared by all cells), and a token is the
 //! mean of its patch's cell features, then a linear map: a strided convolution followed by
-//! average pooling, written as reshape + matmul (candle's `conv2d` backward made a training
-//! step ~2× slower on this CPU). Pooling makes "a red block" the same feature wherever it
+//! average pooling, written as reshape + matmul (profiling a step showed candle's `conv2d`
+//! backward among its largest costs on this CPU). Pooling makes "a red block" the same feature wherever it
 //! sits in the patch, which is what attention must match a colour word against; a stem
 //! with separate weights per position learned no grounding in 1750 steps.
 //!

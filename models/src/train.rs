@@ -335,16 +335,6 @@ impl Trainer {
         Ok(t)
     }
 
-    pub fn model(&self) -> &Loho {
-        &self.model
-    }
-    pub fn model_mut(&mut self) -> &mut Loho {
-        &mut self.model
-    }
-    pub fn vocab(&self) -> &Vocab {
-        &self.vocab
-    }
-
     /// Saves a checkpoint that `loho eval --policy DIR` loads, plus what resuming needs.
     /// `train.json` is written last: a kill before it resumes from the previous save's step
     /// with these newer weights, which only repeats a few batches.

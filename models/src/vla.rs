@@ -77,16 +77,6 @@ impl Vla {
         Ok(Self::new(model, vocab, seed))
     }
 
-    pub fn model(&self) -> &Loho {
-        &self.model
-    }
-    pub fn model_mut(&mut self) -> &mut Loho {
-        &mut self.model
-    }
-    pub fn vocab(&self) -> &Vocab {
-        &self.vocab
-    }
-
     /// Starts an episode; words the vocabulary does not know become `<unk>`.
     pub fn start(&mut self, instruction: &str) -> Result<(), ModelError> {
         let words = self.vocab.encode(instruction)?;
