@@ -165,6 +165,19 @@ impl SimpleBackend for SeededInit {
     }
 }
 
+/// New variables drawn from `seed` in creation order, so a run (or a test) is reproducible.
+pub(crate) fn seeded_var_builder(seed: u64) -> (VarMap, VarBuilder<'static>) {
+    let seeded = SeededInit {
+        map: VarMap::new(),
+        rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed)),
+    };
+    let map = seeded.map.clone();
+    (
+        map,
+        VarBuilder::from_backend(Box::new(seeded), DTYPE, Device::Cpu),
+    )
+}
+
 /// AdamW over named variables, with its moments kept so a run can be resumed.
 struct AdamW {
     /// (name, variable, first moment, second moment, decayed)
@@ -283,12 +296,7 @@ const NOISE_TABLE: usize = 1 << 22;
 impl Trainer {
     /// A fresh run with weights drawn from `tc.seed`.
     pub fn new(cfg: &Config, vocab: Vocab, tc: TrainConfig) -> Result<Self, ModelError> {
-        let seeded = SeededInit {
-            map: VarMap::new(),
-            rng: Mutex::new(ChaCha8Rng::seed_from_u64(tc.seed)),
-        };
-        let map = seeded.map.clone();
-        let vb = VarBuilder::from_backend(Box::new(seeded), DTYPE, Device::Cpu);
+        let (map, vb) = seeded_var_builder(tc.seed);
         let model = Loho::new(cfg, vb)?;
         let opt = AdamW::new(&map, tc.weight_decay)?;
         let mut rng = ChaCha8Rng::seed_from_u64(tc.seed.wrapping_add(1));
