@@ -1,8 +1,9 @@
 //! The LoHoVLA-style model of loho, in candle (DESIGN §6). No zenoh, no simulator.
 //!
 //! - [`vocab`]: the word-level vocabulary as a Hugging Face `tokenizer.json`;
-//! - [`stem`]: the RGB-D heightmap to image tokens with 2-D positions;
+//! - [`stem`]: the RGB-D heightmap to one token per object, with its position;
 //! - [`backbone`]: the pre-norm decoder-only transformer with its KV cache;
+//! - [`pointer`]: attention from `<act>` to the objects, feeding the action head;
 //! - [`head`]: the flow-matching action head; [`keypose`]: its normalised outputs;
 //! - [`model`]: all of it in one sequence layout, with the tied language head;
 //! - [`vla`]: one decision (sub-task text, keyposes, timings) on a frame;
@@ -15,6 +16,7 @@ pub mod data;
 pub mod head;
 pub mod keypose;
 pub mod model;
+pub mod pointer;
 pub mod stem;
 pub mod train;
 pub mod vla;

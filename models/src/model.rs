@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::backbone::{self, embedding, Backbone};
 use crate::head::{ActionHead, HeadConfig};
 use crate::keypose::Workspace;
+use crate::pointer::Pointer;
 use crate::stem::{Stem, StemConfig};
 
 /// Everything that fixes the shapes of a checkpoint; saved as `config.json`.
@@ -36,15 +37,15 @@ pub struct Config {
 }
 
 impl Config {
-    /// The shipped size: 50 image tokens, 4 layers of width 128.
+    /// The shipped size: up to 32 object tokens, 4 layers of width 128.
     pub fn tiny(vocab_size: usize) -> Self {
-        let (max_instruction, max_subtask) = (32, 24);
+        let (max_instruction, max_subtask) = (24, 24);
         let stem = StemConfig {
             image_height: 320,
             image_width: 160,
-            z_max: 0.28,
-            patch: 32,
-            hidden: 32,
+            table_rgb: [51, 51, 51],
+            max_objects: 32,
+            hidden: 128,
         };
         Self {
             backbone: backbone::Config {
@@ -90,9 +91,12 @@ pub struct Loho {
     stem: Stem,
     embed: Embedding,
     backbone: Backbone,
+    pointer: Pointer,
     head: ActionHead,
     cfg: Config,
     device: Device,
+    /// The object tokens' states (1, N, d) of the frame last observed, and which are real.
+    frame_objects: Option<(Tensor, Tensor)>,
 }
 
 impl Loho {
@@ -109,9 +113,11 @@ impl Loho {
             stem: Stem::new(&cfg.stem, d, vb.pp("stem"))?,
             embed: embedding(cfg.vocab_size, d, vb.pp("embed"))?,
             backbone: Backbone::new(&cfg.backbone, vb.pp("backbone"))?,
+            pointer: Pointer::new(cfg.head.keyposes, d, vb.pp("pointer"))?,
             head: ActionHead::new(&cfg.head, d, vb.pp("head"))?,
             cfg: cfg.clone(),
             device: vb.device().clone(),
+            frame_objects: None,
         })
     }
 
@@ -161,14 +167,28 @@ impl Loho {
         Ok(())
     }
 
-    /// A new frame (1, 4, h, w): drops everything after the instruction, prefills the image
+    /// A new frame (from [`Stem::frame`]): drops everything after the instruction, prefills the image
     /// tokens and `<sub>`, and returns the hidden state (1, d) at `<sub>`.
     pub fn observe(&mut self, frame: &Tensor) -> Result<Tensor> {
         self.backbone.truncate_cache(self.cfg.max_instruction)?;
         let img = self.stem.forward(frame)?;
         let x = Tensor::cat(&[&img, &self.embed_ids(&[ids::SUB], 1)?], 1)?;
         let h = self.backbone.forward(&x, self.cfg.max_instruction)?;
+        self.frame_objects = Some((h.narrow(1, 0, img.dim(1)?)?, Stem::present(frame)?));
         h.get(0)?.narrow(0, x.dim(1)? - 1, 1)
+    }
+
+    /// The action head's condition for hidden states at `<act>` (n, d) on the frame last
+    /// observed: the state plus what the pointers pick out of its objects.
+    pub fn act_condition(&self, act: &Tensor) -> Result<Tensor> {
+        let Some((objects, present)) = &self.frame_objects else {
+            candle_core::bail!("no frame observed yet");
+        };
+        let n = act.dim(0)?;
+        let (c, _) =
+            self.pointer
+                .forward(act, &objects.repeat((n, 1, 1))?, &present.repeat((n, 1))?)?;
+        Ok(c)
     }
 
     /// Feeds one token after the cache and returns its hidden state (1, d).
@@ -224,6 +244,29 @@ impl Loho {
         let b = frames.dim(0)?;
         let x = self.sequence(instructions, frames, subtasks, b)?;
         self.backbone.forward_train(&x)
+    }
+
+    /// Action-head conditions (n, d) and pointer logits (n, keyposes, N) at the `<act>`
+    /// positions `rows` (flat indices into `hidden` (b, T, d) from [`Loho::forward_train`]).
+    pub fn act_train(
+        &self,
+        hidden: &Tensor,
+        frames: &Tensor,
+        rows: &[u32],
+    ) -> Result<(Tensor, Tensor)> {
+        let (b, t, d) = hidden.dims3()?;
+        let n = rows.len();
+        let dev = hidden.device();
+        let act = hidden
+            .reshape((b * t, d))?
+            .index_select(&Tensor::from_vec(rows.to_vec(), n, dev)?, 0)?;
+        let which = Tensor::from_vec(rows.iter().map(|r| r / t as u32).collect(), n, dev)?;
+        let objects = hidden
+            .narrow(1, self.cfg.max_instruction, self.cfg.stem.tokens())?
+            .contiguous()?
+            .index_select(&which, 0)?;
+        let present = Stem::present(frames)?.index_select(&which, 0)?;
+        self.pointer.forward(&act, &objects, &present)
     }
 }
 
