@@ -302,6 +302,10 @@ pub fn main_with<I: IntoIterator<Item = String>>(args: I) -> Result<()> {
                 batch,
                 lr,
                 seed,
+                palette: loho_sim::colors::ALL
+                    .iter()
+                    .map(|c| (c.name.to_string(), c.rgb))
+                    .collect(),
                 ..Default::default()
             },
             steps,

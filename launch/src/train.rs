@@ -83,8 +83,8 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         let rate = (window_steps * batch) as f64 / window_start.elapsed().as_secs_f64();
         bar.set_position(trainer.state.step as u64);
         bar.set_message(format!(
-            "loss {e:.3} (text {:.3} action {:.3} pointer {:.3})  lr {:.1e}  {rate:.1} samples/s",
-            s.text, s.action, s.pointer, s.lr
+            "loss {e:.3} (text {:.3} colour {:.3} action {:.3} pointer {:.3})  lr {:.1e}  {rate:.1} samples/s",
+            s.text, s.colour, s.action, s.pointer, s.lr
         ));
         let step = trainer.state.step;
         if step % 50 == 0 {
@@ -92,7 +92,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
                 log,
                 "{}",
                 serde_json::json!({"step": step, "loss": s.loss, "text": s.text,
-                    "action": s.action, "pointer": s.pointer, "lr": s.lr, "grad_norm": s.grad_norm,
+                    "action": s.action, "pointer": s.pointer, "colour": s.colour, "lr": s.lr, "grad_norm": s.grad_norm,
                     "samples_per_s": rate, "wall_s": trainer.state.wall_s})
             )?;
             window_start = Instant::now();

@@ -47,7 +47,17 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Add the benchmark's observation noise (colour σ 3, depth σ 3 mm) to every frame.
     pub obs_noise: bool,
+    /// Colour names and RGB of the scene's objects. An object token whose mean colour is
+    /// within [`COLOUR_MATCH`] of one is also trained to predict that word through the tied
+    /// language head, so "red" in the text and a red object's token point the same way,
+    /// and matching them is one attention hop instead of a binding learned from scratch.
+    #[serde(default)]
+    pub palette: Vec<(String, [u8; 3])>,
 }
+
+/// Largest per-channel difference (0–255) between a region's mean colour and a palette
+/// colour for the region to be labelled with it (the shaded floor of a bowl is not).
+pub const COLOUR_MATCH: f32 = 20.0;
 
 impl Default for TrainConfig {
     fn default() -> Self {
@@ -63,6 +73,7 @@ impl Default for TrainConfig {
             noise_draws: 4,
             seed: 0,
             obs_noise: true,
+            palette: Vec::new(),
         }
     }
 }
@@ -99,6 +110,8 @@ pub struct StepStats {
     pub action: f32,
     /// Cross-entropy of the pointers on the objects the oracle picked and placed on.
     pub pointer: f32,
+    /// Cross-entropy of object tokens on their colour words.
+    pub colour: f32,
     pub lr: f64,
     pub grad_norm: f32,
 }
@@ -282,6 +295,8 @@ struct Batch {
     actions: Vec<f32>,
     /// (act row × keyposes + keypose, object token) for keyposes on an object.
     pointer: Vec<(u32, u32)>,
+    /// (flat row of an object token, its colour word).
+    colour: Vec<(u32, u32)>,
 }
 
 pub struct Trainer {
@@ -375,8 +390,11 @@ impl Trainer {
             .map(|_| rng.gen_range(0..data.len()))
             .collect();
         let batch = self.batch(data, &idx, &mut rng)?;
-        let (text, action, pointer) = self.losses(&batch, &mut rng)?;
+        let (text, colour, action, pointer) = self.losses(&batch, &mut rng)?;
         let mut loss = text.clone();
+        if let Some(c) = &colour {
+            loss = (loss + c)?;
+        }
         for extra in [&action, &pointer].into_iter().flatten() {
             loss = (loss + (extra * tc.action_weight)?)?;
         }
@@ -395,18 +413,23 @@ impl Trainer {
                 Some(p) => p.to_scalar()?,
                 None => 0.0,
             },
+            colour: match colour {
+                Some(c) => c.to_scalar()?,
+                None => 0.0,
+            },
             lr,
             grad_norm,
         })
     }
 
-    /// The losses of a batch: text, and action and pointer (`None` when the batch holds
-    /// only "done" samples, or no keypose on an object).
+    /// The losses of a batch: text, colour (`None` without labelled objects), action and
+    /// pointer (`None` when the batch holds only "done" samples, or no keypose on an object).
+    #[allow(clippy::type_complexity)]
     fn losses(
         &mut self,
         b: &Batch,
         rng: &mut ChaCha8Rng,
-    ) -> Result<(Tensor, Option<Tensor>, Option<Tensor>), ModelError> {
+    ) -> Result<(Tensor, Option<Tensor>, Option<Tensor>, Option<Tensor>), ModelError> {
         let dev = Device::Cpu;
         let h = self
             .model
@@ -420,9 +443,18 @@ impl Trainer {
             .model
             .logits(&flat.index_select(&Tensor::from_vec(rows, nt, &dev)?, 0)?)?;
         let text = candle_nn::loss::cross_entropy(&logits, &Tensor::from_vec(targets, nt, &dev)?)?;
+        let colour = if b.colour.is_empty() {
+            None
+        } else {
+            let nc = b.colour.len();
+            let rows = Tensor::from_vec(b.colour.iter().map(|c| c.0).collect(), nc, &dev)?;
+            let words = Tensor::from_vec(b.colour.iter().map(|c| c.1).collect(), nc, &dev)?;
+            let logits = self.model.logits(&flat.index_select(&rows, 0)?)?;
+            Some(candle_nn::loss::cross_entropy(&logits, &words)?)
+        };
         let na = b.act_rows.len();
         if na == 0 {
-            return Ok((text, None, None));
+            return Ok((text, colour, None, None));
         }
         let (cond, pointer_logits) = self.model.act_train(&h, &b.frames, &b.act_rows)?;
         let pointer = if b.pointer.is_empty() {
@@ -450,7 +482,7 @@ impl Trainer {
             &Tensor::from_vec(noise, (m, dims), &dev)?,
             &Tensor::from_vec(times, m, &dev)?,
         )?;
-        Ok((text, Some(action), pointer))
+        Ok((text, colour, Some(action), pointer))
     }
 
     /// The stem's input for sample `i`, with the benchmark's sensor noise (colour σ = 3,
@@ -469,6 +501,36 @@ impl Trainer {
             }
         }
         self.model.stem().frame(&f.rgb, &f.height, &Device::Cpu)
+    }
+
+    /// For every object token of `frames` (b, N, FEATURES) whose colour is in the palette:
+    /// its flat row in sequences of length `total`, and the colour's word.
+    fn colour_labels(&self, frames: &Tensor, total: usize) -> Result<Vec<(u32, u32)>, ModelError> {
+        use crate::stem::SLOT_PRESENT;
+        let mut words = Vec::new();
+        for (name, rgb) in &self.state.config.palette {
+            match self.vocab.encode(name)?.as_slice() {
+                [id] if *id != ids::UNK => words.push((*id, rgb.map(f32::from))),
+                _ => {}
+            }
+        }
+        let start = self.model.config().max_instruction;
+        let mut out = Vec::new();
+        for (b, frame) in frames.to_vec3::<f32>()?.iter().enumerate() {
+            for (slot, f) in frame.iter().enumerate() {
+                if f[SLOT_PRESENT] < 0.5 {
+                    continue;
+                }
+                let rgb = [0, 1, 2].map(|c| (f[c] + 1.0) * 127.5);
+                let near = words
+                    .iter()
+                    .find(|(_, p)| (0..3).all(|c| (rgb[c] - p[c]).abs() <= COLOUR_MATCH));
+                if let Some((id, _)) = near {
+                    out.push(((b * total + start + slot) as u32, *id));
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn batch(
@@ -551,6 +613,7 @@ impl Trainer {
         }
         let frames = Tensor::cat(&frames, 0)?;
         let pointer = pointer_labels(&cfg, &frames, &act_rows, total, &actions)?;
+        let colour = self.colour_labels(&frames, total)?;
         Ok(Batch {
             instructions,
             frames,
@@ -559,6 +622,7 @@ impl Trainer {
             act_rows,
             actions,
             pointer,
+            colour,
         })
     }
 }
