@@ -719,4 +719,39 @@ mod tests {
             "the pick is on object 1, the place on nothing"
         );
     }
+
+    #[test]
+    fn objects_of_a_palette_colour_are_labelled_with_its_word() {
+        let vocab = Vocab::build(["pick up the red block.", "the blue zone."]).unwrap();
+        let cfg = Config::tiny(vocab.len());
+        let red = vocab.encode("red").unwrap()[0];
+        let tc = TrainConfig {
+            palette: vec![
+                ("red".into(), [255, 87, 89]),
+                ("blue".into(), [78, 121, 167]),
+                ("mauve".into(), [200, 100, 200]), // not a word of this vocabulary
+            ],
+            ..Default::default()
+        };
+        let trainer = Trainer::new(&cfg, vocab, tc).unwrap();
+        let n = cfg.stem.tokens();
+        let mut f = vec![0f32; 2 * n * FEATURES];
+        let unit = |c: f32| c / 127.5 - 1.0;
+        // Sample 1, slot 2: red with a little noise; slot 3: a bowl's shaded floor (0.8×
+        // red, far from every colour); slot 4: mauve, whose word the vocabulary lacks.
+        for (slot, rgb) in [
+            (2, [252.0, 90.0, 86.0]),
+            (3, [204.0, 70.0, 71.0]),
+            (4, [200.0, 100.0, 200.0]),
+        ] {
+            let row = &mut f[(n + slot) * FEATURES..][..FEATURES];
+            row[..3].copy_from_slice(&rgb.map(unit));
+            row[SLOT_PRESENT] = 1.0;
+        }
+        let frames = Tensor::from_vec(f, (2, n, FEATURES), &Device::Cpu).unwrap();
+        let total = cfg.subtask_start() + 5;
+        let labels = trainer.colour_labels(&frames, total).unwrap();
+        let row = (total + cfg.max_instruction + 2) as u32;
+        assert_eq!(labels, vec![(row, red)]);
+    }
 }
