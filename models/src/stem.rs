@@ -153,7 +153,7 @@ impl Stem {
             });
         }
         let mut objects = segment(rgb, &median3(height, h, w), h, w, self.cfg.table_rgb);
-        objects.sort_by(|a, b| b.pixels.cmp(&a.pixels));
+        objects.sort_by_key(|o| std::cmp::Reverse(o.pixels));
         objects.truncate(self.cfg.max_objects);
         Ok(objects)
     }
