@@ -296,6 +296,7 @@ mod tests {
     use candle_nn::VarMap;
 
     use super::*;
+    use crate::max_diff;
 
     fn cfg() -> Config {
         Config {
@@ -316,17 +317,6 @@ mod tests {
         let a = Backbone::new(&cfg(), vb.clone()).unwrap();
         let b = Backbone::new(&cfg(), vb).unwrap();
         (a, b, vm)
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap()
     }
 
     #[test]

@@ -204,14 +204,7 @@ mod tests {
         }
         let noise = draw((2, 12), &mut |r| crate::normal(r));
         let out = head.sample(&c, &noise).unwrap();
-        let err: f32 = (out - target)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap();
+        let err = crate::max_diff(&out, &target);
         assert!(err < 0.1, "sampled action is {err} from its target");
     }
 }

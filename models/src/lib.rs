@@ -55,3 +55,16 @@ pub(crate) fn normal(rng: &mut impl Rng) -> f32 {
     let u2: f64 = rng.gen();
     ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
 }
+
+/// Largest absolute difference between two tensors of one shape (for tests).
+#[cfg(test)]
+pub(crate) fn max_diff(a: &candle_core::Tensor, b: &candle_core::Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar()
+        .unwrap()
+}

@@ -503,9 +503,13 @@ impl Trainer {
         self.model.stem().frame(&f.rgb, &f.height, &Device::Cpu)
     }
 
-    /// For every object token of `frames` (b, N, FEATURES) whose colour is in the palette:
-    /// its flat row in sequences of length `total`, and the colour's word.
-    fn colour_labels(&self, frames: &Tensor, total: usize) -> Result<Vec<(u32, u32)>, ModelError> {
+    /// For every object token of a batch's stem inputs (b × N × FEATURES) whose colour is in
+    /// the palette: its flat row in sequences of length `total`, and the colour's word.
+    fn colour_labels(
+        &self,
+        objects: &[Vec<Vec<f32>>],
+        total: usize,
+    ) -> Result<Vec<(u32, u32)>, ModelError> {
         use crate::stem::SLOT_PRESENT;
         let mut words = Vec::new();
         for (name, rgb) in &self.state.config.palette {
@@ -516,7 +520,7 @@ impl Trainer {
         }
         let start = self.model.config().max_instruction;
         let mut out = Vec::new();
-        for (b, frame) in frames.to_vec3::<f32>()?.iter().enumerate() {
+        for (b, frame) in objects.iter().enumerate() {
             for (slot, f) in frame.iter().enumerate() {
                 if f[SLOT_PRESENT] < 0.5 {
                     continue;
@@ -612,8 +616,9 @@ impl Trainer {
             subtasks.extend(std::iter::repeat_n(ids::PAD, sub_len - sub.len()));
         }
         let frames = Tensor::cat(&frames, 0)?;
-        let pointer = pointer_labels(&cfg, &frames, &act_rows, total, &actions)?;
-        let colour = self.colour_labels(&frames, total)?;
+        let objects: Vec<Vec<Vec<f32>>> = frames.to_vec3()?;
+        let pointer = pointer_labels(&cfg, &objects, &act_rows, total, &actions);
+        let colour = self.colour_labels(&objects, total)?;
         Ok(Batch {
             instructions,
             frames,
@@ -632,17 +637,16 @@ impl Trainer {
 /// Keyposes farther from every object (a spot in an area) get no pointer label.
 const ON_OBJECT: f64 = 0.04;
 
-/// The pointer targets of a batch: for each `<act>` row and keypose, the nearest object token
-/// when it is within [`ON_OBJECT`].
+/// The pointer targets of a batch with stem inputs `objects` (b × N × FEATURES): for each
+/// `<act>` row and keypose, the nearest object token when it is within [`ON_OBJECT`].
 fn pointer_labels(
     cfg: &Config,
-    frames: &Tensor,
+    objects: &[Vec<Vec<f32>>],
     act_rows: &[u32],
     total: usize,
     actions: &[f32],
-) -> Result<Vec<(u32, u32)>, ModelError> {
+) -> Vec<(u32, u32)> {
     use crate::stem::{SLOT_PRESENT, SLOT_TOP, SLOT_X, SLOT_Y};
-    let objects: Vec<Vec<Vec<f32>>> = frames.to_vec3()?;
     let ws = &cfg.workspace;
     let half = |r: [f64; 2]| (r[1] - r[0]) / 2.0;
     let dims = crate::head::KEYPOSE_DIMS;
@@ -671,7 +675,7 @@ fn pointer_labels(
             }
         }
     }
-    Ok(out)
+    out
 }
 
 #[cfg(test)]
@@ -693,7 +697,10 @@ mod tests {
             let row = &mut f[i * FEATURES..][..FEATURES];
             (row[SLOT_X], row[SLOT_Y], row[SLOT_TOP], row[SLOT_PRESENT]) = (*x, *y, *top, 1.0);
         }
-        let frames = Tensor::from_vec(f, (1, n, FEATURES), &Device::Cpu).unwrap();
+        let objects: Vec<Vec<Vec<f32>>> = Tensor::from_vec(f, (1, n, FEATURES), &Device::Cpu)
+            .unwrap()
+            .to_vec3()
+            .unwrap();
         let pose = |x, y, z| Keypose {
             x,
             y,
@@ -707,12 +714,11 @@ mod tests {
         let total = cfg.subtask_start() + 5;
         let labels = pointer_labels(
             &cfg,
-            &frames,
+            &objects,
             &[(cfg.subtask_start() + 4) as u32],
             total,
             &actions,
-        )
-        .unwrap();
+        );
         assert_eq!(
             labels,
             vec![(0, 1)],
@@ -748,9 +754,12 @@ mod tests {
             row[..3].copy_from_slice(&rgb.map(unit));
             row[SLOT_PRESENT] = 1.0;
         }
-        let frames = Tensor::from_vec(f, (2, n, FEATURES), &Device::Cpu).unwrap();
+        let objects: Vec<Vec<Vec<f32>>> = Tensor::from_vec(f, (2, n, FEATURES), &Device::Cpu)
+            .unwrap()
+            .to_vec3()
+            .unwrap();
         let total = cfg.subtask_start() + 5;
-        let labels = trainer.colour_labels(&frames, total).unwrap();
+        let labels = trainer.colour_labels(&objects, total).unwrap();
         let row = (total + cfg.max_instruction + 2) as u32;
         assert_eq!(labels, vec![(row, red)]);
     }

@@ -1,6 +1,6 @@
 //! The command line, called as the binary would be.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 fn loho(args: &[&str]) -> anyhow::Result<()> {
     loho::main_with(
@@ -8,6 +8,11 @@ fn loho(args: &[&str]) -> anyhow::Result<()> {
             .chain(args.iter().copied())
             .map(String::from),
     )
+}
+
+/// A JSON file the command wrote.
+fn read_json(path: impl AsRef<Path>) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -35,8 +40,7 @@ fn eval_writes_the_documented_json() {
         out.to_str().unwrap(),
     ])
     .unwrap();
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let v = read_json(&out);
     assert_eq!(v["policy"], "oracle");
     assert_eq!(v["split"], "val");
     assert_eq!(v["episodes"], 2);
@@ -134,13 +138,11 @@ fn gen_data_train_resume_eval_and_bench_a_checkpoint() {
         loho(&args)
     };
     train("2", false).unwrap();
-    let state: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("train.json")).unwrap()).unwrap();
+    let state = read_json(run.join("train.json"));
     assert_eq!(state["step"], 2);
     // Resuming with more steps continues from step 2.
     train("4", true).unwrap();
-    let state: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("train.json")).unwrap()).unwrap();
+    let state = read_json(run.join("train.json"));
     assert_eq!(state["step"], 4);
 
     let json = tmp("model-eval.json");
@@ -156,8 +158,7 @@ fn gen_data_train_resume_eval_and_bench_a_checkpoint() {
         json.to_str().unwrap(),
     ])
     .unwrap();
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let v = read_json(&json);
     assert_eq!(v["tasks"][0]["episodes"], 1);
 
     let bench = tmp("bench.json");
@@ -172,8 +173,7 @@ fn gen_data_train_resume_eval_and_bench_a_checkpoint() {
         bench.to_str().unwrap(),
     ])
     .unwrap();
-    let b: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&bench).unwrap()).unwrap();
+    let b = read_json(&bench);
     assert_eq!(b["decisions"], 3);
     assert!(b["total"]["p50_ms"].as_f64().unwrap() > 0.0);
     assert!(b["cache_speedup"].as_f64().unwrap() > 0.0);
@@ -209,8 +209,7 @@ fn the_default_policy_loads_and_runs_an_episode() {
         json.to_str().unwrap(),
     ])
     .unwrap();
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let v = read_json(&json);
     assert!(v["policy"].as_str().unwrap().ends_with("loho-tiny"));
     assert_eq!(v["tasks"][0]["episodes"], 1);
 }
