@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -92,6 +92,9 @@ pub struct EvalArgs {
     pub episodes: usize,
     pub seed: u64,
     pub jobs: usize,
+    /// Through the sim, controller and policy nodes over zenoh (lockstep), instead of
+    /// calling the policy and the simulator directly.
+    pub zenoh: bool,
 }
 
 /// Runs every (task, episode) pair; episode k of a task uses the split's seed number
@@ -117,10 +120,14 @@ pub fn evaluate(a: &EvalArgs) -> Result<Report> {
                 let Some(&(task, seed)) = work.get(i) else {
                     break;
                 };
-                let run = a.policy.make(seed).and_then(|mut policy| {
-                    run_episode(task, a.split, seed, policy.as_mut())
-                        .with_context(|| format!("task {} seed {seed}", task.letter()))
-                });
+                let run = if a.zenoh {
+                    episode_over_zenoh(a, task, seed)
+                } else {
+                    a.policy.make(seed).and_then(|mut policy| {
+                        Ok(run_episode(task, a.split, seed, policy.as_mut())?)
+                    })
+                }
+                .with_context(|| format!("task {} seed {seed}", task.letter()));
                 match run {
                     Ok(r) => {
                         if !r.success {
@@ -175,6 +182,23 @@ pub fn evaluate(a: &EvalArgs) -> Result<Report> {
             })
             .collect(),
     })
+}
+
+/// One episode through the nodes, on a zenoh session of its own (no listener: several
+/// run side by side without hearing each other).
+fn episode_over_zenoh(a: &EvalArgs, task: TaskId, seed: u64) -> Result<EpisodeResult> {
+    let bus = loho_runtime::Bus::open(&Default::default())?;
+    let sim = loho_sim::node::SimConfig {
+        task,
+        split: a.split,
+        seed,
+        fps: 10.0,
+        mode: loho_sim::node::Mode::Lockstep,
+        runtime: Default::default(),
+        exit_when_done: true,
+    };
+    let decider = crate::nodes::decider(&a.policy, seed)?;
+    crate::nodes::episode(&bus, &sim, decider, None, Duration::from_secs(600))
 }
 
 /// The table in the LoHoVLA layout: tasks as columns, score and success rate as rows.

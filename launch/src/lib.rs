@@ -5,8 +5,10 @@
 pub mod bench;
 pub mod eval;
 pub mod gendata;
+pub mod nodes;
 pub mod policy;
 pub mod render;
+pub mod run;
 pub mod train;
 
 use std::path::PathBuf;
@@ -15,9 +17,12 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use loho_runtime::BusConfig;
+use std::time::Duration;
+
+use loho_runtime::{Bus, BusConfig};
 use loho_sim::env::Env;
-use loho_sim::{node, Split, TaskId, ALL_TASKS};
+use loho_sim::node::{self, Mode};
+use loho_sim::{Split, TaskId, ALL_TASKS};
 
 use crate::eval::{EvalArgs, PolicyKind};
 
@@ -34,15 +39,26 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run one episode in this process and print each sub-task and reward as it happens.
+    /// The main job: one episode through the sim, controller and policy nodes in this
+    /// process over embedded zenoh, printed live, recorded to MCAP and a GIF.
     Run {
         #[command(flatten)]
         episode: EpisodeArgs,
-        #[arg(long, default_value = "oracle")]
+        /// A checkpoint: `default` (the shipped one) or a folder.
+        #[arg(long, default_value = "default")]
         policy: String,
-        /// Where to write the before/after pictures.
+        /// Where the recording and the GIF go.
         #[arg(long, default_value = "runs")]
         out: PathBuf,
+        /// Run the simulator in lockstep (as fast as the loop goes) instead of real time.
+        #[arg(long)]
+        lockstep: bool,
+        /// Runtime rates and limits [default: configs/runtime.toml, compiled in].
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Give up after this many seconds of wall-clock time.
+        #[arg(long, default_value_t = 900)]
+        timeout: u64,
     },
     /// List the tasks with their letters, names and an example instruction.
     Tasks,
@@ -71,6 +87,10 @@ pub enum Command {
         jobs: Option<usize>,
         #[arg(long)]
         json: Option<PathBuf>,
+        /// `local` calls the policy and the simulator directly; `zenoh` runs every
+        /// episode through the sim, controller and policy nodes (lockstep).
+        #[arg(long, default_value = "local")]
+        transport: String,
     },
     /// Write oracle demonstrations (train seeds) as a dataset folder for `loho train`.
     GenData {
@@ -121,13 +141,40 @@ pub enum Command {
         #[command(subcommand)]
         what: BenchCommand,
     },
-    /// Run the simulator as a zenoh node.
+    /// The simulator alone, as a zenoh node: the arm follows `cmd/ee`.
     Sim {
         #[command(flatten)]
         episode: EpisodeArgs,
-        /// Camera frames per second while idle.
+        /// Camera frames per second (real time) or frame repeats while idle (lockstep).
         #[arg(long, default_value_t = 10.0)]
         fps: f64,
+        #[arg(long)]
+        lockstep: bool,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Exit once the episode is over.
+        #[arg(long)]
+        exit_when_done: bool,
+        #[command(flatten)]
+        bus: BusArgs,
+    },
+    /// The controller alone: chunks on `policy/action` → safe setpoints on `cmd/ee`.
+    Controller {
+        /// Pace setpoints by the simulator's `clock` (for a lockstep simulator).
+        #[arg(long)]
+        sim_time: bool,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        bus: BusArgs,
+    },
+    /// The policy alone: frames and instruction in, sub-tasks and chunks out.
+    Policy {
+        #[arg(long, default_value = "default")]
+        policy: String,
+        /// Seed of the action head's noise.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
         #[command(flatten)]
         bus: BusArgs,
     },
@@ -227,8 +274,14 @@ pub fn main_with<I: IntoIterator<Item = String>>(args: I) -> Result<()> {
             seed,
             jobs,
             json,
+            transport,
         } => {
+            anyhow::ensure!(
+                transport == "local" || transport == "zenoh",
+                "unknown --transport {transport:?}: use local or zenoh"
+            );
             let args = EvalArgs {
+                zenoh: transport == "zenoh",
                 policy: PolicyKind::parse(&policy)?,
                 tasks: TaskId::parse_list(&tasks)?,
                 split: split(&sp)?,
@@ -259,7 +312,23 @@ pub fn main_with<I: IntoIterator<Item = String>>(args: I) -> Result<()> {
             episode,
             policy,
             out,
-        } => run_episode_live(&episode, &policy, &out),
+            lockstep,
+            config,
+            timeout,
+        } => run::run(&run::RunArgs {
+            task: TaskId::parse(&episode.task)?,
+            split: split(&episode.split)?,
+            episode: episode.seed,
+            policy: PolicyKind::parse(&policy)?,
+            out,
+            mode: if lockstep {
+                Mode::Lockstep
+            } else {
+                Mode::Realtime
+            },
+            runtime: nodes::runtime_config(config.as_deref())?,
+            timeout: Duration::from_secs(timeout),
+        }),
         Command::GenData {
             out,
             tasks,
@@ -330,63 +399,75 @@ pub fn main_with<I: IntoIterator<Item = String>>(args: I) -> Result<()> {
             bench::print(&r);
             Ok(())
         }
-        Command::Sim { episode, fps, bus } => {
+        Command::Sim {
+            episode,
+            fps,
+            lockstep,
+            config,
+            exit_when_done,
+            bus,
+        } => {
             let sp = split(&episode.split)?;
             let cfg = node::SimConfig {
-                bus: bus.config(),
                 task: TaskId::parse(&episode.task)?,
                 split: sp,
                 seed: sp.seed(episode.seed),
                 fps,
+                mode: if lockstep {
+                    Mode::Lockstep
+                } else {
+                    Mode::Realtime
+                },
+                runtime: nodes::runtime_config(config.as_deref())?,
+                exit_when_done,
             };
-            node::run(&cfg, Arc::new(AtomicBool::new(false)))?;
+            let bus = open_bus(&bus)?;
+            let r = node::run(&bus, &cfg, ctrl_c()?)?;
+            println!(
+                "result: task {} seed {}: score {:.1} in {} steps",
+                r.task.letter(),
+                r.seed,
+                100.0 * r.total_reward,
+                r.steps
+            );
+            Ok(())
+        }
+        Command::Controller {
+            sim_time,
+            config,
+            bus,
+        } => {
+            let runtime = nodes::runtime_config(config.as_deref())?;
+            let mode = if sim_time {
+                Mode::Lockstep
+            } else {
+                Mode::Realtime
+            };
+            let cfg = nodes::controller_config(&runtime, mode);
+            let bus = open_bus(&bus)?;
+            loho_runtime::controller::run(&bus, &cfg, ctrl_c()?)?;
+            Ok(())
+        }
+        Command::Policy { policy, seed, bus } => {
+            let mut decider = nodes::decider(&PolicyKind::parse(&policy)?, seed)?;
+            let bus = open_bus(&bus)?;
+            loho_runtime::policy::run(&bus, decider.as_mut(), &Default::default(), ctrl_c()?)?;
             Ok(())
         }
     }
 }
 
-/// One episode with live output; pictures of the first and last frame under `out`.
-fn run_episode_live(episode: &EpisodeArgs, policy: &str, out: &PathBuf) -> Result<()> {
-    let mut env = episode.env()?;
-    let kind = PolicyKind::parse(policy)?;
-    let mut pol = kind.make(env.episode.seed)?;
-    println!("instruction: {}", env.instruction());
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let name = format!(
-        "{}-{}-{}",
-        env.episode.task.letter(),
-        env.episode.split.name(),
-        env.episode.seed
-    );
-    let first = out.join(format!("{name}-start.png"));
-    render::scene_strip(env.world(), &env.observe()).save_png(&first)?;
-    let mut step = 0;
-    let result = env.run(pol.as_mut(), |a, r| {
-        step += 1;
-        println!(
-            "step {step}: {}  reward {:+.2}  total {:.2}",
-            a.subtask, r.reward, r.total
-        );
-    })?;
-    if let Some(done) = result
-        .subtasks
-        .last()
-        .filter(|_| result.subtasks.len() > result.steps)
-    {
-        println!("sub-task: {done}");
-    }
-    let last = out.join(format!("{name}-end.png"));
-    render::scene_strip(env.world(), &env.observe()).save_png(&last)?;
-    println!(
-        "result: task {} {} seed {}: {} with score {:.1} in {} steps (pictures: {}, {})",
-        env.episode.task.letter(),
-        env.episode.split.name(),
-        env.episode.seed,
-        if env.success() { "success" } else { "failure" },
-        100.0 * env.total_reward(),
-        env.steps_taken(),
-        first.display(),
-        last.display()
-    );
-    Ok(())
+fn open_bus(args: &BusArgs) -> Result<Bus> {
+    let cfg = args.config();
+    Bus::open(&cfg).with_context(|| format!("opening the zenoh session ({cfg:?})"))
+}
+
+/// A flag that Ctrl-C (SIGINT) sets, so nodes stop cleanly: liveliness tokens are
+/// undeclared and peers hear of it at once.
+fn ctrl_c() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    ctrlc::set_handler(move || s.store(true, std::sync::atomic::Ordering::Relaxed))
+        .context("installing the Ctrl-C handler")?;
+    Ok(stop)
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use loho_models::vla::Output;
 use loho_models::{Keypose, ModelError, Vla};
+use loho_runtime::policy::{Decide, Observation};
 use loho_runtime::trajectory::EePose;
 use loho_sim::camera::Heightmap;
 use loho_sim::{Action, Decision, Env, Policy};
@@ -49,16 +50,24 @@ impl ModelPolicy {
         &mut self.vla
     }
 
-    fn try_decide(&mut self, env: &Env, obs: &Heightmap) -> Result<Decision, ModelError> {
+    /// One decision of the closed loop from what any node can see: the instruction, the
+    /// reward so far and the frame.
+    fn try_decide(
+        &mut self,
+        instruction: &str,
+        total_reward: f64,
+        rgb: &[u8],
+        height: &[f32],
+    ) -> Result<Decision, ModelError> {
         let replan = match &self.subtask {
             None => {
-                self.vla.start(env.instruction())?;
+                self.vla.start(instruction)?;
                 if self.vla.truncated {
                     tracing::warn!("instruction longer than the model's window; cut");
                 }
                 true
             }
-            Some(_) if env.total_reward() > self.last_total + 1e-9 => true,
+            Some(_) if total_reward > self.last_total + 1e-9 => true,
             Some(_) => {
                 self.failures += 1;
                 self.failures > MAX_FAILURES
@@ -67,11 +76,9 @@ impl ModelPolicy {
         if replan {
             self.failures = 0;
         }
-        self.last_total = env.total_reward();
+        self.last_total = total_reward;
         let keep = if replan { None } else { self.subtask.clone() };
-        let out = self
-            .vla
-            .decide(&obs.rgb_bytes(), &obs.height, keep.as_deref())?;
+        let out = self.vla.decide(rgb, height, keep.as_deref())?;
         self.subtask = Some(out.subtask.clone());
         let pose = |k: &Keypose| EePose::new(k.x, k.y, k.z, k.yaw);
         let d = match &out.keyposes[..] {
@@ -95,7 +102,12 @@ impl ModelPolicy {
 
 impl Policy for ModelPolicy {
     fn decide(&mut self, env: &Env, obs: &Heightmap) -> Decision {
-        match self.try_decide(env, obs) {
+        match self.try_decide(
+            env.instruction(),
+            env.total_reward(),
+            &obs.rgb_bytes(),
+            &obs.height,
+        ) {
             Ok(d) => d,
             Err(e) => {
                 // A model that cannot decide stops the episode: nothing moves.
@@ -103,5 +115,17 @@ impl Policy for ModelPolicy {
                 Decision::Done(format!("error: {e}"))
             }
         }
+    }
+}
+
+impl Decide for ModelPolicy {
+    fn reset(&mut self) {
+        self.subtask = None;
+        self.failures = 0;
+        self.last_total = 0.0;
+    }
+    fn decide(&mut self, obs: &Observation) -> Result<Decision, String> {
+        self.try_decide(obs.instruction, obs.total_reward, obs.rgb, obs.height)
+            .map_err(|e| e.to_string())
     }
 }

@@ -73,3 +73,23 @@ pub fn scene_strip(world: &World, hm: &Heightmap) -> Picture {
     out.blit(2 * (w + gap), &persp);
     out
 }
+
+/// An animated GIF of top-down colour frames (`rgb8`, the camera's size), one every
+/// half second, looping.
+pub fn write_gif(path: &Path, frames: &[Vec<u8>]) -> Result<()> {
+    let (w, h) = (camera::WIDTH as u16, camera::HEIGHT as u16);
+    let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut enc = gif::Encoder::new(BufWriter::new(file), w, h, &[])
+        .with_context(|| format!("writing {}", path.display()))?;
+    enc.set_repeat(gif::Repeat::Infinite)?;
+    for rgb in frames
+        .iter()
+        .filter(|f| f.len() == w as usize * h as usize * 3)
+    {
+        let mut frame = gif::Frame::from_rgb_speed(w, h, rgb, 10);
+        frame.delay = 50;
+        enc.write_frame(&frame)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}

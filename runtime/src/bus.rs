@@ -181,6 +181,41 @@ impl Bus {
             .wait()?)
     }
 
+    /// Calls `on(true)` when `node`'s liveliness token appears (also for one already
+    /// there) and `on(false)` when it goes: how a node notices a peer that died.
+    pub fn watch_alive<F>(&self, node: &str, on: F) -> Result<AliveWatch, BusError>
+    where
+        F: Fn(bool) + Send + Sync + 'static,
+    {
+        let inner = self
+            .session
+            .liveliness()
+            .declare_subscriber(keys::alive(&self.robot, node))
+            .history(true)
+            .callback(move |s| on(s.kind() == zenoh::sample::SampleKind::Put))
+            .wait()?;
+        Ok(AliveWatch { _inner: inner })
+    }
+
+    /// Calls `on` with the topic (the key without `loho/<robot>/`) and the raw payload
+    /// of every sample under this robot: for recorders and bridges.
+    pub fn subscribe_all<F>(&self, on: F) -> Result<RawSubscription, BusError>
+    where
+        F: Fn(&str, Vec<u8>) + Send + Sync + 'static,
+    {
+        let prefix = format!("loho/{}/", self.robot);
+        let inner = self
+            .session
+            .declare_subscriber(format!("{prefix}**"))
+            .callback(move |sample| {
+                let key = sample.key_expr().as_str();
+                let topic = key.strip_prefix(&prefix).unwrap_or(key);
+                on(topic, sample.payload().to_bytes().into_owned())
+            })
+            .wait()?;
+        Ok(RawSubscription { _inner: inner })
+    }
+
     /// Whether a node of this robot currently holds its liveliness token.
     pub fn is_alive(&self, node: &str, timeout: Duration) -> Result<bool, BusError> {
         let replies = self
@@ -203,6 +238,16 @@ impl<T: Message> Publisher<T> {
     pub fn put(&self, msg: &T) -> Result<(), BusError> {
         Ok(self.inner.put(msg.encode()).wait()?)
     }
+}
+
+/// Keeps a liveliness watch alive.
+pub struct AliveWatch {
+    _inner: zenoh::pubsub::Subscriber<()>,
+}
+
+/// Keeps a raw subscription alive.
+pub struct RawSubscription {
+    _inner: zenoh::pubsub::Subscriber<()>,
 }
 
 /// Keeps a subscription alive; counts payloads that failed to decode.

@@ -5,12 +5,20 @@
 //! - [`keys`]: key expressions under `loho/<robot>/`;
 //! - [`bus`]: a typed zenoh bus (publishers, subscribers, latest-value slots, liveliness);
 //! - [`trajectory`]: the pick-and-place primitive as timed end-effector setpoints, shared
-//!   by the simulator and the controller that drives real arms.
+//!   by the simulator and the controller that drives real arms;
+//! - [`safety`]: the limits of `configs/runtime.toml` and the filter every setpoint passes;
+//! - [`policy`]: the policy node (any [`policy::Decide`]r, on its own thread);
+//! - [`controller`]: the controller node (chunks → safe setpoints at the control rate);
+//! - [`record`]: every topic into an MCAP file with its ROS 2 schema.
 
 pub mod bus;
 pub mod cdr;
+pub mod controller;
 pub mod keys;
 pub mod msg;
+pub mod policy;
+pub mod record;
+pub mod safety;
 pub mod trajectory;
 
 pub use bus::{Bus, BusConfig, BusError, Qos};

@@ -235,6 +235,28 @@ message!(
     "std_msgs/Header header\nDiagnosticStatus[] status\n",
     { header: Header, status: Vec<DiagnosticStatus> }
 );
+impl DiagnosticArray {
+    pub const WARN: u8 = 1;
+    pub const ERROR: u8 = 2;
+
+    /// One status from `node`: what happened and why.
+    pub fn report(stamp_s: f64, level: u8, node: &str, message: &str, reason: &str) -> Self {
+        Self {
+            header: Header::new(stamp_s, ""),
+            status: vec![DiagnosticStatus {
+                level,
+                name: node.into(),
+                message: message.into(),
+                hardware_id: String::new(),
+                values: vec![KeyValue {
+                    key: "reason".into(),
+                    value: reason.into(),
+                }],
+            }],
+        }
+    }
+}
+
 message!(
     /// `rosgraph_msgs/msg/Clock`: simulated time in lockstep mode.
     Clock = "rosgraph_msgs/msg/Clock", "builtin_interfaces/Time clock\n", { clock: Time }
@@ -279,6 +301,7 @@ impl ExecStatus {
     pub const DONE: u8 = 2;
     pub const FAILED: u8 = 3;
     pub const STOPPED: u8 = 4;
+    pub const COMPLETE: u8 = 5;
 }
 
 message!(

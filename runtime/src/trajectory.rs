@@ -29,7 +29,8 @@ impl EePose {
     pub fn is_finite(&self) -> bool {
         self.x.is_finite() && self.y.is_finite() && self.z.is_finite() && self.yaw.is_finite()
     }
-    fn lerp(&self, o: &Self, s: f64) -> Self {
+    /// The pose a fraction `s` of the way to `o` (straight line, yaw unwrapped).
+    pub fn lerp(&self, o: &Self, s: f64) -> Self {
         Self {
             x: self.x + (o.x - self.x) * s,
             y: self.y + (o.y - self.y) * s,

@@ -1,7 +1,7 @@
 //! A benchmark episode as an environment: observe, act with one pick-and-place, get the
 //! reward, until success or the step limit.
 
-use loho_runtime::trajectory::{pick_place, EePose, PrimitiveParams, TrajectoryError};
+use loho_runtime::trajectory::{pick_place, PrimitiveParams, TrajectoryError};
 use thiserror::Error;
 
 use crate::camera::{self, Heightmap};
@@ -13,21 +13,7 @@ use crate::world::{Outcome, World};
 /// Simulated seconds the scene may take to come to rest after an action (Ravens: 5 s).
 pub const SETTLE_S: f64 = 5.0;
 
-/// One policy decision: the sub-task it wrote and the primitive's two keyposes.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Action {
-    pub subtask: String,
-    pub pick: EePose,
-    pub place: EePose,
-}
-
-/// What a policy decides at a decision point.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Decision {
-    Act(Action),
-    /// The policy says the task is complete (its "completed" sentence).
-    Done(String),
-}
+pub use loho_runtime::policy::{Action, Decision};
 
 /// Anything that decides actions from an environment's observation.
 pub trait Policy {
@@ -131,8 +117,20 @@ impl Env {
         if self.is_done() {
             return Err(EnvError::Over);
         }
-        self.steps += 1;
         let outcome = self.execute(action);
+        self.score_step(outcome)
+    }
+
+    /// Counts a step whose motion happened elsewhere (a driver streaming setpoints into
+    /// [`World::servo`](crate::world::World::servo)) and scores the world as it is now.
+    pub fn score_step(
+        &mut self,
+        outcome: Result<Outcome, Rejected>,
+    ) -> Result<StepResult, EnvError> {
+        if self.is_done() {
+            return Err(EnvError::Over);
+        }
+        self.steps += 1;
         let before = self.total;
         self.total = self.goals.update(&self.episode.world);
         Ok(StepResult {

@@ -394,7 +394,8 @@ impl World {
         false
     }
 
-    fn is_still(&self) -> bool {
+    /// Whether every dynamic body has come to rest.
+    pub fn is_still(&self) -> bool {
         self.phys.bodies.iter().all(|(_, b)| {
             !b.is_dynamic()
                 || b.is_sleeping()
@@ -477,6 +478,27 @@ impl World {
             b.set_angvel(Vector::ZERO, true);
         }
         self.suction = false;
+    }
+
+    /// One physics step with the tool commanded to `target`, as a driver streaming
+    /// setpoints moves it: a downward move stops at first contact, suction switching on
+    /// attaches what the tip touches (within 2.5 mm), switching off drops what it holds.
+    pub fn servo(&mut self, target: EePose, suction: bool) {
+        let mut target = target;
+        if target.z < self.tip.z {
+            if let Some((free, _)) = self.contact_below((self.tip.z - target.z) as f32) {
+                target.z = self.tip.z - free as f64;
+            }
+        }
+        if suction && !self.suction {
+            self.suction = true;
+            if let Some((_, Some(o))) = self.contact_below(0.002) {
+                self.attach(o);
+            }
+        } else if !suction && self.suction {
+            self.release();
+        }
+        self.step_to(target);
     }
 
     /// Runs one pick-and-place primitive, one setpoint per physics step, then lets the

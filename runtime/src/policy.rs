@@ -1,0 +1,306 @@
+//! The policy node: at each decision point, the latest synchronised colour + depth frame
+//! and the instruction go to a [`Decide`]r on this node's own thread, and its decision
+//! goes out as `policy/subtask` and `policy/action`.
+//!
+//! Decision points (DESIGN §7): the first frame of an episode; after the simulator scored
+//! the step of the last chunk (`episode`, which also carries the reward the closed loop
+//! needs; the simulator repeats its latest event with its frames, so a policy that
+//! restarts mid-episode knows where it is); after the controller stopped the last chunk,
+//! or finished it on a robot with no simulator to score it (`exec/status`). A
+//! decision always uses a frame newer than the one the last decision saw, so nothing acts
+//! twice on one picture. Nothing is decided while the e-stop is latched.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use crate::bus::{Bus, BusError, Qos};
+use crate::keys;
+use crate::msg::{
+    ActionChunk, BoolMsg, DiagnosticArray, EpisodeEvent, ExecStatus, Header, Image, Keypose, Pose,
+    StringMsg, Time,
+};
+use crate::trajectory::EePose;
+
+/// One pick-and-place decision: the sub-task written and the primitive's two keyposes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Action {
+    pub subtask: String,
+    pub pick: EePose,
+    pub place: EePose,
+}
+
+/// What a policy decides at a decision point.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    Act(Action),
+    /// The policy says the task is complete (its "completed" sentence).
+    Done(String),
+}
+
+/// What a policy sees at a decision point.
+pub struct Observation<'a> {
+    pub instruction: &'a str,
+    /// Row-major `rgb8`, `rows` × `cols`.
+    pub rgb: &'a [u8],
+    /// Height above the table (m), row-major.
+    pub height: &'a [f32],
+    pub rows: usize,
+    pub cols: usize,
+    /// Reward earned so far in the episode (0 when unknown).
+    pub total_reward: f64,
+}
+
+/// A policy the node can run: the learned model in its closed loop, or anything else.
+pub trait Decide: Send {
+    /// Forgets the episode (a new instruction begins).
+    fn reset(&mut self);
+    fn decide(&mut self, obs: &Observation) -> Result<Decision, String>;
+}
+
+/// Sent to an in-process observer after every decision (the console of `loho run`).
+#[derive(Debug, Clone)]
+pub struct DecisionReport {
+    pub chunk_id: u64,
+    pub decision: Decision,
+    pub latency: Duration,
+}
+
+pub struct PolicyConfig {
+    /// How long to wait for messages between checks of `stop`.
+    pub poll: Duration,
+    pub reports: Option<mpsc::Sender<DecisionReport>>,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            poll: Duration::from_millis(5),
+            reports: None,
+        }
+    }
+}
+
+enum Input {
+    Episode(EpisodeEvent),
+    Status(ExecStatus),
+    Bad(&'static str, String),
+}
+
+/// A chunk sent and not yet answered by the simulator or the controller.
+struct Outstanding {
+    id: u64,
+    step: u32,
+}
+
+/// Runs the node on the calling thread until `stop` is set or the episode is over.
+pub fn run(
+    bus: &Bus,
+    decider: &mut dyn Decide,
+    cfg: &PolicyConfig,
+    stop: Arc<AtomicBool>,
+) -> Result<(), BusError> {
+    let _alive = bus.alive("policy")?;
+    let color = bus.latest::<Image>(keys::COLOR)?;
+    let depth = bus.latest::<Image>(keys::DEPTH)?;
+    let instruction = bus.latest::<StringMsg>(keys::INSTRUCTION)?;
+    let estop = bus.latest::<BoolMsg>(keys::ESTOP)?;
+    let (tx, rx) = mpsc::channel();
+    let t = tx.clone();
+    let _events = bus.subscribe::<EpisodeEvent, _>(keys::EPISODE, move |m| {
+        let _ = t.send(m.map_or_else(|e| Input::Bad(keys::EPISODE, e.to_string()), Input::Episode));
+    })?;
+    let _status = bus.subscribe::<ExecStatus, _>(keys::EXEC_STATUS, move |m| {
+        let _ = tx.send(m.map_or_else(
+            |e| Input::Bad(keys::EXEC_STATUS, e.to_string()),
+            Input::Status,
+        ));
+    })?;
+    let subtask_pub = bus.publisher::<StringMsg>(keys::SUBTASK, Qos::Command)?;
+    let action_pub = bus.publisher::<ActionChunk>(keys::ACTION, Qos::Command)?;
+    let diag = bus.publisher::<DiagnosticArray>(keys::DIAGNOSTICS, Qos::Stream)?;
+    let report_bad = |what: &str, why: &str| {
+        tracing::warn!("policy: {what}: {why}");
+        diag.put(&DiagnosticArray::report(
+            0.0,
+            DiagnosticArray::WARN,
+            "policy",
+            what,
+            why,
+        ))
+    };
+
+    let mut outstanding: Option<Outstanding> = None;
+    // Chunk ids start from the clock so a restarted policy never reuses one.
+    let mut next_id = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_micros() as u64);
+    let mut last_event: Option<EpisodeEvent> = None;
+    let mut last_seen = f64::NEG_INFINITY;
+    let mut current_instruction: Option<String> = None;
+    let mut finished = false;
+    let mut reported_decode_errors = 0;
+    while !stop.load(Ordering::Relaxed) {
+        match rx.recv_timeout(cfg.poll) {
+            Ok(Input::Episode(e)) => {
+                if outstanding.as_ref().is_some_and(|o| e.step > o.step) {
+                    outstanding = None;
+                }
+                finished = e.done;
+                last_event = Some(e);
+            }
+            Ok(Input::Status(s)) => {
+                let ours = outstanding.as_ref().is_some_and(|o| o.id == s.chunk_id);
+                if ours && s.state == ExecStatus::FAILED {
+                    tracing::warn!("policy: chunk {} failed: {}", s.chunk_id, s.reason);
+                }
+                // With a simulator scoring steps, a finished chunk is answered by its
+                // `episode` event (which carries the reward); without one, by its status.
+                let ends = match s.state {
+                    ExecStatus::STOPPED | ExecStatus::COMPLETE => true,
+                    ExecStatus::DONE | ExecStatus::FAILED => last_event.is_none(),
+                    _ => false,
+                };
+                if ours && ends {
+                    outstanding = None;
+                }
+            }
+            Ok(Input::Bad(topic, why)) => report_bad(&format!("undecodable {topic}"), &why)?,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        let errors = color.decode_errors()
+            + depth.decode_errors()
+            + instruction.decode_errors()
+            + estop.decode_errors();
+        if errors > reported_decode_errors {
+            reported_decode_errors = errors;
+            report_bad("undecodable input", &format!("{errors} payloads so far"))?;
+        }
+        let Some(text) = instruction.get().map(|s| s.data) else {
+            continue;
+        };
+        if current_instruction.as_deref() != Some(text.as_str()) {
+            // A new task: forget the old one's state (also the first instruction).
+            decider.reset();
+            current_instruction = Some(text.clone());
+            finished = false;
+            outstanding = None;
+            last_event = None;
+        }
+        if finished || outstanding.is_some() || estop.get().is_some_and(|b| b.data) {
+            continue;
+        }
+        let (Some(c), Some(d)) = (color.get(), depth.get()) else {
+            continue;
+        };
+        let stamp = c.header.stamp.as_secs_f64();
+        let after_event = last_event
+            .as_ref()
+            .is_none_or(|e| stamp >= e.header.stamp.as_secs_f64());
+        if c.header.stamp != d.header.stamp || stamp <= last_seen || !after_event {
+            continue;
+        }
+        let (rgb, heights) = match (c.check("rgb8", 3), d.to_f32()) {
+            (Ok(()), Ok(h)) if c.width == d.width && c.height == d.height => (c.data, h),
+            (Err(e), _) | (_, Err(e)) => {
+                report_bad("bad camera frame", &e.to_string())?;
+                last_seen = stamp;
+                continue;
+            }
+            _ => {
+                report_bad("bad camera frame", "colour and depth sizes differ")?;
+                last_seen = stamp;
+                continue;
+            }
+        };
+        last_seen = stamp;
+        let obs = Observation {
+            instruction: &text,
+            rgb: &rgb,
+            height: &heights,
+            rows: c.height as usize,
+            cols: c.width as usize,
+            total_reward: last_event.as_ref().map_or(0.0, |e| e.total_reward),
+        };
+        let t0 = Instant::now();
+        let decision = match decider.decide(&obs) {
+            Ok(d) => d,
+            Err(e) => {
+                // A policy that cannot decide moves nothing: report and wait for a newer
+                // frame.
+                diag.put(&DiagnosticArray::report(
+                    stamp,
+                    DiagnosticArray::ERROR,
+                    "policy",
+                    "decision failed",
+                    &e,
+                ))?;
+                continue;
+            }
+        };
+        let latency = t0.elapsed();
+        next_id += 1;
+        let (subtask, keyposes) = match &decision {
+            Decision::Act(a) => (
+                a.subtask.clone(),
+                vec![keypose(&a.pick, 1.0), keypose(&a.place, 0.0)],
+            ),
+            Decision::Done(text) => (text.clone(), vec![]),
+        };
+        tracing::info!(
+            chunk = next_id,
+            ms = latency.as_secs_f64() * 1e3,
+            "policy: {subtask}"
+        );
+        subtask_pub.put(&StringMsg {
+            data: subtask.clone(),
+        })?;
+        action_pub.put(&ActionChunk {
+            header: Header::new(stamp, "world"),
+            obs_stamp: Time::from_secs_f64(stamp),
+            chunk_id: next_id,
+            subtask,
+            keyposes,
+        })?;
+        outstanding = Some(Outstanding {
+            id: next_id,
+            step: last_event.as_ref().map_or(0, |e| e.step),
+        });
+        if let Some(r) = &cfg.reports {
+            let _ = r.send(DecisionReport {
+                chunk_id: next_id,
+                decision,
+                latency,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn keypose(p: &EePose, gripper: f64) -> Keypose {
+    Keypose {
+        pose: Pose::from_xyz_yaw(p.x, p.y, p.z, p.yaw),
+        gripper,
+        duration: 0.0,
+    }
+}
+
+/// The pick and place of a chunk, or why it is not a pick-and-place.
+pub fn chunk_action(c: &ActionChunk) -> Result<Action, String> {
+    if c.keyposes.len() != 2 {
+        return Err(format!(
+            "a pick-and-place chunk has 2 keyposes, this one {}",
+            c.keyposes.len()
+        ));
+    }
+    let ee = |k: usize| {
+        let p = &c.keyposes[k].pose;
+        EePose::new(p.position.x, p.position.y, p.position.z, p.yaw())
+    };
+    Ok(Action {
+        subtask: c.subtask.clone(),
+        pick: ee(0),
+        place: ee(1),
+    })
+}
