@@ -108,5 +108,5 @@ pub fn episode(
     ctrl.context("controller")?;
     pol.context("policy")?;
     anyhow::ensure!(!timed_out, "the episode did not finish within {timeout:?}");
-    Ok(result.context("simulator")?)
+    result.context("simulator")
 }

@@ -249,6 +249,10 @@ impl Node<'_> {
         if chunk.keyposes.is_empty() {
             return self.publish_status(id, ExecStatus::COMPLETE, &chunk.subtask);
         }
+        // Not a bad chunk, a stop: the policy may send it again once the e-stop clears.
+        if self.estop.load(Ordering::SeqCst) {
+            return self.publish_status(id, ExecStatus::STOPPED, "e-stop is latched");
+        }
         let end = match self.plan(chunk) {
             Ok((start, plan)) => {
                 self.publish_status(id, ExecStatus::RUNNING, &chunk.subtask)?;
@@ -271,9 +275,6 @@ impl Node<'_> {
 
     /// The checked setpoints of a chunk from the arm's current pose, or why not.
     fn plan(&mut self, chunk: &ActionChunk) -> Result<(EePose, Vec<(EePose, bool)>), String> {
-        if self.estop.load(Ordering::SeqCst) {
-            return Err("e-stop is latched".into());
-        }
         if let Some(n) = self.lost_peer() {
             // A chunk from a restarted policy: give its token time to arrive.
             let deadline = Instant::now() + self.cfg.peer_timeout;

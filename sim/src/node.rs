@@ -333,7 +333,7 @@ impl Sim {
             while steps < due {
                 self.physics_step()?;
                 steps += 1;
-                if steps % 2 == 0 {
+                if steps.is_multiple_of(2) {
                     self.publish_state()?;
                 }
             }

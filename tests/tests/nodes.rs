@@ -1,22 +1,33 @@
-//! Nodes in separate processes over loopback zenoh.
+//! The nodes in separate processes over loopback zenoh, and what happens when things go
+//! wrong: bad chunks, garbage payloads, the e-stop, the policy killed and restarted.
 //!
 //! This test binary is also the `loho` command line: started with `LOHO_CHILD_ARGS` set,
 //! it runs `loho::main_with` on those arguments (the same code path as the `loho`
 //! binary), so a test can start a real node in another process without knowing where
 //! cargo put the binary.
+//!
+//! One graph serves every test, in order: a real-time simulator and a controller (each
+//! listening on its own port, fully meshed), this process's own session, and from the
+//! third test on a policy process with the shipped checkpoint.
 
 use std::net::TcpListener;
 use std::process::{Child, Command};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use loho_runtime::keys;
-use loho_runtime::msg::{ActionChunk, DiagnosticArray, EpisodeEvent, Header, Image, Keypose, Pose};
-use loho_runtime::{Bus, BusConfig};
+use loho_runtime::msg::{
+    ActionChunk, ArmState, BoolMsg, DiagnosticArray, EeCommand, EpisodeEvent, ExecStatus, Header,
+    Image, Keypose, Pose,
+};
+use loho_runtime::{Bus, BusConfig, Qos};
 use loho_sim::camera::{HEIGHT, WIDTH};
 use loho_sim::colors::TABLE;
 use loho_sim::{Decision, Env, Oracle, Policy, Split, TaskId};
 
 const CHILD: &str = "LOHO_CHILD_ARGS";
+/// The watchdog timeout of `configs/runtime.toml`.
+const WATCHDOG: Duration = Duration::from_millis(100);
 
 fn main() {
     if let Ok(args) = std::env::var(CHILD) {
@@ -28,13 +39,30 @@ fn main() {
         }
         return;
     }
-    let tests: [(&str, fn()); 1] = [(
-        "sim_frames_and_chunks_cross_processes",
-        sim_frames_and_chunks_cross_processes,
-    )];
+    let mut g = Graph::start();
+    let tests: [(&str, fn(&mut Graph)); 5] = [
+        (
+            "frames_and_a_chunk_cross_processes",
+            frames_and_a_chunk_cross_processes,
+        ),
+        (
+            "bad_chunks_are_refused_with_their_reason",
+            bad_chunks_are_refused_with_their_reason,
+        ),
+        (
+            "garbage_on_every_key_is_diagnosed_and_moves_nothing",
+            garbage_on_every_key,
+        ),
+        (
+            "estop_stops_motion_until_cleared",
+            estop_stops_motion_until_cleared,
+        ),
+        ("policy_killed_then_restarted", policy_killed_then_restarted),
+    ];
     for (name, t) in tests {
         eprintln!("test {name} ...");
-        t();
+        t(&mut g);
+        g.assert_nodes_alive();
         eprintln!("test {name} ok");
     }
 }
@@ -50,6 +78,9 @@ impl Node {
             .spawn()
             .expect("spawn child node");
         Node(child)
+    }
+    fn running(&mut self) -> bool {
+        self.0.try_wait().unwrap().is_none()
     }
 }
 
@@ -75,57 +106,198 @@ fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) 
             return v;
         }
         assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
-fn sim_frames_and_chunks_cross_processes() {
-    let endpoint = format!("tcp/127.0.0.1:{}", free_port());
-    let _sim = Node::spawn(&[
-        "sim", "--task", "B", "--split", "test", "--seed", "2", "--fps", "20", "--listen",
-        &endpoint,
-    ]);
-    let bus = Bus::open(&BusConfig {
-        connect: vec![endpoint.clone()],
-        ..Default::default()
-    })
-    .unwrap();
-    let color = bus.latest::<Image>(keys::COLOR).unwrap();
-    let depth = bus.latest::<Image>(keys::DEPTH).unwrap();
-    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let sink = events.clone();
-    let _events_sub = bus
-        .subscribe::<EpisodeEvent, _>(keys::EPISODE, move |e| {
-            sink.lock().unwrap().push(e.unwrap())
+/// Everything a subscriber saw, with when it arrived.
+type Log<T> = Arc<Mutex<Vec<(Instant, T)>>>;
+
+fn log<T: loho_runtime::Message + Send + 'static>(
+    bus: &Bus,
+    topic: &str,
+) -> (Log<T>, loho_runtime::bus::Subscription) {
+    let l: Log<T> = Arc::new(Mutex::new(Vec::new()));
+    let sink = l.clone();
+    let sub = bus
+        .subscribe::<T, _>(topic, move |m| {
+            if let Ok(m) = m {
+                sink.lock().unwrap().push((Instant::now(), m))
+            }
         })
         .unwrap();
-    let diags = bus.latest::<DiagnosticArray>(keys::DIAGNOSTICS).unwrap();
+    (l, sub)
+}
 
-    // A frame from the other process, decoded.
-    let img = wait_for("a colour frame", Duration::from_secs(60), || color.get());
-    img.check("rgb8", 3).unwrap();
-    assert_eq!((img.width as usize, img.height as usize), (WIDTH, HEIGHT));
-    let objects = img.data.chunks(3).filter(|c| *c != TABLE).count();
-    assert!(objects > 500, "the scene shows objects ({objects} pixels)");
-    let d = wait_for("a depth frame", Duration::from_secs(10), || depth.get());
-    assert_eq!(d.to_f32().unwrap().len(), WIDTH * HEIGHT);
-    assert!(sim_alive(&bus), "the sim declares its liveliness token");
+struct Graph {
+    sim: Node,
+    controller: Node,
+    policy: Option<Node>,
+    endpoints: [String; 3],
+    bus: Bus,
+    cmds: Log<EeCommand>,
+    status: Log<ExecStatus>,
+    diags: Log<DiagnosticArray>,
+    events: Log<EpisodeEvent>,
+    state: loho_runtime::bus::Latest<ArmState>,
+    color: loho_runtime::bus::Latest<Image>,
+    _subs: Vec<loho_runtime::bus::Subscription>,
+}
 
-    // Garbage on the action topic: a diagnostic, no crash.
-    bus.put_bytes(keys::ACTION, vec![0, 1, 0, 0, 0xff, 0xff, 0xff, 0x7f])
+impl Graph {
+    fn start() -> Self {
+        let sim_ep = format!("tcp/127.0.0.1:{}", free_port());
+        let ctrl_ep = format!("tcp/127.0.0.1:{}", free_port());
+        // zenoh peers do not forward for each other: every pair needs a link, so this
+        // process listens too and every node connects to it.
+        let test_ep = format!("tcp/127.0.0.1:{}", free_port());
+        let bus = Bus::open(&BusConfig {
+            listen: vec![test_ep.clone()],
+            ..Default::default()
+        })
         .unwrap();
-    let diag = wait_for("a diagnostic", Duration::from_secs(10), || diags.get());
-    assert!(diag.status[0].message.contains("undecodable"), "{diag:?}");
+        let sim = Node::spawn(&[
+            "sim",
+            "--task",
+            "B",
+            "--split",
+            "test",
+            "--seed",
+            "2",
+            "--fps",
+            "20",
+            "--listen",
+            &sim_ep,
+            "--connect",
+            &test_ep,
+        ]);
+        let controller = Node::spawn(&[
+            "controller",
+            "--listen",
+            &ctrl_ep,
+            "--connect",
+            &sim_ep,
+            "--connect",
+            &test_ep,
+        ]);
+        let (cmds, a) = log(&bus, keys::CMD_EE);
+        let (status, b) = log(&bus, keys::EXEC_STATUS);
+        let (diags, c) = log(&bus, keys::DIAGNOSTICS);
+        let (events, d) = log(&bus, keys::EPISODE);
+        let state = bus.latest::<ArmState>(keys::STATE).unwrap();
+        let color = bus.latest::<Image>(keys::COLOR).unwrap();
+        let g = Graph {
+            sim,
+            controller,
+            policy: None,
+            endpoints: [sim_ep, ctrl_ep, test_ep],
+            bus,
+            cmds,
+            status,
+            diags,
+            events,
+            state,
+            color,
+            _subs: vec![a, b, c, d],
+        };
+        for node in ["sim", "controller"] {
+            wait_for(node, Duration::from_secs(60), || {
+                g.bus
+                    .is_alive(node, Duration::from_millis(500))
+                    .unwrap()
+                    .then_some(())
+            });
+        }
+        g
+    }
 
-    // The oracle's first action for the same episode, as a chunk: the sim executes it.
+    fn start_policy(&mut self) {
+        self.policy = Some(Node::spawn(&[
+            "policy",
+            "--connect",
+            &self.endpoints[0],
+            "--connect",
+            &self.endpoints[1],
+            "--connect",
+            &self.endpoints[2],
+        ]));
+    }
+
+    fn assert_nodes_alive(&mut self) {
+        assert!(self.sim.running(), "the sim process died");
+        assert!(self.controller.running(), "the controller process died");
+    }
+
+    fn tip(&self) -> [f64; 3] {
+        let p = wait_for("arm state", Duration::from_secs(10), || self.state.get())
+            .ee_pose
+            .position;
+        [p.x, p.y, p.z]
+    }
+
+    fn status_of(&self, id: u64, state: u8) -> Option<ExecStatus> {
+        self.status
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, s)| s.clone())
+            .find(|s| s.chunk_id == id && s.state == state)
+    }
+
+    fn cmds_after(&self, t: Instant) -> usize {
+        self.cmds
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(at, _)| *at > t)
+            .count()
+    }
+
+    fn last_cmd(&self) -> Option<Instant> {
+        self.cmds.lock().unwrap().last().map(|(t, _)| *t)
+    }
+
+    /// Sends a chunk until the controller answers it (the first put may beat the
+    /// propagation of the subscription between processes); returns the answer.
+    fn send(&self, chunk: &ActionChunk) -> ExecStatus {
+        let publisher = self
+            .bus
+            .publisher::<ActionChunk>(keys::ACTION, Qos::Command)
+            .unwrap();
+        let mut last_put: Option<Instant> = None;
+        wait_for("the controller's answer", Duration::from_secs(30), || {
+            if last_put.is_none_or(|t| t.elapsed() > Duration::from_secs(3)) {
+                publisher.put(chunk).unwrap();
+                last_put = Some(Instant::now());
+            }
+            self.status
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(_, s)| s.clone())
+                .find(|s| s.chunk_id == chunk.chunk_id)
+        })
+    }
+
+    fn estop(&self, on: bool) {
+        let p = self
+            .bus
+            .publisher::<BoolMsg>(keys::ESTOP, Qos::Command)
+            .unwrap();
+        p.put(&BoolMsg { data: on }).unwrap();
+    }
+}
+
+/// The oracle's first pick-and-place of the sim's episode, as a chunk.
+fn oracle_chunk(id: u64) -> ActionChunk {
     let env = Env::new(TaskId::B, Split::Test, Split::Test.seed(2)).unwrap();
     let Decision::Act(a) = Oracle.decide(&env, &env.observe()) else {
         panic!("oracle has work")
     };
     let pose = |p: &loho_runtime::trajectory::EePose| Pose::from_xyz_yaw(p.x, p.y, p.z, p.yaw);
-    let chunk = ActionChunk {
+    ActionChunk {
         header: Header::new(0.0, "world"),
-        chunk_id: 1,
+        chunk_id: id,
         subtask: a.subtask.clone(),
         keyposes: vec![
             Keypose {
@@ -140,53 +312,209 @@ fn sim_frames_and_chunks_cross_processes() {
             },
         ],
         ..Default::default()
-    };
-    let publisher = bus
-        .publisher::<ActionChunk>(keys::ACTION, loho_runtime::Qos::Command)
-        .unwrap();
-    let mut last_put: Option<Instant> = None;
-    let ev = wait_for("an episode event", Duration::from_secs(30), || {
-        // Re-send now and then until the sim has seen it: the first put may beat the
-        // propagation of the subscription between the processes.
-        if last_put.is_none_or(|t| t.elapsed() > Duration::from_secs(3)) {
-            publisher.put(&chunk).unwrap();
-            last_put = Some(Instant::now());
-        }
-        events.lock().unwrap().first().cloned()
-    });
-    assert_eq!(ev.step, 1);
-    assert!(ev.reward > 0.0 && !ev.done, "{ev:?}");
-    assert_eq!(ev.task, "put-block-into-matching-bowl");
-
-    // A chunk that is not a pick and a place: rejected, no step.
-    let mut short = chunk.clone();
-    short.keyposes.truncate(1);
-    publisher.put(&short).unwrap();
-    wait_for("a rejection", Duration::from_secs(10), || {
-        diags
-            .get()
-            .filter(|d| d.status[0].message == "chunk rejected")
-    });
-    // A NaN keypose: rejected with its reason; the step is spent, nothing earned.
-    let mut nan = chunk.clone();
-    nan.keyposes[1].pose.position.x = f64::NAN;
-    publisher.put(&nan).unwrap();
-    let ev = wait_for("the NaN step", Duration::from_secs(10), || {
-        events.lock().unwrap().get(1).cloned()
-    });
-    assert_eq!((ev.step, ev.reward), (2, 0.0));
-    wait_for("the NaN diagnostic", Duration::from_secs(10), || {
-        diags
-            .get()
-            .filter(|d| d.status[0].values[0].value.contains("NotFinite"))
-    });
-    assert_eq!(
-        events.lock().unwrap().len(),
-        2,
-        "the short chunk took no step"
-    );
+    }
 }
 
-fn sim_alive(bus: &Bus) -> bool {
-    bus.is_alive("sim", Duration::from_secs(5)).unwrap()
+fn frames_and_a_chunk_cross_processes(g: &mut Graph) {
+    // A frame from the other process, decoded.
+    let img = wait_for("a colour frame", Duration::from_secs(60), || g.color.get());
+    img.check("rgb8", 3).unwrap();
+    assert_eq!((img.width as usize, img.height as usize), (WIDTH, HEIGHT));
+    let objects = img.data.chunks(3).filter(|c| *c != TABLE).count();
+    assert!(objects > 500, "the scene shows objects ({objects} pixels)");
+
+    // The oracle's first action: streamed as setpoints, executed, scored.
+    let chunk = oracle_chunk(1);
+    let first = g.send(&chunk);
+    assert_eq!(first.state, ExecStatus::RUNNING, "{first:?}");
+    let done = wait_for("the chunk done", Duration::from_secs(30), || {
+        g.status_of(1, ExecStatus::DONE)
+    });
+    assert_eq!(done.reason, "");
+    let n = g.cmds.lock().unwrap().len();
+    assert!(
+        n > 300,
+        "a pick-and-place is hundreds of setpoints at 125 Hz, got {n}"
+    );
+    let ev = wait_for("the step scored", Duration::from_secs(30), || {
+        g.events
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, e)| e.clone())
+            .find(|e| e.step == 1)
+    });
+    assert!(ev.reward > 0.0 && !ev.done, "{ev:?}");
+    assert_eq!(ev.task, "put-block-into-matching-bowl");
+}
+
+fn bad_chunks_are_refused_with_their_reason(g: &mut Graph) {
+    let before = g.tip();
+    let t0 = Instant::now();
+    let mut nan = oracle_chunk(2);
+    nan.keyposes[0].pose.position.x = f64::NAN;
+    let s = g.send(&nan);
+    assert_eq!(s.state, ExecStatus::FAILED, "{s:?}");
+    assert!(s.reason.contains("not finite"), "{s:?}");
+
+    let mut outside = oracle_chunk(3);
+    outside.keyposes[1].pose.position.y = 0.9;
+    let s = g.send(&outside);
+    assert_eq!(s.state, ExecStatus::FAILED, "{s:?}");
+    assert!(s.reason.contains("outside the workspace"), "{s:?}");
+
+    let mut short = oracle_chunk(4);
+    short.keyposes.truncate(1);
+    let s = g.send(&short);
+    assert_eq!(s.state, ExecStatus::FAILED, "{s:?}");
+    assert!(s.reason.contains("2 keyposes"), "{s:?}");
+
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(g.cmds_after(t0), 0, "a refused chunk sends no setpoint");
+    assert_eq!(g.tip(), before, "the arm did not move");
+    let diag = g.diags.lock().unwrap().iter().any(|(at, d)| {
+        *at > t0 && d.status[0].message == "chunk rejected" && d.status[0].name == "controller"
+    });
+    assert!(diag, "refusals are on diagnostics");
+}
+
+fn garbage_on_every_key(g: &mut Graph) {
+    let before = g.tip();
+    let t0 = Instant::now();
+    let garbage: [&[u8]; 3] = [
+        &[],
+        &[0, 1, 0, 0, 0xff, 0xff, 0xff, 0x7f],
+        &[0, 1, 0, 0, 1, 2, 3],
+    ];
+    for (topic, _) in loho_runtime::record::TOPICS {
+        for bytes in garbage {
+            g.bus.put_bytes(topic, bytes.to_vec()).unwrap();
+        }
+    }
+    // Undecodable e-stop messages latch the e-stop; clear it.
+    std::thread::sleep(Duration::from_millis(500));
+    g.estop(false);
+    std::thread::sleep(Duration::from_millis(300));
+    let diags: Vec<(String, String)> = g
+        .diags
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(at, _)| *at > t0)
+        .map(|(_, d)| (d.status[0].name.clone(), d.status[0].message.clone()))
+        .collect();
+    for (node, what) in [
+        ("sim", "undecodable cmd/ee"),
+        ("sim", "undecodable exec/status"),
+        ("sim", "undecodable estop"),
+        ("controller", "undecodable policy/action"),
+        ("controller", "undecodable estop"),
+        ("controller", "undecodable clock"),
+        ("controller", "undecodable state"),
+    ] {
+        assert!(
+            diags.iter().any(|(n, m)| n == node && m == what),
+            "no {node} diagnostic {what:?} in {diags:?}"
+        );
+    }
+    assert_eq!(g.cmds_after(t0), 0, "garbage sends no setpoint");
+    assert_eq!(g.tip(), before, "the arm did not move");
+}
+
+fn estop_stops_motion_until_cleared(g: &mut Graph) {
+    // From here on the shipped policy drives the loop.
+    g.start_policy();
+    let t_start = Instant::now();
+    wait_for("a chunk from the policy", Duration::from_secs(120), || {
+        (g.cmds_after(t_start) > 50).then_some(())
+    });
+    let t_stop = Instant::now();
+    g.estop(true);
+    std::thread::sleep(Duration::from_millis(200));
+    let held = g.tip();
+    let late = g
+        .cmds
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(at, _)| *at > t_stop)
+        .map(|(at, _)| *at - t_stop)
+        .max();
+    eprintln!("  last setpoint {late:?} after the e-stop was sent");
+    assert!(
+        late.is_none_or(|d| d < Duration::from_millis(50)),
+        "setpoints went on {late:?} after the e-stop"
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(g.tip(), held, "the arm holds while the e-stop is latched");
+    assert_eq!(g.cmds_after(t_stop + Duration::from_millis(50)), 0);
+    let stopped = g
+        .status
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(at, s)| *at > t_stop && s.state == ExecStatus::STOPPED && s.reason == "e-stop");
+    assert!(stopped, "the chunk is reported stopped by the e-stop");
+
+    let sent_while_latched =
+        g.status.lock().unwrap().iter().any(|(at, s)| {
+            *at > t_stop + Duration::from_millis(50) && s.reason == "e-stop is latched"
+        });
+    assert!(
+        !sent_while_latched,
+        "the policy decides nothing while the e-stop is latched"
+    );
+    let t_clear = Instant::now();
+    g.estop(false);
+    wait_for("motion after clearing", Duration::from_secs(60), || {
+        (g.cmds_after(t_clear) > 20).then_some(())
+    });
+}
+
+fn policy_killed_then_restarted(g: &mut Graph) {
+    // Wait for the policy's next chunk to be under way, then kill the policy.
+    let t0 = Instant::now();
+    wait_for("a running chunk", Duration::from_secs(120), || {
+        let running = g
+            .status
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|(at, _)| *at > t0)
+            .is_some_and(|(_, s)| s.state == ExecStatus::RUNNING);
+        (running && g.cmds_after(t0) > 30).then_some(())
+    });
+    let policy = g.policy.take().expect("the policy runs");
+    let t_kill = Instant::now();
+    drop(policy);
+    std::thread::sleep(WATCHDOG * 4);
+    let last = g.last_cmd().expect("setpoints were sent");
+    let after = last.saturating_duration_since(t_kill);
+    eprintln!("  last setpoint {after:?} after the kill");
+    assert!(
+        after < WATCHDOG,
+        "setpoints went on {after:?} after the policy died"
+    );
+    let held = g.tip();
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(g.tip(), held, "the arm holds");
+    assert_eq!(g.cmds_after(t_kill + WATCHDOG), 0);
+    let stopped =
+        g.status.lock().unwrap().iter().any(|(at, s)| {
+            *at > t_kill && s.state == ExecStatus::STOPPED && s.reason == "policy lost"
+        });
+    assert!(stopped, "the chunk is reported stopped: policy lost");
+
+    let t_restart = Instant::now();
+    g.start_policy();
+    wait_for("the loop resuming", Duration::from_secs(120), || {
+        let running = g
+            .status
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(at, s)| *at > t_restart && s.state == ExecStatus::RUNNING);
+        (running && g.cmds_after(t_restart) > 20).then_some(())
+    });
 }
