@@ -213,3 +213,104 @@ fn the_default_policy_loads_and_runs_an_episode() {
     assert!(v["policy"].as_str().unwrap().ends_with("loho-tiny"));
     assert_eq!(v["tasks"][0]["episodes"], 1);
 }
+
+/// The main job with the shipped checkpoint (lockstep, so the test is quick): it ends
+/// with a result, an MCAP file a standard reader opens, with one channel per topic and
+/// every message decodable, and a GIF.
+#[test]
+fn run_records_every_topic_to_mcap_and_a_gif() {
+    use loho_runtime::Message;
+    let out = tmp("run");
+    loho(&[
+        "run",
+        "--lockstep",
+        "--task",
+        "B",
+        "--seed",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .unwrap();
+    let bytes = std::fs::read(out.join("B-test-1.mcap")).unwrap();
+    let summary = mcap::Summary::read(&bytes)
+        .unwrap()
+        .expect("a summary section");
+    let mut topics: Vec<String> = summary.channels.values().map(|c| c.topic.clone()).collect();
+    topics.sort();
+    let mut want: Vec<String> = loho_runtime::record::TOPICS
+        .iter()
+        .map(|(t, _)| format!("/loho/arm0/{t}"))
+        .collect();
+    want.sort();
+    assert_eq!(topics, want);
+    for c in summary.channels.values() {
+        assert_eq!(c.message_encoding, "cdr");
+        let schema = c.schema.as_ref().expect("every channel has a schema");
+        assert_eq!(schema.encoding, "ros2msg");
+    }
+    let mut per_topic = std::collections::HashMap::<String, usize>::new();
+    for m in mcap::MessageStream::new(&bytes).unwrap() {
+        let m = m.unwrap();
+        *per_topic.entry(m.channel.topic.clone()).or_default() += 1;
+        if m.channel.topic.ends_with("/episode") {
+            loho_runtime::msg::EpisodeEvent::decode(&m.data).unwrap();
+        }
+        if m.channel.topic.ends_with("/cmd/ee") {
+            let c = loho_runtime::msg::EeCommand::decode(&m.data).unwrap();
+            assert!(c.target.is_finite());
+        }
+    }
+    for t in [
+        "/policy/action",
+        "/cmd/ee",
+        "/state",
+        "/camera/top/color",
+        "/episode",
+    ] {
+        let n = per_topic
+            .iter()
+            .filter(|(k, _)| k.ends_with(t))
+            .map(|(_, n)| *n)
+            .sum::<usize>();
+        assert!(n > 0, "nothing recorded on {t}: {per_topic:?}");
+    }
+    let gif = std::fs::read(out.join("B-test-1.gif")).unwrap();
+    assert!(gif.starts_with(b"GIF89a"));
+}
+
+/// `--transport zenoh` runs the same episode through the nodes.
+#[test]
+fn eval_through_the_nodes() {
+    let json = tmp("zenoh-eval.json");
+    loho(&[
+        "eval",
+        "--policy",
+        "default",
+        "--tasks",
+        "A",
+        "--episodes",
+        "1",
+        "--transport",
+        "zenoh",
+        "--json",
+        json.to_str().unwrap(),
+    ])
+    .unwrap();
+    let v = read_json(&json);
+    assert_eq!(v["tasks"][0]["episodes"], 1);
+    assert!(v["tasks"][0]["mean_steps"].as_f64().unwrap() >= 1.0);
+    let e = loho(&[
+        "eval",
+        "--policy",
+        "oracle",
+        "--tasks",
+        "A",
+        "--episodes",
+        "1",
+        "--transport",
+        "zenoh",
+    ])
+    .unwrap_err();
+    assert!(format!("{e:#}").contains("cannot run as a node"), "{e:#}");
+}
