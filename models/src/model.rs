@@ -293,3 +293,26 @@ fn anchor_offset(w: &Tensor, xy: &Tensor) -> Result<Tensor> {
 
 /// The dtype of every tensor (f32 on the CPU).
 pub const DTYPE: DType = backbone::DTYPE;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_anchor_is_the_pointed_objects_centroid_in_the_x_y_slots() {
+        let dev = Device::Cpu;
+        // Pick points at object 2, place half at objects 0 and 1.
+        let w = Tensor::new(&[[[0f32, 0., 1.], [0.5, 0.5, 0.]]], &dev).unwrap();
+        let xy = Tensor::new(&[[[0.1f32, -0.2], [0.3, 0.4], [-0.9, 0.8]]], &dev).unwrap();
+        let off: Vec<f32> = anchor_offset(&w, &xy)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let want = [-0.9, 0.8, 0., 0., 0., 0., 0.2, 0.1, 0., 0., 0., 0.];
+        for (a, b) in off.iter().zip(want) {
+            assert!((a - b).abs() < 1e-6, "{off:?}");
+        }
+    }
+}
