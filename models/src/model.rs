@@ -17,7 +17,7 @@ use candle_nn::{Embedding, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::backbone::{self, embedding, Backbone};
-use crate::head::{ActionHead, HeadConfig};
+use crate::head::{ActionHead, HeadConfig, KEYPOSE_DIMS};
 use crate::keypose::Workspace;
 use crate::pointer::Pointer;
 use crate::stem::{Stem, StemConfig};
@@ -95,8 +95,9 @@ pub struct Loho {
     head: ActionHead,
     cfg: Config,
     device: Device,
-    /// The object tokens' states (1, N, d) of the frame last observed, and which are real.
-    frame_objects: Option<(Tensor, Tensor)>,
+    /// The object tokens' states (1, N, d) of the frame last observed, which are real, and
+    /// their centroids.
+    frame_objects: Option<(Tensor, Tensor, Tensor)>,
 }
 
 impl Loho {
@@ -174,21 +175,26 @@ impl Loho {
         let img = self.stem.forward(frame)?;
         let x = Tensor::cat(&[&img, &self.embed_ids(&[ids::SUB], 1)?], 1)?;
         let h = self.backbone.forward(&x, self.cfg.max_instruction)?;
-        self.frame_objects = Some((h.narrow(1, 0, img.dim(1)?)?, Stem::present(frame)?));
+        self.frame_objects = Some((
+            h.narrow(1, 0, img.dim(1)?)?,
+            Stem::present(frame)?,
+            Stem::xy(frame)?,
+        ));
         h.get(0)?.narrow(0, x.dim(1)? - 1, 1)
     }
 
     /// The action head's condition for hidden states at `<act>` (n, d) on the frame last
-    /// observed: the state plus what the pointers pick out of its objects.
-    pub fn act_condition(&self, act: &Tensor) -> Result<Tensor> {
-        let Some((objects, present)) = &self.frame_objects else {
+    /// observed — the state plus what the pointers pick out of its objects — and the
+    /// anchor offset (n, action_dims) to add to the head's sample.
+    pub fn act_condition(&self, act: &Tensor) -> Result<(Tensor, Tensor)> {
+        let Some((objects, present, xy)) = &self.frame_objects else {
             candle_core::bail!("no frame observed yet");
         };
         let n = act.dim(0)?;
-        let (c, _) =
+        let (c, _, w) =
             self.pointer
                 .forward(act, &objects.repeat((n, 1, 1))?, &present.repeat((n, 1))?)?;
-        Ok(c)
+        Ok((c, anchor_offset(&w, &xy.repeat((n, 1, 1))?)?))
     }
 
     /// Feeds one token after the cache and returns its hidden state (1, d).
@@ -246,14 +252,15 @@ impl Loho {
         self.backbone.forward_train(&x)
     }
 
-    /// Action-head conditions (n, d) and pointer logits (n, keyposes, N) at the `<act>`
-    /// positions `rows` (flat indices into `hidden` (b, T, d) from [`Loho::forward_train`]).
+    /// Action-head conditions (n, d), pointer logits (n, keyposes, N) and anchor offsets
+    /// (n, action_dims; no gradient) at the `<act>` positions `rows` (flat indices into
+    /// `hidden` (b, T, d) from [`Loho::forward_train`]).
     pub fn act_train(
         &self,
         hidden: &Tensor,
         frames: &Tensor,
         rows: &[u32],
-    ) -> Result<(Tensor, Tensor)> {
+    ) -> Result<(Tensor, Tensor, Tensor)> {
         let (b, t, d) = hidden.dims3()?;
         let n = rows.len();
         let dev = hidden.device();
@@ -266,9 +273,46 @@ impl Loho {
             .contiguous()?
             .index_select(&which, 0)?;
         let present = Stem::present(frames)?.index_select(&which, 0)?;
-        self.pointer.forward(&act, &objects, &present)
+        let xy = Stem::xy(frames)?.contiguous()?.index_select(&which, 0)?;
+        let (c, logits, w) = self.pointer.forward(&act, &objects, &present)?;
+        Ok((c, logits, anchor_offset(&w, &xy)?.detach()))
     }
+}
+
+/// Where the pointers' weights `w` (n, K, N) put each keypose's anchor among objects at
+/// `xy` (n, N, 2), as an action offset (n, K × 6): x and y of the weighted centroid, other
+/// numbers 0. The head learns the keypose relative to it — about 0 for a pick and a place
+/// on a block or zone — so a block's position reaches the action exactly, from its pixels,
+/// instead of through the network's features.
+fn anchor_offset(w: &Tensor, xy: &Tensor) -> Result<Tensor> {
+    let a = w.matmul(xy)?;
+    let (n, k, _) = a.dims3()?;
+    let rest = Tensor::zeros((n, k, KEYPOSE_DIMS - 2), a.dtype(), a.device())?;
+    Tensor::cat(&[&a, &rest], 2)?.reshape((n, k * KEYPOSE_DIMS))
 }
 
 /// The dtype of every tensor (f32 on the CPU).
 pub const DTYPE: DType = backbone::DTYPE;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_anchor_is_the_pointed_objects_centroid_in_the_x_y_slots() {
+        let dev = Device::Cpu;
+        // Pick points at object 2, place half at objects 0 and 1.
+        let w = Tensor::new(&[[[0f32, 0., 1.], [0.5, 0.5, 0.]]], &dev).unwrap();
+        let xy = Tensor::new(&[[[0.1f32, -0.2], [0.3, 0.4], [-0.9, 0.8]]], &dev).unwrap();
+        let off: Vec<f32> = anchor_offset(&w, &xy)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let want = [-0.9, 0.8, 0., 0., 0., 0., 0.2, 0.1, 0., 0., 0., 0.];
+        for (a, b) in off.iter().zip(want) {
+            assert!((a - b).abs() < 1e-6, "{off:?}");
+        }
+    }
+}

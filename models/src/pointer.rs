@@ -32,14 +32,14 @@ impl Pointer {
     }
 
     /// For hidden states at `<act>` (n, d), the object tokens' states (n, N, d) and which of
-    /// them are real objects (n, N; 1 or 0): the action head's condition (n, d) and the
-    /// pointer logits (n, keyposes, N), padding at −1e9.
+    /// them are real objects (n, N; 1 or 0): the action head's condition (n, d), the
+    /// pointer logits (n, keyposes, N) with padding at −1e9, and their softmax.
     pub fn forward(
         &self,
         act: &Tensor,
         objects: &Tensor,
         present: &Tensor,
-    ) -> Result<(Tensor, Tensor)> {
+    ) -> Result<(Tensor, Tensor, Tensor)> {
         let (n, d, k) = (act.dim(0)?, self.d, self.keyposes);
         let q = self.query.forward(act)?.reshape((n, k, d))?;
         let keys = self.key.forward(objects)?;
@@ -51,7 +51,7 @@ impl Pointer {
         let pooled = w
             .matmul(&self.value.forward(objects)?)?
             .reshape((n, k * d))?;
-        Ok(((act + self.out.forward(&pooled)?)?, logits))
+        Ok(((act + self.out.forward(&pooled)?)?, logits, w))
     }
 }
 
@@ -71,7 +71,7 @@ mod tests {
         let act = Tensor::randn(0f32, 1.0, (1, 8), &dev).unwrap();
         let objects = Tensor::randn(0f32, 1.0, (1, 3, 8), &dev).unwrap();
         let present = Tensor::new(&[[1f32, 1., 0.]], &dev).unwrap();
-        let (c, logits) = p.forward(&act, &objects, &present).unwrap();
+        let (c, logits, _) = p.forward(&act, &objects, &present).unwrap();
         assert_eq!(c.dims(), &[1, 8]);
         assert_eq!(logits.dims(), &[1, 2, 3]);
         let l: Vec<Vec<f32>> = logits.squeeze(0).unwrap().to_vec2().unwrap();
@@ -88,11 +88,11 @@ mod tests {
             1,
         )
         .unwrap();
-        let (c2, _) = p.forward(&act, &pad_changed, &present).unwrap();
+        let (c2, ..) = p.forward(&act, &pad_changed, &present).unwrap();
         let same = crate::max_diff(&c, &c2);
         assert!(same < 1e-6);
         let real_changed = (objects.clone() * 2.0).unwrap();
-        let (c3, _) = p.forward(&act, &real_changed, &present).unwrap();
+        let (c3, ..) = p.forward(&act, &real_changed, &present).unwrap();
         let diff = crate::max_diff(&c, &c3);
         assert!(diff > 1e-4);
     }

@@ -47,7 +47,8 @@ pub const FEATURES: usize = 30;
 /// Feature slots read back outside the stem: normalised centroid x, y, top height / 0.1 m,
 /// and the presence flag.
 pub const SLOT_X: usize = 9;
-pub const SLOT_Y: usize = 10;
+/// Right after x: [`Stem::xy`] reads both at once.
+pub const SLOT_Y: usize = SLOT_X + 1;
 pub const SLOT_TOP: usize = 4;
 pub const SLOT_PRESENT: usize = 13;
 /// A pixel differs from the table by more than this in some channel (colour noise σ = 3).
@@ -130,6 +131,11 @@ impl Stem {
     /// Object tokens (batch, max_objects, d_model) from inputs made by [`Stem::frame`].
     pub fn forward(&self, frames: &Tensor) -> Result<Tensor> {
         self.fc2.forward(&self.fc1.forward(frames)?.relu()?)
+    }
+
+    /// The centroids (b, N, 2) of stem inputs' objects: x, y on the workspace's ±1 scale.
+    pub fn xy(frames: &Tensor) -> Result<Tensor> {
+        frames.narrow(2, SLOT_X, 2)
     }
 
     /// Which object tokens of stem inputs (b, N, FEATURES) are real objects: (b, N), 1 or 0.

@@ -155,8 +155,9 @@ impl Vla {
                 .map(|_| self.noise_scale * normal(&mut self.rng))
                 .collect();
             let noise = Tensor::from_vec(noise, (n, dims), self.model.device())?;
-            let cond = self.model.act_condition(&h)?.repeat((n, 1))?;
-            let all: Vec<Vec<f32>> = self.model.head().sample(&cond, &noise)?.to_vec2()?;
+            let (cond, offset) = self.model.act_condition(&h)?;
+            let sample = self.model.head().sample(&cond.repeat((n, 1))?, &noise)?;
+            let all: Vec<Vec<f32>> = sample.broadcast_add(&offset)?.to_vec2()?;
             let a = medoid(&all);
             let ws = &self.model.config().workspace;
             keyposes = a
