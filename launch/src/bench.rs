@@ -133,3 +133,267 @@ pub fn print(r: &PolicyBench) {
         r.cache_speedup
     );
 }
+
+/// p50 and p99 of a sample, in ms.
+#[derive(Debug, Serialize)]
+pub struct Tail {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub samples: usize,
+}
+
+fn tail(mut v: Vec<f64>) -> Tail {
+    v.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        if v.is_empty() {
+            return f64::NAN;
+        }
+        v[((v.len() - 1) as f64 * q).round() as usize]
+    };
+    Tail {
+        p50_ms: at(0.5),
+        p99_ms: at(0.99),
+        samples: v.len(),
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ControllerBench {
+    pub rate_hz: f64,
+    /// |period − 1/rate| between consecutive setpoints of one chunk.
+    pub jitter: Tail,
+    pub chunks: usize,
+    pub decisions: usize,
+}
+
+/// Period jitter of `cmd/ee` at each rate, measured where the setpoints arrive (an
+/// in-process subscriber, called synchronously by the publishing thread) while the
+/// real-time loop runs with the shipped policy for `seconds`, and a second copy of the
+/// model deciding back to back on another thread, so the policy's compute competes with
+/// the controller's thread the whole time.
+pub fn controller(dir: &Path, rates: &[f64], seconds: f64) -> Result<Vec<ControllerBench>> {
+    use loho_runtime::keys;
+    use loho_runtime::msg::EeCommand;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+
+    let mut out = Vec::new();
+    for &rate in rates {
+        let bus = loho_runtime::Bus::open(&Default::default())?;
+        let arrivals: Arc<Mutex<Vec<(Instant, u64)>>> = Arc::default();
+        let sink = arrivals.clone();
+        let _sub = bus.subscribe::<EeCommand, _>(keys::CMD_EE, move |m| {
+            if let Ok(c) = m {
+                sink.lock().unwrap().push((Instant::now(), c.chunk_id));
+            }
+        })?;
+        let mut runtime = loho_runtime::safety::RuntimeConfig::default();
+        runtime.controller.rate_hz = rate;
+        let sim = loho_sim::node::SimConfig {
+            task: loho_sim::TaskId::B,
+            split: Split::Test,
+            seed: Split::Test.seed(0),
+            fps: 10.0,
+            mode: loho_sim::node::Mode::Realtime,
+            runtime: runtime.clone(),
+            exit_when_done: true,
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let decider = Box::new(ModelPolicy::load(dir, 0)?);
+        let ctrl = crate::nodes::controller_config(&runtime, sim.mode);
+        let running = crate::nodes::spawn(&bus, &sim, ctrl, decider, Some(tx))?;
+        let load_stop = Arc::new(AtomicBool::new(false));
+        let s = load_stop.clone();
+        let dir = dir.to_path_buf();
+        let load = std::thread::spawn(move || -> Result<()> {
+            let env = Env::new(loho_sim::TaskId::C, Split::Test, Split::Test.seed(0))?;
+            let obs = env.observe();
+            let mut pol = ModelPolicy::load(&dir, 1)?;
+            while !s.load(Ordering::Relaxed) {
+                let _ = pol.decide(&env, &obs);
+            }
+            Ok(())
+        });
+        let bar = ProgressBar::new((seconds * 10.0) as u64).with_style(
+            ProgressStyle::with_template("{bar:40} {msg} {elapsed}").expect("template"),
+        );
+        bar.set_message(format!("{rate} Hz"));
+        let t0 = Instant::now();
+        while t0.elapsed().as_secs_f64() < seconds {
+            std::thread::sleep(Duration::from_millis(100));
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        running.stop();
+        load_stop.store(true, Ordering::Relaxed);
+        // The loop is stopped on purpose, before the episode ends.
+        let _ = running.join(Duration::from_secs(30));
+        load.join()
+            .map_err(|_| anyhow::anyhow!("load thread panicked"))??;
+        let a = arrivals.lock().unwrap();
+        let period = 1.0 / rate;
+        let jitter: Vec<f64> = a
+            .windows(2)
+            .filter(|w| w[0].1 == w[1].1)
+            .map(|w| ((w[1].0 - w[0].0).as_secs_f64() - period).abs() * 1e3)
+            .collect();
+        let mut chunks: Vec<u64> = a.iter().map(|x| x.1).collect();
+        chunks.dedup();
+        out.push(ControllerBench {
+            rate_hz: rate,
+            jitter: tail(jitter),
+            chunks: chunks.len(),
+            decisions: rx.try_iter().count(),
+        });
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Serialize)]
+pub struct BusBench {
+    pub frames: usize,
+    pub bytes_per_frame: usize,
+    /// Publish → receipt in another process over loopback TCP (colour then depth).
+    pub zenoh_processes: Tail,
+    /// Send → receipt of the same bytes through a std channel to another thread.
+    pub in_process_channel: Tail,
+    /// Median over median.
+    pub ratio_p50: f64,
+}
+
+const PING: &str = "bench/frame";
+const PONG: &str = "bench/ack";
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// The other end of `bench bus`: acknowledges every depth image with the time it
+/// arrived (both processes read the same system clock).
+pub fn bus_echo(endpoint: &str) -> Result<()> {
+    use loho_runtime::msg::{Image, Time};
+    let bus = loho_runtime::Bus::open(&loho_runtime::BusConfig {
+        connect: vec![endpoint.into()],
+        ..Default::default()
+    })?;
+    let ack = bus.publisher::<Time>(PONG, loho_runtime::Qos::Command)?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let _sub = bus.subscribe::<Image, _>(PING, move |m| {
+        let t = now_ns();
+        if let Ok(img) = m {
+            if img.encoding == "32FC1" {
+                let _ = tx.send(t);
+            }
+        }
+    })?;
+    for t in rx {
+        ack.put(&Time {
+            sec: (t / 1_000_000_000) as i32,
+            nanosec: (t % 1_000_000_000) as u32,
+        })?;
+    }
+    Ok(())
+}
+
+/// One 320×160 RGB-D frame (a colour and a depth image, as the sim sends them) between
+/// this process and a child over loopback zenoh, against the same bytes through an
+/// in-process channel, `frames` times each.
+pub fn bus(frames: usize) -> Result<BusBench> {
+    use loho_runtime::msg::{Header, Image, Message, Time};
+    use loho_sim::camera::{HEIGHT, WIDTH};
+    let env = Env::new(loho_sim::TaskId::B, Split::Test, Split::Test.seed(0))?;
+    let hm = env.observe();
+    let (w, h) = (WIDTH as u32, HEIGHT as u32);
+    let make = |k: usize| {
+        let header = Header::new(k as f64, "world");
+        (
+            Image::rgb8(header.clone(), w, h, hm.rgb_bytes()),
+            Image::f32c1(header, w, h, &hm.height),
+        )
+    };
+    let (c, d) = make(0);
+    let bytes = c.encode().len() + d.encode().len();
+
+    // In process: a thread receives the encoded bytes and decodes them, as a subscriber would.
+    let (tx, rx) = std::sync::mpsc::channel::<(u64, Vec<u8>, Vec<u8>)>();
+    let (back_tx, back_rx) = std::sync::mpsc::channel::<u64>();
+    let worker = std::thread::spawn(move || {
+        for (_, a, b) in rx {
+            let ok = Image::decode(&a).is_ok() && Image::decode(&b).is_ok();
+            let _ = back_tx.send(if ok { now_ns() } else { 0 });
+        }
+    });
+    let mut local = Vec::new();
+    for k in 0..frames {
+        let (c, d) = make(k);
+        let t = now_ns();
+        tx.send((t, c.encode(), d.encode()))?;
+        let got = back_rx.recv()?;
+        local.push((got.saturating_sub(t)) as f64 * 1e-6);
+    }
+    drop(tx);
+    let _ = worker.join();
+
+    // Across processes: this process listens, the child connects.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let endpoint = format!("tcp/127.0.0.1:{port}");
+    let bus = loho_runtime::Bus::open(&loho_runtime::BusConfig {
+        listen: vec![endpoint.clone()],
+        ..Default::default()
+    })?;
+    let (ack_tx, ack_rx) = std::sync::mpsc::channel::<u64>();
+    let _acks = bus.subscribe::<Time, _>(PONG, move |m| {
+        if let Ok(t) = m {
+            let _ = ack_tx.send(t.sec as u64 * 1_000_000_000 + t.nanosec as u64);
+        }
+    })?;
+    let exe = std::env::current_exe()?;
+    let mut child = std::process::Command::new(exe)
+        .args(["bench", "bus-echo", "--connect", &endpoint])
+        .spawn()
+        .context("starting the echo process")?;
+    let publisher = bus.publisher::<Image>(PING, loho_runtime::Qos::Stream)?;
+    // Until the child answers: the link and its subscription are up.
+    let warm = std::time::Instant::now();
+    loop {
+        let (c, d) = make(0);
+        publisher.put(&c)?;
+        publisher.put(&d)?;
+        if ack_rx.recv_timeout(Duration::from_millis(200)).is_ok() {
+            break;
+        }
+        anyhow::ensure!(
+            warm.elapsed() < Duration::from_secs(30),
+            "the echo process never answered"
+        );
+    }
+    while ack_rx.try_recv().is_ok() {}
+    let mut remote = Vec::new();
+    for k in 0..frames {
+        let (c, d) = make(k);
+        let t = now_ns();
+        publisher.put(&c)?;
+        publisher.put(&d)?;
+        match ack_rx.recv_timeout(Duration::from_secs(2)) {
+            Ok(got) => remote.push(got.saturating_sub(t) as f64 * 1e-6),
+            Err(_) => tracing::warn!("frame {k} lost"),
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let remote = tail(remote);
+    let local = tail(local);
+    Ok(BusBench {
+        frames,
+        bytes_per_frame: bytes,
+        ratio_p50: remote.p50_ms / local.p50_ms,
+        zenoh_processes: remote,
+        in_process_channel: local,
+    })
+}

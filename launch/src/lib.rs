@@ -195,6 +195,34 @@ pub enum BenchCommand {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Period jitter of `cmd/ee` (p50, p99) at each control rate while the real-time
+    /// loop runs with the policy.
+    Controller {
+        #[arg(long, default_value = "default")]
+        policy: String,
+        /// Control rates to measure, in Hz.
+        #[arg(long, value_delimiter = ',', default_value = "125,500")]
+        rates: Vec<f64>,
+        /// Seconds of loop per rate.
+        #[arg(long, default_value_t = 20.0)]
+        seconds: f64,
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Latency (p50, p99) of one 320×160 RGB-D frame between two processes over
+    /// loopback zenoh, against an in-process channel, in one run.
+    Bus {
+        #[arg(long, default_value_t = 500)]
+        frames: usize,
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// The other process of `bench bus`.
+    #[command(hide = true)]
+    BusEcho {
+        #[arg(long)]
+        connect: String,
+    },
 }
 
 /// Which benchmark episode.
@@ -399,6 +427,58 @@ pub fn main_with<I: IntoIterator<Item = String>>(args: I) -> Result<()> {
             bench::print(&r);
             Ok(())
         }
+        Command::Bench {
+            what:
+                BenchCommand::Controller {
+                    policy,
+                    rates,
+                    seconds,
+                    json,
+                },
+        } => {
+            let PolicyKind::Model(dir) = PolicyKind::parse(&policy)? else {
+                anyhow::bail!("bench controller needs a checkpoint: default or a folder");
+            };
+            let r = bench::controller(&dir, &rates, seconds)?;
+            println!(
+                "{:<10}{:>14}{:>14}{:>10}{:>8}",
+                "rate", "jitter p50 ms", "jitter p99 ms", "periods", "chunks"
+            );
+            for b in &r {
+                println!(
+                    "{:<10}{:>14.3}{:>14.3}{:>10}{:>8}",
+                    format!("{} Hz", b.rate_hz),
+                    b.jitter.p50_ms,
+                    b.jitter.p99_ms,
+                    b.jitter.samples,
+                    b.chunks
+                );
+            }
+            write_json(json.as_ref(), &r)
+        }
+        Command::Bench {
+            what: BenchCommand::Bus { frames, json },
+        } => {
+            let r = bench::bus(frames.max(1))?;
+            println!(
+                "one RGB-D frame ({} bytes), {} frames, p50 / p99 ms",
+                r.bytes_per_frame, r.frames
+            );
+            for (name, t) in [
+                ("zenoh, two processes, loopback", &r.zenoh_processes),
+                ("in-process channel", &r.in_process_channel),
+            ] {
+                println!("{name:<34}{:>9.3}{:>9.3}", t.p50_ms, t.p99_ms);
+            }
+            println!(
+                "zenoh across processes / in-process at p50: {:.1}×",
+                r.ratio_p50
+            );
+            write_json(json.as_ref(), &r)
+        }
+        Command::Bench {
+            what: BenchCommand::BusEcho { connect },
+        } => bench::bus_echo(&connect),
         Command::Sim {
             episode,
             fps,
@@ -455,6 +535,14 @@ pub fn main_with<I: IntoIterator<Item = String>>(args: I) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn write_json(path: Option<&PathBuf>, v: &impl serde::Serialize) -> Result<()> {
+    if let Some(path) = path {
+        std::fs::write(path, serde_json::to_string_pretty(v)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }
 
 fn open_bus(args: &BusArgs) -> Result<Bus> {

@@ -56,21 +56,26 @@ pub fn controller_config(runtime: &RuntimeConfig, mode: Mode) -> ControllerConfi
     }
 }
 
-/// Runs one episode through the three nodes on `bus`, each on its own thread, until the
-/// simulator says it is over (or `timeout` passes); returns the simulator's result.
-pub fn episode(
+/// The three nodes running on threads of this process.
+pub struct Running {
+    stop: Arc<AtomicBool>,
+    sim: std::thread::JoinHandle<Result<EpisodeResult>>,
+    others: Vec<(&'static str, std::thread::JoinHandle<Result<()>>)>,
+}
+
+/// Starts the simulator, controller and policy nodes on `bus`, each on its own thread.
+pub fn spawn(
     bus: &Bus,
     sim: &SimConfig,
+    ctrl: ControllerConfig,
     mut decider: Box<dyn Decide>,
     reports: Option<mpsc::Sender<DecisionReport>>,
-    timeout: Duration,
-) -> Result<EpisodeResult> {
+) -> Result<Running> {
     let stop = Arc::new(AtomicBool::new(false));
-    let ctrl_cfg = controller_config(&sim.runtime, sim.mode);
     let (b, s) = (bus.clone(), stop.clone());
     let ctrl = std::thread::Builder::new()
         .name("controller".into())
-        .spawn(move || controller::run(&b, &ctrl_cfg, s))?;
+        .spawn(move || Ok(controller::run(&b, &ctrl, s)?))?;
     let (b, s) = (bus.clone(), stop.clone());
     let pol = std::thread::Builder::new()
         .name("policy".into())
@@ -79,34 +84,70 @@ pub fn episode(
                 reports,
                 ..Default::default()
             };
-            policy::run(&b, decider.as_mut(), &cfg, s)
+            Ok(policy::run(&b, decider.as_mut(), &cfg, s)?)
         })?;
-    let s = stop.clone();
-    let started = Instant::now();
-    let guard = std::thread::spawn(move || {
-        while !s.load(Ordering::Relaxed) {
-            if started.elapsed() > timeout {
+    let (b, s, cfg) = (bus.clone(), stop.clone(), sim.clone());
+    let sim = std::thread::Builder::new()
+        .name("sim".into())
+        .spawn(move || {
+            let r = node::run(&b, &cfg, s.clone());
+            // The episode is over (or failed): the other nodes stop with it.
+            s.store(true, Ordering::Relaxed);
+            Ok(r?)
+        })?;
+    Ok(Running {
+        stop,
+        sim,
+        others: vec![("controller", ctrl), ("policy", pol)],
+    })
+}
+
+impl Running {
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Waits for the simulator to finish (at most `timeout`), stops the other nodes and
+    /// returns the simulator's result, or the first node's error.
+    pub fn join(self, timeout: Duration) -> Result<EpisodeResult> {
+        let started = Instant::now();
+        let mut timed_out = false;
+        while !self.sim.is_finished() {
+            if started.elapsed() > timeout && !timed_out {
                 tracing::error!("episode still running after {timeout:?}: stopping it");
-                s.store(true, Ordering::Relaxed);
+                timed_out = true;
+                self.stop();
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
         }
-    });
+        self.stop();
+        let sim = self
+            .sim
+            .join()
+            .map_err(|_| anyhow::anyhow!("the sim thread panicked"))?;
+        for (name, h) in self.others {
+            h.join()
+                .map_err(|_| anyhow::anyhow!("the {name} thread panicked"))?
+                .context(name)?;
+        }
+        anyhow::ensure!(!timed_out, "the episode did not finish within {timeout:?}");
+        sim.context("simulator")
+    }
+}
+
+/// Runs one episode through the three nodes on `bus` until the simulator says it is
+/// over (or `timeout` passes); returns the simulator's result.
+pub fn episode(
+    bus: &Bus,
+    sim: &SimConfig,
+    decider: Box<dyn Decide>,
+    reports: Option<mpsc::Sender<DecisionReport>>,
+    timeout: Duration,
+) -> Result<EpisodeResult> {
     let cfg = SimConfig {
         exit_when_done: true,
         ..sim.clone()
     };
-    let result = node::run(bus, &cfg, stop.clone());
-    let timed_out = stop.swap(true, Ordering::Relaxed);
-    let _ = guard.join();
-    let ctrl = ctrl
-        .join()
-        .map_err(|_| anyhow::anyhow!("the controller thread panicked"))?;
-    let pol = pol
-        .join()
-        .map_err(|_| anyhow::anyhow!("the policy thread panicked"))?;
-    ctrl.context("controller")?;
-    pol.context("policy")?;
-    anyhow::ensure!(!timed_out, "the episode did not finish within {timeout:?}");
-    result.context("simulator")
+    let ctrl = controller_config(&sim.runtime, sim.mode);
+    spawn(bus, &cfg, ctrl, decider, reports)?.join(timeout)
 }
