@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod eval;
 pub mod gendata;
+pub mod graph;
 pub mod nodes;
 pub mod policy;
 pub mod render;
@@ -158,6 +159,8 @@ pub enum Command {
         #[command(flatten)]
         bus: BusArgs,
     },
+    /// Start the nodes a launch graph names, each as a process (see launch/sim.toml).
+    Launch { file: PathBuf },
     /// The controller alone: chunks on `policy/action` → safe setpoints on `cmd/ee`.
     Controller {
         /// Pace setpoints by the simulator's `clock` (for a lockstep simulator).
@@ -528,6 +531,7 @@ pub fn main_with<I: IntoIterator<Item = String>>(args: I) -> Result<()> {
             loho_runtime::controller::run(&bus, &cfg, ctrl_c()?)?;
             Ok(())
         }
+        Command::Launch { file } => graph::launch(&file),
         Command::Policy { policy, seed, bus } => {
             let mut decider = nodes::decider(&PolicyKind::parse(&policy)?, seed)?;
             let bus = open_bus(&bus)?;

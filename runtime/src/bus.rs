@@ -197,6 +197,27 @@ impl Bus {
         Ok(AliveWatch { _inner: inner })
     }
 
+    /// Logs when one of `peers` appears or goes (a node that died is said at once, not
+    /// found out later by its silence). Keep the watches for as long as it matters.
+    pub fn log_peers(
+        &self,
+        me: &'static str,
+        peers: &[&'static str],
+    ) -> Result<Vec<AliveWatch>, BusError> {
+        peers
+            .iter()
+            .map(|&peer| {
+                self.watch_alive(peer, move |up| {
+                    if up {
+                        tracing::info!("{me}: {peer} is up");
+                    } else {
+                        tracing::warn!("{me}: {peer} lost (its liveliness token is gone)");
+                    }
+                })
+            })
+            .collect()
+    }
+
     /// Calls `on` with the topic (the key without `loho/<robot>/`) and the raw payload
     /// of every sample under this robot: for recorders and bridges.
     pub fn subscribe_all<F>(&self, on: F) -> Result<RawSubscription, BusError>

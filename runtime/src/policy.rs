@@ -101,6 +101,7 @@ pub fn run(
     stop: Arc<AtomicBool>,
 ) -> Result<(), BusError> {
     let _alive = bus.alive("policy")?;
+    let _peers = bus.log_peers("policy", &["sim", "controller"])?;
     let color = bus.latest::<Image>(keys::COLOR)?;
     let depth = bus.latest::<Image>(keys::DEPTH)?;
     let instruction = bus.latest::<StringMsg>(keys::INSTRUCTION)?;

@@ -112,6 +112,7 @@ struct Sim {
 /// Runs the node until `stop` is set (or the episode is over, with `exit_when_done`).
 pub fn run(bus: &Bus, cfg: &SimConfig, stop: Arc<AtomicBool>) -> Result<EpisodeResult, NodeError> {
     let _alive = bus.alive("sim")?;
+    let _peers = bus.log_peers("sim", &["controller", "policy"])?;
     let p = Pubs {
         color: bus.publisher(keys::COLOR, Qos::Stream)?,
         depth: bus.publisher(keys::DEPTH, Qos::Stream)?,
