@@ -198,16 +198,22 @@ impl Bus {
     }
 
     /// Logs when one of `peers` appears or goes (a node that died is said at once, not
-    /// found out later by its silence). Keep the watches for as long as it matters.
+    /// found out later by its silence), unless `stopping` says this node is on its way
+    /// out too. Keep the watches for as long as it matters.
     pub fn log_peers(
         &self,
         me: &'static str,
         peers: &[&'static str],
+        stopping: Arc<std::sync::atomic::AtomicBool>,
     ) -> Result<Vec<AliveWatch>, BusError> {
         peers
             .iter()
             .map(|&peer| {
+                let stopping = stopping.clone();
                 self.watch_alive(peer, move |up| {
+                    if stopping.load(Ordering::Relaxed) {
+                        return;
+                    }
                     if up {
                         tracing::info!("{me}: {peer} is up");
                     } else {

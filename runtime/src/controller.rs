@@ -95,7 +95,7 @@ pub fn run(
     stop: Arc<AtomicBool>,
 ) -> Result<(), ControllerError> {
     let _alive = bus.alive("controller")?;
-    let _peers = bus.log_peers("controller", &["sim"])?;
+    let _peers = bus.log_peers("controller", &["sim"], stop.clone())?;
     let diag = bus.publisher::<DiagnosticArray>(keys::DIAGNOSTICS, Qos::Stream)?;
     let estop = Arc::new(AtomicBool::new(false));
     let (bad_tx, bad_rx) = mpsc::channel::<(&'static str, String)>();

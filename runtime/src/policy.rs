@@ -101,7 +101,7 @@ pub fn run(
     stop: Arc<AtomicBool>,
 ) -> Result<(), BusError> {
     let _alive = bus.alive("policy")?;
-    let _peers = bus.log_peers("policy", &["sim", "controller"])?;
+    let _peers = bus.log_peers("policy", &["sim", "controller"], stop.clone())?;
     let color = bus.latest::<Image>(keys::COLOR)?;
     let depth = bus.latest::<Image>(keys::DEPTH)?;
     let instruction = bus.latest::<StringMsg>(keys::INSTRUCTION)?;
@@ -249,7 +249,7 @@ pub fn run(
             ),
             Decision::Done(text) => (text.clone(), vec![]),
         };
-        tracing::info!(
+        tracing::debug!(
             chunk = next_id,
             ms = latency.as_secs_f64() * 1e3,
             "policy: {subtask}"

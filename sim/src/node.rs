@@ -112,7 +112,7 @@ struct Sim {
 /// Runs the node until `stop` is set (or the episode is over, with `exit_when_done`).
 pub fn run(bus: &Bus, cfg: &SimConfig, stop: Arc<AtomicBool>) -> Result<EpisodeResult, NodeError> {
     let _alive = bus.alive("sim")?;
-    let _peers = bus.log_peers("sim", &["controller", "policy"])?;
+    let _peers = bus.log_peers("sim", &["controller", "policy"], stop.clone())?;
     let p = Pubs {
         color: bus.publisher(keys::COLOR, Qos::Stream)?,
         depth: bus.publisher(keys::DEPTH, Qos::Stream)?,
@@ -175,6 +175,8 @@ pub fn run(bus: &Bus, cfg: &SimConfig, stop: Arc<AtomicBool>) -> Result<EpisodeR
         Mode::Realtime => sim.realtime(&rx, &stop)?,
         Mode::Lockstep => sim.lockstep(&rx, &stop)?,
     }
+    // Before the liveliness token goes: nodes sharing `stop` know this is the end.
+    stop.store(true, Ordering::Relaxed);
     Ok(EpisodeResult {
         task: cfg.task,
         seed: cfg.seed,
@@ -419,7 +421,7 @@ impl Sim {
             Outcome::GraspFailed
         };
         let r = self.env.score_step(Ok(outcome))?;
-        tracing::info!(
+        tracing::debug!(
             chunk = id,
             step = self.env.steps_taken(),
             reward = r.reward,
