@@ -18,17 +18,24 @@ pub struct Percentiles {
     pub p95_ms: f64,
 }
 
-fn percentiles(mut v: Vec<f64>) -> Percentiles {
+/// The `q` quantile of sorted values (NaN for none).
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+fn sorted(mut v: Vec<f64>) -> Vec<f64> {
     v.sort_by(f64::total_cmp);
-    let at = |q: f64| {
-        if v.is_empty() {
-            return f64::NAN;
-        }
-        v[((v.len() - 1) as f64 * q).round() as usize]
-    };
+    v
+}
+
+fn percentiles(v: Vec<f64>) -> Percentiles {
+    let v = sorted(v);
     Percentiles {
-        p50_ms: at(0.5),
-        p95_ms: at(0.95),
+        p50_ms: quantile(&v, 0.5),
+        p95_ms: quantile(&v, 0.95),
     }
 }
 
@@ -106,10 +113,7 @@ pub fn policy(dir: &Path, decisions: usize, json: Option<&PathBuf>) -> Result<Po
         decode_per_token: cached,
         uncached_per_token: unc,
     };
-    if let Some(path) = json {
-        std::fs::write(path, serde_json::to_string_pretty(&report)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
+    crate::write_json(json, &report)?;
     Ok(report)
 }
 
@@ -142,17 +146,11 @@ pub struct Tail {
     pub samples: usize,
 }
 
-fn tail(mut v: Vec<f64>) -> Tail {
-    v.sort_by(f64::total_cmp);
-    let at = |q: f64| {
-        if v.is_empty() {
-            return f64::NAN;
-        }
-        v[((v.len() - 1) as f64 * q).round() as usize]
-    };
+fn tail(v: Vec<f64>) -> Tail {
+    let v = sorted(v);
     Tail {
-        p50_ms: at(0.5),
-        p99_ms: at(0.99),
+        p50_ms: quantile(&v, 0.5),
+        p99_ms: quantile(&v, 0.99),
         samples: v.len(),
     }
 }

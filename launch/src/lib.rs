@@ -541,7 +541,7 @@ pub fn main_with<I: IntoIterator<Item = String>>(args: I) -> Result<()> {
     }
 }
 
-fn write_json(path: Option<&PathBuf>, v: &impl serde::Serialize) -> Result<()> {
+pub(crate) fn write_json(path: Option<&PathBuf>, v: &impl serde::Serialize) -> Result<()> {
     if let Some(path) = path {
         std::fs::write(path, serde_json::to_string_pretty(v)?)
             .with_context(|| format!("writing {}", path.display()))?;
