@@ -263,12 +263,6 @@ pub struct BusBench {
 const PING: &str = "bench/frame";
 const PONG: &str = "bench/ack";
 
-fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
-
 /// The other end of `bench bus`: acknowledges every depth image with the time it
 /// arrived (both processes read the same system clock).
 pub fn bus_echo(endpoint: &str) -> Result<()> {
@@ -280,7 +274,7 @@ pub fn bus_echo(endpoint: &str) -> Result<()> {
     let ack = bus.publisher::<Time>(PONG, loho_runtime::Qos::Command)?;
     let (tx, rx) = std::sync::mpsc::channel();
     let _sub = bus.subscribe::<Image, _>(PING, move |m| {
-        let t = now_ns();
+        let t = loho_runtime::wall_ns();
         if let Ok(img) = m {
             if img.encoding == "32FC1" {
                 let _ = tx.send(t);
@@ -321,13 +315,13 @@ pub fn bus(frames: usize) -> Result<BusBench> {
     let worker = std::thread::spawn(move || {
         for (_, a, b) in rx {
             let ok = Image::decode(&a).is_ok() && Image::decode(&b).is_ok();
-            let _ = back_tx.send(if ok { now_ns() } else { 0 });
+            let _ = back_tx.send(if ok { loho_runtime::wall_ns() } else { 0 });
         }
     });
     let mut local = Vec::new();
     for k in 0..frames {
         let (c, d) = make(k);
-        let t = now_ns();
+        let t = loho_runtime::wall_ns();
         tx.send((t, c.encode(), d.encode()))?;
         let got = back_rx.recv()?;
         local.push((got.saturating_sub(t)) as f64 * 1e-6);
@@ -374,7 +368,7 @@ pub fn bus(frames: usize) -> Result<BusBench> {
     let mut remote = Vec::new();
     for k in 0..frames {
         let (c, d) = make(k);
-        let t = now_ns();
+        let t = loho_runtime::wall_ns();
         publisher.put(&c)?;
         publisher.put(&d)?;
         match ack_rx.recv_timeout(Duration::from_secs(2)) {
@@ -394,4 +388,38 @@ pub fn bus(frames: usize) -> Result<BusBench> {
         zenoh_processes: remote,
         in_process_channel: local,
     })
+}
+
+pub fn print_controller(r: &[ControllerBench]) {
+    println!(
+        "{:<10}{:>14}{:>14}{:>10}{:>8}",
+        "rate", "jitter p50 ms", "jitter p99 ms", "periods", "chunks"
+    );
+    for b in r {
+        println!(
+            "{:<10}{:>14.3}{:>14.3}{:>10}{:>8}",
+            format!("{} Hz", b.rate_hz),
+            b.jitter.p50_ms,
+            b.jitter.p99_ms,
+            b.jitter.samples,
+            b.chunks
+        );
+    }
+}
+
+pub fn print_bus(r: &BusBench) {
+    println!(
+        "one RGB-D frame ({} bytes), {} frames, p50 / p99 ms",
+        r.bytes_per_frame, r.frames
+    );
+    for (name, t) in [
+        ("zenoh, two processes, loopback", &r.zenoh_processes),
+        ("in-process channel", &r.in_process_channel),
+    ] {
+        println!("{name:<34}{:>9.3}{:>9.3}", t.p50_ms, t.p99_ms);
+    }
+    println!(
+        "zenoh across processes / in-process at p50: {:.1}×",
+        r.ratio_p50
+    );
 }

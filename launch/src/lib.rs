@@ -443,40 +443,14 @@ pub fn main_with<I: IntoIterator<Item = String>>(args: I) -> Result<()> {
                 anyhow::bail!("bench controller needs a checkpoint: default or a folder");
             };
             let r = bench::controller(&dir, &rates, seconds)?;
-            println!(
-                "{:<10}{:>14}{:>14}{:>10}{:>8}",
-                "rate", "jitter p50 ms", "jitter p99 ms", "periods", "chunks"
-            );
-            for b in &r {
-                println!(
-                    "{:<10}{:>14.3}{:>14.3}{:>10}{:>8}",
-                    format!("{} Hz", b.rate_hz),
-                    b.jitter.p50_ms,
-                    b.jitter.p99_ms,
-                    b.jitter.samples,
-                    b.chunks
-                );
-            }
+            bench::print_controller(&r);
             write_json(json.as_ref(), &r)
         }
         Command::Bench {
             what: BenchCommand::Bus { frames, json },
         } => {
             let r = bench::bus(frames.max(1))?;
-            println!(
-                "one RGB-D frame ({} bytes), {} frames, p50 / p99 ms",
-                r.bytes_per_frame, r.frames
-            );
-            for (name, t) in [
-                ("zenoh, two processes, loopback", &r.zenoh_processes),
-                ("in-process channel", &r.in_process_channel),
-            ] {
-                println!("{name:<34}{:>9.3}{:>9.3}", t.p50_ms, t.p99_ms);
-            }
-            println!(
-                "zenoh across processes / in-process at p50: {:.1}×",
-                r.ratio_p50
-            );
+            bench::print_bus(&r);
             write_json(json.as_ref(), &r)
         }
         Command::Bench {

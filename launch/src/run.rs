@@ -36,8 +36,8 @@ pub struct RunArgs {
 #[derive(Default)]
 struct Film {
     frames: Vec<Vec<u8>>,
-    /// The step whose frame is wanted next, and the stamp it must reach.
-    want: Option<(u32, f64)>,
+    /// The stamp the next wanted frame must reach.
+    want: Option<f64>,
     last_step: Option<u32>,
 }
 
@@ -65,14 +65,14 @@ pub fn run(a: &RunArgs) -> Result<()> {
         }
     });
     let film = Arc::new(Mutex::new(Film {
-        want: Some((0, 0.0)),
+        want: Some(0.0),
         ..Default::default()
     }));
     let f = film.clone();
     let _frames = bus.subscribe::<Image, _>(keys::COLOR, move |img| {
         let Ok(img) = img else { return };
         let mut film = f.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((_, stamp)) = film.want {
+        if let Some(stamp) = film.want {
             if img.header.stamp.as_secs_f64() >= stamp && img.check("rgb8", 3).is_ok() {
                 film.frames.push(img.data);
                 film.want = None;
@@ -87,7 +87,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
             return;
         }
         film.last_step = Some(e.step);
-        film.want = Some((e.step, e.header.stamp.as_secs_f64()));
+        film.want = Some(e.header.stamp.as_secs_f64());
         println!(
             "step {}/{}: reward {:+.2}  total {:.2}{}",
             e.step,

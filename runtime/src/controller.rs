@@ -192,7 +192,7 @@ pub fn run(
 impl Node<'_> {
     fn now(&self) -> f64 {
         match self.cfg.clock {
-            ClockSource::Wall => wall_s(),
+            ClockSource::Wall => crate::wall_s(),
             ClockSource::Sim => self.last_clock,
         }
     }
@@ -358,11 +358,4 @@ impl Node<'_> {
         }
         Ok(End::Done)
     }
-}
-
-/// Seconds since the Unix epoch: the stamp of messages on the wall clock.
-pub fn wall_s() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }

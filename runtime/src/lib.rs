@@ -24,3 +24,16 @@ pub mod trajectory;
 pub use bus::{Bus, BusConfig, BusError, Qos};
 pub use cdr::CdrError;
 pub use msg::Message;
+
+/// Nanoseconds since the Unix epoch on this machine's clock: MCAP log times and the
+/// stamps of wall-clock nodes (processes on one machine share it).
+pub fn wall_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// [`wall_ns`] in seconds.
+pub fn wall_s() -> f64 {
+    wall_ns() as f64 * 1e-9
+}

@@ -133,9 +133,7 @@ pub fn run(
 
     let mut outstanding: Option<Outstanding> = None;
     // Chunk ids start from the clock so a restarted policy never reuses one.
-    let mut next_id = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(1, |d| d.as_micros() as u64);
+    let mut next_id = crate::wall_ns() / 1000;
     let mut last_event: Option<EpisodeEvent> = None;
     let mut last_seen = f64::NEG_INFINITY;
     let mut current_instruction: Option<String> = None;

@@ -200,7 +200,7 @@ impl Recorder {
         });
         let sink = tx.clone();
         let sub = bus.subscribe_all(move |topic, bytes| {
-            let _ = sink.send((topic.to_string(), bytes, now_ns()));
+            let _ = sink.send((topic.to_string(), bytes, crate::wall_ns()));
         })?;
         Ok(Self {
             sub: Some(sub),
@@ -221,12 +221,6 @@ impl Recorder {
             }),
         }
     }
-}
-
-fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 #[cfg(test)]
