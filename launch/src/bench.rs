@@ -78,11 +78,7 @@ pub fn policy(dir: &Path, decisions: usize, json: Option<&PathBuf>) -> Result<Po
         while !env.is_done() && timings.len() < decisions {
             let obs = env.observe();
             let d = pol.decide(&env, &obs);
-            let out = pol
-                .outputs
-                .last()
-                .context("the policy gave no output")?
-                .clone();
+            let out = pol.last.clone().context("the policy gave no output")?;
             timings.push(out.timing);
             uncached.push(pol.vla_mut().uncached_token(
                 &obs.rgb_bytes(),

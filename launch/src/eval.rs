@@ -1,8 +1,8 @@
 //! `loho eval`: the benchmark table, episodes spread over worker threads.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -10,7 +10,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use loho_sim::{run_episode, EpisodeResult, Oracle, Policy, RandomPolicy, Split, TaskId};
 use serde::Serialize;
 
-use crate::policy::{default_checkpoint, ModelPolicy};
+use loho_runtime::{Bus, BusConfig};
+
+use crate::policy::{default_checkpoint, ModelPolicy, RemotePolicy};
 
 /// Which policy acts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,9 +94,35 @@ pub struct EvalArgs {
     pub episodes: usize,
     pub seed: u64,
     pub jobs: usize,
-    /// Through the sim, controller and policy nodes over zenoh (lockstep), instead of
-    /// calling the policy and the simulator directly.
-    pub zenoh: bool,
+    pub transport: Transport,
+}
+
+/// How episodes reach the policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    /// The policy and the simulator called directly.
+    Local,
+    /// Through the sim, controller and policy nodes over zenoh (lockstep).
+    Zenoh,
+    /// Each decision a `policy/infer` query to a policy node: one started in this
+    /// process, or the one reached through these endpoints.
+    Infer { connect: Vec<String> },
+}
+
+impl Transport {
+    pub fn parse(s: &str, connect: Vec<String>) -> Result<Self> {
+        let t = match s {
+            "local" => Self::Local,
+            "zenoh" => Self::Zenoh,
+            "infer" => return Ok(Self::Infer { connect }),
+            other => anyhow::bail!("unknown --transport {other:?}: use local, zenoh or infer"),
+        };
+        anyhow::ensure!(
+            connect.is_empty(),
+            "--connect is for --transport infer (a policy node elsewhere)"
+        );
+        Ok(t)
+    }
 }
 
 /// Runs every (task, episode) pair; episode k of a task uses the split's seed number
@@ -109,6 +137,10 @@ pub fn evaluate(a: &EvalArgs) -> Result<Report> {
         ProgressStyle::with_template("{bar:40} {pos}/{len} episodes  {elapsed} (eta {eta})  {msg}")
             .expect("template"),
     );
+    let server = match &a.transport {
+        Transport::Infer { connect } => Some(InferServer::start(a, connect)?),
+        _ => None,
+    };
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<EpisodeResult>> = Mutex::new(Vec::with_capacity(work.len()));
     let start = Instant::now();
@@ -120,12 +152,12 @@ pub fn evaluate(a: &EvalArgs) -> Result<Report> {
                 let Some(&(task, seed)) = work.get(i) else {
                     break;
                 };
-                let run = if a.zenoh {
-                    episode_over_zenoh(a, task, seed)
-                } else {
-                    a.policy.make(seed).and_then(|mut policy| {
+                let run = match &server {
+                    Some(server) => server.episode(a, task, seed),
+                    None if a.transport == Transport::Zenoh => episode_over_zenoh(a, task, seed),
+                    None => a.policy.make(seed).and_then(|mut policy| {
                         Ok(run_episode(task, a.split, seed, policy.as_mut())?)
-                    })
+                    }),
                 }
                 .with_context(|| format!("task {} seed {seed}", task.letter()));
                 match run {
@@ -142,6 +174,7 @@ pub fn evaluate(a: &EvalArgs) -> Result<Report> {
         }
     });
     bar.finish_and_clear();
+    drop(server);
     if let Some(e) = errors.into_inner().unwrap().into_iter().next() {
         return Err(e);
     }
@@ -199,6 +232,70 @@ fn episode_over_zenoh(a: &EvalArgs, task: TaskId, seed: u64) -> Result<EpisodeRe
     };
     let decider = crate::nodes::decider(&a.policy, seed)?;
     crate::nodes::episode(&bus, &sim, decider, None, Duration::from_secs(600))
+}
+
+/// The policy node `policy/infer` queries go to, and the session they go through.
+struct InferServer {
+    bus: Bus,
+    /// A node of this process's own, stopped when the server is dropped.
+    node: Option<(Arc<AtomicBool>, std::thread::JoinHandle<Result<()>>)>,
+}
+
+impl InferServer {
+    const TIMEOUT: Duration = Duration::from_secs(60);
+
+    fn start(a: &EvalArgs, connect: &[String]) -> Result<Self> {
+        if !connect.is_empty() {
+            let cfg = BusConfig {
+                connect: connect.to_vec(),
+                ..Default::default()
+            };
+            let bus = Bus::open(&cfg).with_context(|| format!("connecting to {connect:?}"))?;
+            anyhow::ensure!(
+                bus.is_alive("policy", Duration::from_secs(5))?,
+                "no policy node answers at {connect:?} (start one with `loho policy --listen …`)"
+            );
+            return Ok(Self { bus, node: None });
+        }
+        let bus = Bus::open(&Default::default())?;
+        let mut decider = crate::nodes::decider(&a.policy, a.seed)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (b, s) = (bus.clone(), stop.clone());
+        let node = std::thread::Builder::new()
+            .name("policy".into())
+            .spawn(move || {
+                Ok(loho_runtime::policy::run(
+                    &b,
+                    decider.as_mut(),
+                    &Default::default(),
+                    s,
+                )?)
+            })?;
+        Ok(Self {
+            bus,
+            node: Some((stop, node)),
+        })
+    }
+
+    fn episode(&self, a: &EvalArgs, task: TaskId, seed: u64) -> Result<EpisodeResult> {
+        let mut policy = RemotePolicy::new(self.bus.clone(), seed, Self::TIMEOUT);
+        let r = run_episode(task, a.split, seed, &mut policy)?;
+        match policy.error {
+            Some(e) => Err(e.into()),
+            None => Ok(r),
+        }
+    }
+}
+
+impl Drop for InferServer {
+    fn drop(&mut self) {
+        if let Some((stop, node)) = self.node.take() {
+            stop.store(true, Ordering::Relaxed);
+            if let Ok(Err(e)) = node.join() {
+                tracing::error!("policy node: {e:#}");
+            }
+        }
+    }
 }
 
 /// The table in the LoHoVLA layout: tasks as columns, score and success rate as rows.

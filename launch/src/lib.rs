@@ -89,9 +89,14 @@ pub enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
         /// `local` calls the policy and the simulator directly; `zenoh` runs every
-        /// episode through the sim, controller and policy nodes (lockstep).
+        /// episode through the sim, controller and policy nodes (lockstep); `infer` asks
+        /// a policy node for each decision through its `policy/infer` queryable.
         #[arg(long, default_value = "local")]
         transport: String,
+        /// With `--transport infer`: the endpoint of a running `loho policy` to use
+        /// instead of one started here (repeatable).
+        #[arg(long)]
+        connect: Vec<String>,
     },
     /// Write oracle demonstrations (train seeds) as a dataset folder for `loho train`.
     GenData {
@@ -306,13 +311,10 @@ pub fn main_with<I: IntoIterator<Item = String>>(args: I) -> Result<()> {
             jobs,
             json,
             transport,
+            connect,
         } => {
-            anyhow::ensure!(
-                transport == "local" || transport == "zenoh",
-                "unknown --transport {transport:?}: use local or zenoh"
-            );
             let args = EvalArgs {
-                zenoh: transport == "zenoh",
+                transport: eval::Transport::parse(&transport, connect)?,
                 policy: PolicyKind::parse(&policy)?,
                 tasks: TaskId::parse_list(&tasks)?,
                 split: split(&sp)?,

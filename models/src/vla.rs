@@ -71,6 +71,11 @@ impl Vla {
         }
     }
 
+    /// Restarts the random stream of the action samples.
+    pub fn reseed(&mut self, seed: u64) {
+        self.rng = ChaCha8Rng::seed_from_u64(seed);
+    }
+
     /// The checkpoint in `dir`, on the CPU.
     pub fn load(dir: &Path, seed: u64) -> Result<Self, ModelError> {
         let (model, vocab) = checkpoint::load(dir, &Device::Cpu)?;

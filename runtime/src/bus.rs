@@ -25,6 +25,12 @@ pub enum BusError {
     Zenoh(#[from] zenoh::Error),
     #[error("bad endpoint {endpoint:?}: {reason}")]
     Endpoint { endpoint: String, reason: String },
+    #[error("no reply on {key} within {timeout:?} (is the node serving it up?)")]
+    NoReply { key: String, timeout: Duration },
+    #[error("{key} answered with an error: {reason}")]
+    Refused { key: String, reason: String },
+    #[error("undecodable reply on {key}: {source}")]
+    BadReply { key: String, source: CdrError },
 }
 
 /// Where a node's session listens and whom it connects to.
@@ -243,6 +249,53 @@ impl Bus {
         Ok(RawSubscription { _inner: inner })
     }
 
+    /// Serves queries on `topic`: `on` gets each one with its decoded payload (or the
+    /// decoding error) and answers it, on whatever thread it likes.
+    pub fn serve<Q, F>(&self, topic: &str, on: F) -> Result<Queryable, BusError>
+    where
+        Q: Message,
+        F: Fn(Request<Q>) + Send + Sync + 'static,
+    {
+        let inner = self
+            .session
+            .declare_queryable(self.key(topic))
+            .callback(move |query| {
+                let payload = query.payload().map(|p| p.to_bytes().into_owned());
+                let body = Q::decode(payload.as_deref().unwrap_or(&[]));
+                on(Request { body, query })
+            })
+            .wait()?;
+        Ok(Queryable { _inner: inner })
+    }
+
+    /// Sends `q` to whoever serves `topic` and waits for the first answer.
+    pub fn query<Q: Message, R: Message>(
+        &self,
+        topic: &str,
+        q: &Q,
+        timeout: Duration,
+    ) -> Result<R, BusError> {
+        let key = self.key(topic);
+        let replies = self
+            .session
+            .get(&key)
+            .payload(q.encode())
+            .timeout(timeout)
+            .wait()?;
+        let reply = replies.recv().map_err(|_| BusError::NoReply {
+            key: key.clone(),
+            timeout,
+        })?;
+        match reply.into_result() {
+            Ok(sample) => R::decode(&sample.payload().to_bytes())
+                .map_err(|source| BusError::BadReply { key, source }),
+            Err(e) => Err(BusError::Refused {
+                key,
+                reason: String::from_utf8_lossy(&e.payload().to_bytes()).into_owned(),
+            }),
+        }
+    }
+
     /// Whether a node of this robot currently holds its liveliness token.
     pub fn is_alive(&self, node: &str, timeout: Duration) -> Result<bool, BusError> {
         let replies = self
@@ -270,6 +323,29 @@ impl<T: Message> Publisher<T> {
 /// Keeps a liveliness watch alive.
 pub struct AliveWatch {
     _inner: zenoh::pubsub::Subscriber<()>,
+}
+
+/// Keeps a queryable declared.
+pub struct Queryable {
+    _inner: zenoh::query::Queryable<()>,
+}
+
+/// One query to a [`Bus::serve`]d topic, to be answered once.
+pub struct Request<Q> {
+    /// The query's payload, decoded.
+    pub body: Result<Q, CdrError>,
+    query: zenoh::query::Query,
+}
+
+impl<Q> Request<Q> {
+    pub fn reply<R: Message>(self, r: &R) -> Result<(), BusError> {
+        let key = self.query.key_expr().clone();
+        Ok(self.query.reply(key, r.encode()).wait()?)
+    }
+    /// Answers with an error the asker sees as [`BusError::Refused`].
+    pub fn refuse(self, reason: &str) -> Result<(), BusError> {
+        Ok(self.query.reply_err(reason.to_string()).wait()?)
+    }
 }
 
 /// Keeps a raw subscription alive.

@@ -285,6 +285,11 @@ message!(
     { header: Header, obs_stamp: Time, chunk_id: u64, subtask: String, keyposes: Vec<Keypose> }
 );
 message!(
+    /// `loho_msgs/msg/InferRequest`: the query of `policy/infer`.
+    InferRequest = "loho_msgs/msg/InferRequest", include_str!("../msg/loho_msgs/msg/InferRequest.msg"),
+    { instruction: String, color: Image, depth: Image, keep_subtask: String, seed: u64 }
+);
+message!(
     /// `loho_msgs/msg/EeCommand`.
     EeCommand = "loho_msgs/msg/EeCommand", include_str!("../msg/loho_msgs/msg/EeCommand.msg"),
     { header: Header, chunk_id: u64, target: Pose, gripper: f64 }

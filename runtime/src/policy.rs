@@ -9,16 +9,22 @@
 //! or finished it on a robot with no simulator to score it (`exec/status`). A
 //! decision always uses a frame newer than the one the last decision saw, so nothing acts
 //! twice on one picture. Nothing is decided while the e-stop is latched.
+//!
+//! The node also serves `policy/infer` (DESIGN §4): a query carries one observation and
+//! the caller's closed-loop choice (keep the sub-task or write a new one) and is answered
+//! with one chunk, on this same thread, between the node's own decisions. The server keeps
+//! no state per caller, so simulators on many machines can share one policy.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
+use crate::bus::Request;
 use crate::bus::{Bus, BusError, Qos};
 use crate::keys;
 use crate::msg::{
-    ActionChunk, BoolMsg, DiagnosticArray, EpisodeEvent, ExecStatus, Header, Image, Keypose, Pose,
-    StringMsg, Time,
+    ActionChunk, BoolMsg, DiagnosticArray, EpisodeEvent, ExecStatus, Header, Image, InferRequest,
+    Keypose, Pose, StringMsg, Time,
 };
 use crate::trajectory::EePose;
 
@@ -56,6 +62,14 @@ pub trait Decide: Send {
     /// Forgets the episode (a new instruction begins).
     fn reset(&mut self);
     fn decide(&mut self, obs: &Observation) -> Result<Decision, String>;
+    /// One decision outside the node's own closed loop (a `policy/infer` query): re-read
+    /// `keep` or write a new sub-task, sampling with `seed`.
+    fn infer(
+        &mut self,
+        obs: &Observation,
+        keep: Option<&str>,
+        seed: u64,
+    ) -> Result<Decision, String>;
 }
 
 /// Sent to an in-process observer after every decision (the console of `loho run`).
@@ -84,6 +98,7 @@ impl Default for PolicyConfig {
 enum Input {
     Episode(EpisodeEvent),
     Status(ExecStatus),
+    Infer(Box<Request<InferRequest>>),
     Bad(&'static str, String),
 }
 
@@ -111,11 +126,16 @@ pub fn run(
     let _events = bus.subscribe::<EpisodeEvent, _>(keys::EPISODE, move |m| {
         let _ = t.send(m.map_or_else(|e| Input::Bad(keys::EPISODE, e.to_string()), Input::Episode));
     })?;
+    let t = tx.clone();
     let _status = bus.subscribe::<ExecStatus, _>(keys::EXEC_STATUS, move |m| {
-        let _ = tx.send(m.map_or_else(
+        let _ = t.send(m.map_or_else(
             |e| Input::Bad(keys::EXEC_STATUS, e.to_string()),
             Input::Status,
         ));
+    })?;
+    // Queries wait in the same queue, so inference stays on this thread.
+    let _infer = bus.serve::<InferRequest, _>(keys::INFER, move |q| {
+        let _ = tx.send(Input::Infer(Box::new(q)));
     })?;
     let subtask_pub = bus.publisher::<StringMsg>(keys::SUBTASK, Qos::Command)?;
     let action_pub = bus.publisher::<ActionChunk>(keys::ACTION, Qos::Command)?;
@@ -164,6 +184,12 @@ pub fn run(
                     outstanding = None;
                 }
             }
+            Ok(Input::Infer(q)) => {
+                next_id += 1;
+                if let Err(why) = answer(decider, *q, next_id)? {
+                    report_bad("policy/infer query refused", &why)?;
+                }
+            }
             Ok(Input::Bad(topic, why)) => report_bad(&format!("undecodable {topic}"), &why)?,
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -200,20 +226,14 @@ pub fn run(
         if c.header.stamp != d.header.stamp || stamp <= last_seen || !after_event {
             continue;
         }
-        let (rgb, heights) = match (c.check("rgb8", 3), d.to_f32()) {
-            (Ok(()), Ok(h)) if c.width == d.width && c.height == d.height => (c.data, h),
-            (Err(e), _) | (_, Err(e)) => {
-                report_bad("bad camera frame", &e.to_string())?;
-                last_seen = stamp;
-                continue;
-            }
-            _ => {
-                report_bad("bad camera frame", "colour and depth sizes differ")?;
-                last_seen = stamp;
+        last_seen = stamp;
+        let (rgb, heights) = match frame(&c, &d) {
+            Ok(f) => f,
+            Err(why) => {
+                report_bad("bad camera frame", &why)?;
                 continue;
             }
         };
-        last_seen = stamp;
         let obs = Observation {
             instruction: &text,
             rgb: &rgb,
@@ -240,28 +260,17 @@ pub fn run(
         };
         let latency = t0.elapsed();
         next_id += 1;
-        let (subtask, keyposes) = match &decision {
-            Decision::Act(a) => (
-                a.subtask.clone(),
-                vec![keypose(&a.pick, 1.0), keypose(&a.place, 0.0)],
-            ),
-            Decision::Done(text) => (text.clone(), vec![]),
+        let subtask = match &decision {
+            Decision::Act(a) => a.subtask.clone(),
+            Decision::Done(text) => text.clone(),
         };
         tracing::debug!(
             chunk = next_id,
             ms = latency.as_secs_f64() * 1e3,
             "policy: {subtask}"
         );
-        subtask_pub.put(&StringMsg {
-            data: subtask.clone(),
-        })?;
-        action_pub.put(&ActionChunk {
-            header: Header::new(stamp, "world"),
-            obs_stamp: Time::from_secs_f64(stamp),
-            chunk_id: next_id,
-            subtask,
-            keyposes,
-        })?;
+        subtask_pub.put(&StringMsg { data: subtask })?;
+        action_pub.put(&chunk(&decision, stamp, next_id))?;
         outstanding = Some(Outstanding {
             id: next_id,
             step: last_event.as_ref().map_or(0, |e| e.step),
@@ -275,6 +284,73 @@ pub fn run(
         }
     }
     Ok(())
+}
+
+/// The RGB bytes and heights of a colour + depth pair, or why they are not a frame.
+fn frame(c: &Image, d: &Image) -> Result<(Vec<u8>, Vec<f32>), String> {
+    c.check(crate::msg::encoding::RGB8, 3)
+        .map_err(|e| format!("colour: {e}"))?;
+    let h = d.to_f32().map_err(|e| format!("depth: {e}"))?;
+    if c.width != d.width || c.height != d.height {
+        return Err("colour and depth sizes differ".into());
+    }
+    Ok((c.data.clone(), h))
+}
+
+/// Answers one `policy/infer` query: the chunk, or an error reply saying why not (also
+/// returned, for the node's diagnostics).
+fn answer(
+    decider: &mut dyn Decide,
+    q: Request<InferRequest>,
+    id: u64,
+) -> Result<Result<(), String>, BusError> {
+    let decided = q
+        .body
+        .as_ref()
+        .map_err(|e| format!("undecodable query: {e}"))
+        .and_then(|r| {
+            let (rgb, height) = frame(&r.color, &r.depth)?;
+            let obs = Observation {
+                instruction: &r.instruction,
+                rgb: &rgb,
+                height: &height,
+                rows: r.color.height as usize,
+                cols: r.color.width as usize,
+                total_reward: 0.0,
+            };
+            let keep = Some(r.keep_subtask.as_str()).filter(|k| !k.is_empty());
+            let d = decider.infer(&obs, keep, r.seed)?;
+            Ok(chunk(&d, r.color.header.stamp.as_secs_f64(), id))
+        });
+    match decided {
+        Ok(c) => {
+            q.reply(&c)?;
+            Ok(Ok(()))
+        }
+        Err(why) => {
+            q.refuse(&why)?;
+            Ok(Err(why))
+        }
+    }
+}
+
+/// A decision as the chunk that carries it: pick (suction on), place (suction off), or
+/// no keyposes for "done".
+fn chunk(d: &Decision, obs_stamp: f64, id: u64) -> ActionChunk {
+    let (subtask, keyposes) = match d {
+        Decision::Act(a) => (
+            a.subtask.clone(),
+            vec![keypose(&a.pick, 1.0), keypose(&a.place, 0.0)],
+        ),
+        Decision::Done(text) => (text.clone(), vec![]),
+    };
+    ActionChunk {
+        header: Header::new(obs_stamp, "world"),
+        obs_stamp: Time::from_secs_f64(obs_stamp),
+        chunk_id: id,
+        subtask,
+        keyposes,
+    }
 }
 
 fn keypose(p: &EePose, gripper: f64) -> Keypose {

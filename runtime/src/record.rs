@@ -75,6 +75,7 @@ fn definitions() -> Vec<(&'static str, &'static str)> {
         d::<ArmState>(),
         d::<Keypose>(),
         d::<ActionChunk>(),
+        d::<InferRequest>(),
         d::<EeCommand>(),
         d::<ExecStatus>(),
         d::<EpisodeEvent>(),

@@ -41,6 +41,13 @@ fn every_message_round_trips() {
         vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
     ));
     roundtrip(Image::f32c1(header(), 2, 1, &[0.04, 0.25]));
+    roundtrip(InferRequest {
+        instruction: "put the blocks in a bowl of the same color.".into(),
+        color: Image::rgb8(header(), 1, 1, vec![1, 2, 3]),
+        depth: Image::f32c1(header(), 1, 1, &[0.04]),
+        keep_subtask: "pick up the red block and place it in the red bowl.".into(),
+        seed: 7,
+    });
     roundtrip(HeightmapInfo {
         header: header(),
         x_min: 0.25,
@@ -210,6 +217,7 @@ fn garbage_is_an_error_not_a_panic() {
             let _ = ArmState::decode(b);
             let _ = DiagnosticArray::decode(b);
             let _ = EpisodeEvent::decode(b);
+            let _ = InferRequest::decode(b);
         }
     }
     assert!(matches!(
@@ -243,6 +251,7 @@ fn custom_types_match_their_msg_files() {
     check::<ArmState>();
     check::<Keypose>();
     check::<ActionChunk>();
+    check::<InferRequest>();
     check::<EeCommand>();
     check::<ExecStatus>();
     check::<EpisodeEvent>();

@@ -314,3 +314,60 @@ fn eval_through_the_nodes() {
     .unwrap_err();
     assert!(format!("{e:#}").contains("cannot run as a node"), "{e:#}");
 }
+
+/// `--transport infer` asks a policy node for every decision through `policy/infer`; the
+/// caller seeds each query, so the same episodes give the same results.
+#[test]
+fn eval_through_policy_infer() {
+    let run = |name: &str| {
+        let json = tmp(name);
+        loho(&[
+            "eval",
+            "--policy",
+            "default",
+            "--tasks",
+            "A,F",
+            "--episodes",
+            "2",
+            "--jobs",
+            "2",
+            "--transport",
+            "infer",
+            "--json",
+            json.to_str().unwrap(),
+        ])
+        .unwrap();
+        let v = read_json(&json);
+        (v["tasks"].clone(), v["failures"].clone())
+    };
+    let first = run("infer-eval-1.json");
+    for t in first.0.as_array().unwrap() {
+        assert_eq!(t["episodes"], 2);
+        assert!(t["mean_steps"].as_f64().unwrap() >= 1.0, "{t}");
+    }
+    assert_eq!(run("infer-eval-2.json"), first);
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let nobody = format!("tcp/127.0.0.1:{port}");
+    let e = loho(&[
+        "eval",
+        "--policy",
+        "default",
+        "--tasks",
+        "A",
+        "--episodes",
+        "1",
+        "--transport",
+        "infer",
+        "--connect",
+        &nobody,
+    ])
+    .unwrap_err();
+    assert!(format!("{e:#}").contains(&nobody), "{e:#}");
+    let e = loho(&["eval", "--transport", "zenoh", "--connect", &nobody]).unwrap_err();
+    assert!(format!("{e:#}").contains("--transport infer"), "{e:#}");
+}

@@ -1,5 +1,6 @@
 //! The nodes in separate processes over loopback zenoh, and what happens when things go
-//! wrong: bad chunks, garbage payloads, the e-stop, the policy killed and restarted.
+//! wrong: bad chunks, garbage payloads, the e-stop, `policy/infer` queries good and bad,
+//! the policy killed and restarted.
 //!
 //! This test binary is also the `loho` command line: started with `LOHO_CHILD_ARGS` set,
 //! it runs `loho::main_with` on those arguments (the same code path as the `loho`
@@ -18,9 +19,9 @@ use std::time::{Duration, Instant};
 use loho_runtime::keys;
 use loho_runtime::msg::{
     ActionChunk, ArmState, BoolMsg, DiagnosticArray, EeCommand, EpisodeEvent, ExecStatus, Header,
-    Image, Keypose, Pose,
+    Image, InferRequest, Keypose, Pose, StringMsg,
 };
-use loho_runtime::{Bus, BusConfig, Qos};
+use loho_runtime::{Bus, BusConfig, BusError, Qos};
 use loho_sim::camera::{HEIGHT, WIDTH};
 use loho_sim::colors::TABLE;
 use loho_sim::{Decision, Env, Oracle, Policy, Split, TaskId};
@@ -40,7 +41,7 @@ fn main() {
         return;
     }
     let mut g = Graph::start();
-    let tests: [(&str, fn(&mut Graph)); 5] = [
+    let tests: [(&str, fn(&mut Graph)); 6] = [
         (
             "frames_and_a_chunk_cross_processes",
             frames_and_a_chunk_cross_processes,
@@ -56,6 +57,10 @@ fn main() {
         (
             "estop_stops_motion_until_cleared",
             estop_stops_motion_until_cleared,
+        ),
+        (
+            "policy_infer_answers_queries_and_refuses_bad_ones",
+            policy_infer_answers_queries_and_refuses_bad_ones,
         ),
         ("policy_killed_then_restarted", policy_killed_then_restarted),
     ];
@@ -469,6 +474,86 @@ fn estop_stops_motion_until_cleared(g: &mut Graph) {
     wait_for("motion after clearing", Duration::from_secs(60), || {
         (g.cmds_after(t_clear) > 20).then_some(())
     });
+}
+
+fn policy_infer_answers_queries_and_refuses_bad_ones(g: &mut Graph) {
+    const TIMEOUT: Duration = Duration::from_secs(30);
+    let env = Env::new(TaskId::B, Split::Test, Split::Test.seed(2)).unwrap();
+    let obs = env.observe();
+    let header = Header::new(0.0, "world");
+    let (w, h) = (WIDTH as u32, HEIGHT as u32);
+    let request = InferRequest {
+        instruction: env.instruction().into(),
+        color: Image::rgb8(header.clone(), w, h, obs.rgb_bytes()),
+        depth: Image::f32c1(header, w, h, &obs.height),
+        keep_subtask: String::new(),
+        seed: 5,
+    };
+    let ask = |q: &InferRequest| g.bus.query::<_, ActionChunk>(keys::INFER, q, TIMEOUT);
+    // The policy process may still be loading its checkpoint.
+    let first = wait_for(
+        "an answer from policy/infer",
+        Duration::from_secs(60),
+        || ask(&request).ok(),
+    );
+    assert!(!first.subtask.is_empty());
+    assert_eq!(first.keyposes.len(), 2, "{first:?}");
+    assert_eq!(
+        [first.keyposes[0].gripper, first.keyposes[1].gripper],
+        [1.0, 0.0],
+        "suction on at the pick, off at the place"
+    );
+    for k in &first.keyposes {
+        let p = &k.pose.position;
+        assert!(
+            (0.25..=0.75).contains(&p.x) && (-0.5..=0.5).contains(&p.y),
+            "{p:?}"
+        );
+    }
+    // The server keeps no state between queries: the same query gets the same answer,
+    // whatever the node did in between.
+    let again = ask(&request).unwrap();
+    assert_eq!(again.keyposes, first.keyposes);
+    assert_eq!(again.subtask, first.subtask);
+    let kept = "pick up the red block and place it on the red bowl.";
+    let keep = ask(&InferRequest {
+        keep_subtask: kept.into(),
+        ..request.clone()
+    })
+    .unwrap();
+    assert_eq!(keep.subtask, kept);
+    assert_eq!(keep.keyposes.len(), 2);
+
+    // Bad queries get an error reply saying why; the node goes on serving.
+    let refused = |r: Result<ActionChunk, BusError>, why: &str| match r {
+        Err(BusError::Refused { reason, .. }) => assert!(reason.contains(why), "{reason}"),
+        other => panic!("expected a refusal ({why}), got {other:?}"),
+    };
+    let garbage = StringMsg {
+        data: "not an observation".into(),
+    };
+    refused(
+        g.bus
+            .query::<_, ActionChunk>(keys::INFER, &garbage, TIMEOUT),
+        "undecodable",
+    );
+    let mut truncated = request.clone();
+    truncated.color.data.truncate(100);
+    refused(ask(&truncated), "colour");
+    let mut small = request.clone();
+    small.depth = Image::f32c1(Header::new(0.0, "world"), 2, 2, &[0.0; 4]);
+    refused(ask(&small), "sizes differ");
+    let mut wrong = request.clone();
+    wrong.color.encoding = "bgr8".into();
+    refused(ask(&wrong), "encoding");
+    assert_eq!(ask(&request).unwrap().keyposes, first.keyposes);
+    let diagnosed = g
+        .diags
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(_, d)| d.status.iter().any(|s| s.message.contains("policy/infer")));
+    assert!(diagnosed, "refusals are reported on diagnostics");
 }
 
 fn policy_killed_then_restarted(g: &mut Graph) {
