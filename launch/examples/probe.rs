@@ -4,8 +4,10 @@
 //! before a full `loho eval`.
 //!
 //! ```sh
-//! cargo run --release --example probe -- runs/train/loho-tiny 2 [NOISE_SCALE]
+//! cargo run --release --example probe -- runs/train/loho-tiny 2
 //! ```
+//!
+//! Sampling (`head.samples`, `head.noise_scale`) is the checkpoint's `config.json`'s.
 
 use std::path::Path;
 
@@ -22,9 +24,6 @@ fn main() -> anyhow::Result<()> {
     let dir = args.next().unwrap_or_else(|| "runs/train/loho-tiny".into());
     let per_task: u64 = args.next().map_or(Ok(2), |s| s.parse())?;
     let mut vla = Vla::load(Path::new(&dir), 0)?;
-    if let Some(scale) = args.next() {
-        vla.noise_scale = scale.parse()?;
-    }
     let (mut same, mut n, mut pick, mut place) = (0, 0, 0.0, 0.0);
     for task in ALL_TASKS {
         for k in 0..per_task {

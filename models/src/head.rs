@@ -19,6 +19,21 @@ pub struct HeadConfig {
     pub keyposes: usize,
     /// Euler steps when sampling.
     pub flow_steps: usize,
+    /// Actions sampled per decision (in one batch); the medoid is taken, so a stray
+    /// sample does not become a stray motion. Chosen on the val split, not trained.
+    #[serde(default = "one")]
+    pub samples: usize,
+    /// Scale of the flow's starting noise (1 = as trained; below 1 leans to the mode).
+    #[serde(default = "unit")]
+    pub noise_scale: f32,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn unit() -> f32 {
+    1.0
 }
 
 /// Numbers per keypose: x, y, z, sin yaw, cos yaw, suction.
@@ -151,6 +166,8 @@ mod tests {
 
     fn cfg() -> HeadConfig {
         HeadConfig {
+            samples: 1,
+            noise_scale: 1.0,
             hidden: 32,
             blocks: 2,
             keyposes: 2,
@@ -206,5 +223,13 @@ mod tests {
         let out = head.sample(&c, &noise).unwrap();
         let err = crate::max_diff(&out, &target);
         assert!(err < 0.1, "sampled action is {err} from its target");
+    }
+
+    #[test]
+    fn a_config_without_sampling_samples_as_trained() {
+        let c: HeadConfig =
+            serde_json::from_str(r#"{"hidden": 32, "blocks": 2, "keyposes": 2, "flow_steps": 10}"#)
+                .unwrap();
+        assert_eq!(c, cfg());
     }
 }

@@ -59,6 +59,8 @@ impl Config {
             },
             stem,
             head: HeadConfig {
+                samples: 1,
+                noise_scale: 1.0,
                 hidden: 256,
                 blocks: 3,
                 keyposes: 2,

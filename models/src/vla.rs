@@ -51,11 +51,6 @@ pub struct Vla {
     instruction: Vec<u32>,
     /// True when the instruction was cut to fit `max_instruction`.
     pub truncated: bool,
-    /// Actions sampled per decision (in one batch); the medoid is taken, so a stray
-    /// sample does not become a stray motion.
-    pub action_samples: usize,
-    /// Scale of the starting noise of the flow (1 = as trained; below 1 leans to the mode).
-    pub noise_scale: f32,
 }
 
 impl Vla {
@@ -66,8 +61,6 @@ impl Vla {
             rng: ChaCha8Rng::seed_from_u64(seed),
             instruction: Vec::new(),
             truncated: false,
-            action_samples: 1,
-            noise_scale: 1.0,
         }
     }
 
@@ -154,10 +147,10 @@ impl Vla {
             h = self.model.feed(ids::ACT)?;
             tokens += 2;
             let t2 = Instant::now();
-            let dims = self.model.config().head.action_dims();
-            let n = self.action_samples.max(1);
+            let cfg = &self.model.config().head;
+            let (dims, n, scale) = (cfg.action_dims(), cfg.samples.max(1), cfg.noise_scale);
             let noise: Vec<f32> = (0..n * dims)
-                .map(|_| self.noise_scale * normal(&mut self.rng))
+                .map(|_| scale * normal(&mut self.rng))
                 .collect();
             let noise = Tensor::from_vec(noise, (n, dims), self.model.device())?;
             let (cond, offset) = self.model.act_condition(&h)?;
