@@ -97,9 +97,9 @@ pub struct Loho {
     head: ActionHead,
     cfg: Config,
     device: Device,
-    /// The object tokens' states (1, N, d) of the frame last observed, which are real, and
-    /// their centroids.
-    frame_objects: Option<(Tensor, Tensor, Tensor)>,
+    /// The object tokens' states (1, N, d) of the frame last observed, which are real,
+    /// which lie flat (zones), and their centroids.
+    frame_objects: Option<(Tensor, Tensor, Tensor, Tensor)>,
 }
 
 impl Loho {
@@ -180,6 +180,7 @@ impl Loho {
         self.frame_objects = Some((
             h.narrow(1, 0, img.dim(1)?)?,
             Stem::present(frame)?,
+            Stem::flat(frame)?,
             Stem::xy(frame)?,
         ));
         h.get(0)?.narrow(0, x.dim(1)? - 1, 1)
@@ -187,15 +188,23 @@ impl Loho {
 
     /// The action head's condition for hidden states at `<act>` (n, d) on the frame last
     /// observed — the state plus what the pointers pick out of its objects — and the
-    /// anchor offset (n, action_dims) to add to the head's sample.
-    pub fn act_condition(&self, act: &Tensor) -> Result<(Tensor, Tensor)> {
-        let Some((objects, present, xy)) = &self.frame_objects else {
+    /// anchor offset (n, action_dims) to add to the head's sample. With `place_on_flat`
+    /// (the sub-task places on a zone) the last keypose's pointer may only pick objects
+    /// flat on the table, if the frame shows any.
+    pub fn act_condition(&self, act: &Tensor, place_on_flat: bool) -> Result<(Tensor, Tensor)> {
+        let Some((objects, present, flat, xy)) = &self.frame_objects else {
             candle_core::bail!("no frame observed yet");
         };
         let n = act.dim(0)?;
-        let (c, _, w) =
-            self.pointer
-                .forward(act, &objects.repeat((n, 1, 1))?, &present.repeat((n, 1))?)?;
+        let k = self.cfg.head.keyposes;
+        let mut allowed = vec![present.clone(); k];
+        if place_on_flat && flat.sum_all()?.to_scalar::<f32>()? > 0.0 {
+            allowed[k - 1] = flat.clone();
+        }
+        let allowed = Tensor::stack(&allowed, 1)?.repeat((n, 1, 1))?;
+        let (c, _, w) = self
+            .pointer
+            .forward(act, &objects.repeat((n, 1, 1))?, &allowed)?;
         Ok((c, anchor_offset(&w, &xy.repeat((n, 1, 1))?)?))
     }
 

@@ -32,8 +32,9 @@ impl Pointer {
     }
 
     /// For hidden states at `<act>` (n, d), the object tokens' states (n, N, d) and which of
-    /// them are real objects (n, N; 1 or 0): the action head's condition (n, d), the
-    /// pointer logits (n, keyposes, N) with padding at −1e9, and their softmax.
+    /// them each pointer may pick (n, N, or per keypose n, keyposes, N; 1 or 0: padding
+    /// never): the action head's condition (n, d), the pointer logits (n, keyposes, N)
+    /// with the others at −1e9, and their softmax.
     pub fn forward(
         &self,
         act: &Tensor,
@@ -44,7 +45,11 @@ impl Pointer {
         let q = self.query.forward(act)?.reshape((n, k, d))?;
         let keys = self.key.forward(objects)?;
         let logits = (q.matmul(&keys.transpose(1, 2)?.contiguous()?)? / (d as f64).sqrt())?;
-        let mask = ((present - 1.0)? * 1e9)?.unsqueeze(1)?;
+        let allowed = match present.rank() {
+            2 => present.unsqueeze(1)?,
+            _ => present.clone(),
+        };
+        let mask = ((allowed - 1.0)? * 1e9)?;
         let logits = logits.broadcast_add(&mask)?;
         // The composite softmax: the fused one has no backward (candle-notes trap 1).
         let w = candle_nn::ops::softmax(&logits, D::Minus1)?;

@@ -133,6 +133,14 @@ impl Stem {
         self.fc2.forward(&self.fc1.forward(frames)?.relu()?)
     }
 
+    /// Which object tokens of stem inputs (b, N, FEATURES) lie flat on the table, top
+    /// below 1 cm (zones): (b, N), 1 or 0.
+    pub fn flat(frames: &Tensor) -> Result<Tensor> {
+        let top = frames.narrow(2, SLOT_TOP, 1)?.squeeze(2)?;
+        let low = top.lt(0.01 / 0.1)?.to_dtype(frames.dtype())?;
+        low * Self::present(frames)?
+    }
+
     /// The centroids (b, N, 2) of stem inputs' objects: x, y on the workspace's ±1 scale.
     pub fn xy(frames: &Tensor) -> Result<Tensor> {
         frames.narrow(2, SLOT_X, 2)

@@ -153,7 +153,8 @@ impl Vla {
                 .map(|_| scale * normal(&mut self.rng))
                 .collect();
             let noise = Tensor::from_vec(noise, (n, dims), self.model.device())?;
-            let (cond, offset) = self.model.act_condition(&h)?;
+            let on_zone = subtask.trim_end_matches('.').ends_with("zone");
+            let (cond, offset) = self.model.act_condition(&h, on_zone)?;
             let sample = self.model.head().sample(&cond.repeat((n, 1))?, &noise)?;
             let all: Vec<Vec<f32>> = sample.broadcast_add(&offset)?.to_vec2()?;
             let a = medoid(&all);

@@ -256,3 +256,48 @@ fn two_hundred_steps_on_32_samples_lower_the_loss_tenfold() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A sub-task that places on a zone makes the place pointer pick among flat objects only:
+/// with one zone in view, the place's anchor is that zone's centroid, whatever the
+/// (untrained) pointer prefers; the pick's pointer is left alone.
+#[test]
+fn a_place_on_a_zone_points_at_a_zone() {
+    let (mut model, vocab, _vm) = fresh();
+    let (mut rgb, mut h) = frame(40, 30, [255, 87, 89]);
+    // A green zone outline, 38 px, 2 px wide, 1 mm high: rows 181–218, columns 81–118.
+    for r in 181..219 {
+        for c in 81..119 {
+            if r < 183 || r >= 217 || c < 83 || c >= 117 {
+                rgb[(r * COLS + c) * 3..][..3].copy_from_slice(&[89, 169, 78]);
+                h[r * COLS + c] = 0.001;
+            }
+        }
+    }
+    let ids = vocab.encode(texts()[0]).unwrap();
+    let (ids, _) = model.instruction_ids(&ids);
+    model.start(&ids).unwrap();
+    let f = model.stem().frame(&rgb, &h, &Device::Cpu).unwrap();
+    let act = model.observe(&f).unwrap();
+    let anchor = |on_zone: bool| -> Vec<f32> {
+        let (_, offset) = model.act_condition(&act, on_zone).unwrap();
+        offset.flatten_all().unwrap().to_vec1().unwrap()
+    };
+    // The zone's centroid (row 199.5, column 99.5) on the workspace's ±1 scale, from
+    // pixel centres.
+    let (zx, zy) = (
+        2.0 * 100.0 / COLS as f32 - 1.0,
+        2.0 * 200.0 / ROWS as f32 - 1.0,
+    );
+    let zoned = anchor(true);
+    let (px, py) = (zoned[6], zoned[7]);
+    assert!(
+        (px - zx).abs() < 1e-3 && (py - zy).abs() < 1e-3,
+        "place anchor {px}, {py}"
+    );
+    let free = anchor(false);
+    assert_eq!(zoned[..6], free[..6], "the pick is not constrained");
+    assert!(
+        (free[6] - zx).abs() > 1e-3,
+        "unconstrained, the place mixes both objects"
+    );
+}
