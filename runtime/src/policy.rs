@@ -137,6 +137,7 @@ pub fn run(
     let _infer = bus.serve::<InferRequest, _>(keys::INFER, move |q| {
         let _ = tx.send(Input::Infer(Box::new(q)));
     })?;
+    tracing::debug!("policy: serving {}", bus.key(keys::INFER));
     let subtask_pub = bus.publisher::<StringMsg>(keys::SUBTASK, Qos::Command)?;
     let action_pub = bus.publisher::<ActionChunk>(keys::ACTION, Qos::Command)?;
     let diag = bus.publisher::<DiagnosticArray>(keys::DIAGNOSTICS, Qos::Stream)?;
