@@ -271,10 +271,25 @@ impl InferServer {
                     s,
                 )?)
             })?;
-        Ok(Self {
+        let server = Self {
             bus,
             node: Some((stop, node)),
-        })
+        };
+        // The node declares its liveliness token after its queryable: wait for it, so the
+        // first query does not go out before anyone serves it.
+        let t0 = std::time::Instant::now();
+        while !server.bus.is_alive("policy", Duration::from_millis(200))? {
+            anyhow::ensure!(
+                !server.node.as_ref().is_some_and(|(_, n)| n.is_finished()),
+                "the policy node stopped before it served (its error is logged)"
+            );
+            anyhow::ensure!(
+                t0.elapsed() < Self::TIMEOUT,
+                "the policy node did not start within {:?}",
+                Self::TIMEOUT
+            );
+        }
+        Ok(server)
     }
 
     fn episode(&self, a: &EvalArgs, task: TaskId, seed: u64) -> Result<EpisodeResult> {

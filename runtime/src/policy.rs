@@ -115,7 +115,6 @@ pub fn run(
     cfg: &PolicyConfig,
     stop: Arc<AtomicBool>,
 ) -> Result<(), BusError> {
-    let _alive = bus.alive("policy")?;
     let _peers = bus.log_peers("policy", &["sim", "controller"], stop.clone())?;
     let color = bus.latest::<Image>(keys::COLOR)?;
     let depth = bus.latest::<Image>(keys::DEPTH)?;
@@ -138,6 +137,8 @@ pub fn run(
         let _ = tx.send(Input::Infer(Box::new(q)));
     })?;
     tracing::debug!("policy: serving {}", bus.key(keys::INFER));
+    // Last, so that a peer who sees the node alive finds everything it serves.
+    let _alive = bus.alive("policy")?;
     let subtask_pub = bus.publisher::<StringMsg>(keys::SUBTASK, Qos::Command)?;
     let action_pub = bus.publisher::<ActionChunk>(keys::ACTION, Qos::Command)?;
     let diag = bus.publisher::<DiagnosticArray>(keys::DIAGNOSTICS, Qos::Stream)?;
