@@ -461,7 +461,7 @@ mod tests {
         // A 38 px zone outline, 2 px wide, 1 mm high.
         for u in 20..58 {
             for v in 20..58 {
-                if u < 22 || u >= 56 || v < 22 || v >= 56 {
+                if !(22..56).contains(&u) || !(22..56).contains(&v) {
                     f.0[(u * COLS + v) * 3..][..3].copy_from_slice(&[89, 169, 78]);
                     f.1[u * COLS + v] = 0.001;
                 }

@@ -640,8 +640,14 @@ const ON_OBJECT: f64 = 0.04;
 /// A keypose is over an object's footprint within this distance (m) of its centroid, or
 /// within half its bounding box if that is larger.
 const FOOTPRINT: f64 = 0.02;
-/// Metres per heightmap pixel (both axes).
-const PIXEL: f64 = 0.003125;
+
+/// An object token's centroid in the workspace (m), from its ±1 stem features.
+fn object_xy(cfg: &Config, f: &[f32]) -> (f64, f64) {
+    use crate::stem::{SLOT_X, SLOT_Y};
+    let ws = &cfg.workspace;
+    let at = |v: f32, r: [f64; 2]| (v as f64 + 1.0) * (r[1] - r[0]) / 2.0 + r[0];
+    (at(f[SLOT_X], ws.x), at(f[SLOT_Y], ws.y))
+}
 
 /// The pointer targets of a batch with stem inputs `objects` (b × N × FEATURES): for each
 /// `<act>` row and keypose, the nearest object token when it is within [`ON_OBJECT`], or
@@ -655,9 +661,8 @@ fn pointer_labels(
     total: usize,
     actions: &[f32],
 ) -> Vec<(u32, u32)> {
-    use crate::stem::{SLOT_PRESENT, SLOT_TOP, SLOT_X, SLOT_Y};
+    use crate::stem::{SLOT_PRESENT, SLOT_TOP};
     let ws = &cfg.workspace;
-    let half = |r: [f64; 2]| (r[1] - r[0]) / 2.0;
     let dims = crate::head::KEYPOSE_DIMS;
     let k = cfg.head.keyposes;
     let mut out = Vec::new();
@@ -666,8 +671,8 @@ fn pointer_labels(
         for j in 0..k {
             let pose = ws.decode(&actions[(a * k + j) * dims..][..dims]);
             let dist = |f: &Vec<f32>| {
-                let dx = (f[SLOT_X] as f64 + 1.0) * half(ws.x) + ws.x[0] - pose.x;
-                let dy = (f[SLOT_Y] as f64 + 1.0) * half(ws.y) + ws.y[0] - pose.y;
+                let (x, y) = object_xy(cfg, f);
+                let (dx, dy) = (x - pose.x, y - pose.y);
                 let dz = f[SLOT_TOP] as f64 * 0.1 - pose.z;
                 (dx * dx + dy * dy + dz * dz).sqrt()
             };
@@ -692,18 +697,18 @@ fn pointer_labels(
 /// The object a keypose rests on: the highest one whose footprint holds its x, y and whose
 /// top is below it.
 fn support(cfg: &Config, frame: &[Vec<f32>], pose: &crate::Keypose) -> Option<usize> {
-    use crate::stem::{SLOT_PRESENT, SLOT_TOP, SLOT_X, SLOT_Y};
-    let ws = &cfg.workspace;
-    let half = |r: [f64; 2]| (r[1] - r[0]) / 2.0;
+    use crate::stem::{SLOT_PRESENT, SLOT_TOP};
+    // Metres per heightmap pixel (square pixels: the image spans the workspace).
+    let pixel = (cfg.workspace.x[1] - cfg.workspace.x[0]) / cfg.stem.image_width as f64;
     frame
         .iter()
         .enumerate()
         .filter(|(_, f)| f[SLOT_PRESENT] > 0.5)
         .filter(|(_, f)| {
-            let dx = (f[SLOT_X] as f64 + 1.0) * half(ws.x) + ws.x[0] - pose.x;
-            let dy = (f[SLOT_Y] as f64 + 1.0) * half(ws.y) + ws.y[0] - pose.y;
+            let (x, y) = object_xy(cfg, f);
+            let (dx, dy) = (x - pose.x, y - pose.y);
             // Bounding box rows and columns, in units of 40 px (`Object::features`).
-            let reach = FOOTPRINT.max(f[7].max(f[8]) as f64 * 40.0 * PIXEL / 2.0);
+            let reach = FOOTPRINT.max(f[7].max(f[8]) as f64 * 40.0 * pixel / 2.0);
             (dx * dx + dy * dy).sqrt() <= reach && (f[SLOT_TOP] as f64) * 0.1 < pose.z
         })
         .max_by(|a, b| a.1[SLOT_TOP].total_cmp(&b.1[SLOT_TOP]))

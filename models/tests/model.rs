@@ -267,7 +267,7 @@ fn a_place_on_a_zone_points_at_a_zone() {
     // A green zone outline, 38 px, 2 px wide, 1 mm high: rows 181–218, columns 81–118.
     for r in 181..219 {
         for c in 81..119 {
-            if r < 183 || r >= 217 || c < 83 || c >= 117 {
+            if !(183..217).contains(&r) || !(83..117).contains(&c) {
                 rgb[(r * COLS + c) * 3..][..3].copy_from_slice(&[89, 169, 78]);
                 h[r * COLS + c] = 0.001;
             }
