@@ -10,6 +10,8 @@ use candle_core::{Result, Tensor, D};
 use candle_nn::{linear, Linear, Module, VarBuilder};
 use serde::{Deserialize, Serialize};
 
+use crate::pointer::Pointing;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HeadConfig {
     /// Width of the residual stream.
@@ -26,6 +28,9 @@ pub struct HeadConfig {
     /// Scale of the flow's starting noise (1 = as trained; below 1 leans to the mode).
     #[serde(default = "unit")]
     pub noise_scale: f32,
+    /// How a decision commits to the objects the pointers pick (default: as trained).
+    #[serde(default)]
+    pub pointing: Pointing,
 }
 
 fn one() -> usize {
@@ -168,6 +173,7 @@ mod tests {
         HeadConfig {
             samples: 1,
             noise_scale: 1.0,
+            pointing: Pointing::Soft,
             hidden: 32,
             blocks: 2,
             keyposes: 2,

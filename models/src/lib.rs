@@ -4,12 +4,14 @@
 //! - [`stem`]: the RGB-D heightmap to one token per object, with its position;
 //! - [`backbone`]: the pre-norm decoder-only transformer with its KV cache;
 //! - [`pointer`]: attention from `<act>` to the objects, feeding the action head;
+//! - [`anchor`]: the picked objects' centroid and yaw, that keyposes are relative to;
 //! - [`head`]: the flow-matching action head; [`keypose`]: its normalised outputs;
 //! - [`model`]: all of it in one sequence layout, with the tied language head;
 //! - [`vla`]: one decision (sub-task text, keyposes, timings) on a frame;
 //! - [`checkpoint`]: the checkpoint folder; [`data`] and [`train`]: demonstrations and
 //!   training.
 
+pub mod anchor;
 pub mod backbone;
 pub mod checkpoint;
 pub mod data;

@@ -16,10 +16,11 @@ use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{Embedding, VarBuilder};
 use serde::{Deserialize, Serialize};
 
+use crate::anchor::Anchor;
 use crate::backbone::{self, embedding, Backbone};
-use crate::head::{ActionHead, HeadConfig, KEYPOSE_DIMS};
+use crate::head::{ActionHead, HeadConfig};
 use crate::keypose::Workspace;
-use crate::pointer::Pointer;
+use crate::pointer::{Pointer, Pointing};
 use crate::stem::{Stem, StemConfig};
 
 /// Everything that fixes the shapes of a checkpoint; saved as `config.json`.
@@ -61,6 +62,7 @@ impl Config {
             head: HeadConfig {
                 samples: 1,
                 noise_scale: 1.0,
+                pointing: Pointing::Soft,
                 hidden: 256,
                 blocks: 3,
                 keyposes: 2,
@@ -181,20 +183,16 @@ impl Loho {
             h.narrow(1, 0, img.dim(1)?)?,
             Stem::present(frame)?,
             Stem::flat(frame)?,
-            Stem::xy(frame)?,
+            frame.clone(),
         ));
         h.get(0)?.narrow(0, x.dim(1)? - 1, 1)
     }
 
-    /// The action head's condition for hidden states at `<act>` (n, d) on the frame last
-    /// observed — the state plus what the pointers pick out of its objects — and the
-    /// anchor offset (n, action_dims) to add to the head's sample. With `place_on_flat`
-    /// (the sub-task places on a zone) the last keypose's pointer may only pick objects
-    /// flat on the table, if the frame shows any.
-    pub fn act_condition(&self, act: &Tensor, place_on_flat: bool) -> Result<(Tensor, Tensor)> {
-        let Some((objects, present, flat, xy)) = &self.frame_objects else {
-            candle_core::bail!("no frame observed yet");
-        };
+    /// The pointers' softmax (n, keyposes, N) for hidden states at `<act>` (n, d) on the
+    /// frame last observed. With `place_on_flat` (the sub-task places on a zone) the last
+    /// keypose's pointer may only pick objects flat on the table, if the frame shows any.
+    pub fn pointer_weights(&self, act: &Tensor, place_on_flat: bool) -> Result<Tensor> {
+        let (objects, present, flat, _) = self.last_frame()?;
         let n = act.dim(0)?;
         let k = self.cfg.head.keyposes;
         let mut allowed = vec![present.clone(); k];
@@ -202,10 +200,30 @@ impl Loho {
             allowed[k - 1] = flat.clone();
         }
         let allowed = Tensor::stack(&allowed, 1)?.repeat((n, 1, 1))?;
-        let (c, _, w) = self
+        Ok(self
             .pointer
-            .forward(act, &objects.repeat((n, 1, 1))?, &allowed)?;
-        Ok((c, anchor_offset(&w, &xy.repeat((n, 1, 1))?)?))
+            .weights(act, &objects.repeat((n, 1, 1))?, &allowed)?
+            .1)
+    }
+
+    /// The action head's condition for hidden states at `<act>` (n, d) when the pointers
+    /// weigh the last frame's objects by `w` (n, keyposes, N) — the state plus what they
+    /// pick out — and the anchor the head's sample is relative to.
+    pub fn act_condition(&self, act: &Tensor, w: &Tensor) -> Result<(Tensor, Anchor)> {
+        let (objects, _, _, frame) = self.last_frame()?;
+        let n = act.dim(0)?;
+        let c = self
+            .pointer
+            .condition(act, &objects.repeat((n, 1, 1))?, w)?;
+        Ok((c, Anchor::new(w, &frame.repeat((n, 1, 1))?)?))
+    }
+
+    /// The last frame's object states, presence, flatness and stem inputs.
+    fn last_frame(&self) -> Result<&(Tensor, Tensor, Tensor, Tensor)> {
+        match &self.frame_objects {
+            Some(f) => Ok(f),
+            None => candle_core::bail!("no frame observed yet"),
+        }
     }
 
     /// Feeds one token after the cache and returns its hidden state (1, d).
@@ -263,15 +281,19 @@ impl Loho {
         self.backbone.forward_train(&x)
     }
 
-    /// Action-head conditions (n, d), pointer logits (n, keyposes, N) and anchor offsets
-    /// (n, action_dims; no gradient) at the `<act>` positions `rows` (flat indices into
-    /// `hidden` (b, T, d) from [`Loho::forward_train`]).
+    /// Action-head conditions (n, d), pointer logits (n, keyposes, N) and anchors at the
+    /// `<act>` positions `rows` (flat indices into
+    /// `hidden` (b, T, d) from [`Loho::forward_train`]). A keypose with a pointer label
+    /// (`labels`: row × keyposes + keypose, object) is conditioned and anchored on that
+    /// object alone, as a decision that commits to one object ([`crate::pointer::Pointing`])
+    /// will be; the others on the softmax.
     pub fn act_train(
         &self,
         hidden: &Tensor,
         frames: &Tensor,
         rows: &[u32],
-    ) -> Result<(Tensor, Tensor, Tensor)> {
+        labels: &[(u32, u32)],
+    ) -> Result<(Tensor, Tensor, Anchor)> {
         let (b, t, d) = hidden.dims3()?;
         let n = rows.len();
         let dev = hidden.device();
@@ -284,46 +306,25 @@ impl Loho {
             .contiguous()?
             .index_select(&which, 0)?;
         let present = Stem::present(frames)?.index_select(&which, 0)?;
-        let xy = Stem::xy(frames)?.contiguous()?.index_select(&which, 0)?;
-        let (c, logits, w) = self.pointer.forward(&act, &objects, &present)?;
-        Ok((c, logits, anchor_offset(&w, &xy)?.detach()))
+        let (logits, w) = self.pointer.weights(&act, &objects, &present)?;
+        let (k, count) = (self.cfg.head.keyposes, objects.dim(1)?);
+        let mut keep = vec![1f32; n * k];
+        let mut hot = vec![0f32; n * k * count];
+        for &(row, object) in labels {
+            keep[row as usize] = 0.0;
+            hot[row as usize * count + object as usize] = 1.0;
+        }
+        let w = w
+            .broadcast_mul(&Tensor::from_vec(keep, (n, k, 1), dev)?)?
+            .add(&Tensor::from_vec(hot, (n, k, count), dev)?)?;
+        let c = self.pointer.condition(&act, &objects, &w)?;
+        Ok((
+            c,
+            logits,
+            Anchor::new(&w, &frames.index_select(&which, 0)?)?,
+        ))
     }
-}
-
-/// Where the pointers' weights `w` (n, K, N) put each keypose's anchor among objects at
-/// `xy` (n, N, 2), as an action offset (n, K × 6): x and y of the weighted centroid, other
-/// numbers 0. The head learns the keypose relative to it — about 0 for a pick and a place
-/// on a block or zone — so a block's position reaches the action exactly, from its pixels,
-/// instead of through the network's features.
-fn anchor_offset(w: &Tensor, xy: &Tensor) -> Result<Tensor> {
-    let a = w.matmul(xy)?;
-    let (n, k, _) = a.dims3()?;
-    let rest = Tensor::zeros((n, k, KEYPOSE_DIMS - 2), a.dtype(), a.device())?;
-    Tensor::cat(&[&a, &rest], 2)?.reshape((n, k * KEYPOSE_DIMS))
 }
 
 /// The dtype of every tensor (f32 on the CPU).
 pub const DTYPE: DType = backbone::DTYPE;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_anchor_is_the_pointed_objects_centroid_in_the_x_y_slots() {
-        let dev = Device::Cpu;
-        // Pick points at object 2, place half at objects 0 and 1.
-        let w = Tensor::new(&[[[0f32, 0., 1.], [0.5, 0.5, 0.]]], &dev).unwrap();
-        let xy = Tensor::new(&[[[0.1f32, -0.2], [0.3, 0.4], [-0.9, 0.8]]], &dev).unwrap();
-        let off: Vec<f32> = anchor_offset(&w, &xy)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        let want = [-0.9, 0.8, 0., 0., 0., 0., 0.2, 0.1, 0., 0., 0., 0.];
-        for (a, b) in off.iter().zip(want) {
-            assert!((a - b).abs() < 1e-6, "{off:?}");
-        }
-    }
-}

@@ -9,6 +9,8 @@
 
 use candle_core::{Result, Tensor, D};
 use candle_nn::{linear, Linear, Module, VarBuilder};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
 
 pub struct Pointer {
     query: Linear,
@@ -33,14 +35,13 @@ impl Pointer {
 
     /// For hidden states at `<act>` (n, d), the object tokens' states (n, N, d) and which of
     /// them each pointer may pick (n, N, or per keypose n, keyposes, N; 1 or 0: padding
-    /// never): the action head's condition (n, d), the pointer logits (n, keyposes, N)
-    /// with the others at −1e9, and their softmax.
-    pub fn forward(
+    /// never): the pointer logits (n, keyposes, N), the others at −1e9, and their softmax.
+    pub fn weights(
         &self,
         act: &Tensor,
         objects: &Tensor,
         present: &Tensor,
-    ) -> Result<(Tensor, Tensor, Tensor)> {
+    ) -> Result<(Tensor, Tensor)> {
         let (n, d, k) = (act.dim(0)?, self.d, self.keyposes);
         let q = self.query.forward(act)?.reshape((n, k, d))?;
         let keys = self.key.forward(objects)?;
@@ -53,11 +54,70 @@ impl Pointer {
         let logits = logits.broadcast_add(&mask)?;
         // The composite softmax: the fused one has no backward (candle-notes trap 1).
         let w = candle_nn::ops::softmax(&logits, D::Minus1)?;
+        Ok((logits, w))
+    }
+
+    /// The action head's condition (n, d) for pointer weights `w` (n, keyposes, N): the
+    /// state plus the objects' values pooled by `w`.
+    pub fn condition(&self, act: &Tensor, objects: &Tensor, w: &Tensor) -> Result<Tensor> {
+        let n = act.dim(0)?;
         let pooled = w
             .matmul(&self.value.forward(objects)?)?
-            .reshape((n, k * d))?;
-        Ok(((act + self.out.forward(&pooled)?)?, logits, w))
+            .reshape((n, self.keyposes * self.d))?;
+        act + self.out.forward(&pooled)?
     }
+}
+
+/// How a decision turns the pointer's softmax into the object each keypose acts on.
+///
+/// Training pools by the softmax (`soft`), which is right when one object fits. When
+/// several do — "pick up the pink block" with two pink blocks — the softmax splits between
+/// them, and a soft anchor is their mean: a pick in the empty table between them. `argmax`
+/// and `sample` commit to one object; `sample` draws it from the softmax, so a retry after
+/// a failed step may try another. Chosen on the val split, like the head's sampling.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pointing {
+    #[default]
+    Soft,
+    Argmax,
+    Sample,
+}
+
+impl Pointing {
+    /// The weights (n, keyposes, N) a decision uses: `w` itself, or one-hot rows.
+    pub fn choose(self, w: &Tensor, rng: &mut impl Rng) -> Result<Tensor> {
+        if self == Pointing::Soft {
+            return Ok(w.clone());
+        }
+        let (n, k, objects) = w.dims3()?;
+        let rows: Vec<Vec<f32>> = w.reshape((n * k, objects))?.to_vec2()?;
+        let mut hot = vec![0f32; n * k * objects];
+        for (row, out) in rows.iter().zip(hot.chunks_mut(objects)) {
+            let i = match self {
+                Pointing::Sample => {
+                    let u: f32 = rng.gen();
+                    let mut acc = 0.0;
+                    row.iter()
+                        .position(|&p| {
+                            acc += p;
+                            acc > u
+                        })
+                        .unwrap_or_else(|| argmax(row))
+                }
+                _ => argmax(row),
+            };
+            out[i] = 1.0;
+        }
+        Tensor::from_vec(hot, (n, k, objects), w.device())
+    }
+}
+
+fn argmax(row: &[f32]) -> usize {
+    row.iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map_or(0, |(i, _)| i)
 }
 
 #[cfg(test)]
@@ -76,7 +136,11 @@ mod tests {
         let act = Tensor::randn(0f32, 1.0, (1, 8), &dev).unwrap();
         let objects = Tensor::randn(0f32, 1.0, (1, 3, 8), &dev).unwrap();
         let present = Tensor::new(&[[1f32, 1., 0.]], &dev).unwrap();
-        let (c, logits, _) = p.forward(&act, &objects, &present).unwrap();
+        let forward = |objects: &Tensor| {
+            let (logits, w) = p.weights(&act, objects, &present).unwrap();
+            (p.condition(&act, objects, &w).unwrap(), logits)
+        };
+        let (c, logits) = forward(&objects);
         assert_eq!(c.dims(), &[1, 8]);
         assert_eq!(logits.dims(), &[1, 2, 3]);
         let l: Vec<Vec<f32>> = logits.squeeze(0).unwrap().to_vec2().unwrap();
@@ -93,12 +157,49 @@ mod tests {
             1,
         )
         .unwrap();
-        let (c2, ..) = p.forward(&act, &pad_changed, &present).unwrap();
+        let (c2, _) = forward(&pad_changed);
         let same = crate::max_diff(&c, &c2);
         assert!(same < 1e-6);
         let real_changed = (objects.clone() * 2.0).unwrap();
-        let (c3, ..) = p.forward(&act, &real_changed, &present).unwrap();
+        let (c3, _) = forward(&real_changed);
         let diff = crate::max_diff(&c, &c3);
         assert!(diff > 1e-4);
+    }
+
+    #[test]
+    fn pointing_commits_to_one_object_drawn_by_the_softmax() {
+        use rand::SeedableRng;
+        let dev = Device::Cpu;
+        // Pick split 0.6 / 0.4 between two objects (two pink blocks), place sure of the third.
+        let w = Tensor::new(&[[[0.6f32, 0.4, 0.], [0., 0., 1.]]], &dev).unwrap();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let rows = |p: Pointing, rng: &mut rand_chacha::ChaCha8Rng| -> Vec<Vec<f32>> {
+            p.choose(&w, rng)
+                .unwrap()
+                .squeeze(0)
+                .unwrap()
+                .to_vec2()
+                .unwrap()
+        };
+        assert_eq!(
+            rows(Pointing::Soft, &mut rng),
+            [[0.6, 0.4, 0.], [0., 0., 1.]]
+        );
+        assert_eq!(
+            rows(Pointing::Argmax, &mut rng),
+            [[1., 0., 0.], [0., 0., 1.]]
+        );
+        let mut first = 0;
+        for _ in 0..1000 {
+            let r = rows(Pointing::Sample, &mut rng);
+            assert_eq!(r[1], [0., 0., 1.]);
+            assert_eq!(r[0].iter().sum::<f32>(), 1.0, "one-hot: {r:?}");
+            assert_eq!(r[0][2], 0.0, "never an object of weight 0");
+            first += usize::from(r[0][0] == 1.0);
+        }
+        assert!(
+            (540..660).contains(&first),
+            "drawn 0.6 of the time: {first}/1000"
+        );
     }
 }

@@ -47,9 +47,11 @@ pub const FEATURES: usize = 30;
 /// Feature slots read back outside the stem: normalised centroid x, y, top height / 0.1 m,
 /// and the presence flag.
 pub const SLOT_X: usize = 9;
-/// Right after x: [`Stem::xy`] reads both at once.
+/// Right after x: [`crate::anchor::Anchor`] reads both at once.
 pub const SLOT_Y: usize = SLOT_X + 1;
 pub const SLOT_TOP: usize = 4;
+/// sin and cos of 4 × yaw (a square's yaw is defined modulo 90°).
+pub const SLOT_YAW4: usize = 11;
 pub const SLOT_PRESENT: usize = 13;
 /// A pixel differs from the table by more than this in some channel (colour noise σ = 3).
 const BACKGROUND_RGB: i32 = 24;
@@ -73,7 +75,7 @@ pub struct Object {
     pub centroid: (f32, f32),
     /// Bounding box height and width, in pixels.
     pub extent: (f32, f32),
-    /// Yaw modulo 90° (radians), from the pixel farthest from the centroid (a corner).
+    /// Yaw modulo 90° (radians), from the region's fourth moment.
     pub yaw: f32,
 }
 
@@ -96,8 +98,8 @@ impl Object {
         f[8] = self.extent.1 / 40.0;
         f[SLOT_X] = x;
         f[SLOT_Y] = y;
-        f[11] = (4.0 * self.yaw).sin();
-        f[12] = (4.0 * self.yaw).cos();
+        f[SLOT_YAW4] = (4.0 * self.yaw).sin();
+        f[SLOT_YAW4 + 1] = (4.0 * self.yaw).cos();
         f[SLOT_PRESENT] = 1.0;
         for k in 0..4 {
             let w = std::f32::consts::PI * (1 << k) as f32;
@@ -139,11 +141,6 @@ impl Stem {
         let top = frames.narrow(2, SLOT_TOP, 1)?.squeeze(2)?;
         let low = top.lt(0.01 / 0.1)?.to_dtype(frames.dtype())?;
         low * Self::present(frames)?
-    }
-
-    /// The centroids (b, N, 2) of stem inputs' objects: x, y on the workspace's ±1 scale.
-    pub fn xy(frames: &Tensor) -> Result<Tensor> {
-        frames.narrow(2, SLOT_X, 2)
     }
 
     /// Which object tokens of stem inputs (b, N, FEATURES) are real objects: (b, N), 1 or 0.
@@ -329,15 +326,21 @@ fn measure(members: &[usize], rgb: &[u8], z: &[f32], w: usize) -> Option<Object>
         (u0, u1, v0, v1) = (u0.min(u), u1.max(u), v0.min(v), v1.max(v));
     }
     let mean = sum.map(|s| (s / n as f64) as f32);
-    let corner = members
-        .iter()
-        .map(|&k| ((k / w) as f32 - mean[4], (k % w) as f32 - mean[5]))
-        .max_by(|a, b| (a.0.hypot(a.1)).total_cmp(&b.0.hypot(b.1)))
-        .unwrap_or((0.0, 0.0));
-    // Rows are world y and columns world x, so atan2(row, column) is a world angle; a
-    // square's corner sits 45° off its yaw.
-    let yaw = (corner.0.atan2(corner.1) - std::f32::consts::FRAC_PI_4)
-        .rem_euclid(std::f32::consts::FRAC_PI_2);
+    // A square's fourth moment Σ (column + i·row)⁴ about the centroid points at its corners,
+    // 45° off its yaw: every pixel votes, where the single farthest pixel was 5–7° off.
+    let (mut re, mut im) = (0f64, 0f64);
+    for &k in members {
+        let (dv, du) = (
+            (k % w) as f64 - mean[5] as f64,
+            (k / w) as f64 - mean[4] as f64,
+        );
+        let (r2, c2) = (dv * dv - du * du, 2.0 * dv * du);
+        re += r2 * r2 - c2 * c2;
+        im += 2.0 * r2 * c2;
+    }
+    // Rows are world y and columns world x, so this is a world angle.
+    let yaw = ((im.atan2(re) - std::f64::consts::PI) / 4.0).rem_euclid(std::f64::consts::FRAC_PI_2)
+        as f32;
     Some(Object {
         pixels: n,
         mean_rgb: [mean[0], mean[1], mean[2]],

@@ -456,7 +456,9 @@ impl Trainer {
         if na == 0 {
             return Ok((text, colour, None, None));
         }
-        let (cond, pointer_logits, offset) = self.model.act_train(&h, &b.frames, &b.act_rows)?;
+        let (cond, pointer_logits, anchor) =
+            self.model
+                .act_train(&h, &b.frames, &b.act_rows, &b.pointer)?;
         let pointer = if b.pointer.is_empty() {
             None
         } else {
@@ -472,8 +474,11 @@ impl Trainer {
         let draws = self.state.config.noise_draws.max(1);
         let dims = self.model.config().head.action_dims();
         let cond = cond.repeat((draws, 1))?;
-        let target = (Tensor::from_vec(b.actions.clone(), (na, dims), &dev)? - offset)?
-            .repeat((draws, 1))?;
+        let mut target = b.actions.clone();
+        for (row, action) in target.chunks_mut(dims).enumerate() {
+            anchor.relative(row, action);
+        }
+        let target = Tensor::from_vec(target, (na, dims), &dev)?.repeat((draws, 1))?;
         let m = na * draws;
         let noise: Vec<f32> = (0..m * dims).map(|_| normal(rng)).collect();
         let times: Vec<f32> = (0..m).map(|_| rng.gen::<f32>()).collect();

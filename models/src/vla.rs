@@ -154,9 +154,14 @@ impl Vla {
                 .collect();
             let noise = Tensor::from_vec(noise, (n, dims), self.model.device())?;
             let on_zone = subtask.trim_end_matches('.').ends_with("zone");
-            let (cond, offset) = self.model.act_condition(&h, on_zone)?;
+            let w = self.model.pointer_weights(&h, on_zone)?;
+            let w = cfg.pointing.choose(&w, &mut self.rng)?;
+            let (cond, anchor) = self.model.act_condition(&h, &w)?;
             let sample = self.model.head().sample(&cond.repeat((n, 1))?, &noise)?;
-            let all: Vec<Vec<f32>> = sample.broadcast_add(&offset)?.to_vec2()?;
+            let mut all: Vec<Vec<f32>> = sample.to_vec2()?;
+            for a in &mut all {
+                anchor.absolute(0, a);
+            }
             let a = medoid(&all);
             let ws = &self.model.config().workspace;
             keyposes = a

@@ -8,6 +8,7 @@ use candle_nn::{VarBuilder, VarMap};
 use loho_models::checkpoint;
 use loho_models::data::{Dataset, Sample, Writer};
 use loho_models::model::DTYPE;
+use loho_models::stem::SLOT_X;
 use loho_models::train::{TrainConfig, Trainer};
 use loho_models::vocab::Vocab;
 use loho_models::{Config, Keypose, Loho, ModelError, Vla};
@@ -279,8 +280,11 @@ fn a_place_on_a_zone_points_at_a_zone() {
     let f = model.stem().frame(&rgb, &h, &Device::Cpu).unwrap();
     let act = model.observe(&f).unwrap();
     let anchor = |on_zone: bool| -> Vec<f32> {
-        let (_, offset) = model.act_condition(&act, on_zone).unwrap();
-        offset.flatten_all().unwrap().to_vec1().unwrap()
+        let w = model.pointer_weights(&act, on_zone).unwrap();
+        let (_, anchor) = model.act_condition(&act, &w).unwrap();
+        let mut a = vec![0f32; 12];
+        anchor.absolute(0, &mut a);
+        a
     };
     // The zone's centroid (row 199.5, column 99.5) on the workspace's ±1 scale, from
     // pixel centres.
@@ -300,4 +304,49 @@ fn a_place_on_a_zone_points_at_a_zone() {
         (free[6] - zx).abs() > 1e-3,
         "unconstrained, the place mixes both objects"
     );
+}
+
+#[test]
+fn a_labelled_keypose_is_anchored_on_its_object_in_training() {
+    let (model, _vocab, _vm) = fresh();
+    // Two red blocks: an untrained pointer splits between them; a label picks one.
+    let (mut rgb, mut h) = frame(40, 30, [255, 87, 89]);
+    let (rgb2, h2) = frame(240, 120, [255, 87, 89]);
+    for k in 240 * COLS..ROWS * COLS {
+        if h2[k] > 0.0 {
+            rgb[3 * k..][..3].copy_from_slice(&rgb2[3 * k..][..3]);
+            h[k] = h2[k];
+        }
+    }
+    let f = model.stem().frame(&rgb, &h, &Device::Cpu).unwrap();
+    let xy: Vec<Vec<f32>> = f
+        .narrow(2, SLOT_X, 2)
+        .unwrap()
+        .squeeze(0)
+        .unwrap()
+        .to_vec2()
+        .unwrap();
+    let cfg = model.config();
+    let t = cfg.max_instruction + cfg.stem.tokens() + 1;
+    let hidden = Tensor::randn(0f32, 1.0, (1, t, cfg.backbone.d_model), &Device::Cpu).unwrap();
+    let anchors = |labels: &[(u32, u32)]| -> Vec<f32> {
+        let (_, _, anchor) = model
+            .act_train(&hidden, &f, &[t as u32 - 1], labels)
+            .unwrap();
+        let mut a = vec![0f32; 12];
+        anchor.absolute(0, &mut a);
+        a
+    };
+    let near = |a: &[f32], b: &[f32]| (a[0] - b[0]).abs() < 1e-6 && (a[1] - b[1]).abs() < 1e-6;
+    // Pick (keypose 0) on block 1, place (keypose 1) on block 0.
+    let labelled = anchors(&[(0, 1), (1, 0)]);
+    assert!(near(&labelled[0..2], &xy[1]), "{labelled:?} {xy:?}");
+    assert!(near(&labelled[6..8], &xy[0]), "{labelled:?} {xy:?}");
+    let soft = anchors(&[]);
+    for a in [&soft[0..2], &soft[6..8]] {
+        assert!(
+            !near(a, &xy[0]) && !near(a, &xy[1]),
+            "soft anchors mix: {soft:?}"
+        );
+    }
 }
