@@ -493,7 +493,7 @@ mod tests {
             "outline fills little of its box"
         );
         let block = objs.iter().find(|o| o.max_z > 0.01).unwrap();
-        assert!((block.yaw - yaw).abs() < 0.1, "yaw {} vs {yaw}", block.yaw);
+        assert!((block.yaw - yaw).abs() < 0.02, "yaw {} vs {yaw}", block.yaw);
     }
 
     #[test]
