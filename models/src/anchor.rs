@@ -7,7 +7,7 @@
 //! place's is the pick's turned by the fold of (place object − pick object): the turn that
 //! leaves the block square with what it is put on, which the oracle makes and the pose
 //! metric checks (within 15° modulo 90°). A network asked to output that turn itself got
-//! it no better than at random (blocks on zones 35–45° off).
+//! it no better than at random (blocks on zones 20–45° off).
 
 use candle_core::{Result, Tensor};
 

@@ -99,9 +99,9 @@ pub struct Loho {
     head: ActionHead,
     cfg: Config,
     device: Device,
-    /// The object tokens' states (1, N, d) of the frame last observed, which are real,
-    /// which lie flat (zones), and their centroids.
-    frame_objects: Option<(Tensor, Tensor, Tensor, Tensor)>,
+    /// The object tokens' states (1, N, d) of the frame last observed, and its stem inputs
+    /// (1, N, FEATURES), from which the pointers' masks and the anchor are read.
+    frame_objects: Option<(Tensor, Tensor)>,
 }
 
 impl Loho {
@@ -179,12 +179,7 @@ impl Loho {
         let img = self.stem.forward(frame)?;
         let x = Tensor::cat(&[&img, &self.embed_ids(&[ids::SUB], 1)?], 1)?;
         let h = self.backbone.forward(&x, self.cfg.max_instruction)?;
-        self.frame_objects = Some((
-            h.narrow(1, 0, img.dim(1)?)?,
-            Stem::present(frame)?,
-            Stem::flat(frame)?,
-            frame.clone(),
-        ));
+        self.frame_objects = Some((h.narrow(1, 0, img.dim(1)?)?, frame.clone()));
         h.get(0)?.narrow(0, x.dim(1)? - 1, 1)
     }
 
@@ -192,12 +187,13 @@ impl Loho {
     /// frame last observed. With `place_on_flat` (the sub-task places on a zone) the last
     /// keypose's pointer may only pick objects flat on the table, if the frame shows any.
     pub fn pointer_weights(&self, act: &Tensor, place_on_flat: bool) -> Result<Tensor> {
-        let (objects, present, flat, _) = self.last_frame()?;
+        let (objects, frame) = self.last_frame()?;
         let n = act.dim(0)?;
         let k = self.cfg.head.keyposes;
-        let mut allowed = vec![present.clone(); k];
+        let mut allowed = vec![Stem::present(frame)?; k];
+        let flat = Stem::flat(frame)?;
         if place_on_flat && flat.sum_all()?.to_scalar::<f32>()? > 0.0 {
-            allowed[k - 1] = flat.clone();
+            allowed[k - 1] = flat;
         }
         let allowed = Tensor::stack(&allowed, 1)?.repeat((n, 1, 1))?;
         Ok(self
@@ -210,7 +206,7 @@ impl Loho {
     /// weigh the last frame's objects by `w` (n, keyposes, N) — the state plus what they
     /// pick out — and the anchor the head's sample is relative to.
     pub fn act_condition(&self, act: &Tensor, w: &Tensor) -> Result<(Tensor, Anchor)> {
-        let (objects, _, _, frame) = self.last_frame()?;
+        let (objects, frame) = self.last_frame()?;
         let n = act.dim(0)?;
         let c = self
             .pointer
@@ -218,8 +214,8 @@ impl Loho {
         Ok((c, Anchor::new(w, &frame.repeat((n, 1, 1))?)?))
     }
 
-    /// The last frame's object states, presence, flatness and stem inputs.
-    fn last_frame(&self) -> Result<&(Tensor, Tensor, Tensor, Tensor)> {
+    /// The last frame's object states and stem inputs.
+    fn last_frame(&self) -> Result<&(Tensor, Tensor)> {
         match &self.frame_objects {
             Some(f) => Ok(f),
             None => candle_core::bail!("no frame observed yet"),

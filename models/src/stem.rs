@@ -327,7 +327,8 @@ fn measure(members: &[usize], rgb: &[u8], z: &[f32], w: usize) -> Option<Object>
     }
     let mean = sum.map(|s| (s / n as f64) as f32);
     // A square's fourth moment Σ (column + i·row)⁴ about the centroid points at its corners,
-    // 45° off its yaw: every pixel votes, where the single farthest pixel was 5–7° off.
+    // 45° off its yaw: every pixel votes, where the single farthest pixel read blocks up to
+    // 6.5° off.
     let (mut re, mut im) = (0f64, 0f64);
     for &k in members {
         let (dv, du) = (
