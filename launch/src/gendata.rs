@@ -17,7 +17,7 @@ use loho_models::Keypose;
 use loho_runtime::trajectory::EePose;
 use loho_sim::camera::{self, gaussian, Heightmap};
 use loho_sim::colors::{self, Split};
-use loho_sim::tasks;
+use loho_sim::{oracle, tasks};
 use loho_sim::{Action, Decision, Env, Oracle, Policy, TaskId};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -47,6 +47,16 @@ fn keypose(p: &EePose, suction: bool) -> Keypose {
 }
 
 fn sample(env: &Env, step: usize, subtask: &str, keyposes: Vec<Keypose>) -> Sample {
+    let mut alternatives: Vec<String> = env
+        .current_goal()
+        .map(|g| oracle::plans(env.world(), g))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|a| a.subtask)
+        .filter(|t| t != subtask)
+        .collect();
+    alternatives.sort();
+    alternatives.dedup();
     Sample {
         task: env.episode.task.letter().to_string(),
         seed: env.episode.seed,
@@ -55,6 +65,7 @@ fn sample(env: &Env, step: usize, subtask: &str, keyposes: Vec<Keypose>) -> Samp
         subtask: subtask.to_string(),
         keyposes,
         frame: String::new(),
+        alternatives,
     }
 }
 

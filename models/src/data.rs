@@ -31,6 +31,10 @@ pub struct Sample {
     pub keyposes: Vec<Keypose>,
     /// PNG file, relative to the dataset folder.
     pub frame: String,
+    /// Other sub-tasks that are as right as `subtask` here (any remaining block of B, in
+    /// any order); training accepts each of them. Empty when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alternatives: Vec<String>,
 }
 
 fn io_err(path: &Path, e: impl std::fmt::Display) -> ModelError {
@@ -199,6 +203,7 @@ mod tests {
                 suction: true,
             }],
             frame: String::new(),
+            alternatives: vec!["pick up the blue block and place it on the blue bowl.".into()],
         };
         let mut w = Writer::create(&dir).unwrap();
         w.add(sample.clone(), rows, cols, &rgb, &height).unwrap();
@@ -207,6 +212,7 @@ mod tests {
         let d = Dataset::open(&dir).unwrap();
         assert_eq!(d.len(), 2);
         assert_eq!(d.samples[1].subtask, sample.subtask);
+        assert_eq!(d.samples[1].alternatives, sample.alternatives);
         assert_eq!(d.samples[1].frame, "frames/0000001.png");
         let f = d.frame(1).unwrap();
         assert_eq!((f.rows, f.cols), (rows, cols));

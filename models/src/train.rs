@@ -1,7 +1,9 @@
 //! Training: batches from a [`Dataset`], the loss, AdamW with warm-up and cosine decay,
 //! gradient clipping, and a run folder that can be resumed after a kill.
 //!
-//! Loss = cross-entropy of the sub-task words (and `</sub>`) + `action_weight` × the
+//! Loss = cross-entropy of the sub-task words (and `</sub>`; where a sample lists
+//! [`Sample::alternatives`](crate::data::Sample), −log of the summed probability of every
+//! word that starts a right sub-task) + `action_weight` × the
 //! flow-matching loss of the head at `<act>`, with `noise_draws` noise draws per sample
 //! (the head is cheap next to the backbone, so more draws cost little).
 //!
@@ -290,6 +292,8 @@ struct Batch {
     subtasks: Vec<u32>,
     /// (flat row in hidden states, target id) of every predicted word.
     text: Vec<(u32, u32)>,
+    /// (index into `text`, a word as right there): where an alternative sub-task branches.
+    also: Vec<(u32, u32)>,
     /// Flat rows of `<act>` and the normalised actions there.
     act_rows: Vec<u32>,
     actions: Vec<f32>,
@@ -442,7 +446,7 @@ impl Trainer {
         let logits = self
             .model
             .logits(&flat.index_select(&Tensor::from_vec(rows, nt, &dev)?, 0)?)?;
-        let text = candle_nn::loss::cross_entropy(&logits, &Tensor::from_vec(targets, nt, &dev)?)?;
+        let text = set_cross_entropy(&logits, &targets, &b.also)?;
         let colour = if b.colour.is_empty() {
             None
         } else {
@@ -552,6 +556,7 @@ impl Trainer {
         let cfg = self.model.config().clone();
         let mut instructions = Vec::new();
         let mut subs: Vec<Vec<u32>> = Vec::new();
+        let mut alts: Vec<Vec<Vec<u32>>> = Vec::new();
         let mut actions = Vec::new();
         // Noise offsets are drawn in sample order (a resumed run draws the same); decoding
         // and segmenting the frames, a tenth of a step, then runs on two threads.
@@ -581,11 +586,21 @@ impl Trainer {
             let s = &data.samples[i];
             let words = self.vocab.encode(&s.instruction)?;
             instructions.extend(self.model.instruction_ids(&words).0);
-            let mut sub = vec![ids::SUB];
-            let mut w = self.vocab.encode(&s.subtask)?;
-            w.truncate(cfg.max_subtask - 3);
-            sub.extend(w);
-            sub.push(ids::END_SUB);
+            let encode = |text: &str| -> Result<Vec<u32>, ModelError> {
+                let mut sub = vec![ids::SUB];
+                let mut w = self.vocab.encode(text)?;
+                w.truncate(cfg.max_subtask - 3);
+                sub.extend(w);
+                sub.push(ids::END_SUB);
+                Ok(sub)
+            };
+            let mut sub = encode(&s.subtask)?;
+            alts.push(
+                s.alternatives
+                    .iter()
+                    .map(|t| encode(t))
+                    .collect::<Result<_, _>>()?,
+            );
             if !s.keyposes.is_empty() {
                 if s.keyposes.len() != cfg.head.keyposes {
                     return Err(ModelError::Data(format!(
@@ -606,12 +621,17 @@ impl Trainer {
         let start = cfg.subtask_start();
         let mut subtasks = Vec::with_capacity(idx.len() * sub_len);
         let mut text = Vec::new();
+        let mut also = Vec::new();
         let mut act_rows = Vec::new();
         for (b, sub) in subs.iter().enumerate() {
             for j in 0..sub.len() {
                 let row = (b * total + start + j) as u32;
                 match sub.get(j + 1) {
-                    Some(&next) if next != ids::ACT => text.push((row, next)),
+                    Some(&next) if next != ids::ACT => {
+                        let k = text.len() as u32;
+                        also.extend(branches(sub, &alts[b], j).map(|w| (k, w)));
+                        text.push((row, next));
+                    }
                     _ => {}
                 }
                 if sub[j] == ids::ACT {
@@ -630,12 +650,41 @@ impl Trainer {
             frames,
             subtasks,
             text,
+            also,
             act_rows,
             actions,
             pointer,
             colour,
         })
     }
+}
+
+/// The words alternatives put at `j + 1` where they agree with `sub` up to `j` and differ
+/// there: after the branch the sub-task is taught as written, so each alternative's
+/// remaining words (the bowl that matches the block) are not rewarded out of context.
+fn branches<'a>(sub: &'a [u32], alts: &'a [Vec<u32>], j: usize) -> impl Iterator<Item = u32> + 'a {
+    alts.iter().filter_map(move |a| {
+        let next = *a.get(j + 1)?;
+        (a[..=j] == sub[..=j] && next != sub[j + 1]).then_some(next)
+    })
+}
+
+/// Cross-entropy where a row may have more than one right word: −log of their summed
+/// probability. With one right word per row it is the usual cross-entropy.
+fn set_cross_entropy(
+    logits: &Tensor,
+    right: &[u32],
+    also: &[(u32, u32)],
+) -> candle_core::Result<Tensor> {
+    let (n, v) = logits.dims2()?;
+    let mut mask = vec![-1e9f32; n * v];
+    let rows = right.iter().enumerate().map(|(r, &w)| (r as u32, w));
+    for (r, w) in rows.chain(also.iter().copied()) {
+        mask[r as usize * v + w as usize] = 0.0;
+    }
+    let mask = Tensor::from_vec(mask, (n, v), logits.device())?;
+    let right = logits.add(&mask)?.log_sum_exp(1)?;
+    (logits.log_sum_exp(1)? - right)?.mean_all()
 }
 
 /// Within this distance (m, in 3-D, to a region's centroid at its top) a keypose is on that
@@ -725,6 +774,47 @@ mod tests {
     use super::*;
     use crate::keypose::Keypose;
     use crate::stem::{FEATURES, SLOT_PRESENT, SLOT_TOP, SLOT_X, SLOT_Y};
+
+    #[test]
+    fn an_alternative_is_right_only_where_it_branches() {
+        // <sub> pick red on red </sub> vs <sub> pick blue on blue </sub>: blue is as right
+        // as red after "pick", and nowhere else (the second "blue" follows "red").
+        let (pick, red, blue, on) = (10, 11, 12, 13);
+        let sub = [ids::SUB, pick, red, on, red, ids::END_SUB];
+        let alts = [vec![ids::SUB, pick, blue, on, blue, ids::END_SUB]];
+        let at: Vec<Vec<u32>> = (0..sub.len() - 1)
+            .map(|j| branches(&sub, &alts, j).collect())
+            .collect();
+        assert_eq!(at, [vec![], vec![blue], vec![], vec![], vec![]]);
+    }
+
+    #[test]
+    fn set_cross_entropy_sums_the_right_words() {
+        let logits = Tensor::new(&[[1.0f32, 2.0, 0.5], [0.0, -1.0, 3.0]], &Device::Cpu).unwrap();
+        let p: Vec<Vec<f32>> = candle_nn::ops::softmax(&logits, 1)
+            .unwrap()
+            .to_vec2()
+            .unwrap();
+        let plain = set_cross_entropy(&logits, &[1, 2], &[]).unwrap();
+        let want = candle_nn::loss::cross_entropy(
+            &logits,
+            &Tensor::new(&[1u32, 2], &Device::Cpu).unwrap(),
+        )
+        .unwrap();
+        let (plain, want) = (
+            plain.to_scalar::<f32>().unwrap(),
+            want.to_scalar::<f32>().unwrap(),
+        );
+        assert!((plain - want).abs() < 1e-6, "{plain} vs {want}");
+        // Row 0 also accepts word 0: −log(p00 + p01); row 1 unchanged.
+        let set = set_cross_entropy(&logits, &[1, 2], &[(0, 0)])
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let want = (-(p[0][0] + p[0][1]).ln() - p[1][2].ln()) / 2.0;
+        assert!((set - want).abs() < 1e-6, "{set} vs {want}");
+        assert!(set < plain);
+    }
 
     #[test]
     fn a_keypose_on_an_object_points_at_it_and_one_in_the_open_at_none() {

@@ -221,6 +221,7 @@ fn two_hundred_steps_on_32_samples_lower_the_loss_tenfold() {
             subtask: format!("pick up the {name} block and place it on the blue bowl."),
             keyposes: vec![k(0.04, true), k(0.1, false)],
             frame: String::new(),
+            alternatives: vec![],
         };
         w.add(s, ROWS, COLS, &c, &h).unwrap();
     }

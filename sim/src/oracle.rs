@@ -46,6 +46,14 @@ fn dist3(a: [f64; 3], b: [f64; 3]) -> f64 {
 /// The next pick-and-place for the current goal step, or `None` when nothing is left
 /// to move (or nothing that needs moving can be seen).
 pub fn plan(world: &World, step: &GoalStep) -> Option<Action> {
+    plans(world, step).into_iter().next()
+}
+
+/// Every pick-and-place that makes progress now, the oracle's choice first. Farthest-first
+/// is only the oracle's habit: any uncovered object with a target may go next, and a
+/// learner is taught that set ([`Action::subtask`]s of all of them) rather than a
+/// distance ranking it cannot see. With the input order only the first is offered.
+pub fn plans(world: &World, step: &GoalStep) -> Vec<Action> {
     let n = step.objects.len();
     let mut allowed = step.matches.clone();
     if !step.replace {
@@ -85,7 +93,11 @@ pub fn plan(world: &World, step: &GoalStep) -> Option<Action> {
     if step.order == Order::FarthestFirst {
         order.sort_by(|&a, &b| chosen[b].unwrap().1.total_cmp(&chosen[a].unwrap().1));
     }
+    let mut out = Vec::new();
     for i in order {
+        if step.order == Order::Input && !out.is_empty() {
+            break;
+        }
         let obj = step.objects[i];
         let o = world.pose(obj);
         let (top, z_top) = world.top_at(o.pos[0], o.pos[1]);
@@ -109,13 +121,13 @@ pub fn plan(world: &World, step: &GoalStep) -> Option<Action> {
             step.pick_names[i],
             place_name(world, step, j)
         );
-        return Some(Action {
+        out.push(Action {
             subtask,
             pick,
             place,
         });
     }
-    None
+    out
 }
 
 /// The name of target `j` in sub-task text; for stack levels, the block now below it.
