@@ -85,15 +85,21 @@ pub enum Pointing {
 }
 
 impl Pointing {
-    /// The weights (n, keyposes, N) a decision uses: `w` itself, or one-hot rows.
-    pub fn choose(self, w: &Tensor, rng: &mut impl Rng) -> Result<Tensor> {
+    /// The weights (n, keyposes, N) a decision uses: `w` itself, or one-hot rows. Keyposes
+    /// marked `open` (a spot on bare table, which no object marks) keep the softmax: with no
+    /// pointer label there, training conditioned and anchored them on it.
+    pub fn choose(self, w: &Tensor, open: &[bool], rng: &mut impl Rng) -> Result<Tensor> {
         if self == Pointing::Soft {
             return Ok(w.clone());
         }
         let (n, k, objects) = w.dims3()?;
         let rows: Vec<Vec<f32>> = w.reshape((n * k, objects))?.to_vec2()?;
         let mut hot = vec![0f32; n * k * objects];
-        for (row, out) in rows.iter().zip(hot.chunks_mut(objects)) {
+        for (r, (row, out)) in rows.iter().zip(hot.chunks_mut(objects)).enumerate() {
+            if open.get(r % k) == Some(&true) {
+                out.copy_from_slice(row);
+                continue;
+            }
             let i = match self {
                 Pointing::Sample => {
                     let u: f32 = rng.gen();
@@ -174,7 +180,7 @@ mod tests {
         let w = Tensor::new(&[[[0.6f32, 0.4, 0.], [0., 0., 1.]]], &dev).unwrap();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
         let rows = |p: Pointing, rng: &mut rand_chacha::ChaCha8Rng| -> Vec<Vec<f32>> {
-            p.choose(&w, rng)
+            p.choose(&w, &[false, false], rng)
                 .unwrap()
                 .squeeze(0)
                 .unwrap()
@@ -201,5 +207,15 @@ mod tests {
             (540..660).contains(&first),
             "drawn 0.6 of the time: {first}/1000"
         );
+        // A place on bare table keeps its softmax; the pick still commits.
+        let w = Tensor::new(&[[[0.6f32, 0.4, 0.], [0.5, 0.2, 0.3]]], &dev).unwrap();
+        let r: Vec<Vec<f32>> = Pointing::Argmax
+            .choose(&w, &[false, true], &mut rng)
+            .unwrap()
+            .squeeze(0)
+            .unwrap()
+            .to_vec2()
+            .unwrap();
+        assert_eq!(r, [[1., 0., 0.], [0.5, 0.2, 0.3]]);
     }
 }

@@ -153,9 +153,13 @@ impl Vla {
                 .map(|_| scale * normal(&mut self.rng))
                 .collect();
             let noise = Tensor::from_vec(noise, (n, dims), self.model.device())?;
-            let on_zone = subtask.trim_end_matches('.').ends_with("zone");
+            let place = subtask.trim_end_matches('.');
+            let on_zone = place.ends_with("zone");
+            // "… on the top left area", "… on the center": a spot no object marks.
+            let mut open = vec![false; cfg.keyposes];
+            open[cfg.keyposes - 1] = place.ends_with("area") || place.ends_with("center");
             let w = self.model.pointer_weights(&h, on_zone)?;
-            let w = cfg.pointing.choose(&w, &mut self.rng)?;
+            let w = cfg.pointing.choose(&w, &open, &mut self.rng)?;
             let (cond, anchor) = self.model.act_condition(&h, &w)?;
             let sample = self.model.head().sample(&cond.repeat((n, 1))?, &noise)?;
             let mut all: Vec<Vec<f32>> = sample.to_vec2()?;
