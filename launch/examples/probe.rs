@@ -13,7 +13,7 @@ use std::path::Path;
 
 use loho_models::{Keypose, Vla};
 use loho_runtime::trajectory::EePose;
-use loho_sim::{Decision, Env, Oracle, Policy, Split, ALL_TASKS};
+use loho_sim::{Decision, Env, Oracle, Split, ALL_TASKS};
 
 fn xy_cm(k: &Keypose, p: &EePose) -> f64 {
     ((k.x - p.x).powi(2) + (k.y - p.y).powi(2)).sqrt() * 100.0
@@ -29,7 +29,7 @@ fn main() -> anyhow::Result<()> {
         for k in 0..per_task {
             let env = Env::new(task, Split::Val, Split::Val.seed(k))?;
             let obs = env.observe();
-            let Decision::Act(oracle) = Oracle.decide(&env, &obs) else {
+            let Decision::Act(oracle) = env.ask(&mut Oracle)? else {
                 continue;
             };
             vla.start(env.instruction())?;

@@ -9,8 +9,8 @@
 
 use std::path::Path;
 
-use loho::policy::ModelPolicy;
-use loho_sim::{Decision, Env, Policy, Split, TaskId};
+use loho_models::ModelPolicy;
+use loho_sim::{Decision, Env, Split, TaskId};
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -38,8 +38,7 @@ fn main() -> anyhow::Result<()> {
             );
         }
         while !env.is_done() {
-            let obs = env.observe();
-            let Decision::Act(a) = policy.decide(&env, &obs) else {
+            let Decision::Act(a) = env.ask(&mut policy)? else {
                 println!("  done");
                 break;
             };

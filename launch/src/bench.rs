@@ -10,7 +10,7 @@ use loho_models::vla::Timing;
 use loho_sim::{Env, Policy, Split, ALL_TASKS};
 use serde::Serialize;
 
-use crate::policy::ModelPolicy;
+use loho_models::ModelPolicy;
 
 #[derive(Debug, Serialize)]
 pub struct Percentiles {
@@ -77,14 +77,14 @@ pub fn policy(dir: &Path, decisions: usize, json: Option<&PathBuf>) -> Result<Po
             ModelPolicy::load(dir, seed).with_context(|| format!("loading {}", dir.display()))?;
         while !env.is_done() && timings.len() < decisions {
             let obs = env.observe();
-            let d = pol.decide(&env, &obs);
+            let rgb = obs.rgb_bytes();
+            let d = pol.decide(&env.observation(&rgb, &obs))?;
             let out = pol.last.clone().context("the policy gave no output")?;
             timings.push(out.timing);
-            uncached.push(pol.vla_mut().uncached_token(
-                &obs.rgb_bytes(),
-                &obs.height,
-                &out.subtask,
-            )?);
+            uncached.push(
+                pol.vla_mut()
+                    .uncached_token(&rgb, &obs.height, &out.subtask)?,
+            );
             bar.inc(1);
             match d {
                 loho_sim::Decision::Act(a) => {
@@ -182,7 +182,7 @@ pub fn controller(dir: &Path, rates: &[f64], seconds: f64) -> Result<Vec<Control
                 sink.lock().unwrap().push((Instant::now(), c.chunk_id));
             }
         })?;
-        let mut runtime = loho_runtime::safety::RuntimeConfig::default();
+        let mut runtime = loho_runtime::config::RuntimeConfig::default();
         runtime.controller.rate_hz = rate;
         let sim = loho_sim::node::SimConfig {
             task: loho_sim::TaskId::B,
@@ -194,18 +194,17 @@ pub fn controller(dir: &Path, rates: &[f64], seconds: f64) -> Result<Vec<Control
             exit_when_done: true,
         };
         let (tx, rx) = std::sync::mpsc::channel();
-        let decider = Box::new(ModelPolicy::load(dir, 0)?);
+        let policy = Box::new(ModelPolicy::load(dir, 0)?);
         let ctrl = crate::nodes::controller_config(&runtime, sim.mode);
-        let running = crate::nodes::spawn(&bus, &sim, ctrl, decider, Some(tx))?;
+        let running = crate::nodes::spawn(&bus, &sim, ctrl, policy, Some(tx))?;
         let load_stop = Arc::new(AtomicBool::new(false));
         let s = load_stop.clone();
         let dir = dir.to_path_buf();
         let load = std::thread::spawn(move || -> Result<()> {
             let env = Env::new(loho_sim::TaskId::C, Split::Test, Split::Test.seed(0))?;
-            let obs = env.observe();
             let mut pol = ModelPolicy::load(&dir, 1)?;
             while !s.load(Ordering::Relaxed) {
-                let _ = pol.decide(&env, &obs);
+                env.ask(&mut pol)?;
             }
             Ok(())
         });

@@ -1,58 +1,18 @@
 //! `loho eval`: the benchmark table, episodes spread over worker threads.
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use loho_sim::{run_episode, EpisodeResult, Oracle, Policy, RandomPolicy, Split, TaskId};
+use loho_runtime::policy::remote::RemotePolicy;
+use loho_sim::{run_episode, EpisodeResult, Split, TaskId};
 use serde::Serialize;
 
 use loho_runtime::{Bus, BusConfig};
 
-use crate::policy::{default_checkpoint, ModelPolicy, RemotePolicy};
-
-/// Which policy acts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PolicyKind {
-    Oracle,
-    Random,
-    /// A checkpoint folder (`default` is the shipped one).
-    Model(PathBuf),
-}
-
-impl PolicyKind {
-    pub fn parse(s: &str) -> Result<Self> {
-        match s {
-            "oracle" => Ok(Self::Oracle),
-            "random" => Ok(Self::Random),
-            "default" => Ok(Self::Model(default_checkpoint())),
-            dir if Path::new(dir).is_dir() => Ok(Self::Model(dir.into())),
-            other => anyhow::bail!(
-                "unknown policy {other:?}: use default, oracle, random or a checkpoint folder"
-            ),
-        }
-    }
-    pub fn name(&self) -> String {
-        match self {
-            Self::Oracle => "oracle".into(),
-            Self::Random => "random".into(),
-            Self::Model(dir) => dir.display().to_string(),
-        }
-    }
-    pub fn make(&self, seed: u64) -> Result<Box<dyn Policy>> {
-        Ok(match self {
-            Self::Oracle => Box::new(Oracle),
-            Self::Random => Box::new(RandomPolicy::new(seed)),
-            Self::Model(dir) => Box::new(
-                ModelPolicy::load(dir, seed)
-                    .with_context(|| format!("loading the policy in {}", dir.display()))?,
-            ),
-        })
-    }
-}
+use crate::policy::PolicyKind;
 
 #[derive(Debug, Serialize)]
 pub struct TaskRow {
@@ -230,8 +190,8 @@ fn episode_over_zenoh(a: &EvalArgs, task: TaskId, seed: u64) -> Result<EpisodeRe
         runtime: Default::default(),
         exit_when_done: true,
     };
-    let decider = crate::nodes::decider(&a.policy, seed)?;
-    crate::nodes::episode(&bus, &sim, decider, None, Duration::from_secs(600))
+    let policy = a.policy.node(seed)?;
+    crate::nodes::episode(&bus, &sim, policy, None, Duration::from_secs(600))
 }
 
 /// The policy node `policy/infer` queries go to, and the session they go through.
@@ -258,15 +218,15 @@ impl InferServer {
             return Ok(Self { bus, node: None });
         }
         let bus = Bus::open(&Default::default())?;
-        let mut decider = crate::nodes::decider(&a.policy, a.seed)?;
+        let mut policy = a.policy.node(a.seed)?;
         let stop = Arc::new(AtomicBool::new(false));
         let (b, s) = (bus.clone(), stop.clone());
         let node = std::thread::Builder::new()
             .name("policy".into())
             .spawn(move || {
-                Ok(loho_runtime::policy::run(
+                Ok(loho_runtime::policy::node::run(
                     &b,
-                    decider.as_mut(),
+                    policy.as_mut(),
                     &Default::default(),
                     s,
                 )?)
@@ -294,11 +254,7 @@ impl InferServer {
 
     fn episode(&self, a: &EvalArgs, task: TaskId, seed: u64) -> Result<EpisodeResult> {
         let mut policy = RemotePolicy::new(self.bus.clone(), seed, Self::TIMEOUT);
-        let r = run_episode(task, a.split, seed, &mut policy)?;
-        match policy.error {
-            Some(e) => Err(e.into()),
-            None => Ok(r),
-        }
+        Ok(run_episode(task, a.split, seed, &mut policy)?)
     }
 }
 

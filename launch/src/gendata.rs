@@ -18,7 +18,7 @@ use loho_runtime::trajectory::EePose;
 use loho_sim::camera::{self, gaussian, Heightmap};
 use loho_sim::colors::{self, Split};
 use loho_sim::{oracle, tasks};
-use loho_sim::{Action, Decision, Env, Oracle, Policy, TaskId};
+use loho_sim::{Action, Decision, Env, Oracle, TaskId};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -100,7 +100,7 @@ fn episode(task: TaskId, seed: u64, a: &GenArgs) -> Result<Vec<Frame>> {
     while !env.is_done() {
         let obs = env.observe();
         let step = env.steps_taken();
-        match Oracle.decide(&env, &obs) {
+        match env.ask(&mut Oracle)? {
             Decision::Done(text) => {
                 push(&mut out, sample(&env, step, &text, vec![]), &obs);
                 return Ok(out);

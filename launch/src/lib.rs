@@ -25,7 +25,8 @@ use loho_sim::env::Env;
 use loho_sim::node::{self, Mode};
 use loho_sim::{Split, TaskId, ALL_TASKS};
 
-use crate::eval::{EvalArgs, PolicyKind};
+use crate::eval::EvalArgs;
+use crate::policy::PolicyKind;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -481,7 +482,7 @@ pub fn main_with<I: IntoIterator<Item = String>>(args: I) -> Result<()> {
                 exit_when_done,
             };
             let bus = open_bus(&bus)?;
-            let r = node::run(&bus, &cfg, ctrl_c()?)?;
+            let r = nodes::simulator(&bus, &cfg, ctrl_c()?)?;
             println!(
                 "result: task {} seed {}: score {:.1} in {} steps",
                 r.task.letter(),
@@ -509,9 +510,9 @@ pub fn main_with<I: IntoIterator<Item = String>>(args: I) -> Result<()> {
         }
         Command::Launch { file } => graph::launch(&file),
         Command::Policy { policy, seed, bus } => {
-            let mut decider = nodes::decider(&PolicyKind::parse(&policy)?, seed)?;
+            let mut policy = PolicyKind::parse(&policy)?.node(seed)?;
             let bus = open_bus(&bus)?;
-            loho_runtime::policy::run(&bus, decider.as_mut(), &Default::default(), ctrl_c()?)?;
+            loho_runtime::policy::node::run(&bus, policy.as_mut(), &Default::default(), ctrl_c()?)?;
             Ok(())
         }
     }

@@ -8,15 +8,14 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use loho_drivers::{ArmNodeConfig, SimArm};
+use loho_runtime::config::RuntimeConfig;
 use loho_runtime::controller::{self, ClockSource, ControllerConfig};
-use loho_runtime::policy::{self, Decide, DecisionReport, PolicyConfig};
-use loho_runtime::safety::RuntimeConfig;
+use loho_runtime::policy::node::{self as policy, DecisionReport, PolicyConfig};
+use loho_runtime::policy::Policy;
 use loho_runtime::Bus;
 use loho_sim::node::{self, Mode, SimConfig};
 use loho_sim::EpisodeResult;
-
-use crate::eval::PolicyKind;
-use crate::policy::ModelPolicy;
 
 /// `configs/runtime.toml`'s values, or the file given.
 pub fn runtime_config(path: Option<&Path>) -> Result<RuntimeConfig> {
@@ -25,22 +24,6 @@ pub fn runtime_config(path: Option<&Path>) -> Result<RuntimeConfig> {
             RuntimeConfig::load(p).with_context(|| format!("runtime config {}", p.display()))
         }
         None => Ok(RuntimeConfig::default()),
-    }
-}
-
-/// The policy a node runs: only a model sees nothing but the frames (the oracle reads
-/// the simulator's state, which does not cross the bus).
-pub fn decider(kind: &PolicyKind, seed: u64) -> Result<Box<dyn Decide>> {
-    match kind {
-        PolicyKind::Model(dir) => Ok(Box::new(
-            ModelPolicy::load(dir, seed)
-                .with_context(|| format!("loading the policy in {}", dir.display()))?,
-        )),
-        other => anyhow::bail!(
-            "the {} policy reads the simulator's state and cannot run as a node: use \
-             --policy default or a checkpoint folder (or `loho eval` without --transport zenoh)",
-            other.name()
-        ),
     }
 }
 
@@ -56,19 +39,46 @@ pub fn controller_config(runtime: &RuntimeConfig, mode: Mode) -> ControllerConfi
     }
 }
 
-/// The three nodes running on threads of this process.
+/// The simulator as it runs in one process: the scene node and the generic arm node
+/// around its arm, over one stage; returns the scene's result once both stopped.
+pub fn simulator(bus: &Bus, cfg: &SimConfig, stop: Arc<AtomicBool>) -> Result<EpisodeResult> {
+    let stage = node::stage(cfg)?;
+    let (mut arm, arm_cfg) = match cfg.mode {
+        Mode::Realtime => (
+            SimArm::realtime(stage.clone()),
+            ArmNodeConfig::realtime(&cfg.runtime),
+        ),
+        Mode::Lockstep => (
+            SimArm::lockstep(stage.clone(), node::clock_publisher(bus)?),
+            ArmNodeConfig::lockstep(&cfg.runtime),
+        ),
+    };
+    let (b, s) = (bus.clone(), stop.clone());
+    let arm = std::thread::Builder::new()
+        .name("arm".into())
+        .spawn(move || loho_drivers::node::run(&b, &mut arm, &arm_cfg, s))?;
+    let result = node::run(bus, cfg, stage, stop.clone());
+    // The episode is over (or failed): the arm stops with it.
+    stop.store(true, Ordering::Relaxed);
+    arm.join()
+        .map_err(|_| anyhow::anyhow!("the arm thread panicked"))?
+        .context("arm node")?;
+    Ok(result?)
+}
+
+/// The nodes running on threads of this process.
 pub struct Running {
     stop: Arc<AtomicBool>,
     sim: std::thread::JoinHandle<Result<EpisodeResult>>,
     others: Vec<(&'static str, std::thread::JoinHandle<Result<()>>)>,
 }
 
-/// Starts the simulator, controller and policy nodes on `bus`, each on its own thread.
+/// Starts the simulator (scene and arm), controller and policy nodes on `bus`, each on its own thread.
 pub fn spawn(
     bus: &Bus,
     sim: &SimConfig,
     ctrl: ControllerConfig,
-    mut decider: Box<dyn Decide>,
+    mut policy: Box<dyn Policy>,
     reports: Option<mpsc::Sender<DecisionReport>>,
 ) -> Result<Running> {
     let stop = Arc::new(AtomicBool::new(false));
@@ -84,16 +94,16 @@ pub fn spawn(
                 reports,
                 ..Default::default()
             };
-            Ok(policy::run(&b, decider.as_mut(), &cfg, s)?)
+            Ok(policy::run(&b, policy.as_mut(), &cfg, s)?)
         })?;
     let (b, s, cfg) = (bus.clone(), stop.clone(), sim.clone());
     let sim = std::thread::Builder::new()
         .name("sim".into())
         .spawn(move || {
-            let r = node::run(&b, &cfg, s.clone());
+            let r = simulator(&b, &cfg, s.clone());
             // The episode is over (or failed): the other nodes stop with it.
             s.store(true, Ordering::Relaxed);
-            Ok(r?)
+            r
         })?;
     Ok(Running {
         stop,
@@ -140,7 +150,7 @@ impl Running {
 pub fn episode(
     bus: &Bus,
     sim: &SimConfig,
-    decider: Box<dyn Decide>,
+    policy: Box<dyn Policy>,
     reports: Option<mpsc::Sender<DecisionReport>>,
     timeout: Duration,
 ) -> Result<EpisodeResult> {
@@ -149,5 +159,5 @@ pub fn episode(
         ..sim.clone()
     };
     let ctrl = controller_config(&sim.runtime, sim.mode);
-    spawn(bus, &cfg, ctrl, decider, reports)?.join(timeout)
+    spawn(bus, &cfg, ctrl, policy, reports)?.join(timeout)
 }

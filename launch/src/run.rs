@@ -8,17 +8,17 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use loho_runtime::config::RuntimeConfig;
 use loho_runtime::keys;
 use loho_runtime::msg::{EpisodeEvent, Image, StringMsg};
 use loho_runtime::policy::Decision;
 use loho_runtime::record::Recorder;
-use loho_runtime::safety::RuntimeConfig;
 use loho_runtime::Bus;
 use loho_sim::node::{Mode, SimConfig};
 use loho_sim::{Split, TaskId};
 
-use crate::eval::PolicyKind;
 use crate::nodes;
+use crate::policy::PolicyKind;
 
 pub struct RunArgs {
     pub task: TaskId,
@@ -43,7 +43,7 @@ struct Film {
 
 pub fn run(a: &RunArgs) -> Result<()> {
     let seed = a.split.seed(a.episode);
-    let decider = nodes::decider(&a.policy, seed)?;
+    let policy = a.policy.node(seed)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let name = format!("{}-{}-{}", a.task.letter(), a.split.name(), a.episode);
     let mcap_path = a.out.join(format!("{name}.mcap"));
@@ -56,7 +56,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
     let (rtx, rrx) = mpsc::channel();
     let console = std::thread::spawn(move || {
         for r in rrx {
-            let r: loho_runtime::policy::DecisionReport = r;
+            let r: loho_runtime::policy::node::DecisionReport = r;
             let ms = r.latency.as_secs_f64() * 1e3;
             match r.decision {
                 Decision::Act(a) => println!("  sub-task: {}  ({ms:.0} ms)", a.subtask),
@@ -130,7 +130,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
         },
         a.policy.name()
     );
-    let result = nodes::episode(&bus, &sim, decider, Some(rtx), a.timeout);
+    let result = nodes::episode(&bus, &sim, policy, Some(rtx), a.timeout);
     let summary = recorder.finish()?;
     let _ = console.join();
     let r = result?;

@@ -1,4 +1,6 @@
-//! The LoHoVLA-style model of loho, in candle (DESIGN §6). No zenoh, no simulator.
+//! The LoHoVLA-style model of loho, in candle (DESIGN §6). No simulator; of the runtime
+//! it uses only the [`Policy`](loho_runtime::policy::Policy) trait it implements
+//! ([`ModelPolicy`]).
 //!
 //! - [`vocab`]: the word-level vocabulary as a Hugging Face `tokenizer.json`;
 //! - [`stem`]: the RGB-D heightmap to one token per object, with its position;
@@ -8,6 +10,7 @@
 //! - [`head`]: the flow-matching action head; [`keypose`]: its normalised outputs;
 //! - [`model`]: all of it in one sequence layout, with the tied language head;
 //! - [`vla`]: one decision (sub-task text, keyposes, timings) on a frame;
+//! - [`policy`]: the model in LoHoVLA's closed loop, as a runtime policy;
 //! - [`checkpoint`]: the checkpoint folder; [`data`] and [`train`]: demonstrations and
 //!   training.
 
@@ -19,6 +22,7 @@ pub mod head;
 pub mod keypose;
 pub mod model;
 pub mod pointer;
+pub mod policy;
 pub mod stem;
 pub mod train;
 pub mod vla;
@@ -31,6 +35,7 @@ use thiserror::Error;
 
 pub use keypose::Keypose;
 pub use model::{Config, Loho};
+pub use policy::{default_checkpoint, ModelPolicy};
 pub use vla::Vla;
 
 #[derive(Debug, Error)]

@@ -16,12 +16,13 @@ use thiserror::Error;
 
 use crate::bus::{Bus, BusError, Publisher, Qos};
 use crate::cdr::CdrError;
+use crate::config::RuntimeConfig;
 use crate::keys;
 use crate::msg::{
     ActionChunk, ArmState, BoolMsg, Clock, DiagnosticArray, EeCommand, ExecStatus, Header, Pose,
 };
 use crate::policy::chunk_action;
-use crate::safety::{RuntimeConfig, SafetyFilter};
+use crate::safety::SafetyFilter;
 use crate::trajectory::{pick_place, EePose, PrimitiveParams};
 
 #[derive(Debug, Error)]
@@ -95,7 +96,7 @@ pub fn run(
     stop: Arc<AtomicBool>,
 ) -> Result<(), ControllerError> {
     let _alive = bus.alive("controller")?;
-    let _peers = bus.log_peers("controller", &["sim"], stop.clone())?;
+    let _peers = bus.log_peers("controller", &["sim", "arm"], stop.clone())?;
     let diag = bus.publisher::<DiagnosticArray>(keys::DIAGNOSTICS, Qos::Stream)?;
     let estop = Arc::new(AtomicBool::new(false));
     let (bad_tx, bad_rx) = mpsc::channel::<(&'static str, String)>();

@@ -6,14 +6,19 @@
 //! - [`bus`]: a typed zenoh bus (publishers, subscribers, latest-value slots, liveliness);
 //! - [`trajectory`]: the pick-and-place primitive as timed end-effector setpoints, shared
 //!   by the simulator and the controller that drives real arms;
-//! - [`safety`]: the limits of `configs/runtime.toml` and the filter every setpoint passes;
-//! - [`policy`]: the policy node (any [`policy::Decide`]r, on its own thread);
+//! - [`config`]: `configs/runtime.toml` (control rate, limits, watchdog);
+//! - [`safety`]: the filter every setpoint passes;
+//! - [`diagnostics`]: what a node reports on `diagnostics`;
+//! - [`policy`]: the [`Policy`](policy::Policy) trait every policy implements, LoHoVLA's
+//!   closed loop, the policy node and a remote policy over `policy/infer`;
 //! - [`controller`]: the controller node (chunks → safe setpoints at the control rate);
 //! - [`record`]: every topic into an MCAP file with its ROS 2 schema.
 
 pub mod bus;
 pub mod cdr;
+pub mod config;
 pub mod controller;
+pub mod diagnostics;
 pub mod keys;
 pub mod msg;
 pub mod policy;

@@ -38,6 +38,14 @@ impl EePose {
             yaw: self.yaw + (o.yaw - self.yaw) * s,
         }
     }
+    /// The position and yaw of a message pose (the tool points straight down).
+    pub fn from_pose(p: &crate::msg::Pose) -> Self {
+        Self::new(p.position.x, p.position.y, p.position.z, p.yaw())
+    }
+    /// As a message pose, pointing straight down.
+    pub fn to_pose(&self) -> crate::msg::Pose {
+        crate::msg::Pose::from_xyz_yaw(self.x, self.y, self.z, self.yaw)
+    }
     fn dist(&self, o: &Self) -> f64 {
         ((o.x - self.x).powi(2) + (o.y - self.y).powi(2) + (o.z - self.z).powi(2)).sqrt()
     }

@@ -13,12 +13,7 @@ use crate::world::{Outcome, World};
 /// Simulated seconds the scene may take to come to rest after an action (Ravens: 5 s).
 pub const SETTLE_S: f64 = 5.0;
 
-pub use loho_runtime::policy::{Action, Decision};
-
-/// Anything that decides actions from an environment's observation.
-pub trait Policy {
-    fn decide(&mut self, env: &Env, obs: &Heightmap) -> Decision;
-}
+pub use loho_runtime::policy::{Action, Decision, Observation, Policy, PolicyError};
 
 #[derive(Debug, Error)]
 pub enum EnvError {
@@ -26,6 +21,8 @@ pub enum EnvError {
     Task(#[from] TaskError),
     #[error("the episode is over")]
     Over,
+    #[error("the policy gave no decision: {0}")]
+    Policy(#[from] PolicyError),
 }
 
 /// Why an action was not executed (the step still counts).
@@ -104,6 +101,28 @@ impl Env {
 
     pub fn observe(&self) -> Heightmap {
         camera::render(&self.episode.world)
+    }
+
+    /// What a policy sees of `frame` (its colour bytes `rgb`) at this point of the
+    /// episode; the environment itself rides along for policies that read the scene.
+    pub fn observation<'a>(&'a self, rgb: &'a [u8], frame: &'a Heightmap) -> Observation<'a> {
+        Observation {
+            instruction: self.instruction(),
+            rgb,
+            height: &frame.height,
+            rows: camera::HEIGHT,
+            cols: camera::WIDTH,
+            total_reward: self.total,
+            step: self.steps,
+            scene: Some(self),
+        }
+    }
+
+    /// `policy`'s decision on the frame the camera shows now.
+    pub fn ask(&self, policy: &mut dyn Policy) -> Result<Decision, PolicyError> {
+        let frame = self.observe();
+        let rgb = frame.rgb_bytes();
+        policy.decide(&self.observation(&rgb, &frame))
     }
 
     /// Re-scores the world (after it was changed by hand).
@@ -194,8 +213,7 @@ impl Env {
     ) -> Result<EpisodeResult, EnvError> {
         let mut subtasks = Vec::new();
         while !self.is_done() {
-            let obs = self.observe();
-            match policy.decide(self, &obs) {
+            match self.ask(policy)? {
                 Decision::Done(text) => {
                     subtasks.push(text);
                     break;

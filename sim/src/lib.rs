@@ -6,11 +6,13 @@
 //! - [`tasks`]: tasks A–K, their scenes, texts and goals; [`goal`]: how they are scored;
 //! - [`env`]: an episode as an environment; [`oracle`]: the scripted expert and a random
 //!   baseline;
-//! - [`node`]: the simulator as a zenoh node.
+//! - [`arm`]: the simulated arm's setpoint, shared by the scene and the arm driver;
+//! - [`node`]: the simulator's scene as a zenoh node.
 //!
 //! Same (task, split, seed) → same episode, bit for bit: scenes come from a seeded
 //! ChaCha stream and rapier runs single-threaded in a fixed order.
 
+pub mod arm;
 pub mod camera;
 pub mod colors;
 pub mod env;

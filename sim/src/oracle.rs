@@ -11,8 +11,8 @@ use loho_runtime::trajectory::{wrap_angle, EePose};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::camera::{self, Heightmap};
-use crate::env::{Action, Decision, Env, Policy};
+use crate::camera;
+use crate::env::{Action, Decision, Env, Observation, Policy, PolicyError};
 use crate::goal::{Assign, GoalStep, Order, PlaceName};
 use crate::world::World;
 
@@ -21,11 +21,23 @@ use crate::world::World;
 pub struct Oracle;
 
 impl Policy for Oracle {
-    fn decide(&mut self, env: &Env, _obs: &Heightmap) -> Decision {
-        match env.current_goal().and_then(|g| plan(env.world(), g)) {
-            Some(a) => Decision::Act(a),
-            None => Decision::Done(env.episode.completed.clone()),
-        }
+    fn decide(&mut self, obs: &Observation) -> Result<Decision, PolicyError> {
+        let env = obs
+            .scene
+            .and_then(|s| s.downcast_ref::<Env>())
+            .ok_or_else(|| {
+                PolicyError(
+                    "the oracle reads the simulator's scene, which does not cross the bus: \
+                 run it in process (`loho eval --transport local`)"
+                        .into(),
+                )
+            })?;
+        Ok(
+            match env.current_goal().and_then(|g| plan(env.world(), g)) {
+                Some(a) => Decision::Act(a),
+                None => Decision::Done(env.episode.completed.clone()),
+            },
+        )
     }
 }
 
@@ -209,22 +221,35 @@ impl RandomPolicy {
             rng: ChaCha8Rng::seed_from_u64(seed),
         }
     }
-    fn spot(&mut self, obs: &Heightmap) -> EePose {
-        let u = self.rng.gen_range(0..camera::HEIGHT);
-        let v = self.rng.gen_range(0..camera::WIDTH);
+    /// A pixel of the frame drawn at random, at the height the frame shows there.
+    fn spot(&mut self, obs: &Observation) -> EePose {
+        let u = self.rng.gen_range(0..obs.rows);
+        let v = self.rng.gen_range(0..obs.cols);
         let (x, y) = camera::pixel_to_world(u, v);
-        let (_, h) = obs.at(u, v);
+        let h = obs.height[u * obs.cols + v];
         EePose::new(x, y, h as f64, self.rng.gen_range(-FRAC_PI_4..FRAC_PI_4))
     }
 }
 
 impl Policy for RandomPolicy {
-    fn decide(&mut self, _env: &Env, obs: &Heightmap) -> Decision {
-        Decision::Act(Action {
+    fn decide(&mut self, obs: &Observation) -> Result<Decision, PolicyError> {
+        if obs.rows != camera::HEIGHT
+            || obs.cols != camera::WIDTH
+            || obs.height.len() != obs.rows * obs.cols
+        {
+            return Err(PolicyError(format!(
+                "the random policy draws on the simulator's {}×{} heightmap, not {}×{}",
+                camera::HEIGHT,
+                camera::WIDTH,
+                obs.rows,
+                obs.cols
+            )));
+        }
+        Ok(Decision::Act(Action {
             subtask: "pick up the block and place it on the zone.".into(),
             pick: self.spot(obs),
             place: self.spot(obs),
-        })
+        }))
     }
 }
 

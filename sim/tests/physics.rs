@@ -2,8 +2,9 @@
 //! what is there, and the same seed gives the same episode bit for bit.
 
 use loho_runtime::trajectory::pick_place;
-use loho_sim::camera::{self, render, world_to_pixel, Heightmap};
+use loho_sim::camera::{self, render, world_to_pixel};
 use loho_sim::colors::{self, TABLE};
+use loho_sim::env::{Observation, PolicyError};
 use loho_sim::goal::{GoalStep, Target};
 use loho_sim::oracle::{plan, plans};
 use loho_sim::world::{Kind, ObjPose, Outcome, World, BIG, BOWL_FLOOR, SMALL};
@@ -204,11 +205,14 @@ fn every_task_is_solved_by_the_oracle_on_a_few_seeds() {
 struct LastChoice;
 
 impl Policy for LastChoice {
-    fn decide(&mut self, env: &Env, _obs: &Heightmap) -> Decision {
-        match env.current_goal().and_then(|g| plans(env.world(), g).pop()) {
-            Some(a) => Decision::Act(a),
-            None => Decision::Done(env.episode.completed.clone()),
-        }
+    fn decide(&mut self, obs: &Observation) -> Result<Decision, PolicyError> {
+        let env = obs.scene.and_then(|s| s.downcast_ref::<Env>()).unwrap();
+        Ok(
+            match env.current_goal().and_then(|g| plans(env.world(), g).pop()) {
+                Some(a) => Decision::Act(a),
+                None => Decision::Done(env.episode.completed.clone()),
+            },
+        )
     }
 }
 

@@ -24,7 +24,7 @@ use loho_runtime::msg::{
 use loho_runtime::{Bus, BusConfig, BusError, Qos};
 use loho_sim::camera::{HEIGHT, WIDTH};
 use loho_sim::colors::TABLE;
-use loho_sim::{Decision, Env, Oracle, Policy, Split, TaskId};
+use loho_sim::{Decision, Env, Oracle, Split, TaskId};
 
 const CHILD: &str = "LOHO_CHILD_ARGS";
 /// The watchdog timeout of `configs/runtime.toml`.
@@ -296,7 +296,7 @@ impl Graph {
 /// The oracle's first pick-and-place of the sim's episode, as a chunk.
 fn oracle_chunk(id: u64) -> ActionChunk {
     let env = Env::new(TaskId::B, Split::Test, Split::Test.seed(2)).unwrap();
-    let Decision::Act(a) = Oracle.decide(&env, &env.observe()) else {
+    let Decision::Act(a) = env.ask(&mut Oracle).unwrap() else {
         panic!("oracle has work")
     };
     let pose = |p: &loho_runtime::trajectory::EePose| Pose::from_xyz_yaw(p.x, p.y, p.z, p.yaw);

@@ -1,5 +1,5 @@
 //! The policy node: at each decision point, the latest synchronised colour + depth frame
-//! and the instruction go to a [`Decide`]r on this node's own thread, and its decision
+//! and the instruction go to a [`Policy`] on this node's own thread, and its decision
 //! goes out as `policy/subtask` and `policy/action`.
 //!
 //! Decision points (DESIGN §7): the first frame of an episode; after the simulator scored
@@ -23,54 +23,10 @@ use crate::bus::Request;
 use crate::bus::{Bus, BusError, Qos};
 use crate::keys;
 use crate::msg::{
-    ActionChunk, BoolMsg, DiagnosticArray, EpisodeEvent, ExecStatus, Header, Image, InferRequest,
-    Keypose, Pose, StringMsg, Time,
+    ActionChunk, BoolMsg, DiagnosticArray, EpisodeEvent, ExecStatus, Image, InferRequest, StringMsg,
 };
-use crate::trajectory::EePose;
 
-/// One pick-and-place decision: the sub-task written and the primitive's two keyposes.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Action {
-    pub subtask: String,
-    pub pick: EePose,
-    pub place: EePose,
-}
-
-/// What a policy decides at a decision point.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Decision {
-    Act(Action),
-    /// The policy says the task is complete (its "completed" sentence).
-    Done(String),
-}
-
-/// What a policy sees at a decision point.
-pub struct Observation<'a> {
-    pub instruction: &'a str,
-    /// Row-major `rgb8`, `rows` × `cols`.
-    pub rgb: &'a [u8],
-    /// Height above the table (m), row-major.
-    pub height: &'a [f32],
-    pub rows: usize,
-    pub cols: usize,
-    /// Reward earned so far in the episode (0 when unknown).
-    pub total_reward: f64,
-}
-
-/// A policy the node can run: the learned model in its closed loop, or anything else.
-pub trait Decide: Send {
-    /// Forgets the episode (a new instruction begins).
-    fn reset(&mut self);
-    fn decide(&mut self, obs: &Observation) -> Result<Decision, String>;
-    /// One decision outside the node's own closed loop (a `policy/infer` query): re-read
-    /// `keep` or write a new sub-task, sampling with `seed`.
-    fn infer(
-        &mut self,
-        obs: &Observation,
-        keep: Option<&str>,
-        seed: u64,
-    ) -> Result<Decision, String>;
-}
+use super::{chunk, Decision, Observation, Policy};
 
 /// Sent to an in-process observer after every decision (the console of `loho run`).
 #[derive(Debug, Clone)]
@@ -111,7 +67,7 @@ struct Outstanding {
 /// Runs the node on the calling thread until `stop` is set or the episode is over.
 pub fn run(
     bus: &Bus,
-    decider: &mut dyn Decide,
+    policy: &mut dyn Policy,
     cfg: &PolicyConfig,
     stop: Arc<AtomicBool>,
 ) -> Result<(), BusError> {
@@ -188,7 +144,7 @@ pub fn run(
             }
             Ok(Input::Infer(q)) => {
                 next_id += 1;
-                if let Err(why) = answer(decider, *q, next_id)? {
+                if let Err(why) = answer(policy, *q, next_id)? {
                     report_bad("policy/infer query refused", &why)?;
                 }
             }
@@ -209,7 +165,7 @@ pub fn run(
         };
         if current_instruction.as_deref() != Some(text.as_str()) {
             // A new task: forget the old one's state (also the first instruction).
-            decider.reset();
+            policy.reset();
             current_instruction = Some(text.clone());
             finished = false;
             outstanding = None;
@@ -243,9 +199,11 @@ pub fn run(
             rows: c.height as usize,
             cols: c.width as usize,
             total_reward: last_event.as_ref().map_or(0.0, |e| e.total_reward),
+            step: last_event.as_ref().map_or(0, |e| e.step as usize),
+            scene: None,
         };
         let t0 = Instant::now();
-        let decision = match decider.decide(&obs) {
+        let decision = match policy.decide(&obs) {
             Ok(d) => d,
             Err(e) => {
                 // A policy that cannot decide moves nothing: report and wait for a newer
@@ -255,17 +213,14 @@ pub fn run(
                     DiagnosticArray::ERROR,
                     "policy",
                     "decision failed",
-                    &e,
+                    &e.0,
                 ))?;
                 continue;
             }
         };
         let latency = t0.elapsed();
         next_id += 1;
-        let subtask = match &decision {
-            Decision::Act(a) => a.subtask.clone(),
-            Decision::Done(text) => text.clone(),
-        };
+        let subtask = decision.subtask().to_string();
         tracing::debug!(
             chunk = next_id,
             ms = latency.as_secs_f64() * 1e3,
@@ -302,7 +257,7 @@ fn frame(c: &Image, d: &Image) -> Result<(Vec<u8>, Vec<f32>), String> {
 /// Answers one `policy/infer` query: the chunk, or an error reply saying why not (also
 /// returned, for the node's diagnostics).
 fn answer(
-    decider: &mut dyn Decide,
+    policy: &mut dyn Policy,
     q: Request<InferRequest>,
     id: u64,
 ) -> Result<Result<(), String>, BusError> {
@@ -319,9 +274,11 @@ fn answer(
                 rows: r.color.height as usize,
                 cols: r.color.width as usize,
                 total_reward: 0.0,
+                step: 0,
+                scene: None,
             };
             let keep = Some(r.keep_subtask.as_str()).filter(|k| !k.is_empty());
-            let d = decider.infer(&obs, keep, r.seed)?;
+            let d = policy.infer(&obs, keep, r.seed).map_err(|e| e.0)?;
             Ok(chunk(&d, r.color.header.stamp.as_secs_f64(), id))
         });
     match decided {
@@ -334,50 +291,4 @@ fn answer(
             Ok(Err(why))
         }
     }
-}
-
-/// A decision as the chunk that carries it: pick (suction on), place (suction off), or
-/// no keyposes for "done".
-fn chunk(d: &Decision, obs_stamp: f64, id: u64) -> ActionChunk {
-    let (subtask, keyposes) = match d {
-        Decision::Act(a) => (
-            a.subtask.clone(),
-            vec![keypose(&a.pick, 1.0), keypose(&a.place, 0.0)],
-        ),
-        Decision::Done(text) => (text.clone(), vec![]),
-    };
-    ActionChunk {
-        header: Header::new(obs_stamp, "world"),
-        obs_stamp: Time::from_secs_f64(obs_stamp),
-        chunk_id: id,
-        subtask,
-        keyposes,
-    }
-}
-
-fn keypose(p: &EePose, gripper: f64) -> Keypose {
-    Keypose {
-        pose: Pose::from_xyz_yaw(p.x, p.y, p.z, p.yaw),
-        gripper,
-        duration: 0.0,
-    }
-}
-
-/// The pick and place of a chunk, or why it is not a pick-and-place.
-pub fn chunk_action(c: &ActionChunk) -> Result<Action, String> {
-    if c.keyposes.len() != 2 {
-        return Err(format!(
-            "a pick-and-place chunk has 2 keyposes, this one {}",
-            c.keyposes.len()
-        ));
-    }
-    let ee = |k: usize| {
-        let p = &c.keyposes[k].pose;
-        EePose::new(p.position.x, p.position.y, p.position.z, p.yaw())
-    };
-    Ok(Action {
-        subtask: c.subtask.clone(),
-        pick: ee(0),
-        place: ee(1),
-    })
 }

@@ -1,0 +1,281 @@
+//! The generic arm node: any [`Arm`] on the bus, with what every arm needs and no driver
+//! should write twice.
+//!
+//! - `cmd/ee` setpoints go to the arm after the last check of their own: finite, inside
+//!   the workspace box (`configs/runtime.toml`), gripper finite. A refused setpoint never
+//!   reaches the arm and is reported on `diagnostics`.
+//! - **Watchdog**: when no setpoint has come for longer than its timeout, the arm holds.
+//!   It is reported when a chunk was streaming (`exec/status` says which), since silence
+//!   between chunks is normal. Off where setpoints are the clock (a lockstep simulator).
+//! - **E-stop**: `estop` true holds the arm and latches: setpoints are ignored until it is
+//!   cleared. A payload on `estop` nobody can read counts as an e-stop.
+//! - `state` at `state_hz`, liveliness token `@alive/<name>`, diagnostics.
+//!
+//! One event loop: the zenoh callbacks only push [`Event`]s into a channel, and the loop
+//! selects between them and its tick.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::select;
+use loho_runtime::bus::{Bus, BusError, Publisher, Qos};
+use loho_runtime::config::RuntimeConfig;
+use loho_runtime::diagnostics::Diagnostics;
+use loho_runtime::keys;
+use loho_runtime::msg::{ArmState, BoolMsg, DiagnosticArray, EeCommand, ExecStatus};
+use loho_runtime::safety::SafetyFilter;
+use loho_runtime::trajectory::EePose;
+use thiserror::Error;
+
+use crate::arm::{Arm, ArmError};
+
+#[derive(Debug, Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Bus(#[from] BusError),
+}
+
+#[derive(Debug, Clone)]
+pub struct ArmNodeConfig {
+    /// The node's name: its liveliness token and its diagnostics.
+    pub name: &'static str,
+    /// Hold when no setpoint came for this long; `None` where setpoints are the clock.
+    pub watchdog: Option<Duration>,
+    /// `state` messages per second.
+    pub state_hz: f64,
+    /// The workspace box (`safety`) and the watchdog's timeout.
+    pub runtime: RuntimeConfig,
+}
+
+impl ArmNodeConfig {
+    /// An arm in real time with the limits and watchdog of `runtime`.
+    pub fn realtime(runtime: &RuntimeConfig) -> Self {
+        Self {
+            name: "arm",
+            watchdog: Some(Duration::from_millis(runtime.watchdog.timeout_ms)),
+            state_hz: 120.0,
+            runtime: runtime.clone(),
+        }
+    }
+
+    /// An arm whose setpoints are its clock (no watchdog): a lockstep simulator.
+    pub fn lockstep(runtime: &RuntimeConfig) -> Self {
+        Self {
+            watchdog: None,
+            ..Self::realtime(runtime)
+        }
+    }
+}
+
+/// What reaches the loop from the bus.
+enum Event {
+    Cmd(EeCommand),
+    EStop(bool),
+    Status(ExecStatus),
+    Bad(&'static str, String),
+}
+
+struct Node<'a> {
+    arm: &'a mut dyn Arm,
+    cfg: &'a ArmNodeConfig,
+    state: Publisher<ArmState>,
+    diag: Diagnostics,
+    filter: SafetyFilter,
+    /// The arm's clock at its last state: the stamp of diagnostics.
+    now: f64,
+    /// When the last setpoint was taken, while the arm is following setpoints.
+    following: Option<Instant>,
+    /// The watchdog held the arm while a chunk was streaming.
+    tripped: bool,
+    estop: bool,
+    /// The chunk the controller says is streaming.
+    running: Option<u64>,
+}
+
+/// Runs the arm node on the calling thread until `stop` is set.
+pub fn run(
+    bus: &Bus,
+    arm: &mut dyn Arm,
+    cfg: &ArmNodeConfig,
+    stop: Arc<AtomicBool>,
+) -> Result<(), NodeError> {
+    let _alive = bus.alive(cfg.name)?;
+    let _peers = bus.log_peers(cfg.name, &["controller"], stop.clone())?;
+    let (tx, events) = crossbeam_channel::unbounded();
+    let t = tx.clone();
+    let _cmd = bus.subscribe::<EeCommand, _>(keys::CMD_EE, move |m| {
+        let _ = t.send(m.map_or_else(|e| Event::Bad(keys::CMD_EE, e.to_string()), Event::Cmd));
+    })?;
+    let t = tx.clone();
+    let _status = bus.subscribe::<ExecStatus, _>(keys::EXEC_STATUS, move |m| {
+        let _ = t.send(m.map_or_else(
+            |e| Event::Bad(keys::EXEC_STATUS, e.to_string()),
+            Event::Status,
+        ));
+    })?;
+    let _estop = bus.subscribe::<BoolMsg, _>(keys::ESTOP, move |m| {
+        let _ = tx.send(match m {
+            Ok(b) => Event::EStop(b.data),
+            Err(e) => Event::Bad(keys::ESTOP, format!("{e}; e-stop latched")),
+        });
+    })?;
+    let mut node = Node {
+        arm,
+        cfg,
+        state: bus.publisher(keys::STATE, Qos::Stream)?,
+        diag: Diagnostics::new(bus, cfg.name)?,
+        filter: SafetyFilter::new(cfg.runtime.safety.clone()),
+        now: 0.0,
+        following: None,
+        tripped: false,
+        estop: false,
+        running: None,
+    };
+    node.publish_state()?;
+    let ticks = crossbeam_channel::tick(Duration::from_secs_f64(1.0 / cfg.state_hz.max(1.0)));
+    while !stop.load(Ordering::Relaxed) {
+        select! {
+            recv(events) -> e => match e {
+                Ok(e) => node.handle(e)?,
+                Err(_) => break,
+            },
+            recv(ticks) -> _ => {
+                node.watchdog()?;
+                node.publish_state()?;
+            }
+        }
+    }
+    // Whoever stops the node stops the arm.
+    node.hold("node stopping")?;
+    Ok(())
+}
+
+impl Node<'_> {
+    fn report(&self, level: u8, what: &str, why: &str) -> Result<(), BusError> {
+        self.diag.report(self.now, level, what, why)
+    }
+
+    /// The arm failed: say so and hold.
+    fn arm_failed(&mut self, what: &str, e: ArmError) -> Result<(), BusError> {
+        self.report(DiagnosticArray::ERROR, what, &e.to_string())?;
+        self.hold("arm error")
+    }
+
+    fn hold(&mut self, why: &str) -> Result<(), BusError> {
+        self.following = None;
+        if let Err(e) = self.arm.hold() {
+            self.report(
+                DiagnosticArray::ERROR,
+                "hold failed",
+                &format!("{why}: {e}"),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn publish_state(&mut self) -> Result<(), BusError> {
+        match self.arm.state() {
+            Ok(s) => {
+                self.now = s.header.stamp.as_secs_f64();
+                self.state.put(&s)
+            }
+            Err(e) => self.arm_failed("no state", e),
+        }
+    }
+
+    fn handle(&mut self, event: Event) -> Result<(), BusError> {
+        match event {
+            Event::Cmd(c) => self.command(&c),
+            Event::Status(s) => {
+                match s.state {
+                    ExecStatus::RUNNING => self.running = Some(s.chunk_id),
+                    _ if self.running == Some(s.chunk_id) => self.running = None,
+                    _ => {}
+                }
+                Ok(())
+            }
+            Event::EStop(on) => {
+                if on == self.estop {
+                    return Ok(());
+                }
+                self.estop = on;
+                // Holding means staying where the arm is, not going on to the target.
+                self.hold("e-stop")?;
+                let what = if on {
+                    "e-stop: holding"
+                } else {
+                    "e-stop cleared"
+                };
+                self.report(DiagnosticArray::WARN, what, "estop topic")
+            }
+            Event::Bad(topic, why) => {
+                if topic == keys::ESTOP {
+                    self.estop = true;
+                    self.hold("unreadable e-stop")?;
+                }
+                self.report(
+                    DiagnosticArray::ERROR,
+                    &format!("undecodable {topic}"),
+                    &why,
+                )
+            }
+        }
+    }
+
+    /// One setpoint: checked, then to the arm.
+    fn command(&mut self, c: &EeCommand) -> Result<(), BusError> {
+        if self.estop {
+            return Ok(());
+        }
+        let pose = EePose::from_pose(&c.target);
+        if let Err(r) = self.filter.check_pose(&pose) {
+            // The driver's own last check: a bad setpoint never moves the arm.
+            return self.report(DiagnosticArray::ERROR, "command refused", &r.to_string());
+        }
+        if !c.gripper.is_finite() {
+            return self.report(
+                DiagnosticArray::ERROR,
+                "command refused",
+                "gripper is not finite",
+            );
+        }
+        if let Err(e) = self.arm.suction(c.gripper > 0.5) {
+            return self.arm_failed("suction failed", e);
+        }
+        if let Err(e) = self.arm.servo(pose, c.header.stamp.as_secs_f64()) {
+            return self.arm_failed("setpoint failed", e);
+        }
+        self.following = Some(Instant::now());
+        if self.tripped {
+            self.tripped = false;
+            self.report(DiagnosticArray::WARN, "watchdog", "commands again")?;
+        }
+        if self.cfg.watchdog.is_none() {
+            // Setpoints are the clock: the state follows each one.
+            self.publish_state()?;
+        }
+        Ok(())
+    }
+
+    fn watchdog(&mut self) -> Result<(), BusError> {
+        let (Some(timeout), Some(last)) = (self.cfg.watchdog, self.following) else {
+            return Ok(());
+        };
+        let silent = last.elapsed();
+        if silent <= timeout {
+            return Ok(());
+        }
+        self.hold("watchdog")?;
+        if self.running.is_some() && !self.tripped {
+            self.tripped = true;
+            let ms = silent.as_millis();
+            self.report(
+                DiagnosticArray::WARN,
+                "watchdog",
+                &format!("no command for {ms} ms: holding"),
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,223 @@
+//! The one policy idea of loho: what a policy sees ([`Observation`]), what it decides
+//! ([`Decision`]), the trait every policy implements ([`Policy`]), and LoHoVLA's closed
+//! loop ([`ClosedLoop`]) that the learned policy runs wherever it runs.
+//!
+//! The same trait serves the simulator's in-process evaluation (`loho_sim::Env::run`) and
+//! the policy node ([`node`]), so the learned model, a remote policy ([`remote`]), the
+//! oracle and the random baseline are interchangeable. The trait lives here, with no
+//! candle in sight, so that a controller-only build does not pull the model: `loho-models`
+//! implements it.
+
+pub mod node;
+pub mod remote;
+
+use std::any::Any;
+
+use thiserror::Error;
+
+use crate::msg::{ActionChunk, Header, Keypose, Pose, Time};
+use crate::trajectory::EePose;
+
+/// Failed steps tolerated before the sub-task is written again (LoHoVLA's K).
+pub const MAX_FAILURES: usize = 2;
+
+/// One pick-and-place decision: the sub-task written and the primitive's two keyposes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Action {
+    pub subtask: String,
+    pub pick: EePose,
+    pub place: EePose,
+}
+
+/// What a policy decides at a decision point.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    Act(Action),
+    /// The policy says the task is complete (its "completed" sentence).
+    Done(String),
+}
+
+impl Decision {
+    /// The sub-task text the decision carries.
+    pub fn subtask(&self) -> &str {
+        match self {
+            Decision::Act(a) => &a.subtask,
+            Decision::Done(text) => text,
+        }
+    }
+}
+
+/// What a policy sees at a decision point.
+pub struct Observation<'a> {
+    pub instruction: &'a str,
+    /// Row-major `rgb8`, `rows` × `cols`.
+    pub rgb: &'a [u8],
+    /// Height above the table (m), row-major.
+    pub height: &'a [f32],
+    pub rows: usize,
+    pub cols: usize,
+    /// Reward earned so far in the episode (0 when unknown).
+    pub total_reward: f64,
+    /// Steps taken so far in the episode.
+    pub step: usize,
+    /// The simulator's own state, for a policy that reads it instead of the frame (the
+    /// oracle). `None` wherever the observation came over the bus.
+    pub scene: Option<&'a dyn Any>,
+}
+
+/// Why a policy gave no decision. Nothing moves on one.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[error("{0}")]
+pub struct PolicyError(pub String);
+
+/// A policy: the learned model in its closed loop, a remote one, the oracle, anything.
+pub trait Policy: Send {
+    /// Forgets the episode (a new instruction begins).
+    fn reset(&mut self) {}
+
+    /// The decision at this point of the episode.
+    fn decide(&mut self, obs: &Observation) -> Result<Decision, PolicyError>;
+
+    /// One decision outside the policy's own closed loop (a `policy/infer` query): re-read
+    /// `keep` or write a new sub-task, sampling with `seed`. Only a policy that can be
+    /// served implements it.
+    fn infer(
+        &mut self,
+        obs: &Observation,
+        keep: Option<&str>,
+        seed: u64,
+    ) -> Result<Decision, PolicyError> {
+        let _ = (obs, keep, seed);
+        Err(PolicyError(
+            "this policy does not serve policy/infer".into(),
+        ))
+    }
+}
+
+/// LoHoVLA's closed loop (Algorithm 1 of the paper): the sub-task is written anew at the
+/// first step, after a step that earned reward, and after more than [`MAX_FAILURES`]
+/// steps in a row that earned none; otherwise it is kept and only a new action sampled.
+/// Kept apart from the model so a caller of a remote policy runs the same loop.
+#[derive(Debug, Clone, Default)]
+pub struct ClosedLoop {
+    subtask: Option<String>,
+    failures: usize,
+    last_total: f64,
+}
+
+impl ClosedLoop {
+    /// The sub-task to keep at this step given the reward so far, or `None` to write a
+    /// new one.
+    pub fn keep(&mut self, total_reward: f64) -> Option<String> {
+        let replan = match &self.subtask {
+            None => true,
+            Some(_) if total_reward > self.last_total + 1e-9 => true,
+            Some(_) => {
+                self.failures += 1;
+                self.failures > MAX_FAILURES
+            }
+        };
+        if replan {
+            self.failures = 0;
+        }
+        self.last_total = total_reward;
+        if replan {
+            None
+        } else {
+            self.subtask.clone()
+        }
+    }
+
+    /// Records the sub-task the step acted on.
+    pub fn acted(&mut self, decision: &Decision) {
+        self.subtask = Some(decision.subtask().to_string());
+    }
+}
+
+/// A decision as the chunk that carries it: pick (suction on), place (suction off), or
+/// no keyposes for "done".
+pub fn chunk(d: &Decision, obs_stamp: f64, id: u64) -> ActionChunk {
+    let keypose = |p: &EePose, gripper: f64| Keypose {
+        pose: Pose::from_xyz_yaw(p.x, p.y, p.z, p.yaw),
+        gripper,
+        duration: 0.0,
+    };
+    let keyposes = match d {
+        Decision::Act(a) => vec![keypose(&a.pick, 1.0), keypose(&a.place, 0.0)],
+        Decision::Done(_) => vec![],
+    };
+    ActionChunk {
+        header: Header::new(obs_stamp, "world"),
+        obs_stamp: Time::from_secs_f64(obs_stamp),
+        chunk_id: id,
+        subtask: d.subtask().to_string(),
+        keyposes,
+    }
+}
+
+/// The decision a chunk carries: "done" without keyposes, a pick-and-place with two, or
+/// why it is neither.
+pub fn chunk_decision(c: &ActionChunk) -> Result<Decision, String> {
+    if c.keyposes.is_empty() {
+        return Ok(Decision::Done(c.subtask.clone()));
+    }
+    chunk_action(c).map(Decision::Act)
+}
+
+/// The pick and place of a chunk, or why it is not a pick-and-place.
+pub fn chunk_action(c: &ActionChunk) -> Result<Action, String> {
+    if c.keyposes.len() != 2 {
+        return Err(format!(
+            "a pick-and-place chunk has 2 keyposes, this one {}",
+            c.keyposes.len()
+        ));
+    }
+    let ee = |k: usize| EePose::from_pose(&c.keyposes[k].pose);
+    Ok(Action {
+        subtask: c.subtask.clone(),
+        pick: ee(0),
+        place: ee(1),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chunk_carries_its_decision_both_ways() {
+        let a = Decision::Act(Action {
+            subtask: "pick up the red block and place it on the red bowl.".into(),
+            pick: EePose::new(0.4, -0.1, 0.02, 0.3),
+            place: EePose::new(0.6, 0.2, 0.05, -0.2),
+        });
+        let back = chunk_decision(&chunk(&a, 1.5, 7)).unwrap();
+        let (Decision::Act(x), Decision::Act(y)) = (&a, &back) else {
+            panic!("{back:?}");
+        };
+        assert_eq!(x.subtask, y.subtask);
+        for (p, q) in [(x.pick, y.pick), (x.place, y.place)] {
+            assert!((p.x - q.x).abs() < 1e-12 && (p.yaw - q.yaw).abs() < 1e-9);
+        }
+        let done = Decision::Done("done putting the blocks.".into());
+        assert_eq!(chunk_decision(&chunk(&done, 0.0, 8)).unwrap(), done);
+        let mut bad = chunk(&a, 0.0, 9);
+        bad.keyposes.pop();
+        assert!(chunk_decision(&bad).unwrap_err().contains("2 keyposes"));
+    }
+
+    #[test]
+    fn the_closed_loop_replans_on_reward_and_after_k_failures() {
+        let mut l = ClosedLoop::default();
+        let act = |s: &str| Decision::Done(s.into());
+        assert_eq!(l.keep(0.0), None);
+        l.acted(&act("a"));
+        // Failures 1 and 2 keep the sub-task; the third writes a new one.
+        assert_eq!(l.keep(0.0).as_deref(), Some("a"));
+        assert_eq!(l.keep(0.0).as_deref(), Some("a"));
+        assert_eq!(l.keep(0.0), None);
+        l.acted(&act("b"));
+        // Reward: a new one at once.
+        assert_eq!(l.keep(0.2), None);
+    }
+}

@@ -1,0 +1,58 @@
+//! A policy served by a policy node elsewhere: each decision is one `policy/infer` query,
+//! and the closed loop runs on this side (the server keeps nothing per caller), so many
+//! simulators can share one policy server.
+
+use std::time::Duration;
+
+use crate::bus::Bus;
+use crate::keys;
+use crate::msg::{ActionChunk, Header, Image, InferRequest};
+
+use super::{chunk_decision, ClosedLoop, Decision, Observation, Policy, PolicyError};
+
+pub struct RemotePolicy {
+    bus: Bus,
+    closed_loop: ClosedLoop,
+    seed: u64,
+    timeout: Duration,
+}
+
+impl RemotePolicy {
+    /// Action samples are seeded from `seed` and the step, so an episode is reproducible
+    /// whichever server answers.
+    pub fn new(bus: Bus, seed: u64, timeout: Duration) -> Self {
+        Self {
+            bus,
+            closed_loop: ClosedLoop::default(),
+            seed,
+            timeout,
+        }
+    }
+}
+
+impl Policy for RemotePolicy {
+    fn reset(&mut self) {
+        self.closed_loop = ClosedLoop::default();
+    }
+
+    fn decide(&mut self, obs: &Observation) -> Result<Decision, PolicyError> {
+        let keep = self.closed_loop.keep(obs.total_reward);
+        let (w, h) = (obs.cols as u32, obs.rows as u32);
+        let header = Header::new(obs.step as f64, "world");
+        let request = InferRequest {
+            instruction: obs.instruction.to_string(),
+            color: Image::rgb8(header.clone(), w, h, obs.rgb.to_vec()),
+            depth: Image::f32c1(header, w, h, obs.height),
+            keep_subtask: keep.unwrap_or_default(),
+            seed: self.seed.wrapping_mul(1_000_003) ^ obs.step as u64,
+        };
+        let answer: ActionChunk = self
+            .bus
+            .query(keys::INFER, &request, self.timeout)
+            .map_err(|e| PolicyError(e.to_string()))?;
+        let d = chunk_decision(&answer)
+            .map_err(|why| PolicyError(format!("{}: {why}", keys::INFER)))?;
+        self.closed_loop.acted(&d);
+        Ok(d)
+    }
+}
