@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use loho_runtime::{Bus, BusConfig};
 
+use crate::cli::{self, EvalCmd};
 use crate::policy::PolicyKind;
 
 #[derive(Debug, Serialize)]
@@ -83,6 +84,32 @@ impl Transport {
         );
         Ok(t)
     }
+}
+
+/// `loho eval`: the table on stdout, failed episodes on stderr, the report as JSON.
+pub fn command(c: EvalCmd) -> Result<()> {
+    let args = EvalArgs {
+        transport: Transport::parse(&c.transport, c.connect)?,
+        policy: PolicyKind::parse(&c.policy)?,
+        tasks: TaskId::parse_list(&c.tasks)?,
+        split: cli::split(&c.split)?,
+        episodes: c.episodes,
+        seed: c.first_episode,
+        jobs: cli::jobs(c.jobs),
+    };
+    let report = evaluate(&args)?;
+    print!("{}", table(&report));
+    for f in &report.failures {
+        eprintln!(
+            "failed: task {} seed {} reward {:.2} after {} steps; last sub-task: {}",
+            f.task,
+            f.seed,
+            f.total_reward,
+            f.steps,
+            f.subtasks.last().map_or("", |s| s.as_str())
+        );
+    }
+    crate::write_json(c.json.as_ref(), &report)
 }
 
 /// Runs every (task, episode) pair; episode k of a task uses the split's seed number

@@ -19,8 +19,31 @@ use loho_sim::camera::{self, gaussian, Heightmap};
 use loho_sim::colors::{self, Split};
 use loho_sim::{oracle, tasks};
 use loho_sim::{Action, Decision, Env, Oracle, TaskId};
+
+use crate::cli::{self, GenDataCmd};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+/// `loho gen-data`.
+pub fn command(c: GenDataCmd) -> Result<()> {
+    anyhow::ensure!(
+        c.colors == "all" || c.colors == "split",
+        "unknown --colors {:?}: use all or split",
+        c.colors
+    );
+    let args = GenArgs {
+        out: c.out.clone(),
+        tasks: TaskId::parse_list(&c.tasks)?,
+        episodes: c.episodes,
+        first_episode: c.first_episode,
+        perturb: c.perturb,
+        all_colors: c.colors == "all",
+        jobs: cli::jobs(c.jobs),
+    };
+    let n = generate(&args)?;
+    println!("wrote {n} decisions to {}", c.out.display());
+    Ok(())
+}
 
 pub struct GenArgs {
     pub out: PathBuf,
@@ -28,7 +51,7 @@ pub struct GenArgs {
     /// Episodes per task.
     pub episodes: usize,
     /// First train episode number.
-    pub seed: u64,
+    pub first_episode: u64,
     /// Probability that an executed action is perturbed.
     pub perturb: f64,
     /// Draw B–K colours from all 11 instead of the train split's 7.
@@ -135,7 +158,7 @@ pub fn generate(a: &GenArgs) -> Result<usize> {
         .flat_map(|k| {
             a.tasks
                 .iter()
-                .map(move |&t| (t, Split::Train.seed(a.seed + k)))
+                .map(move |&t| (t, Split::Train.seed(a.first_episode + k)))
         })
         .collect();
     let mut writer = Writer::create(&a.out)?;

@@ -1,6 +1,6 @@
-//! Wiring the nodes of DESIGN §2: one episode through the simulator, controller and
-//! policy nodes on one bus (`loho run`, `loho eval --transport zenoh`), and each node
-//! alone (`loho sim`, `loho controller`, `loho policy`).
+//! Wiring the nodes of DESIGN §2: one episode through the simulator (scene and arm),
+//! controller and policy nodes on one bus (`loho run`, `loho eval --transport zenoh`),
+//! and each node alone (`loho sim`, `loho controller`, `loho policy`).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,6 +16,59 @@ use loho_runtime::policy::Policy;
 use loho_runtime::Bus;
 use loho_sim::node::{self, Mode, SimConfig};
 use loho_sim::EpisodeResult;
+
+use crate::cli::{ControllerCmd, PolicyCmd, SimCmd};
+use crate::policy::PolicyKind;
+use crate::{ctrl_c, open_bus};
+
+/// `loho sim`: the scene and arm nodes until the episode is over (with
+/// `--exit-when-done`) or Ctrl-C.
+pub fn sim_command(c: SimCmd) -> Result<()> {
+    let cfg = SimConfig {
+        task: c.episode.task()?,
+        split: c.episode.split()?,
+        seed: c.episode.seed()?,
+        fps: c.fps,
+        mode: if c.lockstep {
+            Mode::Lockstep
+        } else {
+            Mode::Realtime
+        },
+        runtime: runtime_config(c.config.as_deref())?,
+        exit_when_done: c.exit_when_done,
+    };
+    let bus = open_bus(&c.bus)?;
+    let r = simulator(&bus, &cfg, ctrl_c()?)?;
+    println!(
+        "result: task {} seed {}: score {:.1} in {} steps",
+        r.task.letter(),
+        r.seed,
+        100.0 * r.total_reward,
+        r.steps
+    );
+    Ok(())
+}
+
+/// `loho controller`: until Ctrl-C.
+pub fn controller_command(c: ControllerCmd) -> Result<()> {
+    let runtime = runtime_config(c.config.as_deref())?;
+    let mode = if c.sim_time {
+        Mode::Lockstep
+    } else {
+        Mode::Realtime
+    };
+    let bus = open_bus(&c.bus)?;
+    controller::run(&bus, &controller_config(&runtime, mode), ctrl_c()?)?;
+    Ok(())
+}
+
+/// `loho policy`: until Ctrl-C.
+pub fn policy_command(c: PolicyCmd) -> Result<()> {
+    let mut p = PolicyKind::parse(&c.policy)?.node(c.seed)?;
+    let bus = open_bus(&c.bus)?;
+    policy::run(&bus, p.as_mut(), &Default::default(), ctrl_c()?)?;
+    Ok(())
+}
 
 /// `configs/runtime.toml`'s values, or the file given.
 pub fn runtime_config(path: Option<&Path>) -> Result<RuntimeConfig> {

@@ -1,4 +1,4 @@
-//! Pictures of scenes: PNG files for `loho render`.
+//! Pictures of scenes: `loho render` (PNG), `loho tasks`, and the GIF of `loho run`.
 
 use std::fs::File;
 use std::io::BufWriter;
@@ -6,7 +6,28 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use loho_sim::camera::{self, Heightmap};
+use loho_sim::env::Env;
 use loho_sim::world::World;
+use loho_sim::{Split, ALL_TASKS};
+
+use crate::cli::RenderCmd;
+
+/// `loho tasks`: the eleven tasks, each with an instruction of test episode 0.
+pub fn tasks() -> Result<()> {
+    for t in ALL_TASKS {
+        let env = Env::new(t, Split::Test, Split::Test.seed(0))?;
+        println!("{}  {:<62} {}", t.letter(), t.name(), env.instruction());
+    }
+    Ok(())
+}
+
+/// `loho render`: one scene as a picture strip.
+pub fn command(c: RenderCmd) -> Result<()> {
+    let env = c.episode.env()?;
+    scene_strip(env.world(), &env.observe()).save_png(&c.out)?;
+    println!("{}\nwrote {}", env.instruction(), c.out.display());
+    Ok(())
+}
 
 /// An RGB picture.
 pub struct Picture {

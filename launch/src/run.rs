@@ -17,6 +17,7 @@ use loho_runtime::Bus;
 use loho_sim::node::{Mode, SimConfig};
 use loho_sim::{Split, TaskId};
 
+use crate::cli::RunCmd;
 use crate::nodes;
 use crate::policy::PolicyKind;
 
@@ -39,6 +40,24 @@ struct Film {
     /// The stamp the next wanted frame must reach.
     want: Option<f64>,
     last_step: Option<u32>,
+}
+
+/// `loho run`.
+pub fn command(c: RunCmd) -> Result<()> {
+    run(&RunArgs {
+        task: c.episode.task()?,
+        split: c.episode.split()?,
+        episode: c.episode.episode,
+        policy: PolicyKind::parse(&c.policy)?,
+        out: c.out,
+        mode: if c.lockstep {
+            Mode::Lockstep
+        } else {
+            Mode::Realtime
+        },
+        runtime: nodes::runtime_config(c.config.as_deref())?,
+        timeout: Duration::from_secs(c.timeout),
+    })
 }
 
 pub fn run(a: &RunArgs) -> Result<()> {

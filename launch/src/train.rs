@@ -12,6 +12,29 @@ use loho_models::train::{TrainConfig, Trainer};
 use loho_models::vocab::Vocab;
 use loho_models::Config;
 
+use crate::cli::TrainCmd;
+
+/// `loho train`.
+pub fn command(c: TrainCmd) -> Result<()> {
+    train(&TrainArgs {
+        data: c.data,
+        out: c.out,
+        config: TrainConfig {
+            batch: c.batch,
+            lr: c.lr,
+            seed: c.seed,
+            palette: loho_sim::colors::ALL
+                .iter()
+                .map(|c| (c.name.to_string(), c.rgb))
+                .collect(),
+            ..Default::default()
+        },
+        steps: c.steps,
+        resume: c.resume,
+        save_every: c.save_every.max(1),
+    })
+}
+
 pub struct TrainArgs {
     pub data: PathBuf,
     pub out: PathBuf,

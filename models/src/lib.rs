@@ -3,7 +3,8 @@
 //! ([`ModelPolicy`]).
 //!
 //! - [`vocab`]: the word-level vocabulary as a Hugging Face `tokenizer.json`;
-//! - [`stem`]: the RGB-D heightmap to one token per object, with its position;
+//! - [`segment`]: the RGB-D heightmap's regions (objects), measured;
+//! - [`stem`]: one token per region, with its position;
 //! - [`backbone`]: the pre-norm decoder-only transformer with its KV cache;
 //! - [`pointer`]: attention from `<act>` to the objects, feeding the action head;
 //! - [`anchor`]: the picked objects' centroid and yaw, that keyposes are relative to;
@@ -23,6 +24,7 @@ pub mod keypose;
 pub mod model;
 pub mod pointer;
 pub mod policy;
+pub mod segment;
 pub mod stem;
 pub mod train;
 pub mod vla;

@@ -1,7 +1,7 @@
 //! The RGB-D stem: the top-down heightmap to one token per visible object.
 //!
-//! The heightmap is split into regions of similar colour and height (4-connected pixels
-//! that differ from the table), and each region becomes a token from a fixed list of
+//! The heightmap is split into regions of similar colour and height
+//! ([`segment`](crate::segment)), and each region becomes a token from a fixed list of
 //! measured features: mean colour, mean and top height, size, fill of its bounding box
 //! (a zone's outline is hollow), its centroid in the workspace (raw and as Fourier
 //! features) and its yaw modulo 90°. A small MLP maps the features to the model width.
@@ -11,14 +11,12 @@
 //! millimetre, into the action — is one attention hop when the region is a token. A
 //! pooled patch stem (50 tokens of 10 cm) trained for 66 minutes copied instructions but
 //! never tied a colour word to a place (0.2 % test success; docs/model.md).
-//!
-//! Heights go through a 3×3 median first: it removes the benchmark's 3 mm depth noise and
-//! keeps the 2 cm step between stacked blocks, which a mean would smear into a ramp.
 
 use candle_core::{Device, Module, Result, Tensor};
 use candle_nn::{linear, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
+use crate::segment::{median3, segment, Object};
 use crate::ModelError;
 
 /// Frame geometry and stem shape, saved in `config.json`.
@@ -53,64 +51,6 @@ pub const SLOT_TOP: usize = 4;
 /// sin and cos of 4 × yaw (a square's yaw is defined modulo 90°).
 pub const SLOT_YAW4: usize = 11;
 pub const SLOT_PRESENT: usize = 13;
-/// A pixel differs from the table by more than this in some channel (colour noise σ = 3).
-const BACKGROUND_RGB: i32 = 24;
-/// … or stands higher than this (m, after the median).
-const BACKGROUND_Z: f32 = 0.012;
-/// Neighbours join one region when no channel differs by more than this …
-const JOIN_RGB: i32 = 40;
-/// … and their heights by no more than this (m): a small block on a big one is 2 cm up.
-const JOIN_Z: f32 = 0.01;
-/// Smaller regions are specks, not objects.
-const MIN_PIXELS: usize = 12;
-
-/// One region of the heightmap, measured in pixels and metres.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Object {
-    pub pixels: usize,
-    pub mean_rgb: [f32; 3],
-    pub mean_z: f32,
-    pub max_z: f32,
-    /// Centroid (row, column), in pixels.
-    pub centroid: (f32, f32),
-    /// Bounding box height and width, in pixels.
-    pub extent: (f32, f32),
-    /// Yaw modulo 90° (radians), from the region's fourth moment.
-    pub yaw: f32,
-}
-
-impl Object {
-    /// The token's input: everything scaled to about [−1, 1]; [`SLOT_PRESENT`] is 1 for a
-    /// real object (padding is all zeros). x and y are the workspace's ±1 scale, the same
-    /// as the keyposes' ([`crate::keypose::Workspace`]) when the image spans the workspace.
-    fn features(&self, rows: usize, cols: usize) -> [f32; FEATURES] {
-        let x = 2.0 * (self.centroid.1 + 0.5) / cols as f32 - 1.0;
-        let y = 2.0 * (self.centroid.0 + 0.5) / rows as f32 - 1.0;
-        let mut f = [0f32; FEATURES];
-        f[0] = self.mean_rgb[0] / 127.5 - 1.0;
-        f[1] = self.mean_rgb[1] / 127.5 - 1.0;
-        f[2] = self.mean_rgb[2] / 127.5 - 1.0;
-        f[3] = self.mean_z / 0.1;
-        f[SLOT_TOP] = self.max_z / 0.1;
-        f[5] = (self.pixels as f32).sqrt() / 20.0;
-        f[6] = self.pixels as f32 / (self.extent.0 * self.extent.1);
-        f[7] = self.extent.0 / 40.0;
-        f[8] = self.extent.1 / 40.0;
-        f[SLOT_X] = x;
-        f[SLOT_Y] = y;
-        f[SLOT_YAW4] = (4.0 * self.yaw).sin();
-        f[SLOT_YAW4 + 1] = (4.0 * self.yaw).cos();
-        f[SLOT_PRESENT] = 1.0;
-        for k in 0..4 {
-            let w = std::f32::consts::PI * (1 << k) as f32;
-            f[14 + 4 * k] = (w * x).sin();
-            f[15 + 4 * k] = (w * x).cos();
-            f[16 + 4 * k] = (w * y).sin();
-            f[17 + 4 * k] = (w * y).cos();
-        }
-        f
-    }
-}
 
 pub struct Stem {
     fc1: Linear,
@@ -186,7 +126,7 @@ impl Stem {
         let (h, w) = (self.cfg.image_height, self.cfg.image_width);
         let mut data = vec![0f32; self.cfg.max_objects * FEATURES];
         for (o, row) in objects.iter().zip(data.chunks_mut(FEATURES)) {
-            row.copy_from_slice(&o.features(h, w));
+            row.copy_from_slice(&features(o, h, w));
         }
         Ok(Tensor::from_vec(
             data,
@@ -196,161 +136,35 @@ impl Stem {
     }
 }
 
-/// Heights through a 3×3 median (edges keep their own value); non-finite heights are 0.
-fn median3(z: &[f32], h: usize, w: usize) -> Vec<f32> {
-    let clean = |v: f32| if v.is_finite() { v } else { 0.0 };
-    let mut out: Vec<f32> = z.iter().map(|&v| clean(v)).collect();
-    let mut win = [0f32; 9];
-    for u in 1..h.saturating_sub(1) {
-        for v in 1..w.saturating_sub(1) {
-            let mut k = 0;
-            for du in 0..3 {
-                for dv in 0..3 {
-                    win[k] = clean(z[(u + du - 1) * w + v + dv - 1]);
-                    k += 1;
-                }
-            }
-            out[u * w + v] = median9(win);
-        }
+/// The token's input: everything scaled to about [−1, 1]; [`SLOT_PRESENT`] is 1 for a
+/// real object (padding is all zeros). x and y are the workspace's ±1 scale, the same
+/// as the keyposes' ([`crate::keypose::Workspace`]) when the image spans the workspace.
+fn features(o: &Object, rows: usize, cols: usize) -> [f32; FEATURES] {
+    let x = 2.0 * (o.centroid.1 + 0.5) / cols as f32 - 1.0;
+    let y = 2.0 * (o.centroid.0 + 0.5) / rows as f32 - 1.0;
+    let mut f = [0f32; FEATURES];
+    f[0] = o.mean_rgb[0] / 127.5 - 1.0;
+    f[1] = o.mean_rgb[1] / 127.5 - 1.0;
+    f[2] = o.mean_rgb[2] / 127.5 - 1.0;
+    f[3] = o.mean_z / 0.1;
+    f[SLOT_TOP] = o.max_z / 0.1;
+    f[5] = (o.pixels as f32).sqrt() / 20.0;
+    f[6] = o.pixels as f32 / (o.extent.0 * o.extent.1);
+    f[7] = o.extent.0 / 40.0;
+    f[8] = o.extent.1 / 40.0;
+    f[SLOT_X] = x;
+    f[SLOT_Y] = y;
+    f[SLOT_YAW4] = (4.0 * o.yaw).sin();
+    f[SLOT_YAW4 + 1] = (4.0 * o.yaw).cos();
+    f[SLOT_PRESENT] = 1.0;
+    for k in 0..4 {
+        let w = std::f32::consts::PI * (1 << k) as f32;
+        f[14 + 4 * k] = (w * x).sin();
+        f[15 + 4 * k] = (w * x).cos();
+        f[16 + 4 * k] = (w * y).sin();
+        f[17 + 4 * k] = (w * y).cos();
     }
-    out
-}
-
-/// The median of nine values by a 19-exchange sorting network (Paeth's), several times
-/// faster than a general selection on every pixel of every frame.
-fn median9(mut p: [f32; 9]) -> f32 {
-    const PAIRS: [(usize, usize); 19] = [
-        (1, 2),
-        (4, 5),
-        (7, 8),
-        (0, 1),
-        (3, 4),
-        (6, 7),
-        (1, 2),
-        (4, 5),
-        (7, 8),
-        (0, 3),
-        (5, 8),
-        (4, 7),
-        (3, 6),
-        (1, 4),
-        (2, 5),
-        (4, 7),
-        (4, 2),
-        (6, 4),
-        (4, 2),
-    ];
-    for (a, b) in PAIRS {
-        if p[a] > p[b] {
-            p.swap(a, b);
-        }
-    }
-    p[4]
-}
-
-/// Labels 4-connected regions of similar colour and height that differ from the table.
-fn segment(rgb: &[u8], z: &[f32], h: usize, w: usize, table: [u8; 3]) -> Vec<Object> {
-    let px = |k: usize| {
-        [
-            rgb[3 * k] as i32,
-            rgb[3 * k + 1] as i32,
-            rgb[3 * k + 2] as i32,
-        ]
-    };
-    let far = |a: [i32; 3], b: [i32; 3], t: i32| (0..3).any(|c| (a[c] - b[c]).abs() > t);
-    let table = table.map(i32::from);
-    let fg: Vec<bool> = (0..h * w)
-        .map(|k| far(px(k), table, BACKGROUND_RGB) || z[k] > BACKGROUND_Z)
-        .collect();
-    let mut label = vec![usize::MAX; h * w];
-    let mut objects = Vec::new();
-    let mut stack = Vec::new();
-    let mut members = Vec::new();
-    for seed in 0..h * w {
-        if !fg[seed] || label[seed] != usize::MAX {
-            continue;
-        }
-        let id = objects.len();
-        label[seed] = id;
-        stack.push(seed);
-        members.clear();
-        while let Some(k) = stack.pop() {
-            members.push(k);
-            let (u, v) = (k / w, k % w);
-            let mut visit = |n: usize| {
-                if fg[n]
-                    && label[n] == usize::MAX
-                    && !far(px(k), px(n), JOIN_RGB)
-                    && (z[k] - z[n]).abs() <= JOIN_Z
-                {
-                    label[n] = id;
-                    stack.push(n);
-                }
-            };
-            if u > 0 {
-                visit(k - w);
-            }
-            if u + 1 < h {
-                visit(k + w);
-            }
-            if v > 0 {
-                visit(k - 1);
-            }
-            if v + 1 < w {
-                visit(k + 1);
-            }
-        }
-        objects.push(measure(&members, rgb, z, w));
-    }
-    objects.into_iter().flatten().collect()
-}
-
-/// The features of one region, or `None` for a speck.
-fn measure(members: &[usize], rgb: &[u8], z: &[f32], w: usize) -> Option<Object> {
-    let n = members.len();
-    if n < MIN_PIXELS {
-        return None;
-    }
-    let mut sum = [0f64; 6]; // r, g, b, z, row, column
-    let mut max_z = 0f32;
-    let (mut u0, mut u1, mut v0, mut v1) = (usize::MAX, 0, usize::MAX, 0);
-    for &k in members {
-        let (u, v) = (k / w, k % w);
-        for c in 0..3 {
-            sum[c] += rgb[3 * k + c] as f64;
-        }
-        sum[3] += z[k] as f64;
-        sum[4] += u as f64;
-        sum[5] += v as f64;
-        max_z = max_z.max(z[k]);
-        (u0, u1, v0, v1) = (u0.min(u), u1.max(u), v0.min(v), v1.max(v));
-    }
-    let mean = sum.map(|s| (s / n as f64) as f32);
-    // A square's fourth moment Σ (column + i·row)⁴ about the centroid points at its corners,
-    // 45° off its yaw: every pixel votes, where the single farthest pixel read blocks up to
-    // 6.5° off.
-    let (mut re, mut im) = (0f64, 0f64);
-    for &k in members {
-        let (dv, du) = (
-            (k % w) as f64 - mean[5] as f64,
-            (k / w) as f64 - mean[4] as f64,
-        );
-        let (r2, c2) = (dv * dv - du * du, 2.0 * dv * du);
-        re += r2 * r2 - c2 * c2;
-        im += 2.0 * r2 * c2;
-    }
-    // Rows are world y and columns world x, so this is a world angle.
-    let yaw = ((im.atan2(re) - std::f64::consts::PI) / 4.0).rem_euclid(std::f64::consts::FRAC_PI_2)
-        as f32;
-    Some(Object {
-        pixels: n,
-        mean_rgb: [mean[0], mean[1], mean[2]],
-        mean_z: mean[3],
-        max_z,
-        centroid: (mean[4], mean[5]),
-        extent: ((u1 - u0 + 1) as f32, (v1 - v0 + 1) as f32),
-        yaw,
-    })
+    f
 }
 
 #[cfg(test)]
@@ -402,21 +216,6 @@ mod tests {
             }
         }
     }
-
-    #[test]
-    fn the_sorting_network_gives_the_median() {
-        let mut rng = ChaCha8Rng::seed_from_u64(1);
-        for _ in 0..2000 {
-            let mut p = [0f32; 9];
-            for v in &mut p {
-                *v = (crate::normal(&mut rng) * 4.0).round();
-            }
-            let mut sorted = p;
-            sorted.sort_by(f32::total_cmp);
-            assert_eq!(median9(p), sorted[4], "{p:?}");
-        }
-    }
-
     #[test]
     fn blocks_become_objects_with_their_centroid_colour_and_height() {
         let (stem, _vm) = stem();
@@ -490,7 +289,7 @@ mod tests {
         assert_eq!(objs.len(), 2);
         let zone = objs.iter().find(|o| o.max_z < 0.01).unwrap();
         assert!(
-            zone.features(ROWS, COLS)[6] < 0.3,
+            features(zone, ROWS, COLS)[6] < 0.3,
             "outline fills little of its box"
         );
         let block = objs.iter().find(|o| o.max_z > 0.01).unwrap();

@@ -55,6 +55,12 @@ impl Stage {
         self.suction = on;
     }
 
+    /// Whether the arm holds still: no setpoint to servo to (the arm node holds it once
+    /// setpoints stop).
+    pub fn holding(&self) -> bool {
+        self.target.is_none()
+    }
+
     /// Whether the tool held something since the last call.
     pub fn take_grasped(&mut self) -> bool {
         std::mem::take(&mut self.grasped)

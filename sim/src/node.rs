@@ -3,7 +3,7 @@
 //! (`loho_drivers`) through the same [`SharedStage`].
 //!
 //! A benchmark step is one chunk: when the controller reports it done or refused
-//! (`exec/status`), the scene settles and is scored, and the event goes out before the
+//! (`exec/status`) and the arm holds again, the scene settles and is scored, and the event goes out before the
 //! frame that shows the result, so a policy deciding on that frame knows its reward.
 //!
 //! Two modes: **real time** (physics at 240 Hz of wall-clock time, the tool moving toward
@@ -246,8 +246,13 @@ impl Scene {
                 s.env.world().time()
             };
             if let Some((_, ended)) = self.pending {
-                let still = self.stage.lock().env.world().is_still();
-                if still || now - ended > SETTLE_S {
+                // The arm node streams in parallel with this one: the chunk is over once
+                // the arm holds (its watchdog, after the last setpoint) and the scene rests.
+                let rest = {
+                    let s = self.stage.lock();
+                    s.holding() && s.env.world().is_still()
+                };
+                if rest || now - ended > SETTLE_S {
                     self.score()?;
                 }
             }

@@ -1,0 +1,120 @@
+//! `loho bench controller`: the period jitter of `cmd/ee` at each control rate while the
+//! real-time loop runs and a second model decides back to back.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressStyle};
+use loho_models::ModelPolicy;
+use loho_runtime::keys;
+use loho_runtime::msg::EeCommand;
+use loho_sim::{Env, Split};
+use serde::Serialize;
+
+use super::{tail, Tail};
+
+#[derive(Debug, Serialize)]
+pub struct ControllerBench {
+    pub rate_hz: f64,
+    /// |period − 1/rate| between consecutive setpoints of one chunk.
+    pub jitter: Tail,
+    pub chunks: usize,
+    pub decisions: usize,
+}
+
+/// Period jitter of `cmd/ee` at each rate, measured where the setpoints arrive (an
+/// in-process subscriber, called synchronously by the publishing thread) while the
+/// real-time loop runs with the shipped policy for `seconds`, and a second copy of the
+/// model deciding back to back on another thread, so the policy's compute competes with
+/// the controller's thread the whole time.
+pub fn controller(dir: &Path, rates: &[f64], seconds: f64) -> Result<Vec<ControllerBench>> {
+    let mut out = Vec::new();
+    for &rate in rates {
+        let bus = loho_runtime::Bus::open(&Default::default())?;
+        let arrivals: Arc<Mutex<Vec<(Instant, u64)>>> = Arc::default();
+        let sink = arrivals.clone();
+        let _sub = bus.subscribe::<EeCommand, _>(keys::CMD_EE, move |m| {
+            if let Ok(c) = m {
+                sink.lock().unwrap().push((Instant::now(), c.chunk_id));
+            }
+        })?;
+        let mut runtime = loho_runtime::config::RuntimeConfig::default();
+        runtime.controller.rate_hz = rate;
+        let sim = loho_sim::node::SimConfig {
+            task: loho_sim::TaskId::B,
+            split: Split::Test,
+            seed: Split::Test.seed(0),
+            fps: 10.0,
+            mode: loho_sim::node::Mode::Realtime,
+            runtime: runtime.clone(),
+            exit_when_done: true,
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let policy = Box::new(ModelPolicy::load(dir, 0)?);
+        let ctrl = crate::nodes::controller_config(&runtime, sim.mode);
+        let running = crate::nodes::spawn(&bus, &sim, ctrl, policy, Some(tx))?;
+        let load_stop = Arc::new(AtomicBool::new(false));
+        let s = load_stop.clone();
+        let dir = dir.to_path_buf();
+        let load = std::thread::spawn(move || -> Result<()> {
+            let env = Env::new(loho_sim::TaskId::C, Split::Test, Split::Test.seed(0))?;
+            let mut pol = ModelPolicy::load(&dir, 1)?;
+            while !s.load(Ordering::Relaxed) {
+                env.ask(&mut pol)?;
+            }
+            Ok(())
+        });
+        let bar = ProgressBar::new((seconds * 10.0) as u64).with_style(
+            ProgressStyle::with_template("{bar:40} {msg} {elapsed}").expect("template"),
+        );
+        bar.set_message(format!("{rate} Hz"));
+        let t0 = Instant::now();
+        while t0.elapsed().as_secs_f64() < seconds {
+            std::thread::sleep(Duration::from_millis(100));
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        running.stop();
+        load_stop.store(true, Ordering::Relaxed);
+        // The loop is stopped on purpose, before the episode ends.
+        let _ = running.join(Duration::from_secs(30));
+        load.join()
+            .map_err(|_| anyhow::anyhow!("load thread panicked"))??;
+        let a = arrivals.lock().unwrap();
+        let period = 1.0 / rate;
+        let jitter: Vec<f64> = a
+            .windows(2)
+            .filter(|w| w[0].1 == w[1].1)
+            .map(|w| ((w[1].0 - w[0].0).as_secs_f64() - period).abs() * 1e3)
+            .collect();
+        let mut chunks: Vec<u64> = a.iter().map(|x| x.1).collect();
+        chunks.dedup();
+        out.push(ControllerBench {
+            rate_hz: rate,
+            jitter: tail(jitter),
+            chunks: chunks.len(),
+            decisions: rx.try_iter().count(),
+        });
+    }
+    Ok(out)
+}
+
+pub fn print(r: &[ControllerBench]) {
+    println!(
+        "{:<10}{:>14}{:>14}{:>10}{:>8}",
+        "rate", "jitter p50 ms", "jitter p99 ms", "periods", "chunks"
+    );
+    for b in r {
+        println!(
+            "{:<10}{:>14.3}{:>14.3}{:>10}{:>8}",
+            format!("{} Hz", b.rate_hz),
+            b.jitter.p50_ms,
+            b.jitter.p99_ms,
+            b.jitter.samples,
+            b.chunks
+        );
+    }
+}

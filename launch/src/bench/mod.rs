@@ -1,0 +1,98 @@
+//! `loho bench`: the performance figures, one bench per file ([`policy`], [`controller`],
+//! [`bus`]), each measured against its baseline in the same run.
+
+pub mod bus;
+pub mod controller;
+pub mod policy;
+
+use std::time::Duration;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::cli::BenchCommand;
+use crate::policy::PolicyKind;
+
+/// `loho bench …`.
+pub fn command(what: BenchCommand) -> Result<()> {
+    match what {
+        BenchCommand::Policy {
+            policy,
+            decisions,
+            threads,
+            json,
+        } => {
+            // candle and gemm read this when their pools first start, which is later.
+            std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+            let kind = PolicyKind::parse(&policy)?;
+            let r = policy::policy(kind.checkpoint("bench policy")?, decisions.max(1))?;
+            policy::print(&r);
+            crate::write_json(json.as_ref(), &r)
+        }
+        BenchCommand::Controller {
+            policy,
+            rates,
+            seconds,
+            json,
+        } => {
+            let kind = PolicyKind::parse(&policy)?;
+            let r = controller::controller(kind.checkpoint("bench controller")?, &rates, seconds)?;
+            controller::print(&r);
+            crate::write_json(json.as_ref(), &r)
+        }
+        BenchCommand::Bus { frames, json } => {
+            let r = bus::bus(frames.max(1))?;
+            bus::print(&r);
+            crate::write_json(json.as_ref(), &r)
+        }
+        BenchCommand::BusEcho { connect } => bus::bus_echo(&connect),
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Percentiles {
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+}
+
+/// The `q` quantile of sorted values (NaN for none).
+pub(crate) fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+pub(crate) fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+pub(crate) fn percentiles(v: Vec<f64>) -> Percentiles {
+    let v = sorted(v);
+    Percentiles {
+        p50_ms: quantile(&v, 0.5),
+        p95_ms: quantile(&v, 0.95),
+    }
+}
+
+pub(crate) fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// p50 and p99 of a sample, in ms.
+#[derive(Debug, Serialize)]
+pub struct Tail {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub samples: usize,
+}
+
+pub(crate) fn tail(v: Vec<f64>) -> Tail {
+    let v = sorted(v);
+    Tail {
+        p50_ms: quantile(&v, 0.5),
+        p99_ms: quantile(&v, 0.99),
+        samples: v.len(),
+    }
+}

@@ -1,0 +1,303 @@
+//! The command line's shape: every subcommand and flag as clap types. What a command does
+//! lives in the module named for it.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use loho_runtime::BusConfig;
+use loho_sim::env::Env;
+use loho_sim::{Split, TaskId};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "loho",
+    version,
+    about = "Robot control runtime for long-horizon VLA policies"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// The main job: one episode through the sim, controller and policy nodes in this
+    /// process over embedded zenoh, printed live, recorded to MCAP and a GIF.
+    Run(RunCmd),
+    /// List the tasks with their letters, names and an example instruction.
+    Tasks,
+    /// Render one scene: colour heightmap, height, perspective view, side by side.
+    Render(RenderCmd),
+    /// Benchmark a policy: per-task score and success rate in the LoHoVLA layout.
+    Eval(EvalCmd),
+    /// Write oracle demonstrations (train seeds) as a dataset folder for `loho train`.
+    GenData(GenDataCmd),
+    /// Train a checkpoint on a dataset folder; `--resume` continues a killed run.
+    Train(TrainCmd),
+    /// Performance figures.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
+    /// The simulator alone, as its scene and arm nodes: the arm follows `cmd/ee`.
+    Sim(SimCmd),
+    /// Start the nodes a launch graph names, each as a process (see launch/sim.toml).
+    Launch { file: PathBuf },
+    /// The controller alone: chunks on `policy/action` → safe setpoints on `cmd/ee`.
+    Controller(ControllerCmd),
+    /// The policy alone: frames and instruction in, sub-tasks and chunks out.
+    Policy(PolicyCmd),
+}
+
+#[derive(Args, Debug)]
+pub struct RunCmd {
+    #[command(flatten)]
+    pub episode: EpisodeArgs,
+    /// A checkpoint: `default` (the shipped one) or a folder.
+    #[arg(long, default_value = "default")]
+    pub policy: String,
+    /// Where the recording and the GIF go.
+    #[arg(long, default_value = "runs")]
+    pub out: PathBuf,
+    /// Run the simulator in lockstep (as fast as the loop goes) instead of real time.
+    #[arg(long)]
+    pub lockstep: bool,
+    /// Runtime rates and limits [default: configs/runtime.toml, compiled in].
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Give up after this many seconds of wall-clock time.
+    #[arg(long, default_value_t = 900)]
+    pub timeout: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct RenderCmd {
+    #[command(flatten)]
+    pub episode: EpisodeArgs,
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalCmd {
+    #[arg(long, default_value = "oracle")]
+    pub policy: String,
+    #[arg(long, default_value = "all")]
+    pub tasks: String,
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    #[arg(long, default_value_t = 50)]
+    pub episodes: usize,
+    /// First episode number within the split (each episode's benchmark seed is derived
+    /// from its number).
+    #[arg(long = "episode", visible_alias = "seed", default_value_t = 0)]
+    pub first_episode: u64,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// `local` calls the policy and the simulator directly; `zenoh` runs every
+    /// episode through the sim, controller and policy nodes (lockstep); `infer` asks
+    /// a policy node for each decision through its `policy/infer` queryable.
+    #[arg(long, default_value = "local")]
+    pub transport: String,
+    /// With `--transport infer`: the endpoint of a running `loho policy` to use
+    /// instead of one started here (repeatable).
+    #[arg(long)]
+    pub connect: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct GenDataCmd {
+    #[arg(long, default_value = "data/train")]
+    pub out: PathBuf,
+    #[arg(long, default_value = "all")]
+    pub tasks: String,
+    /// Episodes per task.
+    #[arg(long, default_value_t = 600)]
+    pub episodes: usize,
+    /// First train episode number.
+    #[arg(long = "episode", visible_alias = "seed", default_value_t = 0)]
+    pub first_episode: u64,
+    /// Probability that an executed action is shifted a few cm (the label stays the
+    /// oracle's), so the data shows recoveries.
+    #[arg(long, default_value_t = 0.2)]
+    pub perturb: f64,
+    /// Colours of tasks B–K: `all` 11 (the shipped model's data) or `split` (train's 7).
+    #[arg(long, default_value = "all")]
+    pub colors: String,
+    #[arg(long)]
+    pub jobs: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub struct TrainCmd {
+    #[arg(long, default_value = "data/train")]
+    pub data: PathBuf,
+    /// Run folder: the checkpoint, optimizer state, train.json and log.jsonl.
+    #[arg(long, default_value = "runs/train/loho-tiny")]
+    pub out: PathBuf,
+    #[arg(long)]
+    pub resume: bool,
+    /// Total steps [default: 8000; on --resume, the saved run's].
+    #[arg(long)]
+    pub steps: Option<usize>,
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Seed of the weights' initialisation and the batches' order.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Steps between checkpoints (also saved every 10 minutes).
+    #[arg(long, default_value_t = 250)]
+    pub save_every: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct SimCmd {
+    #[command(flatten)]
+    pub episode: EpisodeArgs,
+    /// Camera frames per second (real time) or frame repeats while idle (lockstep).
+    #[arg(long, default_value_t = 10.0)]
+    pub fps: f64,
+    #[arg(long)]
+    pub lockstep: bool,
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Exit once the episode is over.
+    #[arg(long)]
+    pub exit_when_done: bool,
+    #[command(flatten)]
+    pub bus: BusArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ControllerCmd {
+    /// Pace setpoints by the simulator's `clock` (for a lockstep simulator).
+    #[arg(long)]
+    pub sim_time: bool,
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub bus: BusArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct PolicyCmd {
+    #[arg(long, default_value = "default")]
+    pub policy: String,
+    /// Seed of the action head's noise.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub bus: BusArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Decision latency of a checkpoint on test frames: stem + prefill, per-token decode,
+    /// action head, total (p50, p95), and per-token decode without the KV cache.
+    Policy {
+        #[arg(long, default_value = "default")]
+        policy: String,
+        #[arg(long, default_value_t = 100)]
+        decisions: usize,
+        /// Threads for the model (the figure the issue asks for is on one core).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Period jitter of `cmd/ee` (p50, p99) at each control rate while the real-time
+    /// loop runs with the policy.
+    Controller {
+        #[arg(long, default_value = "default")]
+        policy: String,
+        /// Control rates to measure, in Hz.
+        #[arg(long, value_delimiter = ',', default_value = "125,500")]
+        rates: Vec<f64>,
+        /// Seconds of loop per rate.
+        #[arg(long, default_value_t = 20.0)]
+        seconds: f64,
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Latency (p50, p99) of one 320×160 RGB-D frame between two processes over
+    /// loopback zenoh, against an in-process channel, in one run.
+    Bus {
+        #[arg(long, default_value_t = 500)]
+        frames: usize,
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// The other process of `bench bus`.
+    #[command(hide = true)]
+    BusEcho {
+        #[arg(long)]
+        connect: String,
+    },
+}
+
+/// Which benchmark episode.
+#[derive(Args, Debug)]
+pub struct EpisodeArgs {
+    /// Task letter or registered name.
+    #[arg(long, default_value = "B")]
+    pub task: String,
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// Episode number within the split (its benchmark seed is derived from it).
+    #[arg(long, visible_alias = "seed", default_value_t = 0)]
+    pub episode: u64,
+}
+
+impl EpisodeArgs {
+    pub fn task(&self) -> Result<TaskId> {
+        Ok(TaskId::parse(&self.task)?)
+    }
+    pub fn split(&self) -> Result<Split> {
+        split(&self.split)
+    }
+    /// The benchmark seed of the episode.
+    pub fn seed(&self) -> Result<u64> {
+        Ok(self.split()?.seed(self.episode))
+    }
+    pub fn env(&self) -> Result<Env> {
+        Ok(Env::new(self.task()?, self.split()?, self.seed()?)?)
+    }
+}
+
+/// Where a node's zenoh session listens and connects (loopback only by default).
+#[derive(Args, Debug)]
+pub struct BusArgs {
+    #[arg(long, default_value = loho_runtime::keys::DEFAULT_ROBOT)]
+    pub robot: String,
+    /// zenoh endpoint to listen on, e.g. tcp/127.0.0.1:7447 (repeatable).
+    #[arg(long)]
+    pub listen: Vec<String>,
+    /// zenoh endpoint to connect to (repeatable).
+    #[arg(long)]
+    pub connect: Vec<String>,
+}
+
+impl BusArgs {
+    pub fn config(&self) -> BusConfig {
+        BusConfig {
+            robot: self.robot.clone(),
+            listen: self.listen.clone(),
+            connect: self.connect.clone(),
+        }
+    }
+}
+
+/// Worker threads when `--jobs` is not given: all cores.
+pub fn jobs(jobs: Option<usize>) -> usize {
+    jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+pub fn split(s: &str) -> Result<Split> {
+    Split::parse(s).with_context(|| format!("unknown split {s:?}: use train, val or test"))
+}

@@ -1,0 +1,222 @@
+//! Samples of a dataset as one batch of tensors, with the label of every predicted word,
+//! action, pointer and colour.
+
+use candle_core::Tensor;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use super::labels::pointer_labels;
+use super::loss::branches;
+use super::*;
+use crate::data::Dataset;
+use crate::model::ids;
+use crate::ModelError;
+
+/// A batch ready for the model.
+pub(super) struct Batch {
+    pub(super) instructions: Vec<u32>,
+    pub(super) frames: Tensor,
+    pub(super) subtasks: Vec<u32>,
+    /// (flat row in hidden states, target id) of every predicted word.
+    pub(super) text: Vec<(u32, u32)>,
+    /// (index into `text`, a word as right there): where an alternative sub-task branches.
+    pub(super) also: Vec<(u32, u32)>,
+    /// Flat rows of `<act>` and the normalised actions there.
+    pub(super) act_rows: Vec<u32>,
+    pub(super) actions: Vec<f32>,
+    /// (act row × keyposes + keypose, object token) for keyposes on an object.
+    pub(super) pointer: Vec<(u32, u32)>,
+    /// (flat row of an object token, its colour word).
+    pub(super) colour: Vec<(u32, u32)>,
+}
+
+impl Trainer {
+    /// For every object token of a batch's stem inputs (b × N × FEATURES) whose colour is in
+    /// the palette: its flat row in sequences of length `total`, and the colour's word.
+    fn colour_labels(
+        &self,
+        objects: &[Vec<Vec<f32>>],
+        total: usize,
+    ) -> Result<Vec<(u32, u32)>, ModelError> {
+        use crate::stem::SLOT_PRESENT;
+        let mut words = Vec::new();
+        for (name, rgb) in &self.state.config.palette {
+            match self.vocab.encode(name)?.as_slice() {
+                [id] if *id != ids::UNK => words.push((*id, rgb.map(f32::from))),
+                _ => {}
+            }
+        }
+        let start = self.model.config().max_instruction;
+        let mut out = Vec::new();
+        for (b, frame) in objects.iter().enumerate() {
+            for (slot, f) in frame.iter().enumerate() {
+                if f[SLOT_PRESENT] < 0.5 {
+                    continue;
+                }
+                let rgb = [0, 1, 2].map(|c| (f[c] + 1.0) * 127.5);
+                let near = words
+                    .iter()
+                    .find(|(_, p)| (0..3).all(|c| (rgb[c] - p[c]).abs() <= COLOUR_MATCH));
+                if let Some((id, _)) = near {
+                    out.push(((b * total + start + slot) as u32, *id));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub(super) fn batch(
+        &self,
+        data: &Dataset,
+        idx: &[usize],
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Batch, ModelError> {
+        let cfg = self.model.config().clone();
+        let mut instructions = Vec::new();
+        let mut subs: Vec<Vec<u32>> = Vec::new();
+        let mut alts: Vec<Vec<Vec<u32>>> = Vec::new();
+        let mut actions = Vec::new();
+        // Noise offsets are drawn in sample order (a resumed run draws the same); decoding
+        // and segmenting the frames, a tenth of a step, then runs on two threads.
+        let offsets: Vec<Option<usize>> = idx
+            .iter()
+            .map(|_| {
+                self.state.config.obs_noise.then(|| {
+                    let n = cfg.stem.image_height * cfg.stem.image_width;
+                    rng.gen_range(0..self.noise_table.len() - 4 * n)
+                })
+            })
+            .collect();
+        let jobs: Vec<(usize, Option<usize>)> = idx.iter().copied().zip(offsets).collect();
+        let (first, second) = jobs.split_at(jobs.len().div_ceil(2));
+        let make = |part: &[(usize, Option<usize>)]| -> Result<Vec<Tensor>, ModelError> {
+            part.iter()
+                .map(|&(i, off)| self.frame(data, i, off))
+                .collect()
+        };
+        let frames = std::thread::scope(|s| {
+            let other = s.spawn(|| make(second));
+            let mut a = make(first)?;
+            a.extend(other.join().expect("frame thread")?);
+            Ok::<_, ModelError>(a)
+        })?;
+        for &i in idx {
+            let s = &data.samples[i];
+            let words = self.vocab.encode(&s.instruction)?;
+            instructions.extend(self.model.instruction_ids(&words).0);
+            let encode = |text: &str| -> Result<Vec<u32>, ModelError> {
+                let mut sub = vec![ids::SUB];
+                let mut w = self.vocab.encode(text)?;
+                w.truncate(cfg.max_subtask - 3);
+                sub.extend(w);
+                sub.push(ids::END_SUB);
+                Ok(sub)
+            };
+            let mut sub = encode(&s.subtask)?;
+            alts.push(
+                s.alternatives
+                    .iter()
+                    .map(|t| encode(t))
+                    .collect::<Result<_, _>>()?,
+            );
+            if !s.keyposes.is_empty() {
+                if s.keyposes.len() != cfg.head.keyposes {
+                    return Err(ModelError::Data(format!(
+                        "sample {i} has {} keyposes, the model {}",
+                        s.keyposes.len(),
+                        cfg.head.keyposes
+                    )));
+                }
+                sub.push(ids::ACT);
+                for k in &s.keyposes {
+                    actions.extend(cfg.workspace.encode(k));
+                }
+            }
+            subs.push(sub);
+        }
+        let sub_len = subs.iter().map(Vec::len).max().unwrap_or(1);
+        let total = cfg.subtask_start() + sub_len;
+        let start = cfg.subtask_start();
+        let mut subtasks = Vec::with_capacity(idx.len() * sub_len);
+        let mut text = Vec::new();
+        let mut also = Vec::new();
+        let mut act_rows = Vec::new();
+        for (b, sub) in subs.iter().enumerate() {
+            for j in 0..sub.len() {
+                let row = (b * total + start + j) as u32;
+                match sub.get(j + 1) {
+                    Some(&next) if next != ids::ACT => {
+                        let k = text.len() as u32;
+                        also.extend(branches(sub, &alts[b], j).map(|w| (k, w)));
+                        text.push((row, next));
+                    }
+                    _ => {}
+                }
+                if sub[j] == ids::ACT {
+                    act_rows.push(row);
+                }
+            }
+            subtasks.extend(sub);
+            subtasks.extend(std::iter::repeat_n(ids::PAD, sub_len - sub.len()));
+        }
+        let frames = Tensor::cat(&frames, 0)?;
+        let objects: Vec<Vec<Vec<f32>>> = frames.to_vec3()?;
+        let pointer = pointer_labels(&cfg, &objects, &act_rows, total, &actions);
+        let colour = self.colour_labels(&objects, total)?;
+        Ok(Batch {
+            instructions,
+            frames,
+            subtasks,
+            text,
+            also,
+            act_rows,
+            actions,
+            pointer,
+            colour,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stem::{FEATURES, SLOT_PRESENT};
+
+    #[test]
+    fn objects_of_a_palette_colour_are_labelled_with_its_word() {
+        let vocab = Vocab::build(["pick up the red block.", "the blue zone."]).unwrap();
+        let cfg = Config::tiny(vocab.len());
+        let red = vocab.encode("red").unwrap()[0];
+        let tc = TrainConfig {
+            palette: vec![
+                ("red".into(), [255, 87, 89]),
+                ("blue".into(), [78, 121, 167]),
+                ("mauve".into(), [200, 100, 200]), // not a word of this vocabulary
+            ],
+            ..Default::default()
+        };
+        let trainer = Trainer::new(&cfg, vocab, tc).unwrap();
+        let n = cfg.stem.tokens();
+        let mut f = vec![0f32; 2 * n * FEATURES];
+        let unit = |c: f32| c / 127.5 - 1.0;
+        // Sample 1, slot 2: red with a little noise; slot 3: a bowl's shaded floor (0.8×
+        // red, far from every colour); slot 4: mauve, whose word the vocabulary lacks.
+        for (slot, rgb) in [
+            (2, [252.0, 90.0, 86.0]),
+            (3, [204.0, 70.0, 71.0]),
+            (4, [200.0, 100.0, 200.0]),
+        ] {
+            let row = &mut f[(n + slot) * FEATURES..][..FEATURES];
+            row[..3].copy_from_slice(&rgb.map(unit));
+            row[SLOT_PRESENT] = 1.0;
+        }
+        let objects: Vec<Vec<Vec<f32>>> = Tensor::from_vec(f, (2, n, FEATURES), &Device::Cpu)
+            .unwrap()
+            .to_vec3()
+            .unwrap();
+        let total = cfg.subtask_start() + 5;
+        let labels = trainer.colour_labels(&objects, total).unwrap();
+        let row = (total + cfg.max_instruction + 2) as u32;
+        assert_eq!(labels, vec![(row, red)]);
+    }
+}

@@ -1,0 +1,340 @@
+//! Training: batches from a [`Dataset`], the loss, AdamW with warm-up and cosine decay,
+//! gradient clipping, and a run folder that can be resumed after a kill.
+//!
+//! Loss = cross-entropy of the sub-task words (and `</sub>`; where a sample lists
+//! [`Sample::alternatives`](crate::data::Sample), −log of the summed probability of every
+//! word that starts a right sub-task) + `action_weight` × the
+//! flow-matching loss of the head at `<act>`, with `noise_draws` noise draws per sample
+//! (the head is cheap next to the backbone, so more draws cost little).
+//!
+//! One file per part: [`init`] (seeded weights), [`optim`] (AdamW), [`batch`] (samples to
+//! tensors and per-token labels), [`labels`] (which object a keypose points at), [`loss`]
+//! (the set cross-entropy); this file holds the run: its config, state and [`Trainer`].
+//!
+//! Everything random (initial weights, batches, observation and flow noise) comes from
+//! ChaCha streams of the seed and the step number, so a resumed run draws exactly what an
+//! uninterrupted one would have. candle's own CPU generator cannot be seeded, which is why
+//! weights are drawn here ([`SeededInit`]) rather than by candle.
+
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use candle_nn::VarMap;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+mod batch;
+mod init;
+mod labels;
+mod loss;
+mod optim;
+
+use batch::Batch;
+pub(crate) use init::seeded_var_builder;
+use loss::set_cross_entropy;
+use optim::AdamW;
+
+use crate::checkpoint::{self, write_atomic};
+use crate::data::Dataset;
+use crate::model::{Config, Loho};
+use crate::vocab::Vocab;
+use crate::{normal, ModelError};
+
+/// Hyper-parameters of a run; saved in `train.json` so `--resume` continues the same run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub steps: usize,
+    pub batch: usize,
+    pub lr: f64,
+    /// Learning rate at the end of the cosine decay.
+    pub min_lr: f64,
+    pub warmup: usize,
+    pub weight_decay: f64,
+    /// Global gradient-norm limit.
+    pub clip: f64,
+    pub action_weight: f64,
+    /// Flow-matching noise draws per sample.
+    pub noise_draws: usize,
+    pub seed: u64,
+    /// Add the benchmark's observation noise (colour σ 3, depth σ 3 mm) to every frame.
+    pub obs_noise: bool,
+    /// Colour names and RGB of the scene's objects. An object token whose mean colour is
+    /// within [`COLOUR_MATCH`] of one is also trained to predict that word through the tied
+    /// language head, so "red" in the text and a red object's token point the same way,
+    /// and matching them is one attention hop instead of a binding learned from scratch.
+    #[serde(default)]
+    pub palette: Vec<(String, [u8; 3])>,
+}
+
+/// Largest per-channel difference (0–255) between a region's mean colour and a palette
+/// colour for the region to be labelled with it (the shaded floor of a bowl is not).
+pub const COLOUR_MATCH: f32 = 20.0;
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            steps: 8_000,
+            batch: 16,
+            lr: 1e-3,
+            min_lr: 5e-5,
+            warmup: 300,
+            weight_decay: 0.01,
+            clip: 1.0,
+            action_weight: 1.0,
+            noise_draws: 4,
+            seed: 0,
+            obs_noise: true,
+            palette: Vec::new(),
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Linear warm-up, then cosine from `lr` to `min_lr` at `steps`.
+    pub fn lr_at(&self, step: usize) -> f64 {
+        if step < self.warmup {
+            return self.lr * (step + 1) as f64 / self.warmup as f64;
+        }
+        let span = (self.steps.saturating_sub(self.warmup)).max(1) as f64;
+        let p = ((step - self.warmup) as f64 / span).min(1.0);
+        self.min_lr + 0.5 * (self.lr - self.min_lr) * (1.0 + (std::f64::consts::PI * p).cos())
+    }
+}
+
+/// What `train.json` holds besides the config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    pub step: usize,
+    pub config: TrainConfig,
+    /// Wall seconds spent training so far, over all resumptions.
+    pub wall_s: f64,
+}
+
+pub const STATE: &str = "train.json";
+pub const OPTIMIZER: &str = "optimizer.safetensors";
+
+/// Losses of one step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepStats {
+    pub loss: f32,
+    pub text: f32,
+    pub action: f32,
+    /// Cross-entropy of the pointers on the objects the oracle picked and placed on.
+    pub pointer: f32,
+    /// Cross-entropy of object tokens on their colour words.
+    pub colour: f32,
+    pub lr: f64,
+    pub grad_norm: f32,
+}
+
+pub struct Trainer {
+    model: Loho,
+    vocab: Vocab,
+    params: VarMap,
+    opt: AdamW,
+    /// Standard normal draws that observation noise is cut from at random offsets:
+    /// drawing 200 000 fresh normals per frame would cost a tenth of a step.
+    noise_table: Vec<f32>,
+    pub state: RunState,
+}
+
+const NOISE_TABLE: usize = 1 << 22;
+
+impl Trainer {
+    /// A fresh run with weights drawn from `tc.seed`.
+    pub fn new(cfg: &Config, vocab: Vocab, tc: TrainConfig) -> Result<Self, ModelError> {
+        let (map, vb) = seeded_var_builder(tc.seed);
+        let model = Loho::new(cfg, vb)?;
+        let opt = AdamW::new(&map, tc.weight_decay)?;
+        let mut rng = ChaCha8Rng::seed_from_u64(tc.seed.wrapping_add(1));
+        let noise_table = (0..NOISE_TABLE).map(|_| normal(&mut rng)).collect();
+        Ok(Self {
+            model,
+            vocab,
+            params: map,
+            opt,
+            noise_table,
+            state: RunState {
+                step: 0,
+                config: tc,
+                wall_s: 0.0,
+            },
+        })
+    }
+
+    /// Continues the run saved in `dir` (weights, optimizer moments, step).
+    pub fn resume(dir: &Path) -> Result<Self, ModelError> {
+        let state_path = dir.join(STATE);
+        let text = std::fs::read_to_string(&state_path)
+            .map_err(|e| ModelError::Data(format!("{}: {e}", state_path.display())))?;
+        let state: RunState = serde_json::from_str(&text)
+            .map_err(|e| ModelError::Data(format!("{}: {e}", state_path.display())))?;
+        let cfg = checkpoint::read_config(dir)?;
+        let vocab = Vocab::load(&dir.join(checkpoint::TOKENIZER))?;
+        let mut t = Self::new(&cfg, vocab, state.config.clone())?;
+        let weights = dir.join(checkpoint::WEIGHTS);
+        t.params
+            .load(&weights)
+            .map_err(|e| ModelError::Checkpoint {
+                path: weights.clone(),
+                reason: e.to_string(),
+            })?;
+        let opt = dir.join(OPTIMIZER);
+        t.opt
+            .load(&opt, &Device::Cpu)
+            .map_err(|e| ModelError::Checkpoint {
+                path: opt,
+                reason: e.to_string(),
+            })?;
+        t.state = state;
+        Ok(t)
+    }
+
+    /// Saves a checkpoint that `loho eval --policy DIR` loads, plus what resuming needs.
+    /// `train.json` is written last: a kill before it resumes from the previous save's step
+    /// with these newer weights, which only repeats a few batches.
+    pub fn save(&self, dir: &Path) -> Result<(), ModelError> {
+        checkpoint::save(dir, self.model.config(), &self.vocab, &self.params)?;
+        write_atomic(&dir.join(OPTIMIZER), |p| {
+            self.opt.save(p).map_err(|e| ModelError::Checkpoint {
+                path: p.to_path_buf(),
+                reason: e.to_string(),
+            })
+        })?;
+        write_atomic(&dir.join(STATE), |p| {
+            let text = serde_json::to_string_pretty(&self.state)
+                .map_err(|e| ModelError::Data(e.to_string()))?;
+            std::fs::write(p, text + "\n").map_err(|e| ModelError::Data(e.to_string()))
+        })
+    }
+
+    /// One optimisation step on a batch drawn for this step number.
+    pub fn step(&mut self, data: &Dataset) -> Result<StepStats, ModelError> {
+        let tc = self.state.config.clone();
+        let mut rng = ChaCha8Rng::seed_from_u64(
+            tc.seed ^ (self.state.step as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        );
+        let idx: Vec<usize> = (0..tc.batch)
+            .map(|_| rng.gen_range(0..data.len()))
+            .collect();
+        let batch = self.batch(data, &idx, &mut rng)?;
+        let (text, colour, action, pointer) = self.losses(&batch, &mut rng)?;
+        let mut loss = text.clone();
+        if let Some(c) = &colour {
+            loss = (loss + c)?;
+        }
+        for extra in [&action, &pointer].into_iter().flatten() {
+            loss = (loss + (extra * tc.action_weight)?)?;
+        }
+        let grads = loss.backward()?;
+        let lr = tc.lr_at(self.state.step);
+        self.state.step += 1;
+        let grad_norm = self.opt.step(&grads, lr, self.state.step, tc.clip)?;
+        Ok(StepStats {
+            loss: loss.to_scalar()?,
+            text: text.to_scalar()?,
+            action: match action {
+                Some(a) => a.to_scalar()?,
+                None => 0.0,
+            },
+            pointer: match pointer {
+                Some(p) => p.to_scalar()?,
+                None => 0.0,
+            },
+            colour: match colour {
+                Some(c) => c.to_scalar()?,
+                None => 0.0,
+            },
+            lr,
+            grad_norm,
+        })
+    }
+
+    /// The losses of a batch: text, colour (`None` without labelled objects), action and
+    /// pointer (`None` when the batch holds only "done" samples, or no keypose on an object).
+    #[allow(clippy::type_complexity)]
+    fn losses(
+        &mut self,
+        b: &Batch,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<(Tensor, Option<Tensor>, Option<Tensor>, Option<Tensor>), ModelError> {
+        let dev = Device::Cpu;
+        let h = self
+            .model
+            .forward_train(&b.instructions, &b.frames, &b.subtasks)?;
+        let (n, t, d) = h.dims3()?;
+        let flat = h.reshape((n * t, d))?;
+        let rows: Vec<u32> = b.text.iter().map(|r| r.0).collect();
+        let targets: Vec<u32> = b.text.iter().map(|r| r.1).collect();
+        let nt = rows.len();
+        let logits = self
+            .model
+            .logits(&flat.index_select(&Tensor::from_vec(rows, nt, &dev)?, 0)?)?;
+        let text = set_cross_entropy(&logits, &targets, &b.also)?;
+        let colour = if b.colour.is_empty() {
+            None
+        } else {
+            let nc = b.colour.len();
+            let rows = Tensor::from_vec(b.colour.iter().map(|c| c.0).collect(), nc, &dev)?;
+            let words = Tensor::from_vec(b.colour.iter().map(|c| c.1).collect(), nc, &dev)?;
+            let logits = self.model.logits(&flat.index_select(&rows, 0)?)?;
+            Some(candle_nn::loss::cross_entropy(&logits, &words)?)
+        };
+        let na = b.act_rows.len();
+        if na == 0 {
+            return Ok((text, colour, None, None));
+        }
+        let (cond, pointer_logits, anchor) =
+            self.model
+                .act_train(&h, &b.frames, &b.act_rows, &b.pointer)?;
+        let pointer = if b.pointer.is_empty() {
+            None
+        } else {
+            let (_, k, objects) = pointer_logits.dims3()?;
+            let np = b.pointer.len();
+            let which = Tensor::from_vec(b.pointer.iter().map(|p| p.0).collect(), np, &dev)?;
+            let target = Tensor::from_vec(b.pointer.iter().map(|p| p.1).collect(), np, &dev)?;
+            let chosen = pointer_logits
+                .reshape((na * k, objects))?
+                .index_select(&which, 0)?;
+            Some(candle_nn::loss::cross_entropy(&chosen, &target)?)
+        };
+        let draws = self.state.config.noise_draws.max(1);
+        let dims = self.model.config().head.action_dims();
+        let cond = cond.repeat((draws, 1))?;
+        let mut target = b.actions.clone();
+        for (row, action) in target.chunks_mut(dims).enumerate() {
+            anchor.relative(row, action);
+        }
+        let target = Tensor::from_vec(target, (na, dims), &dev)?.repeat((draws, 1))?;
+        let m = na * draws;
+        let noise: Vec<f32> = (0..m * dims).map(|_| normal(rng)).collect();
+        let times: Vec<f32> = (0..m).map(|_| rng.gen::<f32>()).collect();
+        let action = self.model.head().loss(
+            &cond,
+            &target,
+            &Tensor::from_vec(noise, (m, dims), &dev)?,
+            &Tensor::from_vec(times, m, &dev)?,
+        )?;
+        Ok((text, colour, Some(action), pointer))
+    }
+
+    /// The stem's input for sample `i`, with the benchmark's sensor noise (colour σ = 3,
+    /// depth σ = 3 mm) cut from the noise table at `noise` when given: it is added to the
+    /// pixels, so the stem segments what a noisy camera would give it.
+    fn frame(&self, data: &Dataset, i: usize, noise: Option<usize>) -> Result<Tensor, ModelError> {
+        let mut f = data.frame(i)?;
+        if let Some(off) = noise {
+            let n = f.height.len();
+            let (c, z) = self.noise_table[off..off + 4 * n].split_at(3 * n);
+            for (p, e) in f.rgb.iter_mut().zip(c) {
+                *p = (*p as f32 + 3.0 * e).round().clamp(0.0, 255.0) as u8;
+            }
+            for (p, e) in f.height.iter_mut().zip(z) {
+                *p = (*p + 0.003 * e).max(0.0);
+            }
+        }
+        self.model.stem().frame(&f.rgb, &f.height, &Device::Cpu)
+    }
+}
