@@ -125,7 +125,7 @@ pub fn run(
         cfg,
         state: bus.publisher(keys::STATE, Qos::Stream)?,
         diag: Diagnostics::new(bus, cfg.name)?,
-        filter: SafetyFilter::new(cfg.runtime.safety.clone()),
+        filter: SafetyFilter::new(&cfg.runtime.robot),
         now: 0.0,
         following: None,
         tripped: false,

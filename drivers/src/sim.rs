@@ -28,7 +28,7 @@ impl SimArm {
         Self {
             stage,
             clock: None,
-            joints: ur5e::HOME,
+            joints: ur5e::home(),
         }
     }
 
@@ -63,7 +63,7 @@ impl Arm for SimArm {
             ee_pose: tip.to_pose(),
             gripper: suction as u8 as f64,
             holding,
-            joint_names: ur5e::JOINT_NAMES.iter().map(|s| s.to_string()).collect(),
+            joint_names: ur5e::params().joint_names.clone(),
             joint_positions: q.to_vec(),
         })
     }

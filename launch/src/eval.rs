@@ -213,7 +213,7 @@ fn episode_over_zenoh(a: &EvalArgs, task: TaskId, seed: u64) -> Result<EpisodeRe
         split: a.split,
         seed,
         fps: 10.0,
-        mode: loho_sim::node::Mode::Lockstep,
+        clock: loho_runtime::clock::ClockSource::Sim,
         runtime: Default::default(),
         exit_when_done: true,
     };

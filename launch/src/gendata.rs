@@ -100,8 +100,9 @@ fn perturbed(a: &Action, rng: &mut ChaCha8Rng) -> Action {
     } else {
         (&mut a.pick, 0.012)
     };
-    k.x = (k.x + sigma * gaussian(rng)).clamp(camera::X_MIN, camera::X_MAX);
-    k.y = (k.y + sigma * gaussian(rng)).clamp(camera::Y_MIN, camera::Y_MAX);
+    let w = camera::workspace();
+    k.x = (k.x + sigma * gaussian(rng)).clamp(w.x[0], w.x[1]);
+    k.y = (k.y + sigma * gaussian(rng)).clamp(w.y[0], w.y[1]);
     a
 }
 

@@ -9,12 +9,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use loho_drivers::{ArmNodeConfig, SimArm};
+use loho_runtime::clock::ClockSource;
 use loho_runtime::config::RuntimeConfig;
-use loho_runtime::controller::{self, ClockSource, ControllerConfig};
+use loho_runtime::controller::{self, ControllerConfig};
 use loho_runtime::policy::node::{self as policy, DecisionReport, PolicyConfig};
 use loho_runtime::policy::Policy;
 use loho_runtime::Bus;
-use loho_sim::node::{self, Mode, SimConfig};
+use loho_sim::node::{self, SimConfig};
 use loho_sim::EpisodeResult;
 
 use crate::cli::{ControllerCmd, PolicyCmd, SimCmd};
@@ -29,10 +30,10 @@ pub fn sim_command(c: SimCmd) -> Result<()> {
         split: c.episode.split()?,
         seed: c.episode.seed()?,
         fps: c.fps,
-        mode: if c.lockstep {
-            Mode::Lockstep
+        clock: if c.lockstep {
+            ClockSource::Sim
         } else {
-            Mode::Realtime
+            ClockSource::Wall
         },
         runtime: runtime_config(c.config.as_deref())?,
         exit_when_done: c.exit_when_done,
@@ -52,13 +53,13 @@ pub fn sim_command(c: SimCmd) -> Result<()> {
 /// `loho controller`: until Ctrl-C.
 pub fn controller_command(c: ControllerCmd) -> Result<()> {
     let runtime = runtime_config(c.config.as_deref())?;
-    let mode = if c.sim_time {
-        Mode::Lockstep
+    let clock = if c.sim_time {
+        ClockSource::Sim
     } else {
-        Mode::Realtime
+        ClockSource::Wall
     };
     let bus = open_bus(&c.bus)?;
-    controller::run(&bus, &controller_config(&runtime, mode), ctrl_c()?)?;
+    controller::run(&bus, &controller_config(&runtime, clock), ctrl_c()?)?;
     Ok(())
 }
 
@@ -80,14 +81,11 @@ pub fn runtime_config(path: Option<&Path>) -> Result<RuntimeConfig> {
     }
 }
 
-/// The controller's settings for a simulator in `mode`.
-pub fn controller_config(runtime: &RuntimeConfig, mode: Mode) -> ControllerConfig {
+/// The controller's settings on `clock`.
+pub fn controller_config(runtime: &RuntimeConfig, clock: ClockSource) -> ControllerConfig {
     ControllerConfig {
         runtime: runtime.clone(),
-        clock: match mode {
-            Mode::Realtime => ClockSource::Wall,
-            Mode::Lockstep => ClockSource::Sim,
-        },
+        clock,
         ..Default::default()
     }
 }
@@ -96,12 +94,12 @@ pub fn controller_config(runtime: &RuntimeConfig, mode: Mode) -> ControllerConfi
 /// around its arm, over one stage; returns the scene's result once both stopped.
 pub fn simulator(bus: &Bus, cfg: &SimConfig, stop: Arc<AtomicBool>) -> Result<EpisodeResult> {
     let stage = node::stage(cfg)?;
-    let (mut arm, arm_cfg) = match cfg.mode {
-        Mode::Realtime => (
+    let (mut arm, arm_cfg) = match cfg.clock {
+        ClockSource::Wall => (
             SimArm::realtime(stage.clone()),
             ArmNodeConfig::realtime(&cfg.runtime),
         ),
-        Mode::Lockstep => (
+        ClockSource::Sim => (
             SimArm::lockstep(stage.clone(), node::clock_publisher(bus)?),
             ArmNodeConfig::lockstep(&cfg.runtime),
         ),
@@ -211,6 +209,6 @@ pub fn episode(
         exit_when_done: true,
         ..sim.clone()
     };
-    let ctrl = controller_config(&sim.runtime, sim.mode);
+    let ctrl = controller_config(&sim.runtime, sim.clock);
     spawn(bus, &cfg, ctrl, policy, reports)?.join(timeout)
 }

@@ -8,13 +8,14 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use loho_runtime::clock::ClockSource;
 use loho_runtime::config::RuntimeConfig;
 use loho_runtime::keys;
 use loho_runtime::msg::{EpisodeEvent, Image, StringMsg};
 use loho_runtime::policy::Decision;
 use loho_runtime::record::Recorder;
 use loho_runtime::Bus;
-use loho_sim::node::{Mode, SimConfig};
+use loho_sim::node::SimConfig;
 use loho_sim::{Split, TaskId};
 
 use crate::cli::RunCmd;
@@ -28,7 +29,7 @@ pub struct RunArgs {
     pub episode: u64,
     pub policy: PolicyKind,
     pub out: PathBuf,
-    pub mode: Mode,
+    pub clock: ClockSource,
     pub runtime: RuntimeConfig,
     pub timeout: Duration,
 }
@@ -50,10 +51,10 @@ pub fn command(c: RunCmd) -> Result<()> {
         episode: c.episode.episode,
         policy: PolicyKind::parse(&c.policy)?,
         out: c.out,
-        mode: if c.lockstep {
-            Mode::Lockstep
+        clock: if c.lockstep {
+            ClockSource::Sim
         } else {
-            Mode::Realtime
+            ClockSource::Wall
         },
         runtime: nodes::runtime_config(c.config.as_deref())?,
         timeout: Duration::from_secs(c.timeout),
@@ -132,7 +133,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
         split: a.split,
         seed,
         fps: 10.0,
-        mode: a.mode,
+        clock: a.clock,
         runtime: a.runtime.clone(),
         exit_when_done: true,
     };
@@ -142,7 +143,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
         a.task.name(),
         a.split.name(),
         a.episode,
-        if a.mode == Mode::Lockstep {
+        if a.clock == ClockSource::Sim {
             "lockstep"
         } else {
             "real"

@@ -1,7 +1,10 @@
 //! Keyposes as the action head sees them: each of x, y, z scaled from the workspace
-//! bounds to [−1, 1], yaw as (sin, cos) so it has no seam, suction as ±1.
+//! bounds (the robot's, [`Workspace`]) to [−1, 1], yaw as (sin, cos) so it has no seam,
+//! suction as ±1.
 
 use serde::{Deserialize, Serialize};
+
+pub use loho_runtime::robot::Workspace;
 
 use crate::head::KEYPOSE_DIMS;
 
@@ -15,24 +18,6 @@ pub struct Keypose {
     pub suction: bool,
 }
 
-/// The box actions are normalised to (the heightmap's bounds, z up to the approach limit).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Workspace {
-    pub x: [f64; 2],
-    pub y: [f64; 2],
-    pub z: [f64; 2],
-}
-
-impl Default for Workspace {
-    fn default() -> Self {
-        Self {
-            x: [0.25, 0.75],
-            y: [-0.5, 0.5],
-            z: [0.0, 0.3],
-        }
-    }
-}
-
 fn to_unit(v: f64, [lo, hi]: [f64; 2]) -> f32 {
     (2.0 * (v - lo) / (hi - lo) - 1.0) as f32
 }
@@ -41,8 +26,17 @@ fn from_unit(u: f32, [lo, hi]: [f64; 2]) -> f64 {
     lo + (u as f64 + 1.0) / 2.0 * (hi - lo)
 }
 
-impl Workspace {
-    pub fn encode(&self, k: &Keypose) -> [f32; KEYPOSE_DIMS] {
+/// Keyposes scaled to the head's ±1 range over a workspace: the box of the robot's
+/// `configs/robots/*.toml`, saved in the checkpoint's `config.json`.
+pub trait ActionScale {
+    fn encode(&self, k: &Keypose) -> [f32; KEYPOSE_DIMS];
+    /// The keypose of six head outputs. Values are not clamped: a pose outside the
+    /// workspace is for the safety filter to refuse, not for the model to hide.
+    fn decode(&self, v: &[f32]) -> Keypose;
+}
+
+impl ActionScale for Workspace {
+    fn encode(&self, k: &Keypose) -> [f32; KEYPOSE_DIMS] {
         [
             to_unit(k.x, self.x),
             to_unit(k.y, self.y),
@@ -53,9 +47,7 @@ impl Workspace {
         ]
     }
 
-    /// The keypose of six head outputs. Values are not clamped: a pose outside the
-    /// workspace is for the safety filter to refuse, not for the model to hide.
-    pub fn decode(&self, v: &[f32]) -> Keypose {
+    fn decode(&self, v: &[f32]) -> Keypose {
         Keypose {
             x: from_unit(v[0], self.x),
             y: from_unit(v[1], self.y),

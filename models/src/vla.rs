@@ -8,7 +8,7 @@ use candle_core::{Device, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::keypose::Keypose;
+use crate::keypose::{ActionScale, Keypose};
 use crate::model::{ids, Loho};
 use crate::vocab::Vocab;
 use crate::{checkpoint, normal, ModelError};

@@ -1,20 +1,32 @@
-//! `configs/runtime.toml`: the control rate, the safety limits and the watchdog, parsed
-//! and checked. The file shipped in the repository is also the compiled-in default, so a
+//! `configs/runtime.toml`: the control rate, the watchdog and the robot file
+//! ([`crate::robot`]), parsed and checked. The file shipped in the repository is also the compiled-in default, so a
 //! node started without `--config` runs exactly its values.
+
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::robot::Robot;
+
 /// The defaults shipped in the repository, compiled in.
 pub const DEFAULT_RUNTIME_CONFIG: &str = include_str!("../../configs/runtime.toml");
 
-/// `configs/runtime.toml`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// `configs/runtime.toml`, with the robot it names.
+#[derive(Debug, Clone, PartialEq)]
 pub struct RuntimeConfig {
     pub controller: ControllerLimits,
-    pub safety: SafetyConfig,
     pub watchdog: WatchdogConfig,
+    pub robot: Robot,
+}
+
+/// The file as written: the robot by its path.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuntimeFile {
+    robot: PathBuf,
+    controller: ControllerLimits,
+    watchdog: WatchdogConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -27,21 +39,6 @@ pub struct ControllerLimits {
 #[serde(deny_unknown_fields)]
 pub struct WatchdogConfig {
     pub timeout_ms: u64,
-}
-
-/// Workspace box and motion limits of the tool tip.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SafetyConfig {
-    pub x: [f64; 2],
-    pub y: [f64; 2],
-    pub z: [f64; 2],
-    /// m/s
-    pub max_speed: f64,
-    /// m/s²
-    pub max_accel: f64,
-    /// rad/s
-    pub max_yaw_speed: f64,
 }
 
 #[derive(Debug, Error)]
@@ -59,51 +56,50 @@ pub enum ConfigError {
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        Self::parse(DEFAULT_RUNTIME_CONFIG).expect("the shipped configs/runtime.toml is valid")
+        Self::parse(DEFAULT_RUNTIME_CONFIG, None)
+            .expect("the shipped configs/runtime.toml is valid")
     }
 }
 
 impl RuntimeConfig {
-    pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let c: Self = toml::from_str(text)?;
+    /// The config in `text`; its `robot` path is read relative to `dir`, or is the
+    /// compiled-in robot of that name when `dir` is `None`.
+    pub fn parse(text: &str, dir: Option<&Path>) -> Result<Self, ConfigError> {
+        let f: RuntimeFile = toml::from_str(text)?;
+        let robot = match dir {
+            Some(dir) => Robot::load(&dir.join(&f.robot))?,
+            None if f.robot == Path::new("robots/ur5e.toml") => Robot::ur5e().clone(),
+            None => {
+                return Err(ConfigError::Invalid(format!(
+                    "robot = {:?}: only robots/ur5e.toml is compiled in; give the file \
+                     with --config",
+                    f.robot
+                )))
+            }
+        };
+        let c = Self {
+            controller: f.controller,
+            watchdog: f.watchdog,
+            robot,
+        };
         c.validate()?;
         Ok(c)
     }
 
-    pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
             source,
         })?;
-        Self::parse(&text)
+        Self::parse(&text, Some(path.parent().unwrap_or(Path::new("."))))
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let s = &self.safety;
-        let positive = |v: f64| v.is_finite() && v > 0.0;
         let rate = self.controller.rate_hz;
-        if !(positive(rate) && rate <= 2000.0) {
+        if !(rate.is_finite() && rate > 0.0 && rate <= 2000.0) {
             return Err(ConfigError::Invalid(format!(
                 "controller.rate_hz = {rate}: expected 0 < rate ≤ 2000"
             )));
-        }
-        for (name, [lo, hi]) in [("x", s.x), ("y", s.y), ("z", s.z)] {
-            if !(lo.is_finite() && hi.is_finite() && lo < hi) {
-                return Err(ConfigError::Invalid(format!(
-                    "safety.{name} = [{lo}, {hi}]: expected a finite range low < high"
-                )));
-            }
-        }
-        for (name, v) in [
-            ("max_speed", s.max_speed),
-            ("max_accel", s.max_accel),
-            ("max_yaw_speed", s.max_yaw_speed),
-        ] {
-            if !positive(v) {
-                return Err(ConfigError::Invalid(format!(
-                    "safety.{name} = {v}: expected a positive number"
-                )));
-            }
         }
         if self.watchdog.timeout_ms == 0 {
             return Err(ConfigError::Invalid(
@@ -123,10 +119,18 @@ mod tests {
         let c = RuntimeConfig::default();
         assert_eq!(c.controller.rate_hz, 125.0);
         assert_eq!(c.watchdog.timeout_ms, 100);
-        let bad = DEFAULT_RUNTIME_CONFIG.replace("max_speed = 1.5", "max_speed = -1");
-        let e = RuntimeConfig::parse(&bad).unwrap_err().to_string();
-        assert!(e.contains("max_speed"), "{e}");
+        assert_eq!(c.robot.name, "ur5e");
+        let bad = DEFAULT_RUNTIME_CONFIG.replace("rate_hz = 125.0", "rate_hz = -1");
+        let e = RuntimeConfig::parse(&bad, None).unwrap_err().to_string();
+        assert!(e.contains("rate_hz"), "{e}");
         let bad = DEFAULT_RUNTIME_CONFIG.replace("timeout_ms", "timeout_s");
-        assert!(RuntimeConfig::parse(&bad).is_err());
+        assert!(RuntimeConfig::parse(&bad, None).is_err());
+        // The shipped file, read from disk, finds its robot beside it.
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+        assert_eq!(RuntimeConfig::load(&dir.join("runtime.toml")).unwrap(), c);
+        let e = RuntimeConfig::parse(DEFAULT_RUNTIME_CONFIG, Some(Path::new("/nowhere")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/nowhere/robots/ur5e.toml"), "{e}");
     }
 }

@@ -7,19 +7,27 @@
 //! the e-stop, the loss of a watched node (the policy) or a stalled simulator clock stop
 //! it between two setpoints; the driver's watchdog then holds the arm. Every outcome is
 //! reported on `exec/status`, every refusal also on `diagnostics`.
+//!
+//! One event loop: the zenoh callbacks only push [`Event`]s into a channel. Between
+//! chunks the loop waits on it (with a tick for its checks); while a chunk streams, the
+//! loop takes the events that came during each control period, so the e-stop, a lost
+//! peer or the simulator's clock are seen at the next setpoint.
 
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{mpsc, Arc};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crossbeam_channel::{select, Receiver, RecvTimeoutError};
 use thiserror::Error;
 
-use crate::bus::{Bus, BusError, Publisher, Qos};
-use crate::cdr::CdrError;
+use crate::bus::{Bus, BusError, Latest, Publisher, Qos};
+use crate::clock::{wall_s, ClockSource};
 use crate::config::RuntimeConfig;
+use crate::diagnostics::Diagnostics;
 use crate::keys;
 use crate::msg::{
-    ActionChunk, ArmState, BoolMsg, Clock, DiagnosticArray, EeCommand, ExecStatus, Header, Pose,
+    ActionChunk, ArmState, BoolMsg, Clock, DiagnosticArray, EeCommand, ExecStatus, Header,
 };
 use crate::policy::chunk_action;
 use crate::safety::SafetyFilter;
@@ -29,16 +37,6 @@ use crate::trajectory::{pick_place, EePose, PrimitiveParams};
 pub enum ControllerError {
     #[error(transparent)]
     Bus(#[from] BusError),
-}
-
-/// Which time setpoints are stamped and paced with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClockSource {
-    /// The wall clock: one setpoint per control period (real arms, real-time sim).
-    Wall,
-    /// The simulator's `clock` topic (ROS 2's `use_sim_time`): each setpoint waits for
-    /// the simulator to reach the previous one, as fast as both can go.
-    Sim,
 }
 
 #[derive(Debug, Clone)]
@@ -64,9 +62,23 @@ impl Default for ControllerConfig {
     }
 }
 
-const UNSEEN: u8 = 0;
-const ALIVE: u8 = 1;
-const LOST: u8 = 2;
+/// What reaches the loop from the bus.
+enum Event {
+    Chunk(ActionChunk),
+    EStop(bool),
+    Clock(f64),
+    /// A watched node's liveliness token came (true) or went (false).
+    Alive(usize, bool),
+    Bad(&'static str, String),
+}
+
+/// A watched node, as its liveliness token says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Peer {
+    Unseen,
+    Alive,
+    Lost,
+}
 
 /// How one chunk ended.
 enum End {
@@ -78,14 +90,17 @@ enum End {
 struct Node<'a> {
     cfg: &'a ControllerConfig,
     stop: Arc<AtomicBool>,
-    estop: Arc<AtomicBool>,
-    watched: Vec<(String, Arc<AtomicU8>)>,
-    state: crate::bus::Latest<ArmState>,
-    clock: mpsc::Receiver<f64>,
+    events: Receiver<Event>,
+    /// Chunks that came while another streamed, in order.
+    queued: VecDeque<ActionChunk>,
+    estop: bool,
+    watched: Vec<(String, Peer)>,
+    state: Latest<ArmState>,
+    state_errors: u64,
     last_clock: f64,
     cmd: Publisher<EeCommand>,
     status: Publisher<ExecStatus>,
-    diag: Publisher<DiagnosticArray>,
+    diag: Diagnostics,
     filter: SafetyFilter,
 }
 
@@ -97,94 +112,64 @@ pub fn run(
 ) -> Result<(), ControllerError> {
     let _alive = bus.alive("controller")?;
     let _peers = bus.log_peers("controller", &["sim", "arm"], stop.clone())?;
-    let diag = bus.publisher::<DiagnosticArray>(keys::DIAGNOSTICS, Qos::Stream)?;
-    let estop = Arc::new(AtomicBool::new(false));
-    let (bad_tx, bad_rx) = mpsc::channel::<(&'static str, String)>();
-    let e = estop.clone();
-    let bad = bad_tx.clone();
-    let _estop_sub = bus.subscribe::<BoolMsg, _>(keys::ESTOP, move |m| match m {
-        Ok(b) => e.store(b.data, Ordering::SeqCst),
-        Err(err) => {
+    let (tx, events) = crossbeam_channel::unbounded();
+    let t = tx.clone();
+    let _estop = bus.subscribe::<BoolMsg, _>(keys::ESTOP, move |m| {
+        let _ = t.send(match m {
+            Ok(b) => Event::EStop(b.data),
             // An e-stop message nobody can read is taken as an e-stop.
-            e.store(true, Ordering::SeqCst);
-            let _ = bad.send((keys::ESTOP, format!("{err}; e-stop latched")));
-        }
+            Err(e) => Event::Bad(keys::ESTOP, format!("{e}; e-stop latched")),
+        });
     })?;
-    let (chunk_tx, chunks) = mpsc::channel::<Result<ActionChunk, CdrError>>();
-    let _chunk_sub = bus.subscribe::<ActionChunk, _>(keys::ACTION, move |m| {
-        let _ = chunk_tx.send(m);
+    let t = tx.clone();
+    let _chunks = bus.subscribe::<ActionChunk, _>(keys::ACTION, move |m| {
+        let _ = t.send(m.map_or_else(|e| Event::Bad(keys::ACTION, e.to_string()), Event::Chunk));
     })?;
-    let (clock_tx, clock) = mpsc::channel();
-    let bad = bad_tx.clone();
-    let _clock_sub = bus.subscribe::<Clock, _>(keys::CLOCK, move |m| match m {
-        Ok(c) => {
-            let _ = clock_tx.send(c.clock.as_secs_f64());
-        }
-        Err(err) => {
-            let _ = bad.send((keys::CLOCK, err.to_string()));
-        }
+    let t = tx.clone();
+    let _clock = bus.subscribe::<Clock, _>(keys::CLOCK, move |m| {
+        let _ = t.send(m.map_or_else(
+            |e| Event::Bad(keys::CLOCK, e.to_string()),
+            |c| Event::Clock(c.clock.as_secs_f64()),
+        ));
     })?;
     let mut watches = Vec::new();
-    let mut watched = Vec::new();
-    for name in &cfg.watch {
-        let flag = Arc::new(AtomicU8::new(UNSEEN));
-        let f = flag.clone();
+    for (i, name) in cfg.watch.iter().enumerate() {
+        let t = tx.clone();
         watches.push(bus.watch_alive(name, move |up| {
-            f.store(if up { ALIVE } else { LOST }, Ordering::SeqCst)
+            let _ = t.send(Event::Alive(i, up));
         })?);
-        watched.push((name.clone(), flag));
     }
     let mut node = Node {
         cfg,
         stop: stop.clone(),
-        estop,
-        watched,
+        events,
+        queued: VecDeque::new(),
+        estop: false,
+        watched: cfg
+            .watch
+            .iter()
+            .map(|n| (n.clone(), Peer::Unseen))
+            .collect(),
         state: bus.latest::<ArmState>(keys::STATE)?,
-        clock,
+        state_errors: 0,
         last_clock: f64::NEG_INFINITY,
         cmd: bus.publisher(keys::CMD_EE, Qos::Command)?,
         status: bus.publisher(keys::EXEC_STATUS, Qos::Command)?,
-        diag,
-        filter: SafetyFilter::new(cfg.runtime.safety.clone()),
+        diag: Diagnostics::new(bus, "controller")?,
+        filter: SafetyFilter::new(&cfg.runtime.robot),
     };
-    let mut state_errors = 0;
-    let mut estopped = false;
+    let ticks = crossbeam_channel::tick(Duration::from_millis(20));
     while !stop.load(Ordering::Relaxed) {
-        match chunks.recv_timeout(Duration::from_millis(20)) {
-            Ok(Ok(chunk)) => node.execute(&chunk)?,
-            Ok(Err(e)) => node.report(
-                DiagnosticArray::ERROR,
-                "undecodable policy/action",
-                &e.to_string(),
-            )?,
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        if let Some(chunk) = node.queued.pop_front() {
+            node.execute(&chunk)?;
+            continue;
         }
-        while let Ok((topic, why)) = bad_rx.try_recv() {
-            node.report(
-                DiagnosticArray::ERROR,
-                &format!("undecodable {topic}"),
-                &why,
-            )?;
-        }
-        let n = node.state.decode_errors();
-        if n > state_errors {
-            state_errors = n;
-            node.report(
-                DiagnosticArray::WARN,
-                "undecodable state",
-                &format!("{n} so far"),
-            )?;
-        }
-        let now = node.estop.load(Ordering::SeqCst);
-        if now != estopped {
-            estopped = now;
-            let what = if now {
-                "e-stop latched"
-            } else {
-                "e-stop cleared"
-            };
-            node.report(DiagnosticArray::WARN, what, "estop topic")?;
+        select! {
+            recv(node.events) -> e => match e {
+                Ok(e) => node.handle(e)?,
+                Err(_) => break,
+            },
+            recv(ticks) -> _ => node.check_state()?,
         }
     }
     Ok(())
@@ -193,20 +178,78 @@ pub fn run(
 impl Node<'_> {
     fn now(&self) -> f64 {
         match self.cfg.clock {
-            ClockSource::Wall => crate::wall_s(),
+            ClockSource::Wall => wall_s(),
             ClockSource::Sim => self.last_clock,
         }
     }
 
     fn report(&self, level: u8, what: &str, why: &str) -> Result<(), BusError> {
-        tracing::warn!("controller: {what}: {why}");
-        self.diag.put(&DiagnosticArray::report(
-            self.now(),
-            level,
-            "controller",
-            what,
-            why,
-        ))
+        self.diag.report(self.now(), level, what, why)
+    }
+
+    fn handle(&mut self, e: Event) -> Result<(), BusError> {
+        match e {
+            Event::Chunk(c) => self.queued.push_back(c),
+            Event::EStop(on) => self.set_estop(on)?,
+            Event::Clock(t) => self.last_clock = self.last_clock.max(t),
+            Event::Alive(i, up) => self.watched[i].1 = if up { Peer::Alive } else { Peer::Lost },
+            Event::Bad(topic, why) => {
+                if topic == keys::ESTOP {
+                    self.set_estop(true)?;
+                }
+                self.report(
+                    DiagnosticArray::ERROR,
+                    &format!("undecodable {topic}"),
+                    &why,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Handles every event that has come, without waiting.
+    fn drain(&mut self) -> Result<(), BusError> {
+        while let Ok(e) = self.events.try_recv() {
+            self.handle(e)?;
+        }
+        Ok(())
+    }
+
+    /// Handles events until `deadline` (or `stop`); false when the channel closed.
+    fn wait_until(&mut self, deadline: Instant) -> Result<bool, BusError> {
+        loop {
+            match self.events.recv_deadline(deadline) {
+                Ok(e) => self.handle(e)?,
+                Err(RecvTimeoutError::Timeout) => return Ok(true),
+                Err(RecvTimeoutError::Disconnected) => return Ok(false),
+            }
+        }
+    }
+
+    fn set_estop(&mut self, on: bool) -> Result<(), BusError> {
+        if on == self.estop {
+            return Ok(());
+        }
+        self.estop = on;
+        let what = if on {
+            "e-stop latched"
+        } else {
+            "e-stop cleared"
+        };
+        self.report(DiagnosticArray::WARN, what, "estop topic")
+    }
+
+    fn check_state(&mut self) -> Result<(), BusError> {
+        let n = self.state.decode_errors();
+        if n > self.state_errors {
+            self.state_errors = n;
+            self.report(
+                DiagnosticArray::WARN,
+                "undecodable state",
+                &format!("{n} so far"),
+            )?;
+        }
+        Ok(())
     }
 
     fn publish_status(&self, id: u64, state: u8, reason: &str) -> Result<(), BusError> {
@@ -218,31 +261,28 @@ impl Node<'_> {
         })
     }
 
-    /// Drains the sim clock, then waits (up to the peer timeout) until it reaches `t`.
-    fn wait_clock(&mut self, t: f64) -> bool {
+    /// Waits (up to the peer timeout) until the sim clock reaches `t`.
+    fn wait_clock(&mut self, t: f64) -> Result<bool, BusError> {
         let deadline = Instant::now() + self.cfg.peer_timeout;
-        loop {
-            while let Ok(c) = self.clock.try_recv() {
-                self.last_clock = self.last_clock.max(c);
+        self.drain()?;
+        while self.last_clock < t - 1e-9 {
+            if Instant::now() >= deadline || self.stop.load(Ordering::Relaxed) {
+                return Ok(false);
             }
-            if self.last_clock >= t - 1e-9 {
-                return true;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.clock.recv_timeout(left.min(Duration::from_millis(50))) {
-                Ok(c) => self.last_clock = self.last_clock.max(c),
-                Err(_) if Instant::now() >= deadline || self.stop.load(Ordering::Relaxed) => {
-                    return false
-                }
-                Err(_) => {}
+            let until = deadline.min(Instant::now() + Duration::from_millis(50));
+            match self.events.recv_deadline(until) {
+                Ok(e) => self.handle(e)?,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return Ok(false),
             }
         }
+        Ok(true)
     }
 
     fn lost_peer(&self) -> Option<&str> {
         self.watched
             .iter()
-            .find(|(_, f)| f.load(Ordering::SeqCst) == LOST)
+            .find(|(_, p)| *p == Peer::Lost)
             .map(|(n, _)| n.as_str())
     }
 
@@ -251,11 +291,12 @@ impl Node<'_> {
         if chunk.keyposes.is_empty() {
             return self.publish_status(id, ExecStatus::COMPLETE, &chunk.subtask);
         }
+        self.drain()?;
         // Not a bad chunk, a stop: the policy may send it again once the e-stop clears.
-        if self.estop.load(Ordering::SeqCst) {
+        if self.estop {
             return self.publish_status(id, ExecStatus::STOPPED, "e-stop is latched");
         }
-        let end = match self.plan(chunk) {
+        let end = match self.plan(chunk)? {
             Ok((start, plan)) => {
                 self.publish_status(id, ExecStatus::RUNNING, &chunk.subtask)?;
                 self.stream(id, start, &plan)?
@@ -276,51 +317,59 @@ impl Node<'_> {
     }
 
     /// The checked setpoints of a chunk from the arm's current pose, or why not.
-    fn plan(&mut self, chunk: &ActionChunk) -> Result<(EePose, Vec<(EePose, bool)>), String> {
-        if let Some(n) = self.lost_peer() {
+    #[allow(clippy::type_complexity)]
+    fn plan(
+        &mut self,
+        chunk: &ActionChunk,
+    ) -> Result<Result<(EePose, Vec<(EePose, bool)>), String>, BusError> {
+        if let Some(n) = self.lost_peer().map(str::to_string) {
             // A chunk from a restarted policy: give its token time to arrive.
             let deadline = Instant::now() + self.cfg.peer_timeout;
             while self.lost_peer().is_some() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
+                let until = deadline.min(Instant::now() + Duration::from_millis(5));
+                self.wait_until(until)?;
             }
             if self.lost_peer().is_some() {
-                return Err(format!("{n} is not alive"));
+                return Ok(Err(format!("{n} is not alive")));
             }
         }
-        let action = chunk_action(chunk)?;
+        let action = match chunk_action(chunk) {
+            Ok(a) => a,
+            Err(why) => return Ok(Err(why)),
+        };
         let deadline = Instant::now() + self.cfg.peer_timeout;
         let state = loop {
             if let Some(s) = self.state.get() {
                 break s;
             }
             if Instant::now() >= deadline {
-                return Err("no arm state received".into());
+                return Ok(Err("no arm state received".into()));
             }
             std::thread::sleep(Duration::from_millis(5));
         };
-        let p = &state.ee_pose;
-        let start = EePose::new(p.position.x, p.position.y, p.position.z, p.yaw());
+        let start = EePose::from_pose(&state.ee_pose);
         let params = PrimitiveParams {
             rate_hz: self.cfg.runtime.controller.rate_hz,
             ..self.cfg.primitive
         };
-        let plan: Vec<(EePose, bool)> = pick_place(start, action.pick, action.place, &params)
-            .map_err(|e| e.to_string())?
-            .iter()
-            .map(|s| (s.pose, s.suction))
-            .collect();
+        let plan: Vec<(EePose, bool)> = match pick_place(start, action.pick, action.place, &params)
+        {
+            Ok(sp) => sp.iter().map(|s| (s.pose, s.suction)).collect(),
+            Err(e) => return Ok(Err(e.to_string())),
+        };
         let poses: Vec<EePose> = plan.iter().map(|p| p.0).collect();
-        self.filter
+        Ok(self
+            .filter
             .check_plan(start, &poses, 1.0 / params.rate_hz)
-            .map_err(|r| format!("rejected: {r}"))?;
-        Ok((start, plan))
+            .map(|()| (start, plan))
+            .map_err(|r| format!("rejected: {r}")))
     }
 
     fn stream(&mut self, id: u64, start: EePose, plan: &[(EePose, bool)]) -> Result<End, BusError> {
         let dt = 1.0 / self.cfg.runtime.controller.rate_hz;
         self.filter.reset(start);
         // Any clock at all: the loop below then paces on it.
-        if self.cfg.clock == ClockSource::Sim && !self.wait_clock(f64::MIN) {
+        if self.cfg.clock == ClockSource::Sim && !self.wait_clock(f64::MIN)? {
             return Ok(End::Failed("no sim clock".into()));
         }
         let t0 = self.now();
@@ -329,7 +378,7 @@ impl Node<'_> {
             if self.stop.load(Ordering::Relaxed) {
                 return Ok(End::Stopped("controller shutting down".into()));
             }
-            if self.estop.load(Ordering::SeqCst) {
+            if self.estop {
                 return Ok(End::Stopped("e-stop".into()));
             }
             if let Some(n) = self.lost_peer() {
@@ -342,16 +391,19 @@ impl Node<'_> {
             self.cmd.put(&EeCommand {
                 header: Header::new(t, "world"),
                 chunk_id: id,
-                target: Pose::from_xyz_yaw(pose.x, pose.y, pose.z, pose.yaw),
+                target: pose.to_pose(),
                 gripper: if *suction { 1.0 } else { 0.0 },
             })?;
             match self.cfg.clock {
                 ClockSource::Wall => {
+                    // A plain sleep to the period's end (waking on every event would cost
+                    // the period's precision), then what came meanwhile.
                     let due = wall0 + Duration::from_secs_f64((k + 1) as f64 * dt);
                     std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                    self.drain()?;
                 }
                 ClockSource::Sim => {
-                    if !self.wait_clock(t) {
+                    if !self.wait_clock(t)? {
                         return Ok(End::Stopped("sim clock stalled".into()));
                     }
                 }

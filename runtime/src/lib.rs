@@ -6,7 +6,9 @@
 //! - [`bus`]: a typed zenoh bus (publishers, subscribers, latest-value slots, liveliness);
 //! - [`trajectory`]: the pick-and-place primitive as timed end-effector setpoints, shared
 //!   by the simulator and the controller that drives real arms;
-//! - [`config`]: `configs/runtime.toml` (control rate, limits, watchdog);
+//! - [`clock`]: the wall clock, and which clock a graph runs on;
+//! - [`config`]: `configs/runtime.toml` (control rate, watchdog, robot);
+//! - [`robot`]: `configs/robots/*.toml` (workspace, limits, kinematics);
 //! - [`safety`]: the filter every setpoint passes;
 //! - [`diagnostics`]: what a node reports on `diagnostics`;
 //! - [`policy`]: the [`Policy`](policy::Policy) trait every policy implements, LoHoVLA's
@@ -16,6 +18,7 @@
 
 pub mod bus;
 pub mod cdr;
+pub mod clock;
 pub mod config;
 pub mod controller;
 pub mod diagnostics;
@@ -23,22 +26,10 @@ pub mod keys;
 pub mod msg;
 pub mod policy;
 pub mod record;
+pub mod robot;
 pub mod safety;
 pub mod trajectory;
 
 pub use bus::{Bus, BusConfig, BusError, Qos};
 pub use cdr::CdrError;
 pub use msg::Message;
-
-/// Nanoseconds since the Unix epoch on this machine's clock: MCAP log times and the
-/// stamps of wall-clock nodes (processes on one machine share it).
-pub fn wall_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
-
-/// [`wall_ns`] in seconds.
-pub fn wall_s() -> f64 {
-    wall_ns() as f64 * 1e-9
-}

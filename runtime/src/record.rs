@@ -201,7 +201,7 @@ impl Recorder {
         });
         let sink = tx.clone();
         let sub = bus.subscribe_all(move |topic, bytes| {
-            let _ = sink.send((topic.to_string(), bytes, crate::wall_ns()));
+            let _ = sink.send((topic.to_string(), bytes, crate::clock::wall_ns()));
         })?;
         Ok(Self {
             sub: Some(sub),

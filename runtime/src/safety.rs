@@ -1,5 +1,6 @@
-//! The safety filter every setpoint passes before it reaches an arm, with the limits of
-//! [`SafetyConfig`] (`configs/runtime.toml`).
+//! The safety filter every setpoint passes before it reaches an arm: the robot's
+//! workspace (x, y), the heights its tip may reach and its motion limits
+//! (`configs/robots/*.toml`).
 //!
 //! The filter never corrects a setpoint: it rejects it with its reason, and the
 //! controller stops the chunk and holds. A filter that bends bad plans into "safe" ones
@@ -7,7 +8,7 @@
 
 use thiserror::Error;
 
-use crate::config::SafetyConfig;
+use crate::robot::{Limits, Robot, Workspace};
 use crate::trajectory::EePose;
 
 /// Why a setpoint did not pass.
@@ -32,19 +33,21 @@ pub enum Rejection {
     EStop,
 }
 
-/// Checks a stream of setpoints `dt` seconds apart against [`SafetyConfig`].
+/// Checks a stream of setpoints `dt` seconds apart against a robot's box and limits.
 #[derive(Debug, Clone)]
 pub struct SafetyFilter {
-    cfg: SafetyConfig,
+    workspace: Workspace,
+    limits: Limits,
     /// The last accepted pose and the speed that reached it.
     last: Option<(EePose, f64)>,
     estop: bool,
 }
 
 impl SafetyFilter {
-    pub fn new(cfg: SafetyConfig) -> Self {
+    pub fn new(robot: &Robot) -> Self {
         Self {
-            cfg,
+            workspace: robot.workspace.clone(),
+            limits: robot.limits.clone(),
             last: None,
             estop: false,
         }
@@ -71,9 +74,9 @@ impl SafetyFilter {
             return Err(Rejection::NotFinite);
         }
         for (axis, value, [lo, hi]) in [
-            ("x", p.x, self.cfg.x),
-            ("y", p.y, self.cfg.y),
-            ("z", p.z, self.cfg.z),
+            ("x", p.x, self.workspace.x),
+            ("y", p.y, self.workspace.y),
+            ("z", p.z, self.limits.tip_z),
         ] {
             if !(lo..=hi).contains(&value) {
                 return Err(Rejection::Outside {
@@ -101,24 +104,24 @@ impl SafetyFilter {
                 ((p.x - prev.x).powi(2) + (p.y - prev.y).powi(2) + (p.z - prev.z).powi(2)).sqrt();
             speed = d / dt;
             // A little slack for rounding in the planner's finite steps.
-            if speed > self.cfg.max_speed * 1.001 {
+            if speed > self.limits.max_speed * 1.001 {
                 return Err(Rejection::TooFast {
                     speed,
-                    limit: self.cfg.max_speed,
+                    limit: self.limits.max_speed,
                 });
             }
             let accel = (speed - prev_speed).abs() / dt;
-            if accel > self.cfg.max_accel * 1.001 {
+            if accel > self.limits.max_accel * 1.001 {
                 return Err(Rejection::TooHardAccel {
                     accel,
-                    limit: self.cfg.max_accel,
+                    limit: self.limits.max_accel,
                 });
             }
             let rate = (p.yaw - prev.yaw).abs() / dt;
-            if rate > self.cfg.max_yaw_speed * 1.001 {
+            if rate > self.limits.max_yaw_speed * 1.001 {
                 return Err(Rejection::YawTooFast {
                     rate,
-                    limit: self.cfg.max_yaw_speed,
+                    limit: self.limits.max_yaw_speed,
                 });
             }
         }
@@ -141,7 +144,7 @@ mod tests {
     use crate::trajectory::{pick_place, PrimitiveParams};
 
     fn filter() -> SafetyFilter {
-        SafetyFilter::new(crate::config::RuntimeConfig::default().safety)
+        SafetyFilter::new(Robot::ur5e())
     }
 
     #[test]

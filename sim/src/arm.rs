@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use loho_runtime::config::SafetyConfig;
+use loho_runtime::robot::Limits;
 use loho_runtime::trajectory::EePose;
 
 use crate::env::Env;
@@ -68,7 +68,7 @@ impl Stage {
 
     /// Real time: one physics step, the tool moving toward the target at most at the
     /// speed limits (or holding).
-    pub fn physics_step(&mut self, limits: &SafetyConfig) {
+    pub fn physics_step(&mut self, limits: &Limits) {
         let tip = self.env.world().tip();
         let goal = self.target.map_or(tip, |g| toward(tip, g, limits));
         let suction = self.suction;
@@ -99,7 +99,7 @@ impl Stage {
 }
 
 /// The pose one physics step from `tip` toward `goal` under the speed limits.
-fn toward(tip: EePose, goal: EePose, limits: &SafetyConfig) -> EePose {
+fn toward(tip: EePose, goal: EePose, limits: &Limits) -> EePose {
     let d = ((goal.x - tip.x).powi(2) + (goal.y - tip.y).powi(2) + (goal.z - tip.z).powi(2)).sqrt();
     let s_lin = limits.max_speed * DT / d.max(1e-12);
     let s_yaw = limits.max_yaw_speed * DT / (goal.yaw - tip.yaw).abs().max(1e-12);

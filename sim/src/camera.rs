@@ -7,6 +7,8 @@
 
 use rand::Rng;
 
+use loho_runtime::robot::{Robot, Workspace};
+
 use crate::colors::TABLE;
 use crate::world::{
     Kind, ObjPose, World, BOWL_FLOOR, BOWL_HEIGHT, BOWL_INNER, BOWL_OUTER, ZONE_BORDER,
@@ -16,21 +18,28 @@ use crate::world::{
 /// Rows (world y) and columns (world x) of the heightmap.
 pub const HEIGHT: usize = 320;
 pub const WIDTH: usize = 160;
-/// Metres per pixel.
-pub const PIXEL: f64 = 0.003125;
-pub const X_MIN: f64 = 0.25;
-pub const X_MAX: f64 = 0.75;
-pub const Y_MIN: f64 = -0.5;
-pub const Y_MAX: f64 = 0.5;
+/// Heights above this (m) are clipped.
 pub const Z_MAX: f64 = 0.28;
+
+/// The area the heightmap spans: the robot's workspace (`configs/robots/ur5e.toml`), in
+/// `HEIGHT` × `WIDTH` square pixels.
+pub fn workspace() -> &'static Workspace {
+    &Robot::ur5e().workspace
+}
+
+/// Metres per pixel.
+pub fn pixel() -> f64 {
+    let w = workspace();
+    (w.x[1] - w.x[0]) / WIDTH as f64
+}
 /// Height of a painted zone outline (m).
 const ZONE_Z: f64 = 0.001;
 
 /// World x, y of the centre of cell (row `u`, column `v`).
 pub fn pixel_to_world(u: usize, v: usize) -> (f64, f64) {
     (
-        X_MIN + (v as f64 + 0.5) * PIXEL,
-        Y_MIN + (u as f64 + 0.5) * PIXEL,
+        workspace().x[0] + (v as f64 + 0.5) * pixel(),
+        workspace().y[0] + (u as f64 + 0.5) * pixel(),
     )
 }
 
@@ -38,8 +47,8 @@ pub fn pixel_to_world(u: usize, v: usize) -> (f64, f64) {
 pub fn world_to_pixel(x: f64, y: f64) -> Option<(usize, usize)> {
     // The epsilon keeps points on a cell boundary (0.6 / 0.003125 = 191.99…) in the cell
     // they start.
-    let v = ((x - X_MIN) / PIXEL + 1e-9).floor();
-    let u = ((y - Y_MIN) / PIXEL + 1e-9).floor();
+    let v = ((x - workspace().x[0]) / pixel() + 1e-9).floor();
+    let u = ((y - workspace().y[0]) / pixel() + 1e-9).floor();
     (v >= 0.0 && u >= 0.0 && (v as usize) < WIDTH && (u as usize) < HEIGHT)
         .then_some((u as usize, v as usize))
 }
@@ -152,10 +161,14 @@ fn raster(
     surface: impl Fn([f64; 3]) -> Option<(f64, [u8; 3])>,
 ) {
     let [cx, cy, _] = pose.pos;
-    let u0 = ((cy - radius - Y_MIN) / PIXEL).floor().max(0.0) as usize;
-    let u1 = (((cy + radius - Y_MIN) / PIXEL).ceil().max(0.0) as usize).min(HEIGHT);
-    let v0 = ((cx - radius - X_MIN) / PIXEL).floor().max(0.0) as usize;
-    let v1 = (((cx + radius - X_MIN) / PIXEL).ceil().max(0.0) as usize).min(WIDTH);
+    let u0 = ((cy - radius - workspace().y[0]) / pixel())
+        .floor()
+        .max(0.0) as usize;
+    let u1 = (((cy + radius - workspace().y[0]) / pixel()).ceil().max(0.0) as usize).min(HEIGHT);
+    let v0 = ((cx - radius - workspace().x[0]) / pixel())
+        .floor()
+        .max(0.0) as usize;
+    let v1 = (((cx + radius - workspace().x[0]) / pixel()).ceil().max(0.0) as usize).min(WIDTH);
     for u in u0..u1 {
         for v in v0..v1 {
             let (x, y) = pixel_to_world(u, v);
@@ -252,7 +265,9 @@ fn floor_color(world: &World, p: [f64; 3]) -> [u8; 3] {
             }
         }
     }
-    if (X_MIN..X_MAX).contains(&p[0]) && (Y_MIN..Y_MAX).contains(&p[1]) {
+    if (workspace().x[0]..workspace().x[1]).contains(&p[0])
+        && (workspace().y[0]..workspace().y[1]).contains(&p[1])
+    {
         TABLE
     } else {
         [120, 120, 120]
@@ -287,6 +302,22 @@ mod tests {
     use rand::SeedableRng;
 
     use super::*;
+
+    #[test]
+    fn the_heightmap_spans_the_robot_workspace_in_square_pixels() {
+        let w = workspace();
+        assert_eq!(pixel(), (w.y[1] - w.y[0]) / HEIGHT as f64);
+        assert_eq!(pixel(), 0.003125);
+        assert_eq!(
+            pixel_to_world(0, 0),
+            (w.x[0] + 0.5 * pixel(), w.y[0] + 0.5 * pixel())
+        );
+        assert_eq!(
+            world_to_pixel(w.x[1] - 1e-6, w.y[1] - 1e-6),
+            Some((HEIGHT - 1, WIDTH - 1))
+        );
+        assert_eq!(world_to_pixel(w.x[1] + 1e-3, 0.0), None);
+    }
 
     #[test]
     fn noise_has_the_benchmark_spread() {

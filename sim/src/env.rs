@@ -29,7 +29,7 @@ pub enum EnvError {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Rejected {
     Trajectory(TrajectoryError),
-    /// A keypose outside the workspace (x, y bounds, z in [0, 0.3]).
+    /// A keypose outside the workspace (`configs/robots/ur5e.toml`).
     Outside(&'static str),
 }
 
@@ -166,10 +166,7 @@ impl Env {
             if !k.is_finite() {
                 return Err(Rejected::Trajectory(TrajectoryError::NotFinite(name)));
             }
-            let inside = (camera::X_MIN..=camera::X_MAX).contains(&k.x)
-                && (camera::Y_MIN..=camera::Y_MAX).contains(&k.y)
-                && (0.0..=0.3).contains(&k.z);
-            if !inside {
+            if !camera::workspace().contains(k) {
                 return Err(Rejected::Outside(name));
             }
         }

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver};
 use loho_runtime::bus::{Bus, BusError, Publisher, Qos};
+use loho_runtime::clock::ClockSource;
 use loho_runtime::config::RuntimeConfig;
 use loho_runtime::diagnostics::Diagnostics;
 use loho_runtime::keys;
@@ -47,12 +48,6 @@ pub enum NodeError {
     Env(#[from] EnvError),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Realtime,
-    Lockstep,
-}
-
 #[derive(Debug, Clone)]
 pub struct SimConfig {
     pub task: TaskId,
@@ -62,7 +57,8 @@ pub struct SimConfig {
     /// Camera frames per second in real time; in lockstep, how often the last frame is
     /// repeated while nothing happens (for nodes that join late).
     pub fps: f64,
-    pub mode: Mode,
+    /// Real time (`Wall`) or lockstep (`Sim`).
+    pub clock: ClockSource,
     /// The arm's speed limits (real time) and the arm node's watchdog and workspace box.
     pub runtime: RuntimeConfig,
     /// Return once the episode is over (instead of serving frames until `stop`).
@@ -163,9 +159,9 @@ pub fn run(
     };
     scene.last_event = scene.event(&scene.stage.lock(), 0.0);
     scene.publish_frame()?;
-    match cfg.mode {
-        Mode::Realtime => scene.realtime(&events, &stop)?,
-        Mode::Lockstep => scene.lockstep(&events, &stop)?,
+    match cfg.clock {
+        ClockSource::Wall => scene.realtime(&events, &stop)?,
+        ClockSource::Sim => scene.lockstep(&events, &stop)?,
     }
     // Before the liveliness token goes: nodes sharing `stop` know this is the end.
     stop.store(true, Ordering::Relaxed);
@@ -240,7 +236,7 @@ impl Scene {
             let now = {
                 let mut s = self.stage.lock();
                 while steps < due {
-                    s.physics_step(&self.cfg.runtime.safety);
+                    s.physics_step(&self.cfg.runtime.robot.limits);
                     steps += 1;
                 }
                 s.env.world().time()
@@ -318,7 +314,7 @@ impl Scene {
             self.over = r.done;
             self.last_event = self.event(&s, r.reward);
         }
-        if self.cfg.mode == Mode::Lockstep {
+        if self.cfg.clock == ClockSource::Sim {
             self.publish_clock()?;
         }
         // The event first: a policy deciding on the next frame then knows its reward.
@@ -370,15 +366,16 @@ impl Scene {
 
 /// The heightmap's geometry as published on `camera/top/info`.
 pub fn heightmap_info(header: Header) -> HeightmapInfo {
+    let w = camera::workspace();
     HeightmapInfo {
         header,
-        x_min: camera::X_MIN,
-        x_max: camera::X_MAX,
-        y_min: camera::Y_MIN,
-        y_max: camera::Y_MAX,
+        x_min: w.x[0],
+        x_max: w.x[1],
+        y_min: w.y[0],
+        y_max: w.y[1],
         z_min: 0.0,
         z_max: camera::Z_MAX,
-        pixel_size: camera::PIXEL,
+        pixel_size: camera::pixel(),
         height: camera::HEIGHT as u32,
         width: camera::WIDTH as u32,
     }

@@ -3,7 +3,7 @@
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::camera::{X_MAX, X_MIN, Y_MAX, Y_MIN};
+use crate::camera;
 
 /// A named part of the workspace (facts §1.3). "top" is small x (near the robot), "left"
 /// small y, as seen by the front camera.
@@ -78,7 +78,8 @@ impl Layout {
         r: f64,
         region: Region,
     ) -> Option<(f64, f64, f64)> {
-        let (mut x0, mut x1, mut y0, mut y1) = (X_MIN + r, X_MAX - r, Y_MIN + r, Y_MAX - r);
+        let w = camera::workspace();
+        let (mut x0, mut x1, mut y0, mut y1) = (w.x[0] + r, w.x[1] - r, w.y[0] + r, w.y[1] - r);
         if let Region::Inside(a) = region {
             x0 = x0.max(a.x.0 + r);
             x1 = x1.min(a.x.1 - r);

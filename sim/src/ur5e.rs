@@ -1,45 +1,23 @@
-//! UR5e kinematics from Universal Robots' published DH parameters, carrying a suction
-//! tool that points straight down.
+//! UR5e kinematics from Universal Robots' published DH parameters (in
+//! `configs/robots/ur5e.toml`), carrying a suction tool that points straight down.
 //!
 //! The simulator moves the suction tip along its setpoints (Cartesian, as Ravens' position
 //! controller effectively does); these kinematics give the joint angles that go with each
 //! tip pose, for the `state` topic, drivers and pictures. Inverse kinematics is damped
 //! least squares seeded by the previous solution, so joint paths stay continuous.
 
+use loho_runtime::robot::{Kinematics, Robot};
 use nalgebra::{Matrix4, Matrix6, Rotation3, Vector3, Vector6};
 
-/// DH parameters (m, rad) of the UR5e.
-pub const D: [f64; 6] = [0.1625, 0.0, 0.0, 0.1333, 0.0997, 0.0996];
-pub const A: [f64; 6] = [0.0, -0.425, -0.3922, 0.0, 0.0, 0.0];
-pub const ALPHA: [f64; 6] = [
-    std::f64::consts::FRAC_PI_2,
-    0.0,
-    0.0,
-    std::f64::consts::FRAC_PI_2,
-    -std::f64::consts::FRAC_PI_2,
-    0.0,
-];
-/// Suction tip beyond the flange along the tool axis (m), as Ravens' `tool_tip` link.
-pub const TOOL: f64 = 0.12;
+/// The arm's parameters: `[kinematics]` of `configs/robots/ur5e.toml`.
+pub fn params() -> &'static Kinematics {
+    &Robot::ur5e().kinematics
+}
 
-pub const JOINT_NAMES: [&str; 6] = [
-    "shoulder_pan_joint",
-    "shoulder_lift_joint",
-    "elbow_joint",
-    "wrist_1_joint",
-    "wrist_2_joint",
-    "wrist_3_joint",
-];
-
-/// Ravens' home configuration: (−1, −0.5, 0.5, −0.5, −0.5, 0)·π.
-pub const HOME: [f64; 6] = [
-    -std::f64::consts::PI,
-    -std::f64::consts::FRAC_PI_2,
-    std::f64::consts::FRAC_PI_2,
-    -std::f64::consts::FRAC_PI_2,
-    -std::f64::consts::FRAC_PI_2,
-    0.0,
-];
+/// The home configuration (rad).
+pub fn home() -> [f64; 6] {
+    params().home
+}
 
 fn dh(theta: f64, d: f64, a: f64, alpha: f64) -> Matrix4<f64> {
     let (st, ct) = theta.sin_cos();
@@ -66,12 +44,13 @@ fn dh(theta: f64, d: f64, a: f64, alpha: f64) -> Matrix4<f64> {
 
 /// Pose of the suction tip (homogeneous transform, base frame = world frame).
 pub fn forward(q: &[f64; 6]) -> Matrix4<f64> {
+    let k = params();
     let mut t = Matrix4::<f64>::identity();
-    for i in 0..6 {
-        t *= dh(q[i], D[i], A[i], ALPHA[i]);
+    for (i, &qi) in q.iter().enumerate() {
+        t *= dh(qi, k.d[i], k.a[i], k.alpha[i]);
     }
     let mut tool = Matrix4::<f64>::identity();
-    tool[(2, 3)] = TOOL;
+    tool[(2, 3)] = k.tool;
     t * tool
 }
 
@@ -135,7 +114,7 @@ mod tests {
 
     #[test]
     fn ik_reaches_workspace_poses_and_fk_agrees() {
-        let mut seed = HOME;
+        let mut seed = home();
         for &(x, y, z, yaw) in &[
             (0.5, 0.0, 0.3, 0.0),
             (0.4, -0.3, 0.05, 0.5),

@@ -35,7 +35,7 @@ pub fn bus_echo(endpoint: &str) -> Result<()> {
     let ack = bus.publisher::<Time>(PONG, loho_runtime::Qos::Command)?;
     let (tx, rx) = std::sync::mpsc::channel();
     let _sub = bus.subscribe::<Image, _>(PING, move |m| {
-        let t = loho_runtime::wall_ns();
+        let t = loho_runtime::clock::wall_ns();
         if let Ok(img) = m {
             if img.encoding == "32FC1" {
                 let _ = tx.send(t);
@@ -76,13 +76,17 @@ pub fn bus(frames: usize) -> Result<BusBench> {
     let worker = std::thread::spawn(move || {
         for (_, a, b) in rx {
             let ok = Image::decode(&a).is_ok() && Image::decode(&b).is_ok();
-            let _ = back_tx.send(if ok { loho_runtime::wall_ns() } else { 0 });
+            let _ = back_tx.send(if ok {
+                loho_runtime::clock::wall_ns()
+            } else {
+                0
+            });
         }
     });
     let mut local = Vec::new();
     for k in 0..frames {
         let (c, d) = make(k);
-        let t = loho_runtime::wall_ns();
+        let t = loho_runtime::clock::wall_ns();
         tx.send((t, c.encode(), d.encode()))?;
         let got = back_rx.recv()?;
         local.push((got.saturating_sub(t)) as f64 * 1e-6);
@@ -129,7 +133,7 @@ pub fn bus(frames: usize) -> Result<BusBench> {
     let mut remote = Vec::new();
     for k in 0..frames {
         let (c, d) = make(k);
-        let t = loho_runtime::wall_ns();
+        let t = loho_runtime::clock::wall_ns();
         publisher.put(&c)?;
         publisher.put(&d)?;
         match ack_rx.recv_timeout(Duration::from_secs(2)) {

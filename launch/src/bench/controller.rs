@@ -48,13 +48,13 @@ pub fn controller(dir: &Path, rates: &[f64], seconds: f64) -> Result<Vec<Control
             split: Split::Test,
             seed: Split::Test.seed(0),
             fps: 10.0,
-            mode: loho_sim::node::Mode::Realtime,
+            clock: loho_runtime::clock::ClockSource::Wall,
             runtime: runtime.clone(),
             exit_when_done: true,
         };
         let (tx, rx) = std::sync::mpsc::channel();
         let policy = Box::new(ModelPolicy::load(dir, 0)?);
-        let ctrl = crate::nodes::controller_config(&runtime, sim.mode);
+        let ctrl = crate::nodes::controller_config(&runtime, sim.clock);
         let running = crate::nodes::spawn(&bus, &sim, ctrl, policy, Some(tx))?;
         let load_stop = Arc::new(AtomicBool::new(false));
         let s = load_stop.clone();

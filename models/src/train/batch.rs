@@ -9,6 +9,7 @@ use super::labels::pointer_labels;
 use super::loss::branches;
 use super::*;
 use crate::data::Dataset;
+use crate::keypose::ActionScale;
 use crate::model::ids;
 use crate::ModelError;
 

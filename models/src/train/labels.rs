@@ -1,5 +1,6 @@
 //! Pointer labels: which object token a labelled keypose is on, or over.
 
+use crate::keypose::ActionScale;
 use crate::model::Config;
 
 /// Within this distance (m, in 3-D, to a region's centroid at its top) a keypose is on that

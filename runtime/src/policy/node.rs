@@ -14,13 +14,19 @@
 //! the caller's closed-loop choice (keep the sub-task or write a new one) and is answered
 //! with one chunk, on this same thread, between the node's own decisions. The server keeps
 //! no state per caller, so simulators on many machines can share one policy.
+//!
+//! One event loop: the zenoh callbacks push events (and queries) into a channel or fill
+//! latest-value slots (frames, instruction, e-stop), and the loop selects between the
+//! channel and a tick that looks at the slots.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use crate::bus::Request;
-use crate::bus::{Bus, BusError, Qos};
+use crossbeam_channel::select;
+
+use crate::bus::{Bus, BusError, Qos, Request};
+use crate::diagnostics::Diagnostics;
 use crate::keys;
 use crate::msg::{
     ActionChunk, BoolMsg, DiagnosticArray, EpisodeEvent, ExecStatus, Image, InferRequest, StringMsg,
@@ -37,7 +43,7 @@ pub struct DecisionReport {
 }
 
 pub struct PolicyConfig {
-    /// How long to wait for messages between checks of `stop`.
+    /// How often the loop looks at its latest frames and `stop` when no event comes.
     pub poll: Duration,
     pub reports: Option<mpsc::Sender<DecisionReport>>,
 }
@@ -51,7 +57,8 @@ impl Default for PolicyConfig {
     }
 }
 
-enum Input {
+/// What reaches the loop from the bus.
+enum Event {
     Episode(EpisodeEvent),
     Status(ExecStatus),
     Infer(Box<Request<InferRequest>>),
@@ -76,57 +83,56 @@ pub fn run(
     let depth = bus.latest::<Image>(keys::DEPTH)?;
     let instruction = bus.latest::<StringMsg>(keys::INSTRUCTION)?;
     let estop = bus.latest::<BoolMsg>(keys::ESTOP)?;
-    let (tx, rx) = mpsc::channel();
+    let (tx, events) = crossbeam_channel::unbounded();
     let t = tx.clone();
     let _events = bus.subscribe::<EpisodeEvent, _>(keys::EPISODE, move |m| {
-        let _ = t.send(m.map_or_else(|e| Input::Bad(keys::EPISODE, e.to_string()), Input::Episode));
+        let _ = t.send(m.map_or_else(|e| Event::Bad(keys::EPISODE, e.to_string()), Event::Episode));
     })?;
     let t = tx.clone();
     let _status = bus.subscribe::<ExecStatus, _>(keys::EXEC_STATUS, move |m| {
         let _ = t.send(m.map_or_else(
-            |e| Input::Bad(keys::EXEC_STATUS, e.to_string()),
-            Input::Status,
+            |e| Event::Bad(keys::EXEC_STATUS, e.to_string()),
+            Event::Status,
         ));
     })?;
     // Queries wait in the same queue, so inference stays on this thread.
     let _infer = bus.serve::<InferRequest, _>(keys::INFER, move |q| {
-        let _ = tx.send(Input::Infer(Box::new(q)));
+        let _ = tx.send(Event::Infer(Box::new(q)));
     })?;
     tracing::debug!("policy: serving {}", bus.key(keys::INFER));
     // Last, so that a peer who sees the node alive finds everything it serves.
     let _alive = bus.alive("policy")?;
     let subtask_pub = bus.publisher::<StringMsg>(keys::SUBTASK, Qos::Command)?;
     let action_pub = bus.publisher::<ActionChunk>(keys::ACTION, Qos::Command)?;
-    let diag = bus.publisher::<DiagnosticArray>(keys::DIAGNOSTICS, Qos::Stream)?;
-    let report_bad = |what: &str, why: &str| {
-        tracing::warn!("policy: {what}: {why}");
-        diag.put(&DiagnosticArray::report(
-            0.0,
-            DiagnosticArray::WARN,
-            "policy",
-            what,
-            why,
-        ))
-    };
+    let diag = Diagnostics::new(bus, "policy")?;
+    let report_bad = |what: &str, why: &str| diag.report(0.0, DiagnosticArray::WARN, what, why);
+    let ticks = crossbeam_channel::tick(cfg.poll);
 
     let mut outstanding: Option<Outstanding> = None;
     // Chunk ids start from the clock so a restarted policy never reuses one.
-    let mut next_id = crate::wall_ns() / 1000;
+    let mut next_id = crate::clock::wall_ns() / 1000;
     let mut last_event: Option<EpisodeEvent> = None;
     let mut last_seen = f64::NEG_INFINITY;
     let mut current_instruction: Option<String> = None;
     let mut finished = false;
     let mut reported_decode_errors = 0;
     while !stop.load(Ordering::Relaxed) {
-        match rx.recv_timeout(cfg.poll) {
-            Ok(Input::Episode(e)) => {
+        let event = select! {
+            recv(events) -> e => match e {
+                Ok(e) => Some(e),
+                Err(_) => break,
+            },
+            recv(ticks) -> _ => None,
+        };
+        match event {
+            Some(Event::Episode(e)) => {
                 if outstanding.as_ref().is_some_and(|o| e.step > o.step) {
                     outstanding = None;
                 }
                 finished = e.done;
                 last_event = Some(e);
             }
-            Ok(Input::Status(s)) => {
+            Some(Event::Status(s)) => {
                 let ours = outstanding.as_ref().is_some_and(|o| o.id == s.chunk_id);
                 if ours && s.state == ExecStatus::FAILED {
                     tracing::warn!("policy: chunk {} failed: {}", s.chunk_id, s.reason);
@@ -142,15 +148,14 @@ pub fn run(
                     outstanding = None;
                 }
             }
-            Ok(Input::Infer(q)) => {
+            Some(Event::Infer(q)) => {
                 next_id += 1;
                 if let Err(why) = answer(policy, *q, next_id)? {
                     report_bad("policy/infer query refused", &why)?;
                 }
             }
-            Ok(Input::Bad(topic, why)) => report_bad(&format!("undecodable {topic}"), &why)?,
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Some(Event::Bad(topic, why)) => report_bad(&format!("undecodable {topic}"), &why)?,
+            None => {}
         }
         let errors = color.decode_errors()
             + depth.decode_errors()
@@ -208,13 +213,7 @@ pub fn run(
             Err(e) => {
                 // A policy that cannot decide moves nothing: report and wait for a newer
                 // frame.
-                diag.put(&DiagnosticArray::report(
-                    stamp,
-                    DiagnosticArray::ERROR,
-                    "policy",
-                    "decision failed",
-                    &e.0,
-                ))?;
+                diag.report(stamp, DiagnosticArray::ERROR, "decision failed", &e.0)?;
                 continue;
             }
         };
