@@ -11,7 +11,7 @@
 //!   cleared. A payload on `estop` nobody can read counts as an e-stop.
 //! - `state` at `state_hz`, liveliness token `@alive/<name>`, diagnostics.
 //!
-//! One event loop: the zenoh callbacks only push [`Event`]s into a channel, and the loop
+//! One event loop: the zenoh callbacks only push `Event`s into a channel, and the loop
 //! selects between them and its tick.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -103,23 +103,14 @@ pub fn run(
     let _alive = bus.alive(cfg.name)?;
     let _peers = bus.log_peers(cfg.name, &["controller"], stop.clone())?;
     let (tx, events) = crossbeam_channel::unbounded();
-    let t = tx.clone();
-    let _cmd = bus.subscribe::<EeCommand, _>(keys::CMD_EE, move |m| {
-        let _ = t.send(m.map_or_else(|e| Event::Bad(keys::CMD_EE, e.to_string()), Event::Cmd));
-    })?;
-    let t = tx.clone();
-    let _status = bus.subscribe::<ExecStatus, _>(keys::EXEC_STATUS, move |m| {
-        let _ = t.send(m.map_or_else(
-            |e| Event::Bad(keys::EXEC_STATUS, e.to_string()),
-            Event::Status,
-        ));
-    })?;
-    let _estop = bus.subscribe::<BoolMsg, _>(keys::ESTOP, move |m| {
-        let _ = tx.send(match m {
-            Ok(b) => Event::EStop(b.data),
-            Err(e) => Event::Bad(keys::ESTOP, format!("{e}; e-stop latched")),
-        });
-    })?;
+    let _cmd = bus.forward(keys::CMD_EE, &tx, Event::Cmd, Event::Bad)?;
+    let _status = bus.forward(keys::EXEC_STATUS, &tx, Event::Status, Event::Bad)?;
+    let _estop = bus.forward(
+        keys::ESTOP,
+        &tx,
+        |b: BoolMsg| Event::EStop(b.data),
+        Event::Bad,
+    )?;
     let mut node = Node {
         arm,
         cfg,
@@ -209,17 +200,21 @@ impl Node<'_> {
                 };
                 self.report(DiagnosticArray::WARN, what, "estop topic")
             }
-            Event::Bad(topic, why) => {
-                if topic == keys::ESTOP {
-                    self.estop = true;
-                    self.hold("unreadable e-stop")?;
-                }
+            Event::Bad(topic, why) if topic == keys::ESTOP => {
+                // An e-stop message nobody can read is taken as an e-stop.
+                self.estop = true;
+                self.hold("unreadable e-stop")?;
                 self.report(
                     DiagnosticArray::ERROR,
-                    &format!("undecodable {topic}"),
-                    &why,
+                    "undecodable estop",
+                    &format!("{why}; e-stop latched"),
                 )
             }
+            Event::Bad(topic, why) => self.report(
+                DiagnosticArray::ERROR,
+                &format!("undecodable {topic}"),
+                &why,
+            ),
         }
     }
 

@@ -3,7 +3,6 @@
 //! 100 ms of silence, the e-stop latches, and setpoints outside the workspace or not
 //! finite never reach it.
 
-use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,7 +11,7 @@ use loho_drivers::{Arm, ArmError, ArmNodeConfig};
 use loho_runtime::config::RuntimeConfig;
 use loho_runtime::msg::{ArmState, BoolMsg, DiagnosticArray, EeCommand, ExecStatus, Header, Pose};
 use loho_runtime::trajectory::EePose;
-use loho_runtime::{keys, Bus, BusConfig, Qos};
+use loho_runtime::{keys, Bus, Qos};
 
 /// What the arm was asked, in order, with when.
 #[derive(Debug, Clone, PartialEq)]
@@ -114,22 +113,7 @@ fn command(x: f64, gripper: f64) -> EeCommand {
 
 #[test]
 fn the_arm_node_guards_any_arm() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let ep = format!("tcp/127.0.0.1:{port}");
-    let node_bus = Bus::open(&BusConfig {
-        listen: vec![ep.clone()],
-        ..Default::default()
-    })
-    .unwrap();
-    let bus = Bus::open(&BusConfig {
-        connect: vec![ep],
-        ..Default::default()
-    })
-    .unwrap();
+    let (node_bus, bus) = Bus::loopback_pair().unwrap();
 
     let log = Arc::new(Mutex::new(Log::default()));
     let mut arm = TestArm {

@@ -14,7 +14,6 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use loho_models::data::{Sample, Writer};
 use loho_models::Keypose;
-use loho_runtime::trajectory::EePose;
 use loho_sim::camera::{self, gaussian, Heightmap};
 use loho_sim::colors::{self, Split};
 use loho_sim::{oracle, tasks};
@@ -57,16 +56,6 @@ pub struct GenArgs {
     /// Draw B–K colours from all 11 instead of the train split's 7.
     pub all_colors: bool,
     pub jobs: usize,
-}
-
-fn keypose(p: &EePose, suction: bool) -> Keypose {
-    Keypose {
-        x: p.x,
-        y: p.y,
-        z: p.z,
-        yaw: p.yaw,
-        suction,
-    }
 }
 
 fn sample(env: &Env, step: usize, subtask: &str, keyposes: Vec<Keypose>) -> Sample {
@@ -130,7 +119,7 @@ fn episode(task: TaskId, seed: u64, a: &GenArgs) -> Result<Vec<Frame>> {
                 return Ok(out);
             }
             Decision::Act(act) => {
-                let kp = vec![keypose(&act.pick, true), keypose(&act.place, false)];
+                let kp = vec![Keypose::new(act.pick, true), Keypose::new(act.place, false)];
                 push(&mut out, sample(&env, step, &act.subtask, kp), &obs);
                 let exec = if rng.gen_bool(a.perturb) {
                     perturbed(&act, &mut rng)

@@ -2,21 +2,10 @@
 //! bounds (the robot's, [`Workspace`]) to [−1, 1], yaw as (sin, cos) so it has no seam,
 //! suction as ±1.
 
-use serde::{Deserialize, Serialize};
-
 pub use loho_runtime::robot::Workspace;
+pub use loho_runtime::trajectory::Keypose;
 
 use crate::head::KEYPOSE_DIMS;
-
-/// One end-effector keypose of an action, in metres and radians.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Keypose {
-    pub x: f64,
-    pub y: f64,
-    pub z: f64,
-    pub yaw: f64,
-    pub suction: bool,
-}
 
 fn to_unit(v: f64, [lo, hi]: [f64; 2]) -> f32 {
     (2.0 * (v - lo) / (hi - lo) - 1.0) as f32

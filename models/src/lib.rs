@@ -2,6 +2,9 @@
 //! it uses only the [`Policy`](loho_runtime::policy::Policy) trait it implements
 //! ([`ModelPolicy`]).
 //!
+//! Main types: [`Loho`] (the network, candle-transformers style), [`Vla`] (one decision
+//! on a frame), [`ModelPolicy`] (the closed loop as a runtime policy), [`Config`].
+//!
 //! - [`vocab`]: the word-level vocabulary as a Hugging Face `tokenizer.json`;
 //! - [`segment`]: the RGB-D heightmap's regions (objects), measured;
 //! - [`stem`]: one token per region, with its position;

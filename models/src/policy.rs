@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 
 use loho_runtime::policy::{Action, ClosedLoop, Decision, Observation, Policy, PolicyError};
-use loho_runtime::trajectory::EePose;
 
 use crate::vla::Output;
 use crate::{ModelError, Vla};
@@ -52,13 +51,12 @@ impl ModelPolicy {
             self.started = Some(obs.instruction.to_string());
         }
         let out = self.vla.decide(obs.rgb, obs.height, keep)?;
-        let pose = |k: &crate::Keypose| EePose::new(k.x, k.y, k.z, k.yaw);
         let d = match &out.keyposes[..] {
             [] => Decision::Done(out.subtask.clone()),
             [pick, place] => Decision::Act(Action {
                 subtask: out.subtask.clone(),
-                pick: pose(pick),
-                place: pose(place),
+                pick: pick.pose(),
+                place: place.pose(),
             }),
             other => {
                 return Err(ModelError::Data(format!(

@@ -40,7 +40,7 @@ impl StemConfig {
     }
 }
 
-/// Features per object token (see [`Object::features`]).
+/// Features per object token (see `features`).
 pub const FEATURES: usize = 30;
 /// Feature slots read back outside the stem: normalised centroid x, y, top height / 0.1 m,
 /// and the presence flag.

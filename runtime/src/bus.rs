@@ -106,6 +106,28 @@ impl Bus {
         })
     }
 
+    /// Two sessions linked over loopback TCP on a free port (the first listens, the second
+    /// connects): a node and its peer in one process, as tests and benches run them.
+    pub fn loopback_pair() -> Result<(Bus, Bus), BusError> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| BusError::Endpoint {
+                endpoint: "tcp/127.0.0.1:0".into(),
+                reason: e.to_string(),
+            })?
+            .port();
+        let ep = format!("tcp/127.0.0.1:{port}");
+        let a = Bus::open(&BusConfig {
+            listen: vec![ep.clone()],
+            ..Default::default()
+        })?;
+        let b = Bus::open(&BusConfig {
+            connect: vec![ep],
+            ..Default::default()
+        })?;
+        Ok((a, b))
+    }
+
     pub fn robot(&self) -> &str {
         &self.robot
     }
@@ -163,6 +185,26 @@ impl Bus {
         Ok(Subscription {
             _inner: inner,
             errors,
+        })
+    }
+
+    /// Sends every message on `topic` into a node's event channel as `event(message)`,
+    /// and a payload that does not decode as `bad(topic, why)`: the one shape of a node's
+    /// subscriptions (callbacks only push events; the node's loop handles them).
+    pub fn forward<T, E>(
+        &self,
+        topic: &'static str,
+        events: &crossbeam_channel::Sender<E>,
+        event: fn(T) -> E,
+        bad: fn(&'static str, String) -> E,
+    ) -> Result<Subscription, BusError>
+    where
+        T: Message + 'static,
+        E: Send + 'static,
+    {
+        let tx = events.clone();
+        self.subscribe::<T, _>(topic, move |m| {
+            let _ = tx.send(m.map_or_else(|e| bad(topic, e.to_string()), event));
         })
     }
 

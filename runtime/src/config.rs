@@ -54,6 +54,14 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// A config file's text, or an error naming the file.
+pub(crate) fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
 impl Default for RuntimeConfig {
     fn default() -> Self {
         Self::parse(DEFAULT_RUNTIME_CONFIG, None)
@@ -87,11 +95,7 @@ impl RuntimeConfig {
     }
 
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Self::parse(&text, Some(path.parent().unwrap_or(Path::new("."))))
+        Self::parse(&read(path)?, Some(path.parent().unwrap_or(Path::new("."))))
     }
 
     fn validate(&self) -> Result<(), ConfigError> {

@@ -8,7 +8,7 @@
 //! it between two setpoints; the driver's watchdog then holds the arm. Every outcome is
 //! reported on `exec/status`, every refusal also on `diagnostics`.
 //!
-//! One event loop: the zenoh callbacks only push [`Event`]s into a channel. Between
+//! One event loop: the zenoh callbacks only push `Event`s into a channel. Between
 //! chunks the loop waits on it (with a tick for its checks); while a chunk streams, the
 //! loop takes the events that came during each control period, so the e-stop, a lost
 //! peer or the simulator's clock are seen at the next setpoint.
@@ -113,25 +113,15 @@ pub fn run(
     let _alive = bus.alive("controller")?;
     let _peers = bus.log_peers("controller", &["sim", "arm"], stop.clone())?;
     let (tx, events) = crossbeam_channel::unbounded();
-    let t = tx.clone();
-    let _estop = bus.subscribe::<BoolMsg, _>(keys::ESTOP, move |m| {
-        let _ = t.send(match m {
-            Ok(b) => Event::EStop(b.data),
-            // An e-stop message nobody can read is taken as an e-stop.
-            Err(e) => Event::Bad(keys::ESTOP, format!("{e}; e-stop latched")),
-        });
-    })?;
-    let t = tx.clone();
-    let _chunks = bus.subscribe::<ActionChunk, _>(keys::ACTION, move |m| {
-        let _ = t.send(m.map_or_else(|e| Event::Bad(keys::ACTION, e.to_string()), Event::Chunk));
-    })?;
-    let t = tx.clone();
-    let _clock = bus.subscribe::<Clock, _>(keys::CLOCK, move |m| {
-        let _ = t.send(m.map_or_else(
-            |e| Event::Bad(keys::CLOCK, e.to_string()),
-            |c| Event::Clock(c.clock.as_secs_f64()),
-        ));
-    })?;
+    let _estop = bus.forward(
+        keys::ESTOP,
+        &tx,
+        |b: BoolMsg| Event::EStop(b.data),
+        Event::Bad,
+    )?;
+    let _chunks = bus.forward(keys::ACTION, &tx, Event::Chunk, Event::Bad)?;
+    let clock = |c: Clock| Event::Clock(c.clock.as_secs_f64());
+    let _clock = bus.forward(keys::CLOCK, &tx, clock, Event::Bad)?;
     let mut watches = Vec::new();
     for (i, name) in cfg.watch.iter().enumerate() {
         let t = tx.clone();
@@ -193,16 +183,20 @@ impl Node<'_> {
             Event::EStop(on) => self.set_estop(on)?,
             Event::Clock(t) => self.last_clock = self.last_clock.max(t),
             Event::Alive(i, up) => self.watched[i].1 = if up { Peer::Alive } else { Peer::Lost },
-            Event::Bad(topic, why) => {
-                if topic == keys::ESTOP {
-                    self.set_estop(true)?;
-                }
+            Event::Bad(topic, why) if topic == keys::ESTOP => {
+                // An e-stop message nobody can read is taken as an e-stop.
                 self.report(
                     DiagnosticArray::ERROR,
-                    &format!("undecodable {topic}"),
-                    &why,
+                    "undecodable estop",
+                    &format!("{why}; e-stop latched"),
                 )?;
+                self.set_estop(true)?;
             }
+            Event::Bad(topic, why) => self.report(
+                DiagnosticArray::ERROR,
+                &format!("undecodable {topic}"),
+                &why,
+            )?,
         }
         Ok(())
     }

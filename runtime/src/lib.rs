@@ -1,4 +1,9 @@
-//! loho's runtime: what travels between nodes and how.
+//! loho's runtime: what travels between nodes and how, and the nodes that need no
+//! simulator and no model (controller, policy node around any [`policy::Policy`]).
+//!
+//! Main types: [`Bus`] (a typed zenoh session), [`Message`] (a ROS 2 message in CDR),
+//! [`policy::Policy`], [`config::RuntimeConfig`] with its [`robot::Robot`],
+//! [`safety::SafetyFilter`].
 //!
 //! - [`cdr`]: CDR little-endian encoding, the bytes ROS 2 puts on the wire;
 //! - [`msg`]: every message type of the system, field for field as its ROS 2 definition;

@@ -92,11 +92,7 @@ impl Robot {
     }
 
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Self::parse(&text)
+        Self::parse(&crate::config::read(path)?)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {

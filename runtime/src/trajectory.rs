@@ -51,6 +51,33 @@ impl EePose {
     }
 }
 
+/// A keypose of an action, as the model writes it and datasets store it: where the tool
+/// goes and whether its suction is on there. On the wire it is `loho_msgs/Keypose`
+/// (pose, gripper), built by [`crate::policy::chunk`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Keypose {
+    pub x: f64,
+    pub y: f64,
+    pub z: f64,
+    pub yaw: f64,
+    pub suction: bool,
+}
+
+impl Keypose {
+    pub fn new(p: EePose, suction: bool) -> Self {
+        Self {
+            x: p.x,
+            y: p.y,
+            z: p.z,
+            yaw: p.yaw,
+            suction,
+        }
+    }
+    pub fn pose(&self) -> EePose {
+        EePose::new(self.x, self.y, self.z, self.yaw)
+    }
+}
+
 /// Which part of the primitive a setpoint belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Phase {

@@ -1,30 +1,9 @@
 //! The typed bus between two zenoh sessions over loopback.
 
-use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use loho_runtime::msg::{Header, Image, StringMsg};
 use loho_runtime::{keys, Bus, BusConfig, Qos};
-
-fn pair() -> (Bus, Bus) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let ep = format!("tcp/127.0.0.1:{port}");
-    let a = Bus::open(&BusConfig {
-        listen: vec![ep.clone()],
-        ..Default::default()
-    })
-    .unwrap();
-    let b = Bus::open(&BusConfig {
-        connect: vec![ep],
-        ..Default::default()
-    })
-    .unwrap();
-    (a, b)
-}
 
 fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -39,7 +18,7 @@ fn eventually(what: &str, mut f: impl FnMut() -> bool) {
 
 #[test]
 fn typed_messages_latest_value_garbage_and_liveliness() {
-    let (a, b) = pair();
+    let (a, b) = Bus::loopback_pair().unwrap();
     let latest = b.latest::<Image>(keys::COLOR).unwrap();
     let text = b.latest::<StringMsg>(keys::INSTRUCTION).unwrap();
     let frames = a.publisher::<Image>(keys::COLOR, Qos::Stream).unwrap();

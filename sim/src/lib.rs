@@ -1,5 +1,9 @@
 //! The LoHoRavens tabletop, rebuilt in Rust (DESIGN §5).
 //!
+//! Main types: [`Env`] (an episode: observe, act, score), [`TaskId`], [`Oracle`],
+//! [`world::World`], [`arm::SharedStage`] (the world shared by the scene node and the
+//! simulated arm's driver).
+//!
 //! - [`world`]: rapier3d physics at 240 Hz: blocks, bowls, zones and the suction tool;
 //! - [`ur5e`]: the arm's kinematics (DH, inverse kinematics) for joint states;
 //! - [`camera`]: the top-down RGB-D heightmap and a perspective view;

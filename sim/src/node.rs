@@ -11,7 +11,7 @@
 //! physics to their stamps, and `clock` says so: as fast as the loop allows, and the same
 //! episode whatever the machine's load).
 //!
-//! The node is one event loop: zenoh callbacks only push [`Event`]s into a channel, and
+//! The node is one event loop: zenoh callbacks only push `Event`s into a channel, and
 //! the loop selects between them and its tick (a physics step in real time, a repeat of
 //! the last frame while idle in lockstep).
 
@@ -128,12 +128,7 @@ pub fn run(
         clock: clock_publisher(bus)?,
     };
     let (tx, events) = crossbeam_channel::unbounded();
-    let _status = bus.subscribe::<ExecStatus, _>(keys::EXEC_STATUS, move |m| {
-        let _ = tx.send(m.map_or_else(
-            |e| Event::Bad(keys::EXEC_STATUS, e.to_string()),
-            Event::Status,
-        ));
-    })?;
+    let _status = bus.forward(keys::EXEC_STATUS, &tx, Event::Status, Event::Bad)?;
     let (frame, frame_t) = {
         let s = stage.lock();
         tracing::info!(

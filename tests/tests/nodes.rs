@@ -11,9 +11,7 @@
 //! listening on its own port, fully meshed), this process's own session, and from the
 //! third test on a policy process with the shipped checkpoint.
 
-use std::net::TcpListener;
 use std::process::{Child, Command};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use loho_runtime::keys;
@@ -25,6 +23,7 @@ use loho_runtime::{Bus, BusConfig, BusError, Qos};
 use loho_sim::camera::{HEIGHT, WIDTH};
 use loho_sim::colors::TABLE;
 use loho_sim::{Decision, Env, Oracle, Split, TaskId};
+use loho_tests::{free_port, log, wait_for, Log};
 
 const CHILD: &str = "LOHO_CHILD_ARGS";
 /// The watchdog timeout of `configs/runtime.toml`.
@@ -118,44 +117,6 @@ impl Drop for Node {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// Everything a subscriber saw, with when it arrived.
-type Log<T> = Arc<Mutex<Vec<(Instant, T)>>>;
-
-fn log<T: loho_runtime::Message + Send + 'static>(
-    bus: &Bus,
-    topic: &str,
-) -> (Log<T>, loho_runtime::bus::Subscription) {
-    let l: Log<T> = Arc::new(Mutex::new(Vec::new()));
-    let sink = l.clone();
-    let sub = bus
-        .subscribe::<T, _>(topic, move |m| {
-            if let Ok(m) = m {
-                sink.lock().unwrap().push((Instant::now(), m))
-            }
-        })
-        .unwrap();
-    (l, sub)
 }
 
 struct Graph {

@@ -77,7 +77,7 @@ fn support(cfg: &Config, frame: &[Vec<f32>], pose: &crate::Keypose) -> Option<us
         .filter(|(_, f)| {
             let (x, y) = object_xy(cfg, f);
             let (dx, dy) = (x - pose.x, y - pose.y);
-            // Bounding box rows and columns, in units of 40 px (`Object::features`).
+            // Bounding box rows and columns, in units of 40 px (`stem::features`).
             let reach = FOOTPRINT.max(f[7].max(f[8]) as f64 * 40.0 * pixel / 2.0);
             (dx * dx + dy * dy).sqrt() <= reach && (f[SLOT_TOP] as f64) * 0.1 < pose.z
         })

@@ -84,17 +84,8 @@ pub fn run(
     let instruction = bus.latest::<StringMsg>(keys::INSTRUCTION)?;
     let estop = bus.latest::<BoolMsg>(keys::ESTOP)?;
     let (tx, events) = crossbeam_channel::unbounded();
-    let t = tx.clone();
-    let _events = bus.subscribe::<EpisodeEvent, _>(keys::EPISODE, move |m| {
-        let _ = t.send(m.map_or_else(|e| Event::Bad(keys::EPISODE, e.to_string()), Event::Episode));
-    })?;
-    let t = tx.clone();
-    let _status = bus.subscribe::<ExecStatus, _>(keys::EXEC_STATUS, move |m| {
-        let _ = t.send(m.map_or_else(
-            |e| Event::Bad(keys::EXEC_STATUS, e.to_string()),
-            Event::Status,
-        ));
-    })?;
+    let _events = bus.forward(keys::EPISODE, &tx, Event::Episode, Event::Bad)?;
+    let _status = bus.forward(keys::EXEC_STATUS, &tx, Event::Status, Event::Bad)?;
     // Queries wait in the same queue, so inference stays on this thread.
     let _infer = bus.serve::<InferRequest, _>(keys::INFER, move |q| {
         let _ = tx.send(Event::Infer(Box::new(q)));

@@ -4,7 +4,7 @@
 //! heights are geometric, D, E, J and K do what their instructions say, and every step has
 //! sub-task text. A scene is a pure function of (task, split, seed).
 //!
-//! One file per task generator (B and F share one scene), on the [`builder`]'s
+//! One file per task generator (B and F share one scene), on the `builder`'s
 //! helpers.
 
 mod a;
