@@ -76,6 +76,12 @@ enum Event {
     Bad(&'static str, String),
 }
 
+impl Event {
+    fn estop(b: BoolMsg) -> Self {
+        Self::EStop(b.data)
+    }
+}
+
 struct Node<'a> {
     arm: &'a mut dyn Arm,
     cfg: &'a ArmNodeConfig,
@@ -105,12 +111,7 @@ pub fn run(
     let (tx, events) = crossbeam_channel::unbounded();
     let _cmd = bus.forward(keys::CMD_EE, &tx, Event::Cmd, Event::Bad)?;
     let _status = bus.forward(keys::EXEC_STATUS, &tx, Event::Status, Event::Bad)?;
-    let _estop = bus.forward(
-        keys::ESTOP,
-        &tx,
-        |b: BoolMsg| Event::EStop(b.data),
-        Event::Bad,
-    )?;
+    let _estop = bus.forward(keys::ESTOP, &tx, Event::estop, Event::Bad)?;
     let mut node = Node {
         arm,
         cfg,

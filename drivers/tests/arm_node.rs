@@ -12,6 +12,7 @@ use loho_runtime::config::RuntimeConfig;
 use loho_runtime::msg::{ArmState, BoolMsg, DiagnosticArray, EeCommand, ExecStatus, Header, Pose};
 use loho_runtime::trajectory::EePose;
 use loho_runtime::{keys, Bus, Qos};
+use loho_tests::eventually;
 
 /// What the arm was asked, in order, with when.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,17 +89,6 @@ impl Arm for TestArm {
 impl TestArm {
     fn record(&self, c: Call) {
         self.log.lock().unwrap().0.push((Instant::now(), c));
-    }
-}
-
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "timed out: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

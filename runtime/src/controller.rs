@@ -72,6 +72,12 @@ enum Event {
     Bad(&'static str, String),
 }
 
+impl Event {
+    fn estop(b: BoolMsg) -> Self {
+        Self::EStop(b.data)
+    }
+}
+
 /// A watched node, as its liveliness token says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Peer {
@@ -113,12 +119,7 @@ pub fn run(
     let _alive = bus.alive("controller")?;
     let _peers = bus.log_peers("controller", &["sim", "arm"], stop.clone())?;
     let (tx, events) = crossbeam_channel::unbounded();
-    let _estop = bus.forward(
-        keys::ESTOP,
-        &tx,
-        |b: BoolMsg| Event::EStop(b.data),
-        Event::Bad,
-    )?;
+    let _estop = bus.forward(keys::ESTOP, &tx, Event::estop, Event::Bad)?;
     let _chunks = bus.forward(keys::ACTION, &tx, Event::Chunk, Event::Bad)?;
     let clock = |c: Clock| Event::Clock(c.clock.as_secs_f64());
     let _clock = bus.forward(keys::CLOCK, &tx, clock, Event::Bad)?;

@@ -1,20 +1,10 @@
 //! The typed bus between two zenoh sessions over loopback.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use loho_runtime::msg::{Header, Image, StringMsg};
 use loho_runtime::{keys, Bus, BusConfig, Qos};
-
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "timed out: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use loho_tests::eventually;
 
 #[test]
 fn typed_messages_latest_value_garbage_and_liveliness() {

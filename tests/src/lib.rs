@@ -1,6 +1,7 @@
-//! Helpers of loho's end-to-end tests (`tests/`): real zenoh sessions over loopback,
-//! real processes. The tests themselves are `tests/cli.rs` (the command line) and
-//! `tests/nodes.rs` (the nodes as processes, with faults).
+//! Helpers of loho's tests over zenoh: waiting for what a peer says, logging a topic, a
+//! free loopback port. Used by the end-to-end tests here (`tests/cli.rs`, the command
+//! line; `tests/nodes.rs`, the nodes as processes, with faults) and by the crates' own
+//! integration tests (as a dev-dependency; this library needs only `loho-runtime`).
 
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
@@ -28,6 +29,11 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
         assert!(start.elapsed() < timeout, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// Waits until `f` holds, asking every 5 ms; panics after 20 s.
+pub fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    wait_for(what, Duration::from_secs(20), || f().then_some(()));
 }
 
 /// Everything a subscriber saw, with when it arrived.
