@@ -13,7 +13,7 @@ use std::path::Path;
 
 use loho_models::{Keypose, Vla};
 use loho_runtime::trajectory::EePose;
-use loho_sim::{Decision, Env, Oracle, Split, ALL_TASKS};
+use loho_sim::{Decision, Env, Oracle, Policy, Split, ALL_TASKS};
 
 fn xy_cm(k: &Keypose, p: &EePose) -> f64 {
     ((k.x - p.x).powi(2) + (k.y - p.y).powi(2)).sqrt() * 100.0
@@ -29,11 +29,11 @@ fn main() -> anyhow::Result<()> {
         for k in 0..per_task {
             let env = Env::new(task, Split::Val, Split::Val.seed(k))?;
             let obs = env.observe();
-            let Decision::Act(oracle) = env.ask(&mut Oracle)? else {
+            let (rgb, h) = (obs.rgb_bytes(), obs.height.clone());
+            let Decision::Act(oracle) = Oracle.decide(&env.observation(&rgb, &obs))? else {
                 continue;
             };
             vla.start(env.instruction())?;
-            let (rgb, h) = (obs.rgb_bytes(), obs.height.clone());
             let written = vla.decide(&rgb, &h, None)?.subtask;
             let told = vla.decide(&rgb, &h, Some(&oracle.subtask))?;
             let (dp, dq) = (

@@ -17,7 +17,7 @@ use loho_models::Keypose;
 use loho_sim::camera::{self, gaussian, Heightmap};
 use loho_sim::colors::{self, Split};
 use loho_sim::{oracle, tasks};
-use loho_sim::{Action, Decision, Env, Oracle, TaskId};
+use loho_sim::{Action, Decision, Env, Oracle, Policy, TaskId};
 
 use crate::cli::{self, GenDataCmd};
 use rand::{Rng, SeedableRng};
@@ -107,20 +107,21 @@ fn episode(task: TaskId, seed: u64, a: &GenArgs) -> Result<Vec<Frame>> {
     let mut env = Env::from_episode(ep);
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ ((task as u64) << 40));
     let mut out = Vec::new();
-    let push = |out: &mut Vec<Frame>, s: Sample, obs: &Heightmap| {
-        out.push((s, obs.rgb_bytes(), obs.height.clone()));
+    let push = |out: &mut Vec<Frame>, s: Sample, rgb: &[u8], obs: &Heightmap| {
+        out.push((s, rgb.to_vec(), obs.height.clone()));
     };
     while !env.is_done() {
         let obs = env.observe();
+        let rgb = obs.rgb_bytes();
         let step = env.steps_taken();
-        match env.ask(&mut Oracle)? {
+        match Oracle.decide(&env.observation(&rgb, &obs))? {
             Decision::Done(text) => {
-                push(&mut out, sample(&env, step, &text, vec![]), &obs);
+                push(&mut out, sample(&env, step, &text, vec![]), &rgb, &obs);
                 return Ok(out);
             }
             Decision::Act(act) => {
                 let kp = vec![Keypose::new(act.pick, true), Keypose::new(act.place, false)];
-                push(&mut out, sample(&env, step, &act.subtask, kp), &obs);
+                push(&mut out, sample(&env, step, &act.subtask, kp), &rgb, &obs);
                 let exec = if rng.gen_bool(a.perturb) {
                     perturbed(&act, &mut rng)
                 } else {
@@ -136,6 +137,7 @@ fn episode(task: TaskId, seed: u64, a: &GenArgs) -> Result<Vec<Frame>> {
         push(
             &mut out,
             sample(&env, env.steps_taken(), &text, vec![]),
+            &obs.rgb_bytes(),
             &obs,
         );
     }

@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use loho_models::ModelPolicy;
 use loho_runtime::keys;
 use loho_runtime::msg::EeCommand;
-use loho_sim::{Env, Split};
+use loho_sim::{Env, Policy, Split};
 use serde::Serialize;
 
 use super::{tail, Tail};
@@ -61,9 +61,12 @@ pub fn controller(dir: &Path, rates: &[f64], seconds: f64) -> Result<Vec<Control
         let dir = dir.to_path_buf();
         let load = std::thread::spawn(move || -> Result<()> {
             let env = Env::new(loho_sim::TaskId::C, Split::Test, Split::Test.seed(0))?;
+            let frame = env.observe();
+            let rgb = frame.rgb_bytes();
+            let obs = env.observation(&rgb, &frame);
             let mut pol = ModelPolicy::load(&dir, 1)?;
             while !s.load(Ordering::Relaxed) {
-                env.ask(&mut pol)?;
+                pol.decide(&obs)?;
             }
             Ok(())
         });
