@@ -107,6 +107,20 @@ pub struct EvalCmd {
     /// instead of one started here (repeatable).
     #[arg(long)]
     pub connect: Vec<String>,
+    /// `reward`: the policy is told the reward so far (LoHoVLA's closed loop in the
+    /// simulator); `none`: it is not, as on a robot (the simulator still scores).
+    #[arg(long, value_enum, default_value_t = Feedback::Reward)]
+    pub feedback: Feedback,
+}
+
+/// Whether the policy hears the simulator's reward.
+#[derive(clap::ValueEnum, serde::Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Feedback {
+    Reward,
+    #[value(name = "none")]
+    #[serde(rename = "none")]
+    Unscored,
 }
 
 #[derive(Args, Debug)]

@@ -7,12 +7,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use loho_runtime::policy::remote::RemotePolicy;
+use loho_runtime::policy::{Policy, Unscored};
 use loho_sim::{run_episode, EpisodeResult, Split, TaskId};
 use serde::Serialize;
 
 use loho_runtime::{Bus, BusConfig};
 
-use crate::cli::{self, EvalCmd};
+use crate::cli::{self, EvalCmd, Feedback};
 use crate::policy::PolicyKind;
 
 #[derive(Debug, Serialize)]
@@ -41,6 +42,7 @@ pub struct Report {
     pub split: Split,
     pub seed: u64,
     pub episodes: usize,
+    pub feedback: Feedback,
     pub tasks: Vec<TaskRow>,
     pub mean_score: f64,
     pub mean_success_rate: f64,
@@ -56,6 +58,17 @@ pub struct EvalArgs {
     pub seed: u64,
     pub jobs: usize,
     pub transport: Transport,
+    pub feedback: Feedback,
+}
+
+impl EvalArgs {
+    /// What acts in an episode: `policy`, told the reward or not.
+    fn told(&self, policy: Box<dyn Policy>) -> Box<dyn Policy> {
+        match self.feedback {
+            Feedback::Reward => policy,
+            Feedback::Unscored => Box::new(Unscored(policy)),
+        }
+    }
 }
 
 /// How episodes reach the policy.
@@ -96,6 +109,7 @@ pub fn command(c: EvalCmd) -> Result<()> {
         episodes: c.episodes,
         seed: c.first_episode,
         jobs: cli::jobs(c.jobs),
+        feedback: c.feedback,
     };
     let report = evaluate(&args)?;
     print!("{}", table(&report));
@@ -142,7 +156,8 @@ pub fn evaluate(a: &EvalArgs) -> Result<Report> {
                 let run = match &server {
                     Some(server) => server.episode(a, task, seed),
                     None if a.transport == Transport::Zenoh => episode_over_zenoh(a, task, seed),
-                    None => a.policy.make(seed).and_then(|mut policy| {
+                    None => a.policy.make(seed).and_then(|policy| {
+                        let mut policy = a.told(policy);
                         Ok(run_episode(task, a.split, seed, policy.as_mut())?)
                     }),
                 }
@@ -186,6 +201,7 @@ pub fn evaluate(a: &EvalArgs) -> Result<Report> {
         split: a.split,
         seed: a.seed,
         episodes: a.episodes,
+        feedback: a.feedback,
         mean_score: rows.iter().map(|r| r.score).sum::<f64>() / m,
         mean_success_rate: rows.iter().map(|r| r.success_rate).sum::<f64>() / m,
         tasks: rows,
@@ -217,7 +233,7 @@ fn episode_over_zenoh(a: &EvalArgs, task: TaskId, seed: u64) -> Result<EpisodeRe
         runtime: Default::default(),
         exit_when_done: true,
     };
-    let policy = a.policy.node(seed)?;
+    let policy = a.told(a.policy.node(seed)?);
     crate::nodes::episode(&bus, &sim, policy, None, Duration::from_secs(600))
 }
 
@@ -280,8 +296,9 @@ impl InferServer {
     }
 
     fn episode(&self, a: &EvalArgs, task: TaskId, seed: u64) -> Result<EpisodeResult> {
-        let mut policy = RemotePolicy::new(self.bus.clone(), seed, Self::TIMEOUT);
-        Ok(run_episode(task, a.split, seed, &mut policy)?)
+        let policy = RemotePolicy::new(self.bus.clone(), seed, Self::TIMEOUT);
+        let mut policy = a.told(Box::new(policy));
+        Ok(run_episode(task, a.split, seed, policy.as_mut())?)
     }
 }
 
@@ -299,11 +316,15 @@ impl Drop for InferServer {
 /// The table in the LoHoVLA layout: tasks as columns, score and success rate as rows.
 pub fn table(r: &Report) -> String {
     let mut s = format!(
-        "policy {}  split {}  {} episodes per task  seed {}\n",
+        "policy {}  split {}  {} episodes per task  seed {}{}\n",
         r.policy,
         r.split.name(),
         r.episodes,
-        r.seed
+        r.seed,
+        match r.feedback {
+            Feedback::Reward => "",
+            Feedback::Unscored => "  feedback none",
+        }
     );
     s += &format!("{:<12}", "");
     for t in &r.tasks {

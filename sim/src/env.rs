@@ -112,7 +112,7 @@ impl Env {
             height: &frame.height,
             rows: camera::HEIGHT,
             cols: camera::WIDTH,
-            total_reward: self.total,
+            total_reward: Some(self.total),
             step: self.steps,
             scene: Some(self),
         }

@@ -56,8 +56,9 @@ pub struct Observation<'a> {
     pub height: &'a [f32],
     pub rows: usize,
     pub cols: usize,
-    /// Reward earned so far in the episode (0 when unknown).
-    pub total_reward: f64,
+    /// Reward earned so far in the episode; `None` where nothing scores the steps (a
+    /// robot, or an evaluation run with `--feedback none`).
+    pub total_reward: Option<f64>,
     /// Steps taken so far in the episode.
     pub step: usize,
     /// The simulator's own state, for a policy that reads it instead of the frame (the
@@ -94,9 +95,38 @@ pub trait Policy: Send {
     }
 }
 
+/// `policy` as it runs on a robot, where nothing scores its steps: it is told no reward,
+/// whatever the simulator measured (`loho eval --feedback none`).
+pub struct Unscored(pub Box<dyn Policy>);
+
+impl Policy for Unscored {
+    fn reset(&mut self) {
+        self.0.reset();
+    }
+
+    fn decide(&mut self, obs: &Observation) -> Result<Decision, PolicyError> {
+        self.0.decide(&Observation {
+            total_reward: None,
+            ..*obs
+        })
+    }
+
+    fn infer(
+        &mut self,
+        obs: &Observation,
+        keep: Option<&str>,
+        seed: u64,
+    ) -> Result<Decision, PolicyError> {
+        self.0.infer(obs, keep, seed)
+    }
+}
+
 /// LoHoVLA's closed loop (Algorithm 1 of the paper): the sub-task is written anew at the
 /// first step, after a step that earned reward, and after more than [`MAX_FAILURES`]
 /// steps in a row that earned none; otherwise it is kept and only a new action sampled.
+/// Without a reward (a robot: nothing scores its steps) there is no failure to count, so
+/// the sub-task is written anew at every decision from what the camera shows, instead of
+/// taking every step for a failure and repeating one sub-task three times.
 /// Kept apart from the model so a caller of a remote policy runs the same loop.
 #[derive(Debug, Clone, Default)]
 pub struct ClosedLoop {
@@ -106,9 +136,13 @@ pub struct ClosedLoop {
 }
 
 impl ClosedLoop {
-    /// The sub-task to keep at this step given the reward so far, or `None` to write a
-    /// new one.
-    pub fn keep(&mut self, total_reward: f64) -> Option<String> {
+    /// The sub-task to keep at this step given the reward so far (if anything scores),
+    /// or `None` to write a new one.
+    pub fn keep(&mut self, total_reward: Option<f64>) -> Option<String> {
+        let Some(total_reward) = total_reward else {
+            self.failures = 0;
+            return None;
+        };
         let replan = match &self.subtask {
             None => true,
             Some(_) if total_reward > self.last_total + 1e-9 => true,
@@ -210,14 +244,23 @@ mod tests {
     fn the_closed_loop_replans_on_reward_and_after_k_failures() {
         let mut l = ClosedLoop::default();
         let act = |s: &str| Decision::Done(s.into());
-        assert_eq!(l.keep(0.0), None);
+        assert_eq!(l.keep(Some(0.0)), None);
         l.acted(&act("a"));
         // Failures 1 and 2 keep the sub-task; the third writes a new one.
-        assert_eq!(l.keep(0.0).as_deref(), Some("a"));
-        assert_eq!(l.keep(0.0).as_deref(), Some("a"));
-        assert_eq!(l.keep(0.0), None);
+        assert_eq!(l.keep(Some(0.0)).as_deref(), Some("a"));
+        assert_eq!(l.keep(Some(0.0)).as_deref(), Some("a"));
+        assert_eq!(l.keep(Some(0.0)), None);
         l.acted(&act("b"));
         // Reward: a new one at once.
-        assert_eq!(l.keep(0.2), None);
+        assert_eq!(l.keep(Some(0.2)), None);
+    }
+
+    #[test]
+    fn without_a_reward_the_closed_loop_replans_at_every_decision() {
+        let mut l = ClosedLoop::default();
+        for s in ["a", "b", "c", "d"] {
+            assert_eq!(l.keep(None), None);
+            l.acted(&Decision::Done(s.into()));
+        }
     }
 }

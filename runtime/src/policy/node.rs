@@ -194,7 +194,7 @@ pub fn run(
             height: &heights,
             rows: c.height as usize,
             cols: c.width as usize,
-            total_reward: last_event.as_ref().map_or(0.0, |e| e.total_reward),
+            total_reward: last_event.as_ref().map(|e| e.total_reward),
             step: last_event.as_ref().map_or(0, |e| e.step as usize),
             scene: None,
         };
@@ -263,7 +263,8 @@ fn answer(
                 height: &height,
                 rows: r.color.height as usize,
                 cols: r.color.width as usize,
-                total_reward: 0.0,
+                // The caller made its closed-loop choice (`keep`) already.
+                total_reward: None,
                 step: 0,
                 scene: None,
             };
