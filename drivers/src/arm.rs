@@ -25,7 +25,7 @@ pub enum ArmError {
 /// workspace, e-stop clear).
 pub trait Arm: Send {
     /// The measured state: tool pose, suction, what it holds, joints, stamped with the
-    /// arm's clock (s).
+    /// arm's clock (s), and `fault`: why the arm cannot move now (empty when it can).
     fn state(&mut self) -> Result<ArmState, ArmError>;
 
     /// Move the tool toward `target`, the setpoint of time `stamp` (s): the newest one
@@ -35,6 +35,12 @@ pub trait Arm: Send {
     /// Switch the suction on or off.
     fn suction(&mut self, on: bool) -> Result<(), ArmError>;
 
-    /// Stop and hold the pose the tool has now (watchdog, e-stop).
+    /// Stop and hold the pose the tool has now (watchdog, end of a chunk).
     fn hold(&mut self) -> Result<(), ArmError>;
+
+    /// The e-stop: stop as hard as the arm may, and hold. An arm without a harder stop
+    /// holds.
+    fn estop(&mut self) -> Result<(), ArmError> {
+        self.hold()
+    }
 }

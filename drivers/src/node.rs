@@ -9,6 +9,10 @@
 //!   between chunks is normal. Off where setpoints are the clock (a lockstep simulator).
 //! - **E-stop**: `estop` true holds the arm and latches: setpoints are ignored until it is
 //!   cleared. A payload on `estop` nobody can read counts as an e-stop.
+//! - **Faults**: an arm that cannot move (its `state().fault`, or a `state()` that
+//!   fails, e.g. a lost controller) is reported once on `diagnostics` per new fault, and
+//!   its `state` keeps going out with the fault, so the controller stops the chunk;
+//!   setpoints are not passed on until the fault clears.
 //! - `state` at `state_hz`, liveliness token `@alive/<name>`, diagnostics.
 //!
 //! One event loop: the zenoh callbacks only push `Event`s into a channel, and the loop
@@ -97,6 +101,9 @@ struct Node<'a> {
     estop: bool,
     /// The chunk the controller says is streaming.
     running: Option<u64>,
+    /// The last state published, and the fault last reported (empty: none).
+    last: Option<ArmState>,
+    fault: String,
 }
 
 /// Runs the arm node on the calling thread until `stop` is set.
@@ -123,6 +130,8 @@ pub fn run(
         tripped: false,
         estop: false,
         running: None,
+        last: None,
+        fault: String::new(),
     };
     node.publish_state()?;
     let ticks = crossbeam_channel::tick(Duration::from_secs_f64(1.0 / cfg.state_hz.max(1.0)));
@@ -154,6 +163,30 @@ impl Node<'_> {
         self.hold("arm error")
     }
 
+    /// The e-stop: the arm stops as hard as it may, and setpoints are ignored until it
+    /// clears.
+    fn latch_estop(&mut self) -> Result<(), BusError> {
+        self.estop = true;
+        self.following = None;
+        if let Err(e) = self.arm.estop() {
+            self.report(DiagnosticArray::ERROR, "e-stop failed", &e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// A fault reported by the arm (empty: none), said once when it changes.
+    fn set_fault(&mut self, fault: &str) -> Result<(), BusError> {
+        if fault == self.fault {
+            return Ok(());
+        }
+        self.fault = fault.to_string();
+        if fault.is_empty() {
+            return self.report(DiagnosticArray::WARN, "arm fault cleared", "");
+        }
+        self.report(DiagnosticArray::ERROR, "arm fault", fault)?;
+        self.hold("arm fault")
+    }
+
     fn hold(&mut self, why: &str) -> Result<(), BusError> {
         self.following = None;
         if let Err(e) = self.arm.hold() {
@@ -167,13 +200,24 @@ impl Node<'_> {
     }
 
     fn publish_state(&mut self) -> Result<(), BusError> {
-        match self.arm.state() {
+        let s = match self.arm.state() {
             Ok(s) => {
                 self.now = s.header.stamp.as_secs_f64();
-                self.state.put(&s)
+                s
             }
-            Err(e) => self.arm_failed("no state", e),
-        }
+            // No measurement: the last one goes out again, with why.
+            Err(e) => match &self.last {
+                Some(last) => ArmState {
+                    fault: e.to_string(),
+                    ..last.clone()
+                },
+                None => return self.set_fault(&e.to_string()),
+            },
+        };
+        self.set_fault(&s.fault)?;
+        self.state.put(&s)?;
+        self.last = Some(s);
+        Ok(())
     }
 
     fn handle(&mut self, event: Event) -> Result<(), BusError> {
@@ -191,9 +235,13 @@ impl Node<'_> {
                 if on == self.estop {
                     return Ok(());
                 }
-                self.estop = on;
                 // Holding means staying where the arm is, not going on to the target.
-                self.hold("e-stop")?;
+                if on {
+                    self.latch_estop()?;
+                } else {
+                    self.estop = false;
+                    self.hold("e-stop cleared")?;
+                }
                 let what = if on {
                     "e-stop: holding"
                 } else {
@@ -203,8 +251,7 @@ impl Node<'_> {
             }
             Event::Bad(topic, why) if topic == keys::ESTOP => {
                 // An e-stop message nobody can read is taken as an e-stop.
-                self.estop = true;
-                self.hold("unreadable e-stop")?;
+                self.latch_estop()?;
                 self.report(
                     DiagnosticArray::ERROR,
                     "undecodable estop",
@@ -221,7 +268,8 @@ impl Node<'_> {
 
     /// One setpoint: checked, then to the arm.
     fn command(&mut self, c: &EeCommand) -> Result<(), BusError> {
-        if self.estop {
+        // Refused without a word: the e-stop and the fault were reported when they came.
+        if self.estop || !self.fault.is_empty() {
             return Ok(());
         }
         let pose = EePose::from_pose(&c.target);

@@ -65,6 +65,7 @@ impl Arm for SimArm {
             holding,
             joint_names: ur5e::params().joint_names.clone(),
             joint_positions: q.to_vec(),
+            fault: String::new(),
         })
     }
 

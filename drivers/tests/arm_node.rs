@@ -68,6 +68,7 @@ impl Arm for TestArm {
             holding: false,
             joint_names: vec![],
             joint_positions: vec![],
+            fault: String::new(),
         })
     }
     fn servo(&mut self, target: EePose, _stamp: f64) -> Result<(), ArmError> {

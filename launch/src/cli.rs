@@ -48,6 +48,74 @@ pub enum Command {
     Controller(ControllerCmd),
     /// The policy alone: frames and instruction in, sub-tasks and chunks out.
     Policy(PolicyCmd),
+    /// An arm driver as a node (`state` out, `cmd/ee` in): `loho driver ur --host H`.
+    Driver {
+        #[command(subcommand)]
+        which: DriverCmd,
+    },
+    /// A UR e-Series controller (RTDE and the secondary interface) with a kinematic
+    /// UR5e, for tests and rehearsals without an arm.
+    UrEmulator(UrEmulatorCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DriverCmd {
+    /// A Universal Robots e-Series arm over RTDE (see docs/deploy.md).
+    Ur(UrDriverCmd),
+}
+
+#[derive(Args, Debug)]
+pub struct UrDriverCmd {
+    /// The controller's address (e.g. 192.168.1.10).
+    #[arg(long)]
+    pub host: String,
+    #[command(flatten)]
+    pub ur: UrPorts,
+    /// Runtime limits, watchdog and robot file [default: configs/runtime.toml].
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub bus: BusArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct UrEmulatorCmd {
+    /// The address the emulator listens on (loopback unless you mean otherwise).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub listen: std::net::IpAddr,
+    #[command(flatten)]
+    pub ur: UrPorts,
+}
+
+/// A UR controller's ports.
+#[derive(Args, Debug)]
+pub struct UrPorts {
+    #[arg(long, default_value_t = loho_drivers::ur::rtde::PORT)]
+    pub rtde_port: u16,
+    /// The secondary interface, which takes the control program.
+    #[arg(long, default_value_t = loho_drivers::ur::SECONDARY_PORT)]
+    pub script_port: u16,
+}
+
+impl UrPorts {
+    /// An emulator on these ports.
+    pub fn emulator(&self, listen: std::net::IpAddr) -> loho_drivers::ur::EmulatorConfig {
+        loho_drivers::ur::EmulatorConfig {
+            listen,
+            rtde_port: self.rtde_port,
+            script_port: self.script_port,
+            ..Default::default()
+        }
+    }
+}
+
+/// What moves the simulated arm.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArmKind {
+    /// The simulator's own arm node.
+    Sim,
+    /// A UR controller emulator moves it, driven over RTDE by the UR driver.
+    UrEmulator,
 }
 
 #[derive(Args, Debug)]
@@ -111,6 +179,10 @@ pub struct EvalCmd {
     /// simulator); `none`: it is not, as on a robot (the simulator still scores).
     #[arg(long, value_enum, default_value_t = Feedback::Reward)]
     pub feedback: Feedback,
+    /// `ur-emulator`: every episode through the nodes in real time, the arm a UR
+    /// controller emulator driven over RTDE by the UR driver.
+    #[arg(long, value_enum, default_value_t = ArmKind::Sim)]
+    pub arm: ArmKind,
 }
 
 /// Whether the policy hears the simulator's reward.
@@ -184,6 +256,12 @@ pub struct SimCmd {
     /// Exit once the episode is over.
     #[arg(long)]
     pub exit_when_done: bool,
+    /// `ur-emulator`: the arm is a UR controller emulator on `--rtde-port` and
+    /// `--script-port` (loopback), for `loho driver ur` to drive.
+    #[arg(long, value_enum, default_value_t = ArmKind::Sim)]
+    pub arm: ArmKind,
+    #[command(flatten)]
+    pub ur: UrPorts,
     #[command(flatten)]
     pub bus: BusArgs,
 }

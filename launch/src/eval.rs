@@ -13,8 +13,10 @@ use serde::Serialize;
 
 use loho_runtime::{Bus, BusConfig};
 
-use crate::cli::{self, EvalCmd, Feedback};
+use crate::cli::{self, ArmKind, EvalCmd, Feedback};
+use crate::nodes::ArmPath;
 use crate::policy::PolicyKind;
+use loho_runtime::clock::ClockSource;
 
 #[derive(Debug, Serialize)]
 pub struct TaskRow {
@@ -43,6 +45,8 @@ pub struct Report {
     pub seed: u64,
     pub episodes: usize,
     pub feedback: Feedback,
+    /// Episodes went through the UR driver and a controller emulator.
+    pub arm_ur_emulator: bool,
     pub tasks: Vec<TaskRow>,
     pub mean_score: f64,
     pub mean_success_rate: f64,
@@ -59,6 +63,7 @@ pub struct EvalArgs {
     pub jobs: usize,
     pub transport: Transport,
     pub feedback: Feedback,
+    pub arm: ArmKind,
 }
 
 impl EvalArgs {
@@ -110,7 +115,12 @@ pub fn command(c: EvalCmd) -> Result<()> {
         seed: c.first_episode,
         jobs: cli::jobs(c.jobs),
         feedback: c.feedback,
+        arm: c.arm,
     };
+    anyhow::ensure!(
+        args.arm == ArmKind::Sim || !matches!(args.transport, Transport::Infer { .. }),
+        "--arm ur-emulator runs every episode through the nodes: drop --transport infer"
+    );
     let report = evaluate(&args)?;
     print!("{}", table(&report));
     for f in &report.failures {
@@ -155,7 +165,9 @@ pub fn evaluate(a: &EvalArgs) -> Result<Report> {
                 };
                 let run = match &server {
                     Some(server) => server.episode(a, task, seed),
-                    None if a.transport == Transport::Zenoh => episode_over_zenoh(a, task, seed),
+                    None if a.transport == Transport::Zenoh || a.arm == ArmKind::UrEmulator => {
+                        episode_through_nodes(a, task, seed)
+                    }
                     None => a.policy.make(seed).and_then(|policy| {
                         let mut policy = a.told(policy);
                         Ok(run_episode(task, a.split, seed, policy.as_mut())?)
@@ -202,6 +214,7 @@ pub fn evaluate(a: &EvalArgs) -> Result<Report> {
         seed: a.seed,
         episodes: a.episodes,
         feedback: a.feedback,
+        arm_ur_emulator: a.arm == ArmKind::UrEmulator,
         mean_score: rows.iter().map(|r| r.score).sum::<f64>() / m,
         mean_success_rate: rows.iter().map(|r| r.success_rate).sum::<f64>() / m,
         tasks: rows,
@@ -221,20 +234,25 @@ pub fn evaluate(a: &EvalArgs) -> Result<Report> {
 }
 
 /// One episode through the nodes, on a zenoh session of its own (no listener: several
-/// run side by side without hearing each other).
-fn episode_over_zenoh(a: &EvalArgs, task: TaskId, seed: u64) -> Result<EpisodeResult> {
+/// run side by side without hearing each other): the simulator in lockstep with its own
+/// arm, or in real time with a UR controller emulator and the UR driver.
+fn episode_through_nodes(a: &EvalArgs, task: TaskId, seed: u64) -> Result<EpisodeResult> {
     let bus = loho_runtime::Bus::open(&Default::default())?;
+    let (clock, arm) = match a.arm {
+        ArmKind::Sim => (ClockSource::Sim, ArmPath::Direct),
+        ArmKind::UrEmulator => (ClockSource::Wall, ArmPath::Driven),
+    };
     let sim = loho_sim::node::SimConfig {
         task,
         split: a.split,
         seed,
         fps: 10.0,
-        clock: loho_runtime::clock::ClockSource::Sim,
+        clock,
         runtime: Default::default(),
         exit_when_done: true,
     };
-    let policy = a.told(a.policy.node(seed)?);
-    crate::nodes::episode(&bus, &sim, policy, None, Duration::from_secs(600))
+    let policy = a.told(a.policy.make(seed)?);
+    crate::nodes::episode(&bus, &sim, &arm, policy, None, Duration::from_secs(900))
 }
 
 /// The policy node `policy/infer` queries go to, and the session they go through.
@@ -325,6 +343,12 @@ pub fn table(r: &Report) -> String {
             Feedback::Reward => "",
             Feedback::Unscored => "  feedback none",
         }
+        .to_string()
+            + if r.arm_ur_emulator {
+                "  arm ur-emulator"
+            } else {
+                ""
+            }
     );
     s += &format!("{:<12}", "");
     for t in &r.tasks {

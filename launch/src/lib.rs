@@ -5,7 +5,7 @@
 //! - [`cli`]: the subcommands and flags (clap types);
 //! - one module per command: [`run`], [`eval`], [`render`] (also `tasks`), [`gendata`],
 //!   [`train`], [`bench`], [`graph`] (`launch`), [`nodes`] (`sim`, `controller`,
-//!   `policy`, and the wiring `run` and `eval` share);
+//!   `policy`, `driver ur`, `ur-emulator`, and the wiring `run` and `eval` share);
 //! - [`policy`]: the one factory of `--policy`.
 
 pub mod bench;
@@ -43,6 +43,10 @@ pub fn main_with<I: IntoIterator<Item = String>>(args: I) -> Result<()> {
         Command::Launch { file } => graph::launch(&file),
         Command::Controller(c) => nodes::controller_command(c),
         Command::Policy(c) => nodes::policy_command(c),
+        Command::Driver {
+            which: cli::DriverCmd::Ur(c),
+        } => nodes::ur_driver_command(c),
+        Command::UrEmulator(c) => nodes::ur_emulator_command(c),
     }
 }
 

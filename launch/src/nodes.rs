@@ -2,23 +2,26 @@
 //! controller and policy nodes on one bus (`loho run`, `loho eval --transport zenoh`),
 //! and each node alone (`loho sim`, `loho controller`, `loho policy`).
 
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use loho_drivers::{ArmNodeConfig, SimArm};
+use loho_drivers::ur::{Emulator, EmulatorConfig, UrArm, UrConfig};
+use loho_drivers::{Arm, ArmNodeConfig, SimArm};
 use loho_runtime::clock::ClockSource;
 use loho_runtime::config::RuntimeConfig;
 use loho_runtime::controller::{self, ControllerConfig};
 use loho_runtime::policy::node::{self as policy, DecisionReport, PolicyConfig};
-use loho_runtime::policy::Policy;
+use loho_runtime::policy::{Decision, Observation, Policy, PolicyError};
 use loho_runtime::Bus;
+use loho_sim::arm::SharedStage;
 use loho_sim::node::{self, SimConfig};
 use loho_sim::EpisodeResult;
 
-use crate::cli::{ControllerCmd, PolicyCmd, SimCmd};
+use crate::cli::{ArmKind, ControllerCmd, PolicyCmd, SimCmd, UrDriverCmd, UrEmulatorCmd};
 use crate::policy::PolicyKind;
 use crate::{ctrl_c, open_bus};
 
@@ -38,8 +41,12 @@ pub fn sim_command(c: SimCmd) -> Result<()> {
         runtime: runtime_config(c.config.as_deref())?,
         exit_when_done: c.exit_when_done,
     };
+    let arm = match c.arm {
+        ArmKind::Sim => ArmPath::Direct,
+        ArmKind::UrEmulator => ArmPath::Emulator(c.ur.emulator(IpAddr::from([127, 0, 0, 1]))),
+    };
     let bus = open_bus(&c.bus)?;
-    let r = simulator(&bus, &cfg, ctrl_c()?)?;
+    let r = simulator(&bus, &cfg, &node::stage(&cfg)?, &arm, ctrl_c()?)?;
     println!(
         "result: task {} seed {}: score {:.1} in {} steps",
         r.task.letter(),
@@ -71,6 +78,40 @@ pub fn policy_command(c: PolicyCmd) -> Result<()> {
     Ok(())
 }
 
+/// `loho driver ur`: the arm node around a UR controller, until Ctrl-C (the arm holds,
+/// and the control program's watchdog stops it once this process is gone).
+pub fn ur_driver_command(c: UrDriverCmd) -> Result<()> {
+    let runtime = runtime_config(c.config.as_deref())?;
+    let watchdog = Duration::from_millis(runtime.watchdog.timeout_ms);
+    let ur = UrConfig {
+        rtde_port: c.ur.rtde_port,
+        script_port: c.ur.script_port,
+        ..UrConfig::new(&c.host, &runtime.robot, watchdog)
+    };
+    let mut arm = UrArm::connect(ur).with_context(|| format!("the UR controller at {}", c.host))?;
+    let bus = open_bus(&c.bus)?;
+    let cfg = ArmNodeConfig::realtime(&runtime);
+    loho_drivers::node::run(&bus, &mut arm, &cfg, ctrl_c()?)?;
+    Ok(())
+}
+
+/// `loho ur-emulator`: a UR controller with nothing to move but its own kinematic arm,
+/// until Ctrl-C.
+pub fn ur_emulator_command(c: UrEmulatorCmd) -> Result<()> {
+    let cfg = c.ur.emulator(c.listen);
+    let e = Emulator::start(cfg, None).context("starting the UR emulator")?;
+    println!(
+        "UR emulator: RTDE on {}, secondary interface on {}",
+        e.rtde_addr(),
+        e.script_addr()
+    );
+    let stop = ctrl_c()?;
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
 /// `configs/runtime.toml`'s values, or the file given.
 pub fn runtime_config(path: Option<&Path>) -> Result<RuntimeConfig> {
     match path {
@@ -90,31 +131,103 @@ pub fn controller_config(runtime: &RuntimeConfig, clock: ClockSource) -> Control
     }
 }
 
-/// The simulator as it runs in one process: the scene node and the generic arm node
-/// around its arm, over one stage; returns the scene's result once both stopped.
-pub fn simulator(bus: &Bus, cfg: &SimConfig, stop: Arc<AtomicBool>) -> Result<EpisodeResult> {
-    let stage = node::stage(cfg)?;
-    let (mut arm, arm_cfg) = match cfg.clock {
-        ClockSource::Wall => (
-            SimArm::realtime(stage.clone()),
-            ArmNodeConfig::realtime(&cfg.runtime),
-        ),
-        ClockSource::Sim => (
-            SimArm::lockstep(stage.clone(), node::clock_publisher(bus)?),
-            ArmNodeConfig::lockstep(&cfg.runtime),
-        ),
+/// What moves the simulated arm.
+#[derive(Debug, Clone)]
+pub enum ArmPath {
+    /// The simulator's own arm behind the generic arm node.
+    Direct,
+    /// A UR controller emulator on these ports moves it, for a UR driver elsewhere
+    /// (`loho sim --arm ur-emulator`).
+    Emulator(EmulatorConfig),
+    /// The whole deployment path in this process: the emulator on free loopback ports,
+    /// and the UR driver's arm node driving it over RTDE.
+    Driven,
+}
+
+/// The simulator as it runs in one process: the scene node and what moves its arm (see
+/// [`ArmPath`]), over one stage; returns the scene's result once all stopped.
+pub fn simulator(
+    bus: &Bus,
+    cfg: &SimConfig,
+    stage: &SharedStage,
+    path: &ArmPath,
+    stop: Arc<AtomicBool>,
+) -> Result<EpisodeResult> {
+    anyhow::ensure!(
+        matches!(path, ArmPath::Direct) || cfg.clock == ClockSource::Wall,
+        "a UR controller runs in real time: drop --lockstep"
+    );
+    let start = |e: EmulatorConfig| {
+        let (r, s) = (e.rtde_port, e.script_port);
+        Emulator::start(e, Some(stage.clone()))
+            .with_context(|| format!("starting the UR emulator on ports {r} and {s}"))
     };
-    let (b, s) = (bus.clone(), stop.clone());
-    let arm = std::thread::Builder::new()
-        .name("arm".into())
-        .spawn(move || loho_drivers::node::run(&b, &mut arm, &arm_cfg, s))?;
-    let result = node::run(bus, cfg, stage, stop.clone());
+    let realtime = ArmNodeConfig::realtime(&cfg.runtime);
+    let (emulator, arm): (_, Option<(Box<dyn Arm>, _)>) = match path {
+        ArmPath::Direct => (
+            None,
+            Some(match cfg.clock {
+                ClockSource::Wall => (Box::new(SimArm::realtime(stage.clone())), realtime),
+                ClockSource::Sim => (
+                    Box::new(SimArm::lockstep(stage.clone(), node::clock_publisher(bus)?)),
+                    ArmNodeConfig::lockstep(&cfg.runtime),
+                ),
+            }),
+        ),
+        ArmPath::Emulator(e) => (Some(start(e.clone())?), None),
+        ArmPath::Driven => {
+            let e = start(EmulatorConfig {
+                rtde_port: 0,
+                script_port: 0,
+                ..Default::default()
+            })?;
+            let watchdog = Duration::from_millis(cfg.runtime.watchdog.timeout_ms);
+            let ur = UrConfig {
+                rtde_port: e.rtde_addr().port(),
+                script_port: e.script_addr().port(),
+                ..UrConfig::new("127.0.0.1", &cfg.runtime.robot, watchdog)
+            };
+            let arm = UrArm::connect(ur).context("the UR driver")?;
+            (Some(e), Some((Box::new(arm), realtime)))
+        }
+    };
+    let arm = arm
+        .map(|(mut arm, arm_cfg)| {
+            let (b, s) = (bus.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("arm".into())
+                .spawn(move || loho_drivers::node::run(&b, arm.as_mut(), &arm_cfg, s))
+        })
+        .transpose()?;
+    let result = node::run(bus, cfg, stage.clone(), stop.clone());
     // The episode is over (or failed): the arm stops with it.
     stop.store(true, Ordering::Relaxed);
-    arm.join()
-        .map_err(|_| anyhow::anyhow!("the arm thread panicked"))?
-        .context("arm node")?;
+    if let Some(arm) = arm {
+        arm.join()
+            .map_err(|_| anyhow::anyhow!("the arm thread panicked"))?
+            .context("arm node")?;
+    }
+    drop(emulator);
     Ok(result?)
+}
+
+/// A policy that reads the scene (the oracle), lent the simulator's at each decision.
+struct WithScene {
+    policy: Box<dyn Policy>,
+    stage: SharedStage,
+}
+
+impl Policy for WithScene {
+    fn reset(&mut self) {
+        self.policy.reset();
+    }
+    fn decide(&mut self, obs: &Observation) -> Result<Decision, PolicyError> {
+        let s = self.stage.lock();
+        self.policy.decide(&Observation {
+            scene: Some(&s.env),
+            ..*obs
+        })
+    }
 }
 
 /// The nodes running on threads of this process.
@@ -124,14 +237,25 @@ pub struct Running {
     others: Vec<(&'static str, std::thread::JoinHandle<Result<()>>)>,
 }
 
-/// Starts the simulator (scene and arm), controller and policy nodes on `bus`, each on its own thread.
+/// Starts the simulator (scene and arm), controller and policy nodes on `bus`, each on its
+/// own thread. A policy that reads the scene (the oracle) is lent the simulator's.
 pub fn spawn(
     bus: &Bus,
     sim: &SimConfig,
+    arm: &ArmPath,
     ctrl: ControllerConfig,
-    mut policy: Box<dyn Policy>,
+    policy: Box<dyn Policy>,
     reports: Option<mpsc::Sender<DecisionReport>>,
 ) -> Result<Running> {
+    let stage = node::stage(sim)?;
+    let mut policy = if policy.reads_scene() {
+        Box::new(WithScene {
+            policy,
+            stage: stage.clone(),
+        })
+    } else {
+        policy
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let (b, s) = (bus.clone(), stop.clone());
     let ctrl = std::thread::Builder::new()
@@ -147,11 +271,11 @@ pub fn spawn(
             };
             Ok(policy::run(&b, policy.as_mut(), &cfg, s)?)
         })?;
-    let (b, s, cfg) = (bus.clone(), stop.clone(), sim.clone());
+    let (b, s, cfg, arm) = (bus.clone(), stop.clone(), sim.clone(), arm.clone());
     let sim = std::thread::Builder::new()
         .name("sim".into())
         .spawn(move || {
-            let r = simulator(&b, &cfg, s.clone());
+            let r = simulator(&b, &cfg, &stage, &arm, s.clone());
             // The episode is over (or failed): the other nodes stop with it.
             s.store(true, Ordering::Relaxed);
             r
@@ -201,6 +325,7 @@ impl Running {
 pub fn episode(
     bus: &Bus,
     sim: &SimConfig,
+    arm: &ArmPath,
     policy: Box<dyn Policy>,
     reports: Option<mpsc::Sender<DecisionReport>>,
     timeout: Duration,
@@ -210,5 +335,5 @@ pub fn episode(
         ..sim.clone()
     };
     let ctrl = controller_config(&sim.runtime, sim.clock);
-    spawn(bus, &cfg, ctrl, policy, reports)?.join(timeout)
+    spawn(bus, &cfg, arm, ctrl, policy, reports)?.join(timeout)
 }

@@ -62,14 +62,14 @@ impl PolicyKind {
         })
     }
 
-    /// The policy for a policy node, which sees nothing but what crosses the bus: the
-    /// oracle reads the simulator's scene and cannot be one.
+    /// The policy for a policy node in a process of its own, which sees nothing but what
+    /// crosses the bus: the oracle reads the simulator's scene and cannot be one.
     pub fn node(&self, seed: u64) -> Result<Box<dyn Policy>> {
         anyhow::ensure!(
             *self != Self::Oracle,
-            "the oracle reads the simulator's state and cannot run as a node: use \
-             --policy default, random or a checkpoint folder (or `loho eval` without \
-             --transport zenoh)"
+            "the oracle reads the simulator's state and cannot run as a node of its own: \
+             use --policy default, random or a checkpoint folder (`loho run` and `loho \
+             eval` run the oracle next to the simulator)"
         );
         self.make(seed)
     }

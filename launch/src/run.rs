@@ -63,7 +63,7 @@ pub fn command(c: RunCmd) -> Result<()> {
 
 pub fn run(a: &RunArgs) -> Result<()> {
     let seed = a.split.seed(a.episode);
-    let policy = a.policy.node(seed)?;
+    let policy = a.policy.make(seed)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let name = format!("{}-{}-{}", a.task.letter(), a.split.name(), a.episode);
     let mcap_path = a.out.join(format!("{name}.mcap"));
@@ -150,7 +150,14 @@ pub fn run(a: &RunArgs) -> Result<()> {
         },
         a.policy.name()
     );
-    let result = nodes::episode(&bus, &sim, policy, Some(rtx), a.timeout);
+    let result = nodes::episode(
+        &bus,
+        &sim,
+        &nodes::ArmPath::Direct,
+        policy,
+        Some(rtx),
+        a.timeout,
+    );
     let summary = recorder.finish()?;
     let _ = console.join();
     let r = result?;

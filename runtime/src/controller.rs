@@ -5,7 +5,8 @@
 //! A chunk is checked whole before its first setpoint (a plan that would leave the
 //! workspace or break a limit half-way is refused, so nothing moves). While it streams,
 //! the e-stop, the loss of a watched node (the policy) or a stalled simulator clock stop
-//! it between two setpoints; the driver's watchdog then holds the arm. Every outcome is
+//! it between two setpoints, and so does a fault the arm reports in its `state` (a
+//! protective stop, a lost controller); the driver's watchdog then holds the arm. Every outcome is
 //! reported on `exec/status`, every refusal also on `diagnostics`.
 //!
 //! One event loop: the zenoh callbacks only push `Event`s into a channel. Between
@@ -274,6 +275,12 @@ impl Node<'_> {
         Ok(true)
     }
 
+    /// Why the arm says it cannot move (a protective stop, a lost controller), if it does.
+    fn arm_fault(&self) -> Option<String> {
+        let fault = self.state.get()?.fault;
+        (!fault.is_empty()).then(|| format!("arm: {fault}"))
+    }
+
     fn lost_peer(&self) -> Option<&str> {
         self.watched
             .iter()
@@ -290,6 +297,9 @@ impl Node<'_> {
         // Not a bad chunk, a stop: the policy may send it again once the e-stop clears.
         if self.estop {
             return self.publish_status(id, ExecStatus::STOPPED, "e-stop is latched");
+        }
+        if let Some(why) = self.arm_fault() {
+            return self.publish_status(id, ExecStatus::STOPPED, &why);
         }
         let end = match self.plan(chunk)? {
             Ok((start, plan)) => {
@@ -378,6 +388,9 @@ impl Node<'_> {
             }
             if let Some(n) = self.lost_peer() {
                 return Ok(End::Stopped(format!("{n} lost")));
+            }
+            if let Some(why) = self.arm_fault() {
+                return Ok(End::Stopped(why));
             }
             if let Err(r) = self.filter.check(pose, dt) {
                 return Ok(End::Failed(format!("rejected mid-chunk: {r}")));

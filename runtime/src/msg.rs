@@ -272,7 +272,7 @@ message!(
     /// `loho_msgs/msg/ArmState`.
     ArmState = "loho_msgs/msg/ArmState", include_str!("../msg/loho_msgs/msg/ArmState.msg"),
     { header: Header, ee_pose: Pose, gripper: f64, holding: bool, joint_names: Vec<String>,
-      joint_positions: Vec<f64> }
+      joint_positions: Vec<f64>, fault: String }
 );
 message!(
     /// `loho_msgs/msg/Keypose`.

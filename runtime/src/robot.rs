@@ -59,6 +59,11 @@ pub struct Kinematics {
     pub joint_names: Vec<String>,
     /// The home configuration (rad).
     pub home: [f64; 6],
+    /// Joint speed limit (rad/s).
+    pub max_joint_speed: f64,
+    /// Where the robot's base frame sits in the world the workspace is given in: x, y, z
+    /// (m) and yaw (rad).
+    pub base: [f64; 4],
 }
 
 impl Workspace {

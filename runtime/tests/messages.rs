@@ -67,6 +67,7 @@ fn every_message_round_trips() {
         holding: true,
         joint_names: vec!["shoulder_pan_joint".into(), "elbow_joint".into()],
         joint_positions: vec![0.1, -2.0],
+        fault: "protective stop".into(),
     });
     roundtrip(ActionChunk {
         header: header(),

@@ -21,6 +21,10 @@ use crate::world::World;
 pub struct Oracle;
 
 impl Policy for Oracle {
+    fn reads_scene(&self) -> bool {
+        true
+    }
+
     fn decide(&mut self, obs: &Observation) -> Result<Decision, PolicyError> {
         let env = obs
             .scene

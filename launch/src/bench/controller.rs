@@ -55,7 +55,14 @@ pub fn controller(dir: &Path, rates: &[f64], seconds: f64) -> Result<Vec<Control
         let (tx, rx) = std::sync::mpsc::channel();
         let policy = Box::new(ModelPolicy::load(dir, 0)?);
         let ctrl = crate::nodes::controller_config(&runtime, sim.clock);
-        let running = crate::nodes::spawn(&bus, &sim, ctrl, policy, Some(tx))?;
+        let running = crate::nodes::spawn(
+            &bus,
+            &sim,
+            &crate::nodes::ArmPath::Direct,
+            ctrl,
+            policy,
+            Some(tx),
+        )?;
         let load_stop = Arc::new(AtomicBool::new(false));
         let s = load_stop.clone();
         let dir = dir.to_path_buf();

@@ -79,6 +79,12 @@ pub trait Policy: Send {
     /// The decision at this point of the episode.
     fn decide(&mut self, obs: &Observation) -> Result<Decision, PolicyError>;
 
+    /// Whether it reads [`Observation::scene`] (the oracle): a node in the simulator's
+    /// process then lends it the scene at each decision.
+    fn reads_scene(&self) -> bool {
+        false
+    }
+
     /// One decision outside the policy's own closed loop (a `policy/infer` query): re-read
     /// `keep` or write a new sub-task, sampling with `seed`. Only a policy that can be
     /// served implements it.
@@ -102,6 +108,10 @@ pub struct Unscored(pub Box<dyn Policy>);
 impl Policy for Unscored {
     fn reset(&mut self) {
         self.0.reset();
+    }
+
+    fn reads_scene(&self) -> bool {
+        self.0.reads_scene()
     }
 
     fn decide(&mut self, obs: &Observation) -> Result<Decision, PolicyError> {
