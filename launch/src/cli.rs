@@ -284,6 +284,9 @@ pub struct PolicyCmd {
     /// Seed of the action head's noise.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// The task, where nothing publishes `instruction` (a robot without a simulator).
+    #[arg(long)]
+    pub instruction: Option<String>,
     #[command(flatten)]
     pub bus: BusArgs,
 }

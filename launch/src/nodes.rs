@@ -10,13 +10,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use loho_drivers::ur::{Emulator, EmulatorConfig, UrArm, UrConfig};
-use loho_drivers::{Arm, ArmNodeConfig, SimArm};
+use loho_drivers::{Arm, ArmError, ArmNodeConfig, SimArm};
+use loho_runtime::bus::Latest;
 use loho_runtime::clock::ClockSource;
 use loho_runtime::config::RuntimeConfig;
 use loho_runtime::controller::{self, ControllerConfig};
+use loho_runtime::msg::ArmState;
 use loho_runtime::policy::node::{self as policy, DecisionReport, PolicyConfig};
 use loho_runtime::policy::{Decision, Observation, Policy, PolicyError};
-use loho_runtime::Bus;
+use loho_runtime::{keys, Bus};
 use loho_sim::arm::SharedStage;
 use loho_sim::node::{self, SimConfig};
 use loho_sim::EpisodeResult;
@@ -74,7 +76,11 @@ pub fn controller_command(c: ControllerCmd) -> Result<()> {
 pub fn policy_command(c: PolicyCmd) -> Result<()> {
     let mut p = PolicyKind::parse(&c.policy)?.node(c.seed)?;
     let bus = open_bus(&c.bus)?;
-    policy::run(&bus, p.as_mut(), &Default::default(), ctrl_c()?)?;
+    let cfg = PolicyConfig {
+        instruction: c.instruction,
+        ..Default::default()
+    };
+    policy::run(&bus, p.as_mut(), &cfg, ctrl_c()?)?;
     Ok(())
 }
 
@@ -88,7 +94,19 @@ pub fn ur_driver_command(c: UrDriverCmd) -> Result<()> {
         script_port: c.ur.script_port,
         ..UrConfig::new(&c.host, &runtime.robot, watchdog)
     };
-    let mut arm = UrArm::connect(ur).with_context(|| format!("the UR controller at {}", c.host))?;
+    // A controller that is still booting (or an emulator starting beside us) answers
+    // within a few seconds: try for that long.
+    let t0 = Instant::now();
+    let mut arm = loop {
+        match UrArm::connect(ur.clone()) {
+            Ok(arm) => break arm,
+            Err(ArmError::Disconnected(why)) if t0.elapsed() < Duration::from_secs(10) => {
+                tracing::info!("ur: {why}; trying again");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Err(e) => return Err(e).with_context(|| format!("the UR controller at {}", c.host)),
+        }
+    };
     let bus = open_bus(&c.bus)?;
     let cfg = ArmNodeConfig::realtime(&runtime);
     loho_drivers::node::run(&bus, &mut arm, &cfg, ctrl_c()?)?;
@@ -235,7 +253,13 @@ pub struct Running {
     stop: Arc<AtomicBool>,
     sim: std::thread::JoinHandle<Result<EpisodeResult>>,
     others: Vec<(&'static str, std::thread::JoinHandle<Result<()>>)>,
+    /// The arm's state: a fault that stays ends the episode.
+    arm: Latest<ArmState>,
 }
+
+/// How long an arm fault (a protective stop) may last before the episode ends as it
+/// stands: nothing moves the arm until someone clears it.
+const FAULT_ENDS_EPISODE: Duration = Duration::from_secs(3);
 
 /// Starts the simulator (scene and arm), controller and policy nodes on `bus`, each on its
 /// own thread. A policy that reads the scene (the oracle) is lent the simulator's.
@@ -284,6 +308,7 @@ pub fn spawn(
         stop,
         sim,
         others: vec![("controller", ctrl), ("policy", pol)],
+        arm: bus.latest(keys::STATE)?,
     })
 }
 
@@ -297,11 +322,22 @@ impl Running {
     pub fn join(self, timeout: Duration) -> Result<EpisodeResult> {
         let started = Instant::now();
         let mut timed_out = false;
+        let mut faulted: Option<Instant> = None;
         while !self.sim.is_finished() {
             if started.elapsed() > timeout && !timed_out {
                 tracing::error!("episode still running after {timeout:?}: stopping it");
                 timed_out = true;
                 self.stop();
+            }
+            let fault = self.arm.get().map(|s| s.fault).unwrap_or_default();
+            match (fault.is_empty(), faulted) {
+                (true, _) => faulted = None,
+                (false, None) => faulted = Some(Instant::now()),
+                (false, Some(at)) if at.elapsed() > FAULT_ENDS_EPISODE => {
+                    tracing::error!("the arm stays faulted ({fault}): ending the episode");
+                    self.stop();
+                }
+                _ => {}
             }
             std::thread::sleep(Duration::from_millis(20));
         }

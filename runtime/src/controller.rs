@@ -355,6 +355,7 @@ impl Node<'_> {
         let start = EePose::from_pose(&state.ee_pose);
         let params = PrimitiveParams {
             rate_hz: self.cfg.runtime.controller.rate_hz,
+            reach: self.cfg.runtime.robot.limits.reach,
             ..self.cfg.primitive
         };
         let plan: Vec<(EePose, bool)> = match pick_place(start, action.pick, action.place, &params)

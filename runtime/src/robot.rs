@@ -45,6 +45,31 @@ pub struct Limits {
     pub max_accel: f64,
     /// rad/s
     pub max_yaw_speed: f64,
+    /// Where the arm can put its tool tip pointing down.
+    pub reach: Reach,
+}
+
+/// The tip positions a top-down tool can reach: a ball around a point on the base's
+/// vertical axis. Fitted inside the arm's true reach (which is not a ball), so every
+/// point inside is reachable; transfers are kept below its top (`trajectory`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reach {
+    /// Height of the ball's centre on the base's axis (m).
+    pub center_z: f64,
+    /// m
+    pub radius: f64,
+}
+
+impl Reach {
+    /// The highest reachable tip at (x, y) (base frame), or −∞ beyond the reach.
+    pub fn max_z(&self, x: f64, y: f64) -> f64 {
+        let r2 = x * x + y * y;
+        if r2 > self.radius * self.radius {
+            return f64::NEG_INFINITY;
+        }
+        self.center_z + (self.radius * self.radius - r2).sqrt()
+    }
 }
 
 /// A six-joint arm by its Denavit–Hartenberg parameters, with a tool along the flange's z.

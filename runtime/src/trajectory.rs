@@ -13,6 +13,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::robot::{Reach, Robot};
+
 /// An end-effector pose for a top-down suction tool: position and yaw about +z.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct EePose {
@@ -132,6 +134,8 @@ pub struct PrimitiveParams {
     pub descend: Limits,
     /// Setpoint rate (Hz).
     pub rate_hz: f64,
+    /// The arm's reach: the hover height is lowered where the arm cannot go that high.
+    pub reach: Reach,
 }
 
 impl Default for PrimitiveParams {
@@ -150,6 +154,7 @@ impl Default for PrimitiveParams {
                 yaw_speed: 3.0,
             },
             rate_hz: 240.0,
+            reach: Robot::ur5e().limits.reach,
         }
     }
 }
@@ -220,7 +225,12 @@ pub fn pick_place(
     if !(p.rate_hz > 0.0 && p.rate_hz.is_finite()) {
         return Err(TrajectoryError::BadLimits);
     }
-    let hover_z = pick.z.max(place.z) + p.hover;
+    // Ravens' hover, kept within the arm's reach above both keyposes (never below them).
+    let top = pick.z.max(place.z);
+    let hover_z = (top + p.hover)
+        .min(p.reach.max_z(pick.x, pick.y))
+        .min(p.reach.max_z(place.x, place.y))
+        .max(top);
     // Yaw of the place relative to the pick, the short way round.
     let place_yaw = pick.yaw + wrap_angle(place.yaw - pick.yaw);
     let above_pick = EePose { z: hover_z, ..pick };
@@ -306,6 +316,40 @@ pub fn resume_index(setpoints: &[Setpoint], i: usize, z: f64) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transfers_stay_within_the_arm_s_reach() {
+        let p = PrimitiveParams::default();
+        let top = |pick: EePose, place: EePose| {
+            pick_place(EePose::new(0.5, 0.0, 0.2, 0.0), pick, place, &p)
+                .unwrap()
+                .iter()
+                .map(|s| s.pose.z)
+                .fold(f64::MIN, f64::max)
+        };
+        // Near the base: Ravens' hover, 0.32 m above the higher keypose.
+        let near = top(
+            EePose::new(0.4, -0.1, 0.02, 0.0),
+            EePose::new(0.5, 0.1, 0.06, 0.0),
+        );
+        assert!((near - 0.38).abs() < 1e-9, "{near}");
+        // From the far corner (0.9 m out) the transfer passes lower, inside the reach.
+        let (pick, place) = (
+            EePose::new(0.75, 0.5, 0.02, 0.0),
+            EePose::new(0.5, 0.0, 0.02, 0.0),
+        );
+        let far = top(pick, place);
+        assert!(far < 0.34 && far > 0.02, "{far}");
+        for s in pick_place(EePose::new(0.5, 0.0, 0.2, 0.0), pick, place, &p).unwrap() {
+            assert!(
+                s.pose.z <= p.reach.max_z(s.pose.x, s.pose.y) + 1e-9,
+                "{s:?}"
+            );
+        }
+        // A keypose beyond the reach is not lowered into the table.
+        let out = top(EePose::new(0.95, 0.5, 0.02, 0.0), place);
+        assert!(out >= 0.02, "{out}");
+    }
 
     fn sample() -> Vec<Setpoint> {
         pick_place(

@@ -1,6 +1,6 @@
 //! The nodes in separate processes over loopback zenoh, and what happens when things go
 //! wrong: bad chunks, garbage payloads, the e-stop, `policy/infer` queries good and bad,
-//! the policy killed and restarted.
+//! the policy killed and restarted, the UR driver killed mid-motion.
 //!
 //! This test binary is also the `loho` command line: started with `LOHO_CHILD_ARGS` set,
 //! it runs `loho::main_with` on those arguments (the same code path as the `loho`
@@ -39,7 +39,7 @@ fn main() {
         }
         return;
     }
-    let tests: [Test; 6] = [
+    let tests: [Test; 7] = [
         (
             "frames_and_a_chunk_cross_processes",
             frames_and_a_chunk_cross_processes,
@@ -61,6 +61,10 @@ fn main() {
             policy_infer_answers_queries_and_refuses_bad_ones,
         ),
         ("policy_killed_then_restarted", policy_killed_then_restarted),
+        (
+            "ur_driver_killed_mid_motion_the_program_stops_the_arm",
+            ur_driver_killed,
+        ),
     ];
     // The same lines as libtest, so the suite's summary counts this harness too. The
     // tests share one graph in order: after a failure the rest are not run.
@@ -588,4 +592,99 @@ fn policy_killed_then_restarted(g: &mut Graph) {
             .any(|(at, s)| *at > t_restart && s.state == ExecStatus::RUNNING);
         (running && g.cmds_after(t_restart) > 20).then_some(())
     });
+}
+
+/// `loho driver ur` in a process of its own against a controller emulator in this one
+/// (on a robot name of its own, beside the graph): setpoints over zenoh move the
+/// emulated arm; killing the driver (SIGKILL) mid-motion leaves the control program's
+/// watchdog to stop the arm.
+fn ur_driver_killed(_: &mut Graph) {
+    use loho_drivers::ur::program::state;
+    use loho_drivers::ur::{Emulator, EmulatorConfig};
+
+    let e = Emulator::start(
+        EmulatorConfig {
+            rtde_port: 0,
+            script_port: 0,
+            ..Default::default()
+        },
+        None,
+    )
+    .unwrap();
+    let listen = format!("tcp/127.0.0.1:{}", free_port());
+    let (rtde, script) = (
+        e.rtde_addr().port().to_string(),
+        e.script_addr().port().to_string(),
+    );
+    let mut driver = Node::spawn(&[
+        "driver",
+        "ur",
+        "--host",
+        "127.0.0.1",
+        "--rtde-port",
+        &rtde,
+        "--script-port",
+        &script,
+        "--robot",
+        "ur-test",
+        "--listen",
+        &listen,
+    ]);
+    let bus = Bus::open(&BusConfig {
+        robot: "ur-test".into(),
+        connect: vec![listen],
+        ..Default::default()
+    })
+    .unwrap();
+    let state = bus.latest::<ArmState>(keys::STATE).unwrap();
+    let start = wait_for("the UR driver's state", Duration::from_secs(30), || {
+        state.get()
+    });
+    assert_eq!(start.fault, "");
+    assert!(driver.running());
+    let cmd = bus
+        .publisher::<EeCommand>(keys::CMD_EE, Qos::Command)
+        .unwrap();
+    let p = &start.ee_pose.position;
+    let yaw = start.ee_pose.yaw();
+    // 0.2 m/s along y, 125 Hz; the driver dies half-way.
+    let t0 = Instant::now();
+    let mut killed_at = None;
+    for k in 1..=125 {
+        let y = p.y + 0.2 * k as f64 / 125.0;
+        let _ = cmd.put(&EeCommand {
+            header: Header::new(0.0, "world"),
+            chunk_id: 1,
+            target: Pose::from_xyz_yaw(p.x, y, p.z, yaw),
+            gripper: 0.0,
+        });
+        if k == 60 {
+            assert_eq!(
+                e.snapshot().program_state,
+                state::SERVOING,
+                "the arm follows"
+            );
+            driver.0.kill().unwrap();
+            killed_at = Some(Instant::now());
+        }
+        let due = t0 + Duration::from_millis(8 * k);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+    }
+    let killed_at = killed_at.unwrap();
+    let stopped = wait_for("the watchdog's stop", Duration::from_secs(5), || {
+        (e.snapshot().program_state == state::WATCHDOG).then(|| killed_at.elapsed())
+    });
+    let still = wait_for("standstill", Duration::from_secs(5), || {
+        e.snapshot().at_rest().then(|| killed_at.elapsed())
+    });
+    eprintln!(
+        "  driver killed: the control program stopping the arm {:.0} ms later, at rest \
+         after {:.0} ms",
+        stopped.as_secs_f64() * 1e3,
+        still.as_secs_f64() * 1e3
+    );
+    assert!(stopped < Duration::from_secs(1), "{stopped:?}");
+    let held = e.snapshot();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(e.snapshot().q, held.q, "the arm stays stopped");
 }

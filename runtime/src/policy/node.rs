@@ -46,6 +46,9 @@ pub struct PolicyConfig {
     /// How often the loop looks at its latest frames and `stop` when no event comes.
     pub poll: Duration,
     pub reports: Option<mpsc::Sender<DecisionReport>>,
+    /// The task while no `instruction` message came (a robot with no simulator to say
+    /// it); a message wins.
+    pub instruction: Option<String>,
 }
 
 impl Default for PolicyConfig {
@@ -53,6 +56,7 @@ impl Default for PolicyConfig {
         Self {
             poll: Duration::from_millis(5),
             reports: None,
+            instruction: None,
         }
     }
 }
@@ -156,7 +160,11 @@ pub fn run(
             reported_decode_errors = errors;
             report_bad("undecodable input", &format!("{errors} payloads so far"))?;
         }
-        let Some(text) = instruction.get().map(|s| s.data) else {
+        let Some(text) = instruction
+            .get()
+            .map(|s| s.data)
+            .or_else(|| cfg.instruction.clone())
+        else {
             continue;
         };
         if current_instruction.as_deref() != Some(text.as_str()) {
