@@ -159,6 +159,22 @@ fn the_emulator_speaks_rtde_as_a_controller_does() {
     let steps: Vec<f64> = stamps.windows(2).map(|w| w[1] - w[0]).collect();
     assert!(steps.iter().all(|d| (d - 0.008).abs() < 1e-6), "{steps:?}");
     eprintln!("125 data packages at 125 Hz in {wall:.3} s of wall time");
+    // A client sending garbage loses its connection, and only it.
+    for garbage in [vec![0u8, 1, b'U'], vec![0xff, 0xff, b'O'], vec![0, 3, b'X']] {
+        let mut bad = TcpStream::connect(e.rtde_addr()).unwrap();
+        bad.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        bad.write_all(&garbage).unwrap();
+        assert!(
+            matches!(bad.read(&mut [0u8; 16]), Ok(0) | Err(_)),
+            "the emulator closes a connection speaking garbage"
+        );
+    }
+    let (c, _) = rtde::read_packet(&mut s).unwrap();
+    assert_eq!(
+        c,
+        rtde::command::DATA_PACKAGE,
+        "the good client is still served"
+    );
     // Another program than loho's is refused, with a text message.
     let mut script = TcpStream::connect(e.script_addr()).unwrap();
     script
@@ -303,7 +319,8 @@ fn an_impossible_jump_is_a_protective_stop_and_nothing_restarts_by_itself() {
 /// The emulator, the UR driver in the generic arm node, and a controller node, on one
 /// loopback bus.
 struct Graph {
-    e: Emulator,
+    /// `None` once the test shut the controller down.
+    emulator: Option<Emulator>,
     bus: Bus,
     stop: Arc<AtomicBool>,
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -336,11 +353,15 @@ impl Graph {
             });
         }
         Self {
-            e,
+            emulator: Some(e),
             bus,
             stop,
             threads: vec![arm_node, ctrl],
         }
+    }
+
+    fn e(&self) -> &Emulator {
+        self.emulator.as_ref().expect("the controller is up")
     }
 
     /// Sends a pick-and-place chunk far enough to take a few seconds.
@@ -384,7 +405,7 @@ fn the_e_stop_stops_the_arm_within_one_control_period() {
             .unwrap()
             .iter()
             .any(|(_, s)| s.state == ExecStatus::RUNNING)
-            && !g.e.snapshot().at_rest()
+            && !g.e().snapshot().at_rest()
     });
     std::thread::sleep(Duration::from_millis(300));
     let estop = g
@@ -394,11 +415,11 @@ fn the_e_stop_stops_the_arm_within_one_control_period() {
     let t0 = Instant::now();
     estop.put(&BoolMsg { data: true }).unwrap();
     wait_for("the program's e-stop", Duration::from_secs(2), || {
-        (g.e.snapshot().program_state == state::STOPPED).then_some(())
+        (g.e().snapshot().program_state == state::STOPPED).then_some(())
     });
     let seen = t0.elapsed();
     wait_for("standstill", Duration::from_secs(2), || {
-        g.e.snapshot().at_rest().then_some(())
+        g.e().snapshot().at_rest().then_some(())
     });
     let still = t0.elapsed();
     eprintln!(
@@ -416,7 +437,7 @@ fn the_e_stop_stops_the_arm_within_one_control_period() {
             .iter()
             .any(|(_, s)| s.chunk_id == 1 && s.state == ExecStatus::STOPPED)
     });
-    assert_eq!(g.e.snapshot().runtime_state, PLAYING);
+    assert_eq!(g.e().snapshot().runtime_state, PLAYING);
 }
 
 #[test]
@@ -433,7 +454,7 @@ fn a_protective_stop_reaches_exec_status_and_diagnostics() {
             .any(|(_, s)| s.state == ExecStatus::RUNNING)
     });
     std::thread::sleep(Duration::from_millis(200));
-    g.e.protective_stop("collision (test)");
+    g.e().protective_stop("collision (test)");
     eventually("exec/status STOPPED with the reason", || {
         status.lock().unwrap().iter().any(|(_, s)| {
             s.chunk_id == 7
@@ -451,7 +472,7 @@ fn a_protective_stop_reaches_exec_status_and_diagnostics() {
         })
     });
     // The next chunk does not move the arm.
-    let before = g.e.snapshot();
+    let before = g.e().snapshot();
     g.send_chunk(8);
     eventually("the next chunk stopped", || {
         status
@@ -460,7 +481,45 @@ fn a_protective_stop_reaches_exec_status_and_diagnostics() {
             .iter()
             .any(|(_, s)| s.chunk_id == 8 && s.state == ExecStatus::STOPPED)
     });
-    assert_eq!(g.e.snapshot().q, before.q);
+    assert_eq!(g.e().snapshot().q, before.q);
+}
+
+/// The recipe `id` of `names` as the controller's table types them, and the types.
+fn recipe(id: u8, dir: rtde::Direction, names: &[String]) -> (Recipe, Vec<String>) {
+    let types: Vec<String> = names
+        .iter()
+        .map(|n| rtde::field_type(dir, n).unwrap().name().to_string())
+        .collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    (Recipe::accepted(id, &refs, &types).unwrap(), types)
+}
+
+#[test]
+fn a_lost_controller_stops_the_chunk() {
+    let mut g = Graph::start();
+    let (status, _s) = log::<ExecStatus>(&g.bus, keys::EXEC_STATUS);
+    let (diags, _d) = log::<DiagnosticArray>(&g.bus, keys::DIAGNOSTICS);
+    g.send_chunk(3);
+    eventually("the chunk running", || {
+        status
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(_, s)| s.state == ExecStatus::RUNNING)
+    });
+    // The controller goes away (power cut, cable pulled): RTDE closes.
+    drop(g.emulator.take());
+    eventually("exec/status STOPPED: arm disconnected", || {
+        status.lock().unwrap().iter().any(|(_, s)| {
+            s.chunk_id == 3 && s.state == ExecStatus::STOPPED && s.reason.contains("disconnected")
+        })
+    });
+    let reported = diags
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(_, d)| d.status.iter().any(|s| s.message == "arm fault"));
+    assert!(reported, "the loss is on diagnostics");
 }
 
 /// A controller that answers the handshake, runs "the program" for a few packages, then
@@ -498,31 +557,13 @@ fn misbehaving_controller(garbage: Vec<u8>) -> (u16, u16, Arc<Mutex<Vec<Vec<Valu
                     Reply::ControllerVersion(loho_drivers::ur::emulator::VERSION),
                 ),
                 Request::SetupOutputs { names, .. } => {
-                    let types: Vec<String> = names
-                        .iter()
-                        .map(|n| {
-                            rtde::field_type(rtde::Direction::Output, n)
-                                .unwrap()
-                                .name()
-                                .to_string()
-                        })
-                        .collect();
-                    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-                    outputs = Some(Recipe::accepted(1, &refs, &types).unwrap());
+                    let (r, types) = recipe(1, rtde::Direction::Output, &names);
+                    outputs = Some(r);
                     send(&mut s, Reply::SetupOutputs { recipe: 1, types });
                 }
                 Request::SetupInputs { names } => {
-                    let types: Vec<String> = names
-                        .iter()
-                        .map(|n| {
-                            rtde::field_type(rtde::Direction::Input, n)
-                                .unwrap()
-                                .name()
-                                .to_string()
-                        })
-                        .collect();
-                    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-                    input = Some(Recipe::accepted(2, &refs, &types).unwrap());
+                    let (r, types) = recipe(2, rtde::Direction::Input, &names);
+                    input = Some(r);
                     send(&mut s, Reply::SetupInputs { recipe: 2, types });
                 }
                 Request::Start => {

@@ -56,6 +56,52 @@ fn eval_writes_the_documented_json() {
     }
     assert_eq!(v["mean_success_rate"], 100.0);
     assert!(v["wall_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["feedback"], "reward");
+    assert_eq!(v["arm_ur_emulator"], false);
+}
+
+/// The oracle through the whole deployment path, in real time: policy node → controller
+/// → the UR driver's arm node → RTDE → the controller emulator → the simulated world;
+/// and told no reward, as on a robot.
+#[test]
+fn eval_through_the_ur_driver_and_emulator() {
+    let out = tmp("eval-ur.json");
+    loho(&[
+        "eval",
+        "--policy",
+        "oracle",
+        "--tasks",
+        "A",
+        "--split",
+        "val",
+        "--episodes",
+        "2",
+        "--arm",
+        "ur-emulator",
+        "--feedback",
+        "none",
+        "--json",
+        out.to_str().unwrap(),
+    ])
+    .unwrap();
+    let v = read_json(&out);
+    assert_eq!(v["arm_ur_emulator"], true);
+    assert_eq!(v["feedback"], "none");
+    assert_eq!(v["tasks"][0]["success_rate"], 100.0);
+    // The oracle cannot go through `policy/infer`, and neither can the UR path.
+    let e = loho(&[
+        "eval",
+        "--arm",
+        "ur-emulator",
+        "--transport",
+        "infer",
+        "--tasks",
+        "A",
+        "--episodes",
+        "1",
+    ])
+    .unwrap_err();
+    assert!(format!("{e:#}").contains("drop --transport infer"), "{e:#}");
 }
 
 #[test]
