@@ -15,6 +15,7 @@ use loho_drivers::ur::program::{mode, state, ControlProgram};
 use loho_drivers::ur::rtde::{self, Recipe, Reply, Request, TextMessage, Value};
 use loho_drivers::ur::{Emulator, EmulatorConfig, UrArm, UrConfig};
 use loho_drivers::{Arm, ArmError, ArmNodeConfig};
+use loho_runtime::bus::Subscription;
 use loho_runtime::config::RuntimeConfig;
 use loho_runtime::controller::{self, ControllerConfig};
 use loho_runtime::msg::{
@@ -23,7 +24,7 @@ use loho_runtime::msg::{
 use loho_runtime::robot::Robot;
 use loho_runtime::trajectory::{pick_place, EePose, PrimitiveParams};
 use loho_runtime::{keys, Bus, Qos};
-use loho_tests::{eventually, log, wait_for};
+use loho_tests::{eventually, log, wait_for, Log};
 
 fn emulator() -> Emulator {
     Emulator::start(
@@ -322,6 +323,9 @@ struct Graph {
     /// `None` once the test shut the controller down.
     emulator: Option<Emulator>,
     bus: Bus,
+    status: Log<ExecStatus>,
+    diags: Log<DiagnosticArray>,
+    _subs: [Subscription; 2],
     stop: Arc<AtomicBool>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
@@ -347,6 +351,8 @@ impl Graph {
             };
             controller::run(&b, &cfg, s).unwrap();
         });
+        let (status, a) = log::<ExecStatus>(&bus, keys::EXEC_STATUS);
+        let (diags, b) = log::<DiagnosticArray>(&bus, keys::DIAGNOSTICS);
         for node in ["arm", "controller"] {
             eventually(node, || {
                 bus.is_alive(node, Duration::from_millis(200)).unwrap()
@@ -355,33 +361,59 @@ impl Graph {
         Self {
             emulator: Some(e),
             bus,
+            status,
+            diags,
+            _subs: [a, b],
             stop,
             threads: vec![arm_node, ctrl],
         }
+    }
+
+    /// Whether `exec/status` said `state` of chunk `id`, with a reason containing `why`.
+    fn said(&self, id: u64, state: u8, why: &str) -> bool {
+        self.status
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(_, s)| s.chunk_id == id && s.state == state && s.reason.contains(why))
     }
 
     fn e(&self) -> &Emulator {
         self.emulator.as_ref().expect("the controller is up")
     }
 
-    /// Sends a pick-and-place chunk far enough to take a few seconds.
-    fn send_chunk(&self, id: u64) {
+    /// Sends a pick-and-place chunk far enough to take a few seconds, until the controller
+    /// answers it (the first put may beat the subscription's propagation).
+    fn run_chunk(&self, id: u64) {
         let keypose = |x: f64, y: f64, gripper: f64| Keypose {
             pose: Pose::from_xyz_yaw(x, y, 0.02, 0.0),
             gripper,
             duration: 0.0,
         };
-        self.bus
+        let chunk = ActionChunk {
+            header: Header::new(0.0, "world"),
+            obs_stamp: Time::default(),
+            chunk_id: id,
+            subtask: "test".into(),
+            keyposes: vec![keypose(0.3, -0.4, 1.0), keypose(0.7, 0.4, 0.0)],
+        };
+        let publisher = self
+            .bus
             .publisher::<ActionChunk>(keys::ACTION, Qos::Command)
-            .unwrap()
-            .put(&ActionChunk {
-                header: Header::new(0.0, "world"),
-                obs_stamp: Time::default(),
-                chunk_id: id,
-                subtask: "test".into(),
-                keyposes: vec![keypose(0.3, -0.4, 1.0), keypose(0.7, 0.4, 0.0)],
-            })
             .unwrap();
+        let mut last_put: Option<Instant> = None;
+        wait_for("the controller's answer", Duration::from_secs(30), || {
+            if last_put.is_none_or(|t| t.elapsed() > Duration::from_secs(3)) {
+                publisher.put(&chunk).unwrap();
+                last_put = Some(Instant::now());
+            }
+            self.status
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|(_, s)| s.chunk_id == id)
+                .then_some(())
+        });
     }
 }
 
@@ -397,16 +429,9 @@ impl Drop for Graph {
 #[test]
 fn the_e_stop_stops_the_arm_within_one_control_period() {
     let g = Graph::start();
-    let (status, _s) = log::<ExecStatus>(&g.bus, keys::EXEC_STATUS);
-    g.send_chunk(1);
-    eventually("the chunk running and the arm moving", || {
-        status
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|(_, s)| s.state == ExecStatus::RUNNING)
-            && !g.e().snapshot().at_rest()
-    });
+    g.run_chunk(1);
+    assert!(g.said(1, ExecStatus::RUNNING, ""));
+    eventually("the arm moving", || !g.e().snapshot().at_rest());
     std::thread::sleep(Duration::from_millis(300));
     let estop = g
         .bus
@@ -431,11 +456,7 @@ fn the_e_stop_stops_the_arm_within_one_control_period() {
     // broken path.
     assert!(seen < Duration::from_millis(100), "{seen:?}");
     eventually("the chunk stopped", || {
-        status
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|(_, s)| s.chunk_id == 1 && s.state == ExecStatus::STOPPED)
+        g.said(1, ExecStatus::STOPPED, "e-stop")
     });
     assert_eq!(g.e().snapshot().runtime_state, PLAYING);
 }
@@ -443,27 +464,15 @@ fn the_e_stop_stops_the_arm_within_one_control_period() {
 #[test]
 fn a_protective_stop_reaches_exec_status_and_diagnostics() {
     let g = Graph::start();
-    let (status, _s) = log::<ExecStatus>(&g.bus, keys::EXEC_STATUS);
-    let (diags, _d) = log::<DiagnosticArray>(&g.bus, keys::DIAGNOSTICS);
-    g.send_chunk(7);
-    eventually("the chunk running", || {
-        status
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|(_, s)| s.state == ExecStatus::RUNNING)
-    });
+    g.run_chunk(7);
+    assert!(g.said(7, ExecStatus::RUNNING, ""));
     std::thread::sleep(Duration::from_millis(200));
     g.e().protective_stop("collision (test)");
     eventually("exec/status STOPPED with the reason", || {
-        status.lock().unwrap().iter().any(|(_, s)| {
-            s.chunk_id == 7
-                && s.state == ExecStatus::STOPPED
-                && s.reason.contains("PROTECTIVE_STOP")
-        })
+        g.said(7, ExecStatus::STOPPED, "PROTECTIVE_STOP")
     });
     eventually("the fault on diagnostics", || {
-        diags.lock().unwrap().iter().any(|(_, d)| {
+        g.diags.lock().unwrap().iter().any(|(_, d)| {
             d.status.iter().any(|s| {
                 s.name.contains("arm")
                     && s.message == "arm fault"
@@ -473,14 +482,8 @@ fn a_protective_stop_reaches_exec_status_and_diagnostics() {
     });
     // The next chunk does not move the arm.
     let before = g.e().snapshot();
-    g.send_chunk(8);
-    eventually("the next chunk stopped", || {
-        status
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|(_, s)| s.chunk_id == 8 && s.state == ExecStatus::STOPPED)
-    });
+    g.run_chunk(8);
+    assert!(g.said(8, ExecStatus::STOPPED, "PROTECTIVE_STOP"));
     assert_eq!(g.e().snapshot().q, before.q);
 }
 
@@ -497,24 +500,14 @@ fn recipe(id: u8, dir: rtde::Direction, names: &[String]) -> (Recipe, Vec<String
 #[test]
 fn a_lost_controller_stops_the_chunk() {
     let mut g = Graph::start();
-    let (status, _s) = log::<ExecStatus>(&g.bus, keys::EXEC_STATUS);
-    let (diags, _d) = log::<DiagnosticArray>(&g.bus, keys::DIAGNOSTICS);
-    g.send_chunk(3);
-    eventually("the chunk running", || {
-        status
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|(_, s)| s.state == ExecStatus::RUNNING)
-    });
+    g.run_chunk(3);
     // The controller goes away (power cut, cable pulled): RTDE closes.
     drop(g.emulator.take());
     eventually("exec/status STOPPED: arm disconnected", || {
-        status.lock().unwrap().iter().any(|(_, s)| {
-            s.chunk_id == 3 && s.state == ExecStatus::STOPPED && s.reason.contains("disconnected")
-        })
+        g.said(3, ExecStatus::STOPPED, "disconnected")
     });
-    let reported = diags
+    let reported = g
+        .diags
         .lock()
         .unwrap()
         .iter()

@@ -647,30 +647,27 @@ fn ur_driver_killed(_: &mut Graph) {
         .unwrap();
     let p = &start.ee_pose.position;
     let yaw = start.ee_pose.yaw();
-    // 0.2 m/s along y, 125 Hz; the driver dies half-way.
+    // 0.2 m/s along y at 125 Hz for half a second; then the driver dies.
     let t0 = Instant::now();
-    let mut killed_at = None;
-    for k in 1..=125 {
+    for k in 1..=60 {
         let y = p.y + 0.2 * k as f64 / 125.0;
-        let _ = cmd.put(&EeCommand {
+        cmd.put(&EeCommand {
             header: Header::new(0.0, "world"),
             chunk_id: 1,
             target: Pose::from_xyz_yaw(p.x, y, p.z, yaw),
             gripper: 0.0,
-        });
-        if k == 60 {
-            assert_eq!(
-                e.snapshot().program_state,
-                state::SERVOING,
-                "the arm follows"
-            );
-            driver.0.kill().unwrap();
-            killed_at = Some(Instant::now());
-        }
+        })
+        .unwrap();
         let due = t0 + Duration::from_millis(8 * k);
         std::thread::sleep(due.saturating_duration_since(Instant::now()));
     }
-    let killed_at = killed_at.unwrap();
+    assert_eq!(
+        e.snapshot().program_state,
+        state::SERVOING,
+        "the arm follows"
+    );
+    driver.0.kill().unwrap();
+    let killed_at = Instant::now();
     let stopped = wait_for("the watchdog's stop", Duration::from_secs(5), || {
         (e.snapshot().program_state == state::WATCHDOG).then(|| killed_at.elapsed())
     });
