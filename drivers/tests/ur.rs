@@ -24,7 +24,7 @@ use loho_runtime::msg::{
 use loho_runtime::robot::Robot;
 use loho_runtime::trajectory::{pick_place, EePose, PrimitiveParams};
 use loho_runtime::{keys, Bus, Qos};
-use loho_tests::{eventually, log, wait_for, Log};
+use loho_tests::{eventually, log, put_until, wait_for, Log};
 
 fn emulator() -> Emulator {
     Emulator::start(
@@ -401,12 +401,7 @@ impl Graph {
             .bus
             .publisher::<ActionChunk>(keys::ACTION, Qos::Command)
             .unwrap();
-        let mut last_put: Option<Instant> = None;
-        wait_for("the controller's answer", Duration::from_secs(30), || {
-            if last_put.is_none_or(|t| t.elapsed() > Duration::from_secs(3)) {
-                publisher.put(&chunk).unwrap();
-                last_put = Some(Instant::now());
-            }
+        put_until(&publisher, &chunk, "the controller's answer", || {
             self.status
                 .lock()
                 .unwrap()

@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use loho_runtime::bus::Subscription;
+use loho_runtime::bus::{Publisher, Subscription};
 use loho_runtime::{Bus, Message};
 
 /// A TCP port on loopback that nobody listens on right now.
@@ -29,6 +29,24 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
         assert!(start.elapsed() < timeout, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// Puts `msg` every 3 s until `answered` gives `Some` (panics after 30 s): the first put
+/// may beat the propagation of the subscription between sessions.
+pub fn put_until<T: Message, R>(
+    publisher: &Publisher<T>,
+    msg: &T,
+    what: &str,
+    mut answered: impl FnMut() -> Option<R>,
+) -> R {
+    let mut last_put: Option<Instant> = None;
+    wait_for(what, Duration::from_secs(30), || {
+        if last_put.is_none_or(|t| t.elapsed() > Duration::from_secs(3)) {
+            publisher.put(msg).unwrap();
+            last_put = Some(Instant::now());
+        }
+        answered()
+    })
 }
 
 /// Waits until `f` holds, asking every 5 ms; panics after 20 s.

@@ -23,7 +23,7 @@ use loho_runtime::{Bus, BusConfig, BusError, Qos};
 use loho_sim::camera::{HEIGHT, WIDTH};
 use loho_sim::colors::TABLE;
 use loho_sim::{Decision, Env, Oracle, Split, TaskId};
-use loho_tests::{free_port, log, wait_for, Log};
+use loho_tests::{free_port, log, put_until, wait_for, Log};
 
 const CHILD: &str = "LOHO_CHILD_ARGS";
 /// The watchdog timeout of `configs/runtime.toml`.
@@ -258,12 +258,7 @@ impl Graph {
             .bus
             .publisher::<ActionChunk>(keys::ACTION, Qos::Command)
             .unwrap();
-        let mut last_put: Option<Instant> = None;
-        wait_for("the controller's answer", Duration::from_secs(30), || {
-            if last_put.is_none_or(|t| t.elapsed() > Duration::from_secs(3)) {
-                publisher.put(chunk).unwrap();
-                last_put = Some(Instant::now());
-            }
+        put_until(&publisher, chunk, "the controller's answer", || {
             self.status
                 .lock()
                 .unwrap()

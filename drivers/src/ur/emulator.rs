@@ -589,7 +589,7 @@ impl Controller {
     fn tool_target(&self, base: &BaseFrame) -> (Option<EePose>, bool) {
         let servoing =
             self.int_out[program::OUT_STATE] == state::SERVOING && self.runtime_state == PLAYING;
-        let moving = !self.snapshot().at_rest();
+        let moving = self.qd.iter().any(|v| *v != 0.0);
         let tool = (servoing || moving).then(|| base.to_world(&tcp_to_matrix(&self.tcp)));
         (tool, self.suction())
     }
