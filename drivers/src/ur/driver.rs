@@ -135,7 +135,8 @@ impl Measured {
 
     /// Why the arm cannot move now, or `None`.
     pub fn fault(&self) -> Option<String> {
-        const ROBOT_MODES: [&str; 10] = [
+        // Index = the mode's number (NO_CONTROLLER, -1, shows as its number).
+        const ROBOT_MODES: [&str; 9] = [
             "DISCONNECTED",
             "CONFIRM_SAFETY",
             "BOOTING",
@@ -145,7 +146,6 @@ impl Measured {
             "BACKDRIVE",
             "RUNNING",
             "UPDATING_FIRMWARE",
-            "",
         ];
         const SAFETY: [&str; 14] = [
             "",
@@ -505,10 +505,8 @@ fn read_loop(mut s: TcpStream, recipe: Recipe, latest: Arc<Mutex<Latest>>, stop:
                 l.at = Some(now);
             }
             Ok(None) => {}
-            Err(e) if stop.load(Ordering::Relaxed) => {
-                let _ = e;
-                return;
-            }
+            // The driver closed the socket itself.
+            Err(_) if stop.load(Ordering::Relaxed) => return,
             Err(e) => break e.to_string(),
         }
     };
