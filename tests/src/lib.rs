@@ -1,14 +1,62 @@
 //! Helpers of loho's tests over zenoh: waiting for what a peer says, logging a topic, a
-//! free loopback port. Used by the end-to-end tests here (`tests/cli.rs`, the command
+//! free loopback port, a node in a child process. Used by the end-to-end tests here (`tests/cli.rs`, the command
 //! line; `tests/nodes.rs`, the nodes as processes, with faults) and by the crates' own
 //! integration tests (as a dev-dependency; this library needs only `loho-runtime`).
 
 use std::net::TcpListener;
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use loho_runtime::bus::{Publisher, Subscription};
 use loho_runtime::{Bus, Message};
+
+/// Set in a child's environment: the `loho` arguments it runs, joined by U+001F.
+const CHILD: &str = "LOHO_CHILD_ARGS";
+
+/// For a test binary that is also the `loho` command line (`harness = false`): in a child
+/// started by [`Node::spawn`], runs `main` on its arguments and exits; elsewhere returns.
+/// A test can then start a real node in another process without knowing where cargo put
+/// the binary.
+pub fn serve_as_child<E: std::fmt::Display>(main: impl FnOnce(Vec<String>) -> Result<(), E>) {
+    let Ok(args) = std::env::var(CHILD) else {
+        return;
+    };
+    let argv = std::iter::once("loho".to_string())
+        .chain(args.split('\u{1f}').map(String::from))
+        .collect();
+    if let Err(e) = main(argv) {
+        eprintln!("child failed: {e:#}");
+        std::process::exit(1);
+    }
+    std::process::exit(0);
+}
+
+/// A child process running `loho <args>` (this test binary, see [`serve_as_child`]);
+/// killed when dropped.
+pub struct Node(pub Child);
+
+impl Node {
+    pub fn spawn(args: &[&str]) -> Self {
+        let child = Command::new(std::env::current_exe().unwrap())
+            .env(CHILD, args.join("\u{1f}"))
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .expect("spawn child node");
+        Node(child)
+    }
+
+    pub fn running(&mut self) -> bool {
+        self.0.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
 
 /// A TCP port on loopback that nobody listens on right now.
 pub fn free_port() -> u16 {

@@ -1,17 +1,15 @@
 //! The nodes in separate processes over loopback zenoh, and what happens when things go
 //! wrong: bad chunks, garbage payloads, the e-stop, `policy/infer` queries good and bad,
-//! the policy killed and restarted, the UR driver killed mid-motion.
+//! the policy killed and restarted.
 //!
-//! This test binary is also the `loho` command line: started with `LOHO_CHILD_ARGS` set,
-//! it runs `loho::main_with` on those arguments (the same code path as the `loho`
-//! binary), so a test can start a real node in another process without knowing where
-//! cargo put the binary.
+//! This test binary is also the `loho` command line (`loho_tests::serve_as_child`: the
+//! same code path as the `loho` binary), so a test starts a real node in another process
+//! with `Node::spawn`.
 //!
 //! One graph serves every test, in order: a real-time simulator and a controller (each
 //! listening on its own port, fully meshed), this process's own session, and from the
 //! third test on a policy process with the shipped checkpoint.
 
-use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use loho_runtime::keys;
@@ -23,23 +21,14 @@ use loho_runtime::{Bus, BusConfig, BusError, Qos};
 use loho_sim::camera::{HEIGHT, WIDTH};
 use loho_sim::colors::TABLE;
 use loho_sim::{Decision, Env, Oracle, Split, TaskId};
-use loho_tests::{free_port, log, put_until, wait_for, Log};
+use loho_tests::{free_port, log, put_until, serve_as_child, wait_for, Log, Node};
 
-const CHILD: &str = "LOHO_CHILD_ARGS";
 /// The watchdog timeout of `configs/runtime.toml`.
 const WATCHDOG: Duration = Duration::from_millis(100);
 
 fn main() {
-    if let Ok(args) = std::env::var(CHILD) {
-        let argv =
-            std::iter::once("loho".to_string()).chain(args.split('\u{1f}').map(String::from));
-        if let Err(e) = loho::main_with(argv) {
-            eprintln!("child failed: {e:#}");
-            std::process::exit(1);
-        }
-        return;
-    }
-    let tests: [Test; 7] = [
+    serve_as_child(loho::main_with);
+    let tests: [Test; 6] = [
         (
             "frames_and_a_chunk_cross_processes",
             frames_and_a_chunk_cross_processes,
@@ -61,10 +50,6 @@ fn main() {
             policy_infer_answers_queries_and_refuses_bad_ones,
         ),
         ("policy_killed_then_restarted", policy_killed_then_restarted),
-        (
-            "ur_driver_killed_mid_motion_the_program_stops_the_arm",
-            ur_driver_killed,
-        ),
     ];
     // The same lines as libtest, so the suite's summary counts this harness too. The
     // tests share one graph in order: after a failure the rest are not run.
@@ -98,30 +83,6 @@ fn main() {
 
 /// One test of this harness: its name and body.
 type Test = (&'static str, fn(&mut Graph));
-
-/// A child process running `loho <args>`; killed when dropped.
-struct Node(Child);
-
-impl Node {
-    fn spawn(args: &[&str]) -> Self {
-        let child = Command::new(std::env::current_exe().unwrap())
-            .env(CHILD, args.join("\u{1f}"))
-            .env("RUST_LOG", "warn")
-            .spawn()
-            .expect("spawn child node");
-        Node(child)
-    }
-    fn running(&mut self) -> bool {
-        self.0.try_wait().unwrap().is_none()
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 struct Graph {
     sim: Node,
@@ -587,96 +548,4 @@ fn policy_killed_then_restarted(g: &mut Graph) {
             .any(|(at, s)| *at > t_restart && s.state == ExecStatus::RUNNING);
         (running && g.cmds_after(t_restart) > 20).then_some(())
     });
-}
-
-/// `loho driver ur` in a process of its own against a controller emulator in this one
-/// (on a robot name of its own, beside the graph): setpoints over zenoh move the
-/// emulated arm; killing the driver (SIGKILL) mid-motion leaves the control program's
-/// watchdog to stop the arm.
-fn ur_driver_killed(_: &mut Graph) {
-    use loho_drivers::ur::program::state;
-    use loho_drivers::ur::{Emulator, EmulatorConfig};
-
-    let e = Emulator::start(
-        EmulatorConfig {
-            rtde_port: 0,
-            script_port: 0,
-            ..Default::default()
-        },
-        None,
-    )
-    .unwrap();
-    let listen = format!("tcp/127.0.0.1:{}", free_port());
-    let (rtde, script) = (
-        e.rtde_addr().port().to_string(),
-        e.script_addr().port().to_string(),
-    );
-    let mut driver = Node::spawn(&[
-        "driver",
-        "ur",
-        "--host",
-        "127.0.0.1",
-        "--rtde-port",
-        &rtde,
-        "--script-port",
-        &script,
-        "--robot",
-        "ur-test",
-        "--listen",
-        &listen,
-    ]);
-    let bus = Bus::open(&BusConfig {
-        robot: "ur-test".into(),
-        connect: vec![listen],
-        ..Default::default()
-    })
-    .unwrap();
-    let state = bus.latest::<ArmState>(keys::STATE).unwrap();
-    let start = wait_for("the UR driver's state", Duration::from_secs(30), || {
-        state.get()
-    });
-    assert_eq!(start.fault, "");
-    assert!(driver.running());
-    let cmd = bus
-        .publisher::<EeCommand>(keys::CMD_EE, Qos::Command)
-        .unwrap();
-    let p = &start.ee_pose.position;
-    let yaw = start.ee_pose.yaw();
-    // 0.2 m/s along y at 125 Hz for half a second; then the driver dies.
-    let t0 = Instant::now();
-    for k in 1..=60 {
-        let y = p.y + 0.2 * k as f64 / 125.0;
-        cmd.put(&EeCommand {
-            header: Header::new(0.0, "world"),
-            chunk_id: 1,
-            target: Pose::from_xyz_yaw(p.x, y, p.z, yaw),
-            gripper: 0.0,
-        })
-        .unwrap();
-        let due = t0 + Duration::from_millis(8 * k);
-        std::thread::sleep(due.saturating_duration_since(Instant::now()));
-    }
-    assert_eq!(
-        e.snapshot().program_state,
-        state::SERVOING,
-        "the arm follows"
-    );
-    driver.0.kill().unwrap();
-    let killed_at = Instant::now();
-    let stopped = wait_for("the watchdog's stop", Duration::from_secs(5), || {
-        (e.snapshot().program_state == state::WATCHDOG).then(|| killed_at.elapsed())
-    });
-    let still = wait_for("standstill", Duration::from_secs(5), || {
-        e.snapshot().at_rest().then(|| killed_at.elapsed())
-    });
-    eprintln!(
-        "  driver killed: the control program stopping the arm {:.0} ms later, at rest \
-         after {:.0} ms",
-        stopped.as_secs_f64() * 1e3,
-        still.as_secs_f64() * 1e3
-    );
-    assert!(stopped < Duration::from_secs(1), "{stopped:?}");
-    let held = e.snapshot();
-    std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(e.snapshot().q, held.q, "the arm stays stopped");
 }
