@@ -12,7 +12,7 @@ use super::{
 };
 use crate::ur::frames::{matrix_to_tcp, tcp_to_matrix, BaseFrame};
 use crate::ur::program::{self, mode, state, ControlProgram};
-use crate::ur::rtde::{field_type, Direction, Recipe, TextMessage, Type, Value};
+use crate::ur::rtde::{field_type, Direction, Recipe, Register, TextMessage, Type, Value};
 
 /// A text message from the controller.
 fn message(text: String, level: u8) -> TextMessage {
@@ -40,10 +40,8 @@ pub(super) struct Controller {
     int_in: [i32; 48],
     double_in: [f64; 48],
     int_out: [i32; 48],
-    double_out: [f64; 48],
-    /// `input_bit_register_64..127` and `output_bit_register_64..127`.
+    /// `input_bit_register_64..127`.
     bits_in: u64,
-    bits_out: u64,
     /// Standard (0–7), configurable (8–15) and tool (16–17) digital outputs.
     digital_out: u64,
     speed_slider: f64,
@@ -79,9 +77,7 @@ impl Controller {
             int_in: [0; 48],
             double_in: [0.0; 48],
             int_out: [0; 48],
-            double_out: [0.0; 48],
             bits_in: 0,
-            bits_out: 0,
             digital_out: 0,
             speed_slider: 1.0,
             owners: HashMap::new(),
@@ -296,17 +292,20 @@ impl Controller {
             .zip(values.iter().copied())
             .collect();
         for (name, v) in &named {
-            if let Some(n) = register(name, "input_int_register_") {
-                self.int_in[n] = v.as_i32().unwrap_or_default();
-            } else if let Some(n) = register(name, "input_double_register_") {
-                self.double_in[n] = v.as_f64().unwrap_or_default();
-            } else if let Some(n) = register(name, "input_bit_register_") {
-                let bit = 1u64 << (n - 64);
-                self.bits_in = if *v == Value::Bool(true) {
-                    self.bits_in | bit
-                } else {
-                    self.bits_in & !bit
-                };
+            let Some(r) = Register::parse(name).filter(|r| r.dir == Direction::Input) else {
+                continue;
+            };
+            match r.kind {
+                Type::Int32 => self.int_in[r.n] = v.as_i32().unwrap_or_default(),
+                Type::Double => self.double_in[r.n] = v.as_f64().unwrap_or_default(),
+                _ => {
+                    let bit = 1u64 << (r.n - 64);
+                    self.bits_in = if *v == Value::Bool(true) {
+                        self.bits_in | bit
+                    } else {
+                        self.bits_in & !bit
+                    };
+                }
             }
         }
         let masked = |mask: &str, value: &str| match (named.get(mask), named.get(value)) {
@@ -340,25 +339,15 @@ impl Controller {
     /// The value of output `name` (a name [`field_type`] knows).
     pub(super) fn output(&self, name: &str) -> Value {
         let playing = self.runtime_state == PLAYING;
-        let register_value = register(name, "output_int_register_")
-            .map(|n| Value::Int32(self.int_out[n]))
-            .or_else(|| register(name, "input_int_register_").map(|n| Value::Int32(self.int_in[n])))
-            .or_else(|| {
-                register(name, "output_double_register_").map(|n| Value::Double(self.double_out[n]))
-            })
-            .or_else(|| {
-                register(name, "input_double_register_").map(|n| Value::Double(self.double_in[n]))
-            })
-            .or_else(|| {
-                register(name, "output_bit_register_")
-                    .map(|n| Value::Bool(self.bits_out >> (n - 64) & 1 == 1))
-            })
-            .or_else(|| {
-                register(name, "input_bit_register_")
-                    .map(|n| Value::Bool(self.bits_in >> (n - 64) & 1 == 1))
-            });
-        if let Some(v) = register_value {
-            return v;
+        if let Some(r) = Register::parse(name) {
+            return match (r.dir, r.kind) {
+                (Direction::Input, Type::Int32) => Value::Int32(self.int_in[r.n]),
+                (Direction::Input, Type::Double) => Value::Double(self.double_in[r.n]),
+                (Direction::Input, _) => Value::Bool(self.bits_in >> (r.n - 64) & 1 == 1),
+                (Direction::Output, Type::Int32) => Value::Int32(self.int_out[r.n]),
+                // loho's program writes no double or bit register.
+                (Direction::Output, kind) => Value::zero(kind),
+            };
         }
         match name {
             "timestamp" => Value::Double(self.time),
@@ -386,15 +375,5 @@ impl Controller {
             "input_bit_registers0_to_31" | "input_bit_registers32_to_63" => Value::Uint32(0),
             other => Value::zero(field_type(Direction::Output, other).unwrap_or(Type::Double)),
         }
-    }
-}
-
-/// N of a register name with this prefix.
-fn register(name: &str, prefix: &str) -> Option<usize> {
-    let n: usize = name.strip_prefix(prefix)?.parse().ok()?;
-    match n {
-        0..=47 if !prefix.contains("bit") => Some(n),
-        64..=127 if prefix.contains("bit") => Some(n),
-        _ => None,
     }
 }

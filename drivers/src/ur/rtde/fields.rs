@@ -274,34 +274,48 @@ const INPUTS: &[(&str, Type)] = &[
 ];
 
 /// The type of variable `name` in `dir`, or `None` where the controller answers
-/// [`NOT_FOUND`]. Registers: `input_/output_int_register_N` (INT32) and
-/// `input_/output_double_register_N` (DOUBLE) for N in 0..=47, `input_/output_bit_register_N`
-/// (BOOL) for N in 64..=127. Inputs are readable as outputs too.
+/// [`NOT_FOUND`]. Registers ([`Register`]) are named in both directions; inputs are
+/// readable as outputs too.
 pub fn field_type(dir: Direction, name: &str) -> Option<Type> {
     let table = |t: &[(&str, Type)]| t.iter().find(|(n, _)| *n == name).map(|&(_, t)| t);
-    match dir {
-        Direction::Input => register(name, "input_").or_else(|| table(INPUTS)),
-        Direction::Output => register(name, "output_")
-            .or_else(|| register(name, "input_"))
-            .or_else(|| table(OUTPUTS)),
-    }
+    let register = Register::parse(name)
+        .filter(|r| r.dir == dir || dir == Direction::Output)
+        .map(|r| r.kind);
+    register.or_else(|| match dir {
+        Direction::Input => table(INPUTS),
+        Direction::Output => table(OUTPUTS),
+    })
 }
 
-/// The type of register `name` (`<prefix>int_register_7`, …), if it is one.
-fn register(name: &str, prefix: &str) -> Option<Type> {
-    let rest = name.strip_prefix(prefix)?;
-    let kinds = [
-        ("int_register_", 0..=47, Type::Int32),
-        ("double_register_", 0..=47, Type::Double),
-        ("bit_register_", 64..=127, Type::Bool),
-    ];
-    for (kind, range, t) in kinds {
-        if let Some(n) = rest.strip_prefix(kind) {
-            let k: u32 = n.parse().ok()?;
-            return (range.contains(&k) && k.to_string() == n).then_some(t);
-        }
+/// A general-purpose register: `input_`/`output_` + `int_register_N` (INT32) or
+/// `double_register_N` (DOUBLE) for N in 0..=47, or `bit_register_N` (BOOL) for N in
+/// 64..=127.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Register {
+    /// Who writes it: a client (`Input`) or the controller's program (`Output`).
+    pub dir: Direction,
+    pub kind: Type,
+    pub n: usize,
+}
+
+impl Register {
+    /// `name` as a register, if it is one.
+    pub fn parse(name: &str) -> Option<Register> {
+        let (dir, rest) = match name.strip_prefix("input_") {
+            Some(rest) => (Direction::Input, rest),
+            None => (Direction::Output, name.strip_prefix("output_")?),
+        };
+        let kinds = [
+            ("int_register_", 0..=47, Type::Int32),
+            ("double_register_", 0..=47, Type::Double),
+            ("bit_register_", 64..=127, Type::Bool),
+        ];
+        let (number, range, kind) = kinds
+            .into_iter()
+            .find_map(|(k, range, t)| Some((rest.strip_prefix(k)?, range, t)))?;
+        let n: usize = number.parse().ok()?;
+        (range.contains(&n) && n.to_string() == number).then_some(Register { dir, kind, n })
     }
-    None
 }
 
 /// A negotiated recipe: its id and the variables of every data package in order.

@@ -20,7 +20,7 @@ use thiserror::Error;
 mod fields;
 mod messages;
 
-pub use fields::{field_type, Direction, Recipe, Type, Value};
+pub use fields::{field_type, Direction, Recipe, Register, Type, Value};
 pub use messages::{DataPackage, Reply, Request, TextMessage, Version};
 /// The controller's RTDE port.
 pub const PORT: u16 = 30004;
