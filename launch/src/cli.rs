@@ -110,7 +110,8 @@ impl UrPorts {
 }
 
 /// What moves the simulated arm.
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(clap::ValueEnum, serde::Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
 pub enum ArmKind {
     /// The simulator's own arm node.
     Sim,

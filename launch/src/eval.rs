@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
+use loho_runtime::clock::ClockSource;
 use loho_runtime::policy::remote::RemotePolicy;
 use loho_runtime::policy::{Policy, Unscored};
 use loho_sim::{run_episode, EpisodeResult, Split, TaskId};
@@ -16,7 +17,6 @@ use loho_runtime::{Bus, BusConfig};
 use crate::cli::{self, ArmKind, EvalCmd, Feedback};
 use crate::nodes::ArmPath;
 use crate::policy::PolicyKind;
-use loho_runtime::clock::ClockSource;
 
 #[derive(Debug, Serialize)]
 pub struct TaskRow {
@@ -45,8 +45,8 @@ pub struct Report {
     pub seed: u64,
     pub episodes: usize,
     pub feedback: Feedback,
-    /// Episodes went through the UR driver and a controller emulator.
-    pub arm_ur_emulator: bool,
+    /// `ur-emulator`: episodes went through the UR driver and a controller emulator.
+    pub arm: ArmKind,
     pub tasks: Vec<TaskRow>,
     pub mean_score: f64,
     pub mean_success_rate: f64,
@@ -214,7 +214,7 @@ pub fn evaluate(a: &EvalArgs) -> Result<Report> {
         seed: a.seed,
         episodes: a.episodes,
         feedback: a.feedback,
-        arm_ur_emulator: a.arm == ArmKind::UrEmulator,
+        arm: a.arm,
         mean_score: rows.iter().map(|r| r.score).sum::<f64>() / m,
         mean_success_rate: rows.iter().map(|r| r.success_rate).sum::<f64>() / m,
         tasks: rows,
@@ -344,10 +344,9 @@ pub fn table(r: &Report) -> String {
             Feedback::Unscored => "  feedback none",
         }
         .to_string()
-            + if r.arm_ur_emulator {
-                "  arm ur-emulator"
-            } else {
-                ""
+            + match r.arm {
+                ArmKind::Sim => "",
+                ArmKind::UrEmulator => "  arm ur-emulator",
             }
     );
     s += &format!("{:<12}", "");

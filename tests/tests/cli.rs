@@ -57,7 +57,7 @@ fn eval_writes_the_documented_json() {
     assert_eq!(v["mean_success_rate"], 100.0);
     assert!(v["wall_s"].as_f64().unwrap() > 0.0);
     assert_eq!(v["feedback"], "reward");
-    assert_eq!(v["arm_ur_emulator"], false);
+    assert_eq!(v["arm"], "sim");
 }
 
 /// The oracle through the whole deployment path, in real time: policy node → controller
@@ -85,7 +85,7 @@ fn eval_through_the_ur_driver_and_emulator() {
     ])
     .unwrap();
     let v = read_json(&out);
-    assert_eq!(v["arm_ur_emulator"], true);
+    assert_eq!(v["arm"], "ur-emulator");
     assert_eq!(v["feedback"], "none");
     assert_eq!(v["tasks"][0]["success_rate"], 100.0);
     // The oracle cannot go through `policy/infer`, and neither can the UR path.
