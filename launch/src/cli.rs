@@ -2,11 +2,14 @@
 //! lives in the module named for it.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use loho_runtime::perception::camera::Rig as RigConfig;
 use loho_runtime::BusConfig;
 use loho_sim::env::Env;
+use loho_sim::rgbd::Rig;
 use loho_sim::{Split, TaskId};
 
 #[derive(Parser, Debug)]
@@ -46,6 +49,9 @@ pub enum Command {
     Launch { file: PathBuf },
     /// The controller alone: chunks on `policy/action` → safe setpoints on `cmd/ee`.
     Controller(ControllerCmd),
+    /// Fuse RGB-D cameras (`camera/<name>/*`) into the top-down heightmap on
+    /// `camera/top/*` that every policy reads (see docs/perception.md).
+    Heightmap(HeightmapCmd),
     /// The policy alone: frames and instruction in, sub-tasks and chunks out.
     Policy(PolicyCmd),
     /// An arm driver as a node (`state` out, `cmd/ee` in): `loho driver ur --host H`.
@@ -184,6 +190,10 @@ pub struct EvalCmd {
     /// controller emulator driven over RTDE by the UR driver.
     #[arg(long, value_enum, default_value_t = ArmKind::Sim)]
     pub arm: ArmKind,
+    /// What the policy sees: `ideal` (the benchmark's top-down heightmap), `benchmark`
+    /// (its front, left and right RGB-D cameras, realistic, fused), or a rig file.
+    #[arg(long, default_value = "ideal")]
+    pub camera: String,
 }
 
 /// Whether the policy hears the simulator's reward.
@@ -215,6 +225,10 @@ pub struct GenDataCmd {
     /// Colours of tasks B–K: `all` 11 (the shipped model's data) or `split` (train's 7).
     #[arg(long, default_value = "all")]
     pub colors: String,
+    /// Frames from the `ideal` heightmap or fused from the `benchmark` cameras (or a rig
+    /// file's), as `loho eval --camera`.
+    #[arg(long, default_value = "ideal")]
+    pub camera: String,
     #[arg(long)]
     pub jobs: Option<usize>,
 }
@@ -263,6 +277,19 @@ pub struct SimCmd {
     pub arm: ArmKind,
     #[command(flatten)]
     pub ur: UrPorts,
+    /// `ideal`: the top-down heightmap on `camera/top/*`; `benchmark` (or a rig file):
+    /// perspective RGB-D cameras on `camera/<name>/*`, for `loho heightmap` to fuse.
+    #[arg(long, default_value = "ideal")]
+    pub cameras: String,
+    #[command(flatten)]
+    pub bus: BusArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct HeightmapCmd {
+    /// The rig file: cameras, their poses and topics [default: configs/cameras/benchmark.toml].
+    #[arg(long)]
+    pub rig: Option<PathBuf>,
     #[command(flatten)]
     pub bus: BusArgs,
 }
@@ -392,6 +419,22 @@ impl BusArgs {
 /// Worker threads when `--jobs` is not given: all cores.
 pub fn jobs(jobs: Option<usize>) -> usize {
     jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// `--camera`: `ideal` (no cameras), `benchmark`, or the path of a rig file.
+pub fn cameras(s: &str) -> Result<Option<Arc<Rig>>> {
+    Ok(match s {
+        "ideal" => None,
+        "benchmark" => Some(Rig::benchmark()),
+        path => {
+            let cfg = RigConfig::load(path.as_ref()).with_context(|| {
+                format!("--camera {path:?}: not ideal, benchmark or a readable rig file")
+            })?;
+            Some(Arc::new(
+                Rig::new(&cfg).with_context(|| format!("rig {path}"))?,
+            ))
+        }
+    })
 }
 
 pub fn split(s: &str) -> Result<Split> {

@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use loho_runtime::clock::ClockSource;
 use loho_runtime::policy::remote::RemotePolicy;
 use loho_runtime::policy::{Policy, Unscored};
+use loho_sim::rgbd::Rig;
 use loho_sim::{run_episode, EpisodeResult, Split, TaskId};
 use serde::Serialize;
 
@@ -47,6 +48,10 @@ pub struct Report {
     pub feedback: Feedback,
     /// `ur-emulator`: episodes went through the UR driver and a controller emulator.
     pub arm: ArmKind,
+    /// What the policy saw: `ideal`, `benchmark` or a rig file.
+    pub camera: String,
+    /// Milliseconds per observation through the cameras (render and fuse), if any.
+    pub ms_per_frame: Option<f64>,
     pub tasks: Vec<TaskRow>,
     pub mean_score: f64,
     pub mean_success_rate: f64,
@@ -64,6 +69,10 @@ pub struct EvalArgs {
     pub transport: Transport,
     pub feedback: Feedback,
     pub arm: ArmKind,
+    /// `None`: the ideal heightmap; else these cameras, fused.
+    pub cameras: Option<Arc<Rig>>,
+    /// What `--camera` said (for the report).
+    pub camera: String,
 }
 
 impl EvalArgs {
@@ -116,6 +125,8 @@ pub fn command(c: EvalCmd) -> Result<()> {
         jobs: cli::jobs(c.jobs),
         feedback: c.feedback,
         arm: c.arm,
+        cameras: cli::cameras(&c.camera)?,
+        camera: c.camera.clone(),
     };
     anyhow::ensure!(
         args.arm == ArmKind::Sim || !matches!(args.transport, Transport::Infer { .. }),
@@ -170,7 +181,13 @@ pub fn evaluate(a: &EvalArgs) -> Result<Report> {
                     }
                     None => a.policy.make(seed).and_then(|policy| {
                         let mut policy = a.told(policy);
-                        Ok(run_episode(task, a.split, seed, policy.as_mut())?)
+                        Ok(run_episode(
+                            task,
+                            a.split,
+                            seed,
+                            policy.as_mut(),
+                            a.cameras.clone(),
+                        )?)
                     }),
                 }
                 .with_context(|| format!("task {} seed {seed}", task.letter()));
@@ -215,6 +232,8 @@ pub fn evaluate(a: &EvalArgs) -> Result<Report> {
         episodes: a.episodes,
         feedback: a.feedback,
         arm: a.arm,
+        camera: a.camera.clone(),
+        ms_per_frame: a.cameras.as_ref().and_then(|r| r.ms_per_frame()),
         mean_score: rows.iter().map(|r| r.score).sum::<f64>() / m,
         mean_success_rate: rows.iter().map(|r| r.success_rate).sum::<f64>() / m,
         tasks: rows,
@@ -250,6 +269,7 @@ fn episode_through_nodes(a: &EvalArgs, task: TaskId, seed: u64) -> Result<Episod
         clock,
         runtime: Default::default(),
         exit_when_done: true,
+        cameras: a.cameras.clone(),
     };
     let policy = a.told(a.policy.make(seed)?);
     crate::nodes::episode(&bus, &sim, &arm, policy, None, Duration::from_secs(900))
@@ -316,7 +336,13 @@ impl InferServer {
     fn episode(&self, a: &EvalArgs, task: TaskId, seed: u64) -> Result<EpisodeResult> {
         let policy = RemotePolicy::new(self.bus.clone(), seed, Self::TIMEOUT);
         let mut policy = a.told(Box::new(policy));
-        Ok(run_episode(task, a.split, seed, policy.as_mut())?)
+        Ok(run_episode(
+            task,
+            a.split,
+            seed,
+            policy.as_mut(),
+            a.cameras.clone(),
+        )?)
     }
 }
 
@@ -347,6 +373,11 @@ pub fn table(r: &Report) -> String {
             + match r.arm {
                 ArmKind::Sim => "",
                 ArmKind::UrEmulator => "  arm ur-emulator",
+            }
+            + &match (r.camera.as_str(), r.ms_per_frame) {
+                ("ideal", _) => String::new(),
+                (c, Some(ms)) => format!("  camera {c} ({ms:.1} ms per fused frame)"),
+                (c, None) => format!("  camera {c}"),
             }
     );
     s += &format!("{:<12}", "");

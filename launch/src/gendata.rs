@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -16,6 +16,7 @@ use loho_models::data::{Sample, Writer};
 use loho_models::Keypose;
 use loho_sim::camera::{self, gaussian, Heightmap};
 use loho_sim::colors::{self, Split};
+use loho_sim::rgbd::Rig;
 use loho_sim::{oracle, tasks};
 use loho_sim::{Action, Decision, Env, Oracle, Policy, TaskId};
 
@@ -38,9 +39,16 @@ pub fn command(c: GenDataCmd) -> Result<()> {
         perturb: c.perturb,
         all_colors: c.colors == "all",
         jobs: cli::jobs(c.jobs),
+        cameras: cli::cameras(&c.camera)?,
     };
     let n = generate(&args)?;
     println!("wrote {n} decisions to {}", c.out.display());
+    if let Some(ms) = args.cameras.as_ref().and_then(|r| r.ms_per_frame()) {
+        println!(
+            "{ms:.1} ms per frame through the {} cameras (render and fuse)",
+            c.camera
+        );
+    }
     Ok(())
 }
 
@@ -55,6 +63,8 @@ pub struct GenArgs {
     pub perturb: f64,
     /// Draw B–K colours from all 11 instead of the train split's 7.
     pub all_colors: bool,
+    /// Frames fused from these cameras instead of the ideal heightmap.
+    pub cameras: Option<Arc<Rig>>,
     pub jobs: usize,
 }
 
@@ -105,6 +115,9 @@ fn episode(task: TaskId, seed: u64, a: &GenArgs) -> Result<Vec<Frame>> {
     };
     let ep = tasks::generate_with_colors(task, Split::Train, seed, &palette)?;
     let mut env = Env::from_episode(ep);
+    if let Some(rig) = &a.cameras {
+        env = env.with_cameras(rig.clone());
+    }
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ ((task as u64) << 40));
     let mut out = Vec::new();
     let push = |out: &mut Vec<Frame>, s: Sample, rgb: &[u8], obs: &Heightmap| {

@@ -16,6 +16,7 @@ use loho_runtime::clock::ClockSource;
 use loho_runtime::config::RuntimeConfig;
 use loho_runtime::controller::{self, ControllerConfig};
 use loho_runtime::msg::ArmState;
+use loho_runtime::perception::camera::Rig as RigConfig;
 use loho_runtime::policy::node::{self as policy, DecisionReport, PolicyConfig};
 use loho_runtime::policy::{Decision, Observation, Policy, PolicyError};
 use loho_runtime::{keys, Bus};
@@ -23,7 +24,9 @@ use loho_sim::arm::SharedStage;
 use loho_sim::node::{self, SimConfig};
 use loho_sim::EpisodeResult;
 
-use crate::cli::{ArmKind, ControllerCmd, PolicyCmd, SimCmd, UrDriverCmd, UrEmulatorCmd};
+use crate::cli::{
+    ArmKind, ControllerCmd, HeightmapCmd, PolicyCmd, SimCmd, UrDriverCmd, UrEmulatorCmd,
+};
 use crate::policy::PolicyKind;
 use crate::{ctrl_c, open_bus};
 
@@ -42,6 +45,7 @@ pub fn sim_command(c: SimCmd) -> Result<()> {
         },
         runtime: runtime_config(c.config.as_deref())?,
         exit_when_done: c.exit_when_done,
+        cameras: crate::cli::cameras(&c.cameras)?,
     };
     let arm = match c.arm {
         ArmKind::Sim => ArmPath::Direct,
@@ -69,6 +73,17 @@ pub fn controller_command(c: ControllerCmd) -> Result<()> {
     };
     let bus = open_bus(&c.bus)?;
     controller::run(&bus, &controller_config(&runtime, clock), ctrl_c()?)?;
+    Ok(())
+}
+
+/// `loho heightmap`: until Ctrl-C.
+pub fn heightmap_command(c: HeightmapCmd) -> Result<()> {
+    let rig = match &c.rig {
+        Some(path) => RigConfig::load(path).with_context(|| format!("rig {}", path.display()))?,
+        None => RigConfig::benchmark().clone(),
+    };
+    let bus = open_bus(&c.bus)?;
+    loho_runtime::perception::node::run(&bus, &rig, ctrl_c()?)?;
     Ok(())
 }
 
@@ -295,6 +310,15 @@ pub fn spawn(
             };
             Ok(policy::run(&b, policy.as_mut(), &cfg, s)?)
         })?;
+    let mut others = vec![("controller", ctrl), ("policy", pol)];
+    if let Some(rig) = &sim.cameras {
+        // The cameras' pictures reach the policy as real ones would: fused by the node.
+        let (b, s, rig) = (bus.clone(), stop.clone(), rig.config().clone());
+        let fuse = std::thread::Builder::new()
+            .name("heightmap".into())
+            .spawn(move || Ok(loho_runtime::perception::node::run(&b, &rig, s)?))?;
+        others.push(("heightmap", fuse));
+    }
     let (b, s, cfg, arm) = (bus.clone(), stop.clone(), sim.clone(), arm.clone());
     let sim = std::thread::Builder::new()
         .name("sim".into())
@@ -307,7 +331,7 @@ pub fn spawn(
     Ok(Running {
         stop,
         sim,
-        others: vec![("controller", ctrl), ("policy", pol)],
+        others,
         arm: bus.latest(keys::STATE)?,
     })
 }

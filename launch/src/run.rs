@@ -136,6 +136,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
         clock: a.clock,
         runtime: a.runtime.clone(),
         exit_when_done: true,
+        cameras: None,
     };
     println!(
         "task {} ({}), {} episode {}, {} time, policy {}",

@@ -44,7 +44,6 @@ impl Config {
         let stem = StemConfig {
             image_height: 320,
             image_width: 160,
-            table_rgb: [51, 51, 51],
             max_objects: 32,
             hidden: 128,
         };

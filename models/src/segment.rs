@@ -2,13 +2,23 @@
 //! (4-connected pixels that differ from the table), each measured in pixels and metres.
 //! The stem ([`crate::stem`]) turns each region into a token.
 //!
+//! The table is found in the frame, not assumed: its height is the median height (most
+//! of the frame is table) and its colour the per-channel median of the cells at that
+//! height, so that a real camera's lighting, white balance and depth offset move the
+//! threshold with them. Cells no camera saw (NaN height) are never part of a region.
+//!
 //! Heights go through a 3×3 median first: it removes the benchmark's 3 mm depth noise and
 //! keeps the 2 cm step between stacked blocks, which a mean would smear into a ramp.
 
-/// A pixel differs from the table by more than this in some channel (colour noise σ = 3).
-const BACKGROUND_RGB: i32 = 24;
-/// … or stands higher than this (m, after the median).
+/// A pixel differs from the table by more than this share of the table's brightness in
+/// some channel (24 levels on the simulator's grey 51) …
+const BACKGROUND_RGB: f32 = 0.47;
+/// … but never less than 4σ of the sensor's colour noise (σ = 3) …
+const BACKGROUND_RGB_MIN: i32 = 12;
+/// … or stands higher than this above the table (m, after the median).
 const BACKGROUND_Z: f32 = 0.012;
+/// Cells this close to the table's height (m) show the table's colour.
+const TABLE_BAND: f32 = 0.005;
 /// Neighbours join one region when no channel differs by more than this …
 const JOIN_RGB: i32 = 40;
 /// … and their heights by no more than this (m): a small block on a big one is 2 cm up.
@@ -83,8 +93,48 @@ fn median9(mut p: [f32; 9]) -> f32 {
     p[4]
 }
 
-/// Labels 4-connected regions of similar colour and height that differ from the table.
-pub(crate) fn segment(rgb: &[u8], z: &[f32], h: usize, w: usize, table: [u8; 3]) -> Vec<Object> {
+/// The bare table as a frame shows it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Table {
+    pub rgb: [u8; 3],
+    pub z: f32,
+}
+
+fn median(v: &mut [f32]) -> Option<f32> {
+    if v.is_empty() {
+        return None;
+    }
+    let mid = v.len() / 2;
+    Some(*v.select_nth_unstable_by(mid, f32::total_cmp).1)
+}
+
+/// The table of a frame (`z` after [`median3`], `seen` false where no camera saw).
+pub(crate) fn table(rgb: &[u8], z: &[f32], seen: &[bool]) -> Table {
+    let mut heights: Vec<f32> = (0..z.len()).filter(|&k| seen[k]).map(|k| z[k]).collect();
+    let tz = median(&mut heights).unwrap_or(0.0);
+    let mut hist = [[0u32; 256]; 3];
+    let mut n = 0;
+    for k in (0..z.len()).filter(|&k| seen[k] && (z[k] - tz).abs() <= TABLE_BAND) {
+        for (c, h) in hist.iter_mut().enumerate() {
+            h[rgb[3 * k + c] as usize] += 1;
+        }
+        n += 1;
+    }
+    let rgb = hist.map(|h| {
+        let mut acc = 0;
+        h.iter()
+            .position(|&count| {
+                acc += count;
+                2 * acc > n
+            })
+            .unwrap_or(0) as u8
+    });
+    Table { rgb, z: tz }
+}
+
+/// Labels 4-connected regions of similar colour and height that differ from the table;
+/// heights are measured from the table's.
+pub(crate) fn segment(rgb: &[u8], z: &[f32], seen: &[bool], h: usize, w: usize) -> Vec<Object> {
     let px = |k: usize| {
         [
             rgb[3 * k] as i32,
@@ -93,9 +143,12 @@ pub(crate) fn segment(rgb: &[u8], z: &[f32], h: usize, w: usize, table: [u8; 3])
         ]
     };
     let far = |a: [i32; 3], b: [i32; 3], t: i32| (0..3).any(|c| (a[c] - b[c]).abs() > t);
-    let table = table.map(i32::from);
+    let t = table(rgb, z, seen);
+    let brightness = t.rgb.iter().map(|&c| c as f32).sum::<f32>() / 3.0;
+    let threshold = ((BACKGROUND_RGB * brightness).round() as i32).max(BACKGROUND_RGB_MIN);
+    let bare = t.rgb.map(i32::from);
     let fg: Vec<bool> = (0..h * w)
-        .map(|k| far(px(k), table, BACKGROUND_RGB) || z[k] > BACKGROUND_Z)
+        .map(|k| seen[k] && (far(px(k), bare, threshold) || z[k] - t.z > BACKGROUND_Z))
         .collect();
     let mut label = vec![usize::MAX; h * w];
     let mut objects = Vec::new();
@@ -135,13 +188,13 @@ pub(crate) fn segment(rgb: &[u8], z: &[f32], h: usize, w: usize, table: [u8; 3])
                 visit(k + 1);
             }
         }
-        objects.push(measure(&members, rgb, z, w));
+        objects.push(measure(&members, rgb, z, t.z, w));
     }
     objects.into_iter().flatten().collect()
 }
 
-/// The features of one region, or `None` for a speck.
-fn measure(members: &[usize], rgb: &[u8], z: &[f32], w: usize) -> Option<Object> {
+/// The features of one region (heights above `table_z`), or `None` for a speck.
+fn measure(members: &[usize], rgb: &[u8], z: &[f32], table_z: f32, w: usize) -> Option<Object> {
     let n = members.len();
     if n < MIN_PIXELS {
         return None;
@@ -154,10 +207,11 @@ fn measure(members: &[usize], rgb: &[u8], z: &[f32], w: usize) -> Option<Object>
         for c in 0..3 {
             sum[c] += rgb[3 * k + c] as f64;
         }
-        sum[3] += z[k] as f64;
+        let above = z[k] - table_z;
+        sum[3] += above as f64;
         sum[4] += u as f64;
         sum[5] += v as f64;
-        max_z = max_z.max(z[k]);
+        max_z = max_z.max(above);
         (u0, u1, v0, v1) = (u0.min(u), u1.max(u), v0.min(v), v1.max(v));
     }
     let mean = sum.map(|s| (s / n as f64) as f32);

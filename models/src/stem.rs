@@ -26,8 +26,6 @@ pub struct StemConfig {
     pub image_height: usize,
     /// Columns (world x) of the heightmap.
     pub image_width: usize,
-    /// The bare table's colour: pixels near it and low are background.
-    pub table_rgb: [u8; 3],
     /// Object tokens per frame: the largest regions are kept, missing ones are padding.
     pub max_objects: usize,
     /// Width of the feature MLP.
@@ -88,8 +86,9 @@ impl Stem {
         frames.narrow(2, SLOT_PRESENT, 1)?.squeeze(2)?.contiguous()
     }
 
-    /// The regions of a heightmap (row-major RGB bytes, heights in metres), largest
-    /// first, at most `max_objects`. A frame of the wrong size is an error.
+    /// The regions of a heightmap (row-major RGB bytes, heights in metres, NaN where
+    /// unseen), largest first, at most `max_objects`. A frame of the wrong size is an
+    /// error.
     pub fn objects(
         &self,
         rgb: &[u8],
@@ -103,7 +102,8 @@ impl Stem {
                 height: height.len(),
             });
         }
-        let mut objects = segment(rgb, &median3(height, h, w), h, w, self.cfg.table_rgb);
+        let seen: Vec<bool> = height.iter().map(|z| z.is_finite()).collect();
+        let mut objects = segment(rgb, &median3(height, h, w), &seen, h, w);
         objects.sort_by_key(|o| std::cmp::Reverse(o.pixels));
         objects.truncate(self.cfg.max_objects);
         Ok(objects)
@@ -184,7 +184,6 @@ mod tests {
         StemConfig {
             image_height: ROWS,
             image_width: COLS,
-            table_rgb: TABLE,
             max_objects: 8,
             hidden: 16,
         }
@@ -233,6 +232,25 @@ mod tests {
         assert!((big.centroid.0 - 209.0).abs() < 0.01 && (big.centroid.1 - 109.0).abs() < 0.01);
         assert!((small.mean_rgb[0] - 255.0).abs() < 0.01);
         assert!((small.max_z - 0.04).abs() < 1e-6);
+    }
+
+    #[test]
+    fn the_table_is_found_in_the_frame_whatever_the_light_and_depth_offset() {
+        let (stem, _vm) = stem();
+        // Dim bluish light (×0.5, blue ×0.55), depth 6 mm high, a patch no camera saw.
+        let light = |c: [u8; 3]| {
+            [c[0] as f32 * 0.5, c[1] as f32 * 0.5, c[2] as f32 * 0.55].map(|v| v as u8)
+        };
+        let mut f = (light(TABLE).repeat(ROWS * COLS), vec![0.006; ROWS * COLS]);
+        square(&mut f, 100, 40, 13, light([78, 121, 167]), 0.046); // small blue block
+        square(&mut f, 200, 100, 19, light([89, 169, 78]), 0.066); // big green block
+        square(&mut f, 10, 10, 30, [0, 0, 0], f32::NAN);
+        let objs = stem.objects(&f.0, &f.1).unwrap();
+        assert_eq!(objs.len(), 2, "{objs:?}");
+        assert!((objs[0].max_z - 0.06).abs() < 1e-6 && (objs[1].max_z - 0.04).abs() < 1e-6);
+        // Read against the simulator's grey 51 with its old fixed threshold of 24 levels,
+        // this table (25, 25, 28) would be one object covering the frame.
+        assert!(objs.iter().all(|o| o.pixels < 400));
     }
 
     #[test]

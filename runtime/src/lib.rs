@@ -29,6 +29,7 @@ pub mod controller;
 pub mod diagnostics;
 pub mod keys;
 pub mod msg;
+pub mod perception;
 pub mod policy;
 pub mod record;
 pub mod robot;

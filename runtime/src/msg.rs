@@ -94,6 +94,21 @@ impl Field for String {
     }
 }
 
+/// A fixed-size array (`float64[9]`): its elements in order, no length on the wire.
+impl<T: Field + Copy + Default, const N: usize> Field for [T; N] {
+    const MIN_SIZE: usize = N * T::MIN_SIZE;
+    fn write(&self, w: &mut Writer) {
+        self.iter().for_each(|x| x.write(w));
+    }
+    fn read(r: &mut Reader) -> Result<Self, CdrError> {
+        let mut a = [T::default(); N];
+        for x in &mut a {
+            *x = T::read(r)?;
+        }
+        Ok(a)
+    }
+}
+
 impl<T: Field> Field for Vec<T> {
     const MIN_SIZE: usize = 4;
     fn write(&self, w: &mut Writer) {
@@ -220,6 +235,22 @@ message!(
 );
 
 message!(
+    /// `sensor_msgs/msg/RegionOfInterest`.
+    RegionOfInterest = "sensor_msgs/msg/RegionOfInterest",
+    "uint32 x_offset\nuint32 y_offset\nuint32 height\nuint32 width\nbool do_rectify\n",
+    { x_offset: u32, y_offset: u32, height: u32, width: u32, do_rectify: bool }
+);
+message!(
+    /// `sensor_msgs/msg/CameraInfo`: a camera's pinhole model (`k`, row-major 3×3) and
+    /// lens distortion (`d`, as `distortion_model` names it) for the image of the same
+    /// stamp and frame.
+    CameraInfo = "sensor_msgs/msg/CameraInfo",
+    "std_msgs/Header header\nuint32 height\nuint32 width\nstring distortion_model\nfloat64[] d\nfloat64[9] k\nfloat64[9] r\nfloat64[12] p\nuint32 binning_x\nuint32 binning_y\nRegionOfInterest roi\n",
+    { header: Header, height: u32, width: u32, distortion_model: String, d: Vec<f64>, k: [f64; 9],
+      r: [f64; 9], p: [f64; 12], binning_x: u32, binning_y: u32, roi: RegionOfInterest }
+);
+
+message!(
     /// `diagnostic_msgs/msg/KeyValue`.
     KeyValue = "diagnostic_msgs/msg/KeyValue", "string key\nstring value\n", { key: String, value: String }
 );
@@ -320,6 +351,8 @@ message!(
 pub mod encoding {
     pub const RGB8: &str = "rgb8";
     pub const F32C1: &str = "32FC1";
+    /// Depth in millimetres, 0 where there is none (RealSense, Orbbec and ZED drivers).
+    pub const U16C1: &str = "16UC1";
 }
 
 impl Image {
@@ -344,6 +377,18 @@ impl Image {
             encoding: encoding::F32C1.into(),
             is_bigendian: 0,
             step: width * 4,
+            data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        }
+    }
+    /// A `16UC1` image (little-endian) from row-major values.
+    pub fn u16c1(header: Header, width: u32, height: u32, values: &[u16]) -> Self {
+        Self {
+            header,
+            height,
+            width,
+            encoding: encoding::U16C1.into(),
+            is_bigendian: 0,
+            step: width * 2,
             data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
         }
     }

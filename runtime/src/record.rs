@@ -67,6 +67,8 @@ fn definitions() -> Vec<(&'static str, &'static str)> {
         d::<Quaternion>(),
         d::<Pose>(),
         d::<Image>(),
+        d::<RegionOfInterest>(),
+        d::<CameraInfo>(),
         d::<KeyValue>(),
         d::<DiagnosticStatus>(),
         d::<DiagnosticArray>(),

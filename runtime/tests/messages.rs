@@ -259,3 +259,27 @@ fn custom_types_match_their_msg_files() {
     check::<Image>();
     check::<DiagnosticStatus>();
 }
+
+#[test]
+fn camera_info_is_the_bytes_ros2_writes() {
+    // Written by rosbags 0.10 (`get_typestore(Stores.ROS2_HUMBLE).serialize_cdr`) for this
+    // message: fixed arrays (`float64[9] k`) carry no length, `d` does, every float64
+    // aligns to eight.
+    const ROSBAGS: &str = "0001000001000000000000000400000063616d00e0010000800200000a000000706c756d625f626f6200000005000000000000009a9999999999b93f9a9999999999c9bffca9f1d24d62503ffca9f1d24d62603f00000000000000000000000000207c400000000000000000000000000000744000000000000000000000000000207c400000000000006e4000000000000000000000000000000000000000000000f03f000000000000f03f000000000000000000000000000000000000000000000000000000000000f03f000000000000000000000000000000000000000000000000000000000000f03f0000000000207c4000000000000000000000000000007440000000000000000000000000000000000000000000207c400000000000006e40000000000000000000000000000000000000000000000000000000000000f03f000000000000000000000000000000000000000000000000000000000000000000";
+    let m = CameraInfo {
+        header: Header::new(1.0, "cam"),
+        height: 480,
+        width: 640,
+        distortion_model: "plumb_bob".into(),
+        d: vec![0.1, -0.2, 0.001, 0.002, 0.0],
+        k: [450.0, 0.0, 320.0, 0.0, 450.0, 240.0, 0.0, 0.0, 1.0],
+        r: [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+        p: [
+            450.0, 0.0, 320.0, 0.0, 0.0, 450.0, 240.0, 0.0, 0.0, 0.0, 1.0, 0.0,
+        ],
+        ..Default::default()
+    };
+    let hex: String = m.encode().iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(hex, ROSBAGS);
+    assert_eq!(CameraInfo::decode(&m.encode()).unwrap(), m);
+}

@@ -1,6 +1,7 @@
 //! Simulator speed on one core: physics steps per second and real-time factor on a
 //! 10-block scene while the oracle stacks blocks, heightmap and perspective render time
-//! per frame. Run with `cargo bench -p loho-sim`.
+//! per frame, and the benchmark's three RGB-D cameras: render, fuse, and both against the
+//! ideal heightmap. Run with `cargo bench -p loho-sim`.
 
 use std::time::Instant;
 
@@ -9,6 +10,7 @@ use loho_sim::camera::{perspective, render};
 use loho_sim::colors::ALL;
 use loho_sim::goal::{GoalStep, Target};
 use loho_sim::oracle::plan;
+use loho_sim::rgbd::{Lighting, Rig};
 use loho_sim::world::{Kind, ObjPose, World, DT};
 
 /// Ten small blocks in two rows, and the goal of stacking the first five on the sixth's
@@ -103,5 +105,23 @@ fn main() {
         "perspective 427×320 (ray-traced): {:.1} ms per frame, {:.0}× the heightmap",
         pv * 1e3,
         pv / hm
+    );
+
+    let rig = Rig::benchmark();
+    let light = Lighting::draw(1, rig.len());
+    let m = 20;
+    let t = Instant::now();
+    let shots: Vec<_> = (0..m).map(|k| rig.shoot(&w, &light, k)).collect();
+    let shoot = t.elapsed().as_secs_f64() / m as f64;
+    let t = Instant::now();
+    for s in &shots {
+        std::hint::black_box(rig.heightmap(s));
+    }
+    let fuse = t.elapsed().as_secs_f64() / m as f64;
+    println!(
+        "benchmark cameras, 3 × 640×480 RGB-D: render {:.1} ms, fuse {:.1} ms per frame; {:.0}× the ideal heightmap",
+        shoot * 1e3,
+        fuse * 1e3,
+        (shoot + fuse) / hm
     );
 }

@@ -7,7 +7,9 @@
 
 use rand::Rng;
 
-use loho_runtime::robot::{Robot, Workspace};
+pub use loho_runtime::perception::grid::{
+    info, pixel, pixel_to_world, workspace, world_to_pixel, Heightmap, HEIGHT, WIDTH, Z_MAX,
+};
 
 use crate::colors::TABLE;
 use crate::world::{
@@ -15,85 +17,16 @@ use crate::world::{
     ZONE_OUTLINE,
 };
 
-/// Rows (world y) and columns (world x) of the heightmap.
-pub const HEIGHT: usize = 320;
-pub const WIDTH: usize = 160;
-/// Heights above this (m) are clipped.
-pub const Z_MAX: f64 = 0.28;
-
-/// The area the heightmap spans: the robot's workspace (`configs/robots/ur5e.toml`), in
-/// `HEIGHT` × `WIDTH` square pixels.
-pub fn workspace() -> &'static Workspace {
-    &Robot::ur5e().workspace
-}
-
-/// Metres per pixel.
-pub fn pixel() -> f64 {
-    let w = workspace();
-    (w.x[1] - w.x[0]) / WIDTH as f64
-}
 /// Height of a painted zone outline (m).
 const ZONE_Z: f64 = 0.001;
 
-/// World x, y of the centre of cell (row `u`, column `v`).
-pub fn pixel_to_world(u: usize, v: usize) -> (f64, f64) {
-    (
-        workspace().x[0] + (v as f64 + 0.5) * pixel(),
-        workspace().y[0] + (u as f64 + 0.5) * pixel(),
-    )
-}
-
-/// The cell (row, column) containing world (x, y), or `None` outside the workspace.
-pub fn world_to_pixel(x: f64, y: f64) -> Option<(usize, usize)> {
-    // The epsilon keeps points on a cell boundary (0.6 / 0.003125 = 191.99…) in the cell
-    // they start.
-    let v = ((x - workspace().x[0]) / pixel() + 1e-9).floor();
-    let u = ((y - workspace().y[0]) / pixel() + 1e-9).floor();
-    (v >= 0.0 && u >= 0.0 && (v as usize) < WIDTH && (u as usize) < HEIGHT)
-        .then_some((u as usize, v as usize))
-}
-
-/// An RGB-D heightmap: row-major, `HEIGHT` rows × `WIDTH` columns.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Heightmap {
-    /// RGB per cell.
-    pub color: Vec<[u8; 3]>,
-    /// Height above the table per cell (m), in [0, `Z_MAX`].
-    pub height: Vec<f32>,
-}
-
-impl Heightmap {
-    fn table() -> Self {
-        Self {
-            color: vec![TABLE; WIDTH * HEIGHT],
-            height: vec![0.0; WIDTH * HEIGHT],
-        }
-    }
-    pub fn at(&self, u: usize, v: usize) -> ([u8; 3], f32) {
-        (self.color[u * WIDTH + v], self.height[u * WIDTH + v])
-    }
-    fn paint(&mut self, u: usize, v: usize, z: f64, c: [u8; 3]) {
-        let k = u * WIDTH + v;
-        let z = z.clamp(0.0, Z_MAX) as f32;
-        if z >= self.height[k] {
-            self.height[k] = z;
-            self.color[k] = c;
-        }
-    }
-    /// Adds the benchmark's optional sensor noise: colour σ = 3, depth σ = 3 mm.
-    pub fn add_noise(&mut self, rng: &mut impl Rng) {
-        for c in &mut self.color {
-            for ch in c.iter_mut() {
-                *ch = (*ch as f64 + 3.0 * gaussian(rng)).round().clamp(0.0, 255.0) as u8;
-            }
-        }
-        for h in &mut self.height {
-            *h = (*h as f64 + 0.003 * gaussian(rng)).clamp(0.0, Z_MAX) as f32;
-        }
-    }
-    /// Row-major RGB bytes.
-    pub fn rgb_bytes(&self) -> Vec<u8> {
-        self.color.iter().flatten().copied().collect()
+/// Paints cell (u, v) where `z` is at least as high as what is there.
+fn paint(hm: &mut Heightmap, u: usize, v: usize, z: f64, c: [u8; 3]) {
+    let k = u * WIDTH + v;
+    let z = z.clamp(0.0, Z_MAX) as f32;
+    if z >= hm.height[k] {
+        hm.height[k] = z;
+        hm.color[k] = c;
     }
 }
 
@@ -106,7 +39,7 @@ pub fn gaussian(rng: &mut impl Rng) -> f64 {
 
 /// Renders the heightmap of the world as the oracle camera sees it.
 pub fn render(world: &World) -> Heightmap {
-    let mut hm = Heightmap::table();
+    let mut hm = Heightmap::flat(TABLE);
     // Zones first: everything else stands on them.
     for (i, o) in world.objects.iter().enumerate() {
         let pose = world.pose(i);
@@ -174,7 +107,7 @@ fn raster(
             let (x, y) = pixel_to_world(u, v);
             let local = pose.inverse_transform([x, y, pose.pos[2]]);
             if let Some((z, c)) = surface(local) {
-                hm.paint(u, v, z, c);
+                paint(hm, u, v, z, c);
             }
         }
     }
@@ -295,55 +228,4 @@ fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
 }
 fn normalize(a: [f64; 3]) -> [f64; 3] {
     mul(a, 1.0 / dot(a, a).sqrt())
-}
-
-#[cfg(test)]
-mod tests {
-    use rand::SeedableRng;
-
-    use super::*;
-
-    #[test]
-    fn the_heightmap_spans_the_robot_workspace_in_square_pixels() {
-        let w = workspace();
-        assert_eq!(pixel(), (w.y[1] - w.y[0]) / HEIGHT as f64);
-        assert_eq!(pixel(), 0.003125);
-        assert_eq!(
-            pixel_to_world(0, 0),
-            (w.x[0] + 0.5 * pixel(), w.y[0] + 0.5 * pixel())
-        );
-        assert_eq!(
-            world_to_pixel(w.x[1] - 1e-6, w.y[1] - 1e-6),
-            Some((HEIGHT - 1, WIDTH - 1))
-        );
-        assert_eq!(world_to_pixel(w.x[1] + 1e-3, 0.0), None);
-    }
-
-    #[test]
-    fn noise_has_the_benchmark_spread() {
-        let mut hm = Heightmap::table();
-        hm.height.iter_mut().for_each(|h| *h = 0.1);
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-        hm.add_noise(&mut rng);
-        let n = hm.height.len() as f64;
-        let mean = hm.height.iter().map(|&h| h as f64).sum::<f64>() / n;
-        let sd = (hm
-            .height
-            .iter()
-            .map(|&h| (h as f64 - mean).powi(2))
-            .sum::<f64>()
-            / n)
-            .sqrt();
-        assert!(
-            (mean - 0.1).abs() < 1e-4 && (sd - 0.003).abs() < 1e-4,
-            "{mean} {sd}"
-        );
-        let reds: Vec<f64> = hm.color.iter().map(|c| c[0] as f64).collect();
-        let mean = reds.iter().sum::<f64>() / n;
-        let sd = (reds.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n).sqrt();
-        assert!(
-            (mean - TABLE[0] as f64).abs() < 0.1 && (sd - 3.0).abs() < 0.1,
-            "{mean} {sd}"
-        );
-    }
 }

@@ -1,12 +1,15 @@
 //! A benchmark episode as an environment: observe, act with one pick-and-place, get the
 //! reward, until success or the step limit.
 
+use std::sync::Arc;
+
 use loho_runtime::trajectory::{pick_place, PrimitiveParams, TrajectoryError};
 use thiserror::Error;
 
 use crate::camera::{self, Heightmap};
 use crate::colors::Split;
 use crate::goal::{GoalStep, Goals, SUCCESS};
+use crate::rgbd::{Cameras, Rig, Shot};
 use crate::tasks::{self, Episode, TaskError, TaskId};
 use crate::world::{Outcome, World};
 
@@ -49,6 +52,9 @@ pub struct Env {
     steps: usize,
     total: f64,
     pub params: PrimitiveParams,
+    /// Perspective cameras whose fused heightmap is the observation, or `None` for the
+    /// ideal top-down heightmap.
+    cameras: Option<Cameras>,
 }
 
 impl Env {
@@ -67,6 +73,7 @@ impl Env {
             steps: 0,
             total,
             params: PrimitiveParams::default(),
+            cameras: None,
         }
     }
 
@@ -99,8 +106,25 @@ impl Env {
         self.goals.current_step()
     }
 
+    /// Seen through `rig`'s perspective cameras (lit as this episode's seed draws it)
+    /// instead of the ideal top-down camera.
+    pub fn with_cameras(mut self, rig: Arc<Rig>) -> Self {
+        let seed = self.episode.seed ^ ((self.episode.task as u64) << 48);
+        self.cameras = Some(Cameras::new(rig, seed));
+        self
+    }
+
+    /// The perspective pictures of the cameras, if the episode is seen through them.
+    pub fn shoot(&self) -> Option<Vec<Shot>> {
+        self.cameras.as_ref().map(|c| c.shoot(self.world()))
+    }
+
+    /// The heightmap a policy reads: ideal, or fused from the cameras.
     pub fn observe(&self) -> Heightmap {
-        camera::render(&self.episode.world)
+        match &self.cameras {
+            None => camera::render(&self.episode.world),
+            Some(c) => c.observe(self.world()),
+        }
     }
 
     /// What a policy sees of `frame` (its colour bytes `rgb`) at this point of the
@@ -190,13 +214,18 @@ pub struct EpisodeResult {
 }
 
 /// Runs a policy on one episode until success, the step limit, or the policy says done.
+/// `cameras`: seen through these perspective cameras instead of the ideal heightmap.
 pub fn run_episode(
     task: TaskId,
     split: Split,
     seed: u64,
     policy: &mut dyn Policy,
+    cameras: Option<Arc<Rig>>,
 ) -> Result<EpisodeResult, EnvError> {
     let mut env = Env::new(task, split, seed)?;
+    if let Some(rig) = cameras {
+        env = env.with_cameras(rig);
+    }
     env.run(policy, |_, _| {})
 }
 

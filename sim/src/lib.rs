@@ -23,6 +23,7 @@ pub mod env;
 pub mod goal;
 pub mod node;
 pub mod oracle;
+pub mod rgbd;
 pub mod scene;
 pub mod tasks;
 pub mod ur5e;

@@ -26,7 +26,8 @@ use loho_runtime::config::RuntimeConfig;
 use loho_runtime::diagnostics::Diagnostics;
 use loho_runtime::keys;
 use loho_runtime::msg::{
-    Clock, DiagnosticArray, EpisodeEvent, ExecStatus, Header, HeightmapInfo, Image, StringMsg, Time,
+    CameraInfo, Clock, DiagnosticArray, EpisodeEvent, ExecStatus, Header, HeightmapInfo, Image,
+    StringMsg, Time,
 };
 use thiserror::Error;
 
@@ -34,11 +35,12 @@ use crate::arm::{SharedStage, Stage};
 use crate::camera::{self, Heightmap};
 use crate::colors::Split;
 use crate::env::{EnvError, EpisodeResult, SETTLE_S};
+use crate::rgbd::{Rig, Shot};
 use crate::tasks::TaskId;
 use crate::world::{Outcome, DT};
 
 /// The frame id of every pose the simulator publishes.
-pub const FRAME: &str = "world";
+pub use loho_runtime::perception::grid::FRAME;
 
 #[derive(Debug, Error)]
 pub enum NodeError {
@@ -63,6 +65,9 @@ pub struct SimConfig {
     pub runtime: RuntimeConfig,
     /// Return once the episode is over (instead of serving frames until `stop`).
     pub exit_when_done: bool,
+    /// Publish these perspective cameras (`camera/<name>/{color,depth,info}`) instead of
+    /// the ideal heightmap on `camera/top/*`.
+    pub cameras: Option<Arc<Rig>>,
 }
 
 /// What reaches the loop from the bus.
@@ -71,10 +76,32 @@ enum Event {
     Bad(&'static str, String),
 }
 
-struct Pubs {
+/// Where frames go: the ideal heightmap, or each perspective camera.
+#[allow(clippy::large_enum_variant)] // one per node
+enum Eyes {
+    Top {
+        color: Publisher<Image>,
+        depth: Publisher<Image>,
+        info: Publisher<HeightmapInfo>,
+    },
+    Cameras(Vec<CameraPubs>),
+}
+
+struct CameraPubs {
+    frame_id: String,
     color: Publisher<Image>,
     depth: Publisher<Image>,
-    info: Publisher<HeightmapInfo>,
+    info: Publisher<CameraInfo>,
+}
+
+/// The last picture, as the eyes take it.
+enum Frame {
+    Top(Heightmap),
+    Cameras(Vec<Shot>),
+}
+
+struct Pubs {
+    eyes: Eyes,
     instruction: Publisher<StringMsg>,
     episode: Publisher<EpisodeEvent>,
     clock: Publisher<Clock>,
@@ -85,7 +112,7 @@ struct Scene {
     stage: SharedStage,
     p: Pubs,
     diag: Diagnostics,
-    frame: Heightmap,
+    frame: Frame,
     /// When `frame` was rendered (simulated seconds): its stamp.
     frame_t: f64,
     /// A chunk that ended, to be scored once the scene is at rest, and when it ended
@@ -99,9 +126,11 @@ struct Scene {
 
 /// The episode of `cfg` on a stage for this node and the arm driver.
 pub fn stage(cfg: &SimConfig) -> Result<SharedStage, NodeError> {
-    Ok(SharedStage::new(crate::env::Env::new(
-        cfg.task, cfg.split, cfg.seed,
-    )?))
+    let env = crate::env::Env::new(cfg.task, cfg.split, cfg.seed)?;
+    Ok(SharedStage::new(match &cfg.cameras {
+        Some(rig) => env.with_cameras(rig.clone()),
+        None => env,
+    }))
 }
 
 /// The publisher of `clock`, which the arm driver also uses in lockstep (its commands
@@ -119,10 +148,30 @@ pub fn run(
 ) -> Result<EpisodeResult, NodeError> {
     let _alive = bus.alive("sim")?;
     let _peers = bus.log_peers("sim", &["controller", "policy"], stop.clone())?;
+    let eyes = match &cfg.cameras {
+        None => Eyes::Top {
+            color: bus.publisher(keys::COLOR, Qos::Stream)?,
+            depth: bus.publisher(keys::DEPTH, Qos::Stream)?,
+            info: bus.publisher(keys::INFO, Qos::Stream)?,
+        },
+        Some(rig) => Eyes::Cameras(
+            rig.config()
+                .cameras
+                .iter()
+                .map(|c| {
+                    let [color, depth, info] = c.topics();
+                    Ok(CameraPubs {
+                        frame_id: c.frame_id.clone(),
+                        color: bus.publisher(&color, Qos::Stream)?,
+                        depth: bus.publisher(&depth, Qos::Stream)?,
+                        info: bus.publisher(&info, Qos::Stream)?,
+                    })
+                })
+                .collect::<Result<_, BusError>>()?,
+        ),
+    };
     let p = Pubs {
-        color: bus.publisher(keys::COLOR, Qos::Stream)?,
-        depth: bus.publisher(keys::DEPTH, Qos::Stream)?,
-        info: bus.publisher(keys::INFO, Qos::Stream)?,
+        eyes,
         instruction: bus.publisher(keys::INSTRUCTION, Qos::Command)?,
         episode: bus.publisher(keys::EPISODE, Qos::Command)?,
         clock: clock_publisher(bus)?,
@@ -137,7 +186,7 @@ pub fn run(
             "sim: {}",
             s.env.instruction()
         );
-        (s.env.observe(), s.env.world().time())
+        (look(&s), s.env.world().time())
     };
     let mut scene = Scene {
         cfg: cfg.clone(),
@@ -338,40 +387,45 @@ impl Scene {
     /// The current frame (with the instruction and the last episode event, so that nodes
     /// joining late have everything).
     fn publish_frame(&mut self) -> Result<(), BusError> {
-        let h = Header::new(self.frame_t, FRAME);
-        let (w, ht) = (camera::WIDTH as u32, camera::HEIGHT as u32);
         let instruction = self.stage.lock().env.instruction().to_string();
         self.p.instruction.put(&StringMsg { data: instruction })?;
         self.p.episode.put(&self.last_event)?;
-        self.p
-            .color
-            .put(&Image::rgb8(h.clone(), w, ht, self.frame.rgb_bytes()))?;
-        self.p
-            .depth
-            .put(&Image::f32c1(h.clone(), w, ht, &self.frame.height))?;
-        self.p.info.put(&heightmap_info(h))
+        match (&self.p.eyes, &self.frame) {
+            (Eyes::Top { color, depth, info }, Frame::Top(hm)) => {
+                let h = Header::new(self.frame_t, FRAME);
+                let (w, ht) = (camera::WIDTH as u32, camera::HEIGHT as u32);
+                color.put(&Image::rgb8(h.clone(), w, ht, hm.rgb_bytes()))?;
+                depth.put(&Image::f32c1(h.clone(), w, ht, &hm.height))?;
+                info.put(&camera::info(h))
+            }
+            (Eyes::Cameras(pubs), Frame::Cameras(shots)) => {
+                let rig = self.cfg.cameras.as_ref().expect("cameras publish shots");
+                for (i, (p, shot)) in pubs.iter().zip(shots).enumerate() {
+                    let h = Header::new(self.frame_t, &p.frame_id);
+                    let m = rig.intrinsics(i);
+                    p.color
+                        .put(&Image::rgb8(h.clone(), m.width, m.height, shot.rgb.clone()))?;
+                    p.depth
+                        .put(&Image::u16c1(h.clone(), m.width, m.height, &shot.depth_mm))?;
+                    p.info.put(&m.info(h))?;
+                }
+                Ok(())
+            }
+            _ => unreachable!("frames are taken by the eyes they go to"),
+        }
     }
 
     fn render(&mut self) {
         let s = self.stage.lock();
-        self.frame = s.env.observe();
+        self.frame = look(&s);
         self.frame_t = s.env.world().time();
     }
 }
 
-/// The heightmap's geometry as published on `camera/top/info`.
-pub fn heightmap_info(header: Header) -> HeightmapInfo {
-    let w = camera::workspace();
-    HeightmapInfo {
-        header,
-        x_min: w.x[0],
-        x_max: w.x[1],
-        y_min: w.y[0],
-        y_max: w.y[1],
-        z_min: 0.0,
-        z_max: camera::Z_MAX,
-        pixel_size: camera::pixel(),
-        height: camera::HEIGHT as u32,
-        width: camera::WIDTH as u32,
+/// What the simulator's eyes see now.
+fn look(s: &Stage) -> Frame {
+    match s.env.shoot() {
+        Some(shots) => Frame::Cameras(shots),
+        None => Frame::Top(s.env.observe()),
     }
 }

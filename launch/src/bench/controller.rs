@@ -51,6 +51,7 @@ pub fn controller(dir: &Path, rates: &[f64], seconds: f64) -> Result<Vec<Control
             clock: loho_runtime::clock::ClockSource::Wall,
             runtime: runtime.clone(),
             exit_when_done: true,
+            cameras: None,
         };
         let (tx, rx) = std::sync::mpsc::channel();
         let policy = Box::new(ModelPolicy::load(dir, 0)?);
