@@ -49,6 +49,8 @@ pub enum Command {
     Launch { file: PathBuf },
     /// The controller alone: chunks on `policy/action` → safe setpoints on `cmd/ee`.
     Controller(ControllerCmd),
+    /// Record every topic (cameras included) to an MCAP file until Ctrl-C or SIGTERM.
+    Record(RecordCmd),
     /// Fuse RGB-D cameras (`camera/<name>/*`) into the top-down heightmap on
     /// `camera/top/*` that every policy reads (see docs/perception.md).
     Heightmap(HeightmapCmd),
@@ -281,6 +283,15 @@ pub struct SimCmd {
     /// perspective RGB-D cameras on `camera/<name>/*`, for `loho heightmap` to fuse.
     #[arg(long, default_value = "ideal")]
     pub cameras: String,
+    #[command(flatten)]
+    pub bus: BusArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct RecordCmd {
+    /// The MCAP file to write.
+    #[arg(long)]
+    pub out: PathBuf,
     #[command(flatten)]
     pub bus: BusArgs,
 }

@@ -1,6 +1,8 @@
 //! `loho launch FILE`: starts the nodes a launch graph names, each as a `loho` process,
 //! and stops them together: on Ctrl-C, or when one of them exits (the first to exit
-//! decides the outcome: a node that fails fails the graph).
+//! decides the outcome: a node that fails fails the graph). Nodes are stopped as Ctrl-C
+//! stops them (SIGTERM), so that they finish what they write (a recording's index); one
+//! still running after [`GRACE`] is killed.
 
 use std::path::Path;
 use std::process::{Child, Command};
@@ -40,8 +42,23 @@ struct Running {
     child: Child,
 }
 
+/// How long a node may take to stop once asked.
+const GRACE: Duration = Duration::from_secs(5);
+
 impl Drop for Running {
     fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            // SAFETY: kill(2) with a pid of our own child and a valid signal number.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        let t0 = std::time::Instant::now();
+        while t0.elapsed() < GRACE {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        tracing::warn!("{} did not stop within {GRACE:?}: killing it", self.name);
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -19,13 +19,14 @@ use loho_runtime::msg::ArmState;
 use loho_runtime::perception::camera::Rig as RigConfig;
 use loho_runtime::policy::node::{self as policy, DecisionReport, PolicyConfig};
 use loho_runtime::policy::{Decision, Observation, Policy, PolicyError};
+use loho_runtime::record::Recorder;
 use loho_runtime::{keys, Bus};
 use loho_sim::arm::SharedStage;
 use loho_sim::node::{self, SimConfig};
 use loho_sim::EpisodeResult;
 
 use crate::cli::{
-    ArmKind, ControllerCmd, HeightmapCmd, PolicyCmd, SimCmd, UrDriverCmd, UrEmulatorCmd,
+    ArmKind, ControllerCmd, HeightmapCmd, PolicyCmd, RecordCmd, SimCmd, UrDriverCmd, UrEmulatorCmd,
 };
 use crate::policy::PolicyKind;
 use crate::{ctrl_c, open_bus};
@@ -84,6 +85,22 @@ pub fn heightmap_command(c: HeightmapCmd) -> Result<()> {
     };
     let bus = open_bus(&c.bus)?;
     loho_runtime::perception::node::run(&bus, &rig, ctrl_c()?)?;
+    Ok(())
+}
+
+/// `loho record`: until Ctrl-C or SIGTERM, then the file's index and what it holds.
+pub fn record_command(c: RecordCmd) -> Result<()> {
+    let stop = ctrl_c()?;
+    let bus = open_bus(&c.bus)?;
+    let rec = Recorder::start(&bus, &c.out)?;
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let summary = rec.finish()?;
+    println!("recorded {}:", summary.path.display());
+    for (topic, n) in &summary.messages {
+        println!("  {n:>6}  {topic}");
+    }
     Ok(())
 }
 

@@ -53,6 +53,20 @@ pub const TOPICS: &[(&str, &str)] = &[
     (keys::CLOCK, Clock::TYPE_NAME),
 ];
 
+/// The type of a topic: one of [`TOPICS`], or a camera's (`camera/<name>/color`, `…/depth`:
+/// `sensor_msgs/Image`; `camera/<name>/info`: `sensor_msgs/CameraInfo`).
+pub fn topic_type(topic: &str) -> Option<&'static str> {
+    if let Some((_, ty)) = TOPICS.iter().find(|(t, _)| *t == topic) {
+        return Some(ty);
+    }
+    let rest = topic.strip_prefix("camera/")?;
+    match rest.split_once('/')? {
+        (_, "color" | "depth") => Some(Image::TYPE_NAME),
+        (_, "info") => Some(CameraInfo::TYPE_NAME),
+        _ => None,
+    }
+}
+
 /// (type name, own definition) of every message type.
 fn definitions() -> Vec<(&'static str, &'static str)> {
     fn d<T: Message>() -> (&'static str, &'static str) {
@@ -134,7 +148,7 @@ pub struct RecordSummary {
     pub path: PathBuf,
     /// Messages per topic.
     pub messages: BTreeMap<String, u64>,
-    /// Samples on keys that are not topics of DESIGN §4 (not written).
+    /// Samples on keys that are neither topics of DESIGN §4 nor cameras (not written).
     pub skipped: u64,
 }
 
@@ -162,15 +176,26 @@ impl Recorder {
             .profile("ros2")
             .create(BufWriter::new(file))
             .map_err(mc)?;
+        // Every topic of DESIGN §4 has its channel from the start; cameras get theirs
+        // with their first message.
+        let mut schemas = HashMap::new();
+        let prefix = bus.key("");
+        let mut channel = move |w: &mut mcap::Writer<BufWriter<File>>, topic: &str, ty: &str| {
+            let sid = match schemas.get(ty) {
+                Some(&sid) => sid,
+                None => {
+                    let schema = ros2msg_schema(ty).expect("every topic's type is defined");
+                    let sid = w.add_schema(ty, "ros2msg", schema.as_bytes())?;
+                    schemas.insert(ty.to_string(), sid);
+                    sid
+                }
+            };
+            w.add_channel(sid, &format!("/{prefix}{topic}"), "cdr", &BTreeMap::new())
+        };
         let mut channels = HashMap::new();
         for (topic, ty) in TOPICS {
-            let schema = ros2msg_schema(ty).expect("every topic's type is defined");
-            let sid = w.add_schema(ty, "ros2msg", schema.as_bytes()).map_err(mc)?;
-            let name = format!("/{}", bus.key(topic));
-            let cid = w
-                .add_channel(sid, &name, "cdr", &BTreeMap::new())
-                .map_err(mc)?;
-            channels.insert(topic.to_string(), (cid, name, 0u32));
+            let cid = channel(&mut w, topic, ty).map_err(mc)?;
+            channels.insert(topic.to_string(), (cid, 0u32));
         }
         let (tx, rx) = mpsc::channel::<(String, Vec<u8>, u64)>();
         let path = path.to_path_buf();
@@ -184,10 +209,15 @@ impl Recorder {
                 ..Default::default()
             };
             for (topic, bytes, t) in rx {
-                let Some((cid, _, seq)) = channels.get_mut(&topic) else {
-                    summary.skipped += 1;
-                    continue;
-                };
+                if !channels.contains_key(&topic) {
+                    let Some(ty) = topic_type(&topic) else {
+                        summary.skipped += 1;
+                        continue;
+                    };
+                    let cid = channel(&mut w, &topic, ty).map_err(mc)?;
+                    channels.insert(topic.clone(), (cid, 0));
+                }
+                let (cid, seq) = channels.get_mut(&topic).expect("inserted above");
                 *seq += 1;
                 let header = mcap::records::MessageHeader {
                     channel_id: *cid,
