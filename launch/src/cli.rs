@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use loho_runtime::config::ConfigFile;
 use loho_runtime::perception::camera::Rig as RigConfig;
 use loho_runtime::BusConfig;
 use loho_sim::env::Env;

@@ -76,6 +76,14 @@ pub struct EvalArgs {
 }
 
 impl EvalArgs {
+    /// One episode in this process: `policy` (told the reward or not) on the simulator,
+    /// seen as `--camera` says.
+    fn run(&self, task: TaskId, seed: u64, policy: Box<dyn Policy>) -> Result<EpisodeResult> {
+        let mut policy = self.told(policy);
+        let cams = self.cameras.clone();
+        Ok(run_episode(task, self.split, seed, policy.as_mut(), cams)?)
+    }
+
     /// What acts in an episode: `policy`, told the reward or not.
     fn told(&self, policy: Box<dyn Policy>) -> Box<dyn Policy> {
         match self.feedback {
@@ -179,16 +187,10 @@ pub fn evaluate(a: &EvalArgs) -> Result<Report> {
                     None if a.transport == Transport::Zenoh || a.arm == ArmKind::UrEmulator => {
                         episode_through_nodes(a, task, seed)
                     }
-                    None => a.policy.make(seed).and_then(|policy| {
-                        let mut policy = a.told(policy);
-                        Ok(run_episode(
-                            task,
-                            a.split,
-                            seed,
-                            policy.as_mut(),
-                            a.cameras.clone(),
-                        )?)
-                    }),
+                    None => a
+                        .policy
+                        .make(seed)
+                        .and_then(|policy| a.run(task, seed, policy)),
                 }
                 .with_context(|| format!("task {} seed {seed}", task.letter()));
                 match run {
@@ -335,14 +337,7 @@ impl InferServer {
 
     fn episode(&self, a: &EvalArgs, task: TaskId, seed: u64) -> Result<EpisodeResult> {
         let policy = RemotePolicy::new(self.bus.clone(), seed, Self::TIMEOUT);
-        let mut policy = a.told(Box::new(policy));
-        Ok(run_episode(
-            task,
-            a.split,
-            seed,
-            policy.as_mut(),
-            a.cameras.clone(),
-        )?)
+        a.run(task, seed, Box::new(policy))
     }
 }
 

@@ -13,6 +13,7 @@ use loho_drivers::ur::{Emulator, EmulatorConfig, UrArm, UrConfig};
 use loho_drivers::{Arm, ArmError, ArmNodeConfig, SimArm};
 use loho_runtime::bus::Latest;
 use loho_runtime::clock::ClockSource;
+use loho_runtime::config::ConfigFile;
 use loho_runtime::config::RuntimeConfig;
 use loho_runtime::controller::{self, ControllerConfig};
 use loho_runtime::msg::ArmState;

@@ -2,7 +2,8 @@
 //! instruction, sub-task, keyposes) and `frames/NNNNNNN.png`.
 //!
 //! Frames are stored clean, as RGBA PNGs whose alpha is the height quantised to
-//! [`HEIGHT_MAX`] / 255 (1.1 mm, finer than the benchmark's 3 mm depth noise): a frame is
+//! [`HEIGHT_MAX`] / 254 (1.1 mm, finer than the benchmark's 3 mm depth noise), and 255 for
+//! a cell no camera saw (NaN in the frame, from `--camera benchmark`): a frame is
 //! ~10–20 kB instead of 200 kB raw, so 100 000 decisions fit in memory. Observation noise
 //! is drawn fresh at training time, so each epoch sees new noise.
 
@@ -17,6 +18,8 @@ use crate::ModelError;
 
 /// Heights are stored in [0, HEIGHT_MAX] metres (the camera's clip height).
 pub const HEIGHT_MAX: f32 = 0.28;
+/// The alpha of a cell no camera saw; heights use 0..UNSEEN.
+const UNSEEN: u8 = 255;
 pub const INDEX: &str = "samples.jsonl";
 
 /// One decision of a demonstration.
@@ -99,7 +102,13 @@ fn encode_frame(
     let mut data = Vec::with_capacity(rows * cols * 4);
     for (c, h) in rgb.chunks(3).zip(height) {
         data.extend_from_slice(c);
-        data.push((h / HEIGHT_MAX * 255.0).round().clamp(0.0, 255.0) as u8);
+        data.push(if h.is_nan() {
+            UNSEEN
+        } else {
+            (h / HEIGHT_MAX * (UNSEEN - 1) as f32)
+                .round()
+                .clamp(0.0, (UNSEEN - 1) as f32) as u8
+        });
     }
     let mut out = Vec::new();
     let mut enc = png::Encoder::new(&mut out, cols as u32, rows as u32);
@@ -139,7 +148,10 @@ fn decode_frame(bytes: &[u8]) -> Result<Frame, ModelError> {
         rgb: px.chunks(4).flat_map(|p| [p[0], p[1], p[2]]).collect(),
         height: px
             .chunks(4)
-            .map(|p| p[3] as f32 / 255.0 * HEIGHT_MAX)
+            .map(|p| match p[3] {
+                UNSEEN => f32::NAN,
+                a => a as f32 / (UNSEEN - 1) as f32 * HEIGHT_MAX,
+            })
             .collect(),
     })
 }
@@ -188,7 +200,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("loho-data-{}", std::process::id()));
         let (rows, cols) = (8, 4);
         let rgb: Vec<u8> = (0..rows * cols * 3).map(|i| (i * 7 % 256) as u8).collect();
-        let height: Vec<f32> = (0..rows * cols).map(|i| i as f32 * 0.008).collect();
+        let mut height: Vec<f32> = (0..rows * cols).map(|i| i as f32 * 0.008).collect();
+        height[5] = f32::NAN;
         let sample = Sample {
             task: "B".into(),
             seed: 4,
@@ -218,9 +231,13 @@ mod tests {
         assert_eq!((f.rows, f.cols), (rows, cols));
         assert_eq!(f.rgb, rgb);
         for (a, b) in f.height.iter().zip(&height) {
+            if b.is_nan() {
+                assert!(a.is_nan(), "an unseen cell stays unseen");
+                continue;
+            }
             let want = b.min(HEIGHT_MAX);
             assert!(
-                (a - want).abs() <= HEIGHT_MAX / 510.0 + 1e-6,
+                (a - want).abs() <= HEIGHT_MAX / 508.0 + 1e-6,
                 "{a} vs {want}"
             );
         }

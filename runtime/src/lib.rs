@@ -19,7 +19,9 @@
 //! - [`policy`]: the [`Policy`](policy::Policy) trait every policy implements, LoHoVLA's
 //!   closed loop, the policy node and a remote policy over `policy/infer`;
 //! - [`controller`]: the controller node (chunks → safe setpoints at the control rate);
-//! - [`record`]: every topic into an MCAP file with its ROS 2 schema.
+//! - [`record`]: every topic into an MCAP file with its ROS 2 schema;
+//! - [`perception`]: the top-down heightmap every policy reads, calibrated RGB-D cameras
+//!   and their fusion into it (`loho heightmap`).
 
 pub mod bus;
 pub mod cdr;

@@ -3,12 +3,11 @@
 //! shipped UR5e is also compiled in ([`Robot::ur5e`]), so the simulator's camera, the
 //! safety filter and the model's action scale read the same box.
 
-use std::path::Path;
 use std::sync::LazyLock;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::ConfigError;
+use crate::config::{ConfigError, ConfigFile};
 use crate::trajectory::EePose;
 
 /// `configs/robots/ur5e.toml`, compiled in.
@@ -114,17 +113,9 @@ impl Robot {
         });
         &R
     }
+}
 
-    pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let r: Self = toml::from_str(text)?;
-        r.validate()?;
-        Ok(r)
-    }
-
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        Self::parse(&crate::config::read(path)?)
-    }
-
+impl ConfigFile for Robot {
     fn validate(&self) -> Result<(), ConfigError> {
         let (w, l) = (&self.workspace, &self.limits);
         for (name, [lo, hi]) in [

@@ -6,7 +6,8 @@
 //!
 //! - [`world`]: rapier3d physics at 240 Hz: blocks, bowls, zones and the suction tool;
 //! - [`ur5e`]: the arm's kinematics (DH, inverse kinematics) for joint states;
-//! - [`camera`]: the top-down RGB-D heightmap and a perspective view;
+//! - [`camera`]: the ideal top-down RGB-D heightmap and a perspective view for people;
+//!   [`rgbd`]: the benchmark's perspective RGB-D cameras with a realistic camera model;
 //! - [`tasks`]: tasks A–K, their scenes, texts and goals; [`goal`]: how they are scored;
 //! - [`env`]: an episode as an environment; [`oracle`]: the scripted expert and a random
 //!   baseline;

@@ -58,6 +58,37 @@ fn eval_writes_the_documented_json() {
     assert!(v["wall_s"].as_f64().unwrap() > 0.0);
     assert_eq!(v["feedback"], "reward");
     assert_eq!(v["arm"], "sim");
+    assert_eq!(v["camera"], "ideal");
+    assert!(v["ms_per_frame"].is_null());
+}
+
+/// Through the benchmark's cameras the oracle, acting on the world, still solves every
+/// episode, and the report says what the policy saw and what fusing it cost.
+#[test]
+fn eval_through_the_cameras() {
+    let out = tmp("eval-cameras.json");
+    loho(&[
+        "eval",
+        "--policy",
+        "oracle",
+        "--tasks",
+        "B,E",
+        "--split",
+        "val",
+        "--episodes",
+        "1",
+        "--camera",
+        "benchmark",
+        "--json",
+        out.to_str().unwrap(),
+    ])
+    .unwrap();
+    let v = read_json(&out);
+    assert_eq!(v["camera"], "benchmark");
+    assert_eq!(v["mean_success_rate"], 100.0);
+    assert!(v["ms_per_frame"].as_f64().unwrap() > 0.0);
+    let e = loho(&["eval", "--camera", "fisheye", "--episodes", "1"]).unwrap_err();
+    assert!(format!("{e:#}").contains("rig file"), "{e:#}");
 }
 
 /// The oracle through the whole deployment path, in real time: policy node → controller

@@ -2,13 +2,12 @@
 //! frame, from `configs/cameras/*.toml`) and how it images (the pinhole model and lens
 //! distortion of its `sensor_msgs/CameraInfo`), and the rig file that lists the cameras.
 
-use std::path::Path;
 use std::sync::LazyLock;
 
 use serde::Deserialize;
 
 use super::PerceptionError;
-use crate::config::ConfigError;
+use crate::config::{ConfigError, ConfigFile};
 use crate::msg::{CameraInfo, Header};
 
 /// `configs/cameras/benchmark.toml`, compiled in.
@@ -50,20 +49,9 @@ pub struct CameraConfig {
     pub color: Option<String>,
     pub depth: Option<String>,
     pub info: Option<String>,
-    /// What the simulator renders for this camera.
-    pub sim: Option<SimCamera>,
-}
-
-/// A simulated camera's image size and pinhole model (no distortion).
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SimCamera {
-    pub width: u32,
-    pub height: u32,
-    pub fx: f64,
-    pub fy: f64,
-    pub cx: f64,
-    pub cy: f64,
+    /// What the simulator renders for this camera: an ideal pinhole (`distortion` is not
+    /// read from the file).
+    pub sim: Option<Intrinsics>,
 }
 
 impl Rig {
@@ -74,17 +62,9 @@ impl Rig {
         });
         &R
     }
+}
 
-    pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let r: Self = toml::from_str(text)?;
-        r.validate()?;
-        Ok(r)
-    }
-
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        Self::parse(&crate::config::read(path)?)
-    }
-
+impl ConfigFile for Rig {
     fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
         if self.cameras.is_empty() {
@@ -157,17 +137,8 @@ impl CameraConfig {
 
     /// The simulated camera's model, or an error naming the camera that has none.
     pub fn sim_intrinsics(&self) -> Result<Intrinsics, PerceptionError> {
-        let s = self.sim.ok_or_else(|| PerceptionError::NoSimModel {
+        self.sim.ok_or_else(|| PerceptionError::NoSimModel {
             camera: self.name.clone(),
-        })?;
-        Ok(Intrinsics {
-            width: s.width,
-            height: s.height,
-            fx: s.fx,
-            fy: s.fy,
-            cx: s.cx,
-            cy: s.cy,
-            distortion: [0.0; 8],
         })
     }
 }
@@ -196,7 +167,8 @@ impl CameraPose {
 
 /// The pinhole model and distortion of one camera's images: `plumb_bob` (k1, k2, p1, p2,
 /// k3) or `rational_polynomial` (… k4, k5, k6), as OpenCV and ROS define them.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Intrinsics {
     pub width: u32,
     pub height: u32,
@@ -205,6 +177,7 @@ pub struct Intrinsics {
     pub cx: f64,
     pub cy: f64,
     /// k1, k2, p1, p2, k3, k4, k5, k6 (zeros where the model has fewer).
+    #[serde(skip)]
     pub distortion: [f64; 8],
 }
 

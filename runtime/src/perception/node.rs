@@ -62,30 +62,25 @@ struct Out {
 pub fn run(bus: &Bus, rig: &Rig, stop: Arc<AtomicBool>) -> Result<(), BusError> {
     let _alive = bus.alive("heightmap")?;
     let (tx, events) = crossbeam_channel::unbounded();
+    // Callbacks only push events; the loop below handles them.
+    let forward = |topic: String, event: fn(usize, Image) -> Event, i: usize| {
+        let tx = tx.clone();
+        bus.subscribe::<Image, _>(&topic.clone(), move |m| {
+            let _ = tx.send(m.map_or_else(
+                |e| Event::Bad(topic.clone(), e.to_string()),
+                |m| event(i, m),
+            ));
+        })
+    };
     let mut subs = Vec::new();
     for (i, c) in rig.cameras.iter().enumerate() {
         let [color, depth, info] = c.topics();
-        let t = tx.clone();
-        let topic = color.clone();
-        subs.push(bus.subscribe::<Image, _>(&color, move |m| {
-            let _ = t.send(m.map_or_else(
-                |e| Event::Bad(topic.clone(), e.to_string()),
-                |m| Event::Color(i, m),
-            ));
-        })?);
-        let t = tx.clone();
-        let topic = depth.clone();
-        subs.push(bus.subscribe::<Image, _>(&depth, move |m| {
-            let _ = t.send(m.map_or_else(
-                |e| Event::Bad(topic.clone(), e.to_string()),
-                |m| Event::Depth(i, m),
-            ));
-        })?);
-        let t = tx.clone();
-        let topic = info.clone();
-        subs.push(bus.subscribe::<CameraInfo, _>(&info, move |m| {
-            let _ = t.send(m.map_or_else(
-                |e| Event::Bad(topic.clone(), e.to_string()),
+        subs.push(forward(color, Event::Color, i)?);
+        subs.push(forward(depth, Event::Depth, i)?);
+        let tx = tx.clone();
+        subs.push(bus.subscribe::<CameraInfo, _>(&info.clone(), move |m| {
+            let _ = tx.send(m.map_or_else(
+                |e| Event::Bad(info.clone(), e.to_string()),
                 |m| Event::Info(i, Box::new(m)),
             ));
         })?);
