@@ -232,6 +232,16 @@ pub struct GenDataCmd {
     /// file's), as `loho eval --camera`.
     #[arg(long, default_value = "ideal")]
     pub camera: String,
+    /// DAgger: this policy (`default` or a checkpoint folder) acts, with its sampling,
+    /// and every state it reaches is labelled with the oracle's decision there.
+    #[arg(long, requires = "policy")]
+    pub dagger: bool,
+    /// The policy `--dagger` rolls out.
+    #[arg(long, requires = "dagger")]
+    pub policy: Option<String>,
+    /// Add to the dataset in `--out` instead of starting a new one (DAgger rounds).
+    #[arg(long)]
+    pub append: bool,
     #[arg(long)]
     pub jobs: Option<usize>,
 }

@@ -4,6 +4,12 @@
 //! centimetres) while the label stays the oracle's plan, so the data also shows how to
 //! recover from scenes a learned policy will cause: blocks off target, towers askew.
 //! After a success the final frame is labelled with the task's "done" sentence.
+//!
+//! With `--dagger`, a learned policy acts instead (with its own sampling), and every state
+//! it reaches is labelled with what the oracle would do there: the states its own
+//! mistakes cause — a block in the wrong bowl, a placed block picked again — come with
+//! the way back. Where the policy stops early, the oracle's move is executed, so the
+//! episode goes on.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -21,6 +27,7 @@ use loho_sim::{oracle, tasks};
 use loho_sim::{Action, Decision, Env, Oracle, Policy, TaskId};
 
 use crate::cli::{self, GenDataCmd};
+use crate::policy::PolicyKind;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -31,7 +38,13 @@ pub fn command(c: GenDataCmd) -> Result<()> {
         "unknown --colors {:?}: use all or split",
         c.colors
     );
+    let policy = match (&c.policy, c.dagger) {
+        (Some(p), true) => Some(PolicyKind::parse(p)?),
+        _ => None,
+    };
     let args = GenArgs {
+        policy,
+        append: c.append,
         out: c.out.clone(),
         tasks: TaskId::parse_list(&c.tasks)?,
         episodes: c.episodes,
@@ -42,7 +55,11 @@ pub fn command(c: GenDataCmd) -> Result<()> {
         cameras: cli::cameras(&c.camera)?,
     };
     let n = generate(&args)?;
-    println!("wrote {n} decisions to {}", c.out.display());
+    println!(
+        "wrote {n} decisions to {}{}",
+        c.out.display(),
+        if c.append { " (added)" } else { "" }
+    );
     if let Some(ms) = args.cameras.as_ref().and_then(|r| r.ms_per_frame()) {
         println!(
             "{ms:.1} ms per frame through the {} cameras (render and fuse)",
@@ -65,6 +82,10 @@ pub struct GenArgs {
     pub all_colors: bool,
     /// Frames fused from these cameras instead of the ideal heightmap.
     pub cameras: Option<Arc<Rig>>,
+    /// DAgger: this policy acts (and `perturb` is not used); `None`: the oracle acts.
+    pub policy: Option<PolicyKind>,
+    /// Add to the dataset in `out`.
+    pub append: bool,
     pub jobs: usize,
 }
 
@@ -119,6 +140,7 @@ fn episode(task: TaskId, seed: u64, a: &GenArgs) -> Result<Vec<Frame>> {
         env = env.with_cameras(rig.clone());
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ ((task as u64) << 40));
+    let mut actor = a.policy.as_ref().map(|p| p.make(seed)).transpose()?;
     let mut out = Vec::new();
     let push = |out: &mut Vec<Frame>, s: Sample, rgb: &[u8], obs: &Heightmap| {
         out.push((s, rgb.to_vec(), obs.height.clone()));
@@ -127,22 +149,26 @@ fn episode(task: TaskId, seed: u64, a: &GenArgs) -> Result<Vec<Frame>> {
         let obs = env.observe();
         let rgb = obs.rgb_bytes();
         let step = env.steps_taken();
-        match Oracle.decide(&env.observation(&rgb, &obs))? {
-            Decision::Done(text) => {
-                push(&mut out, sample(&env, step, &text, vec![]), &rgb, &obs);
-                return Ok(out);
-            }
+        let label = Oracle.decide(&env.observation(&rgb, &obs))?;
+        match &label {
+            Decision::Done(text) => push(&mut out, sample(&env, step, text, vec![]), &rgb, &obs),
             Decision::Act(act) => {
                 let kp = vec![Keypose::new(act.pick, true), Keypose::new(act.place, false)];
                 push(&mut out, sample(&env, step, &act.subtask, kp), &rgb, &obs);
-                let exec = if rng.gen_bool(a.perturb) {
-                    perturbed(&act, &mut rng)
-                } else {
-                    act
-                };
-                env.step(&exec)?;
             }
         }
+        let own = match actor.as_mut() {
+            Some(policy) => Some(policy.decide(&env.observation(&rgb, &obs))?),
+            None => None,
+        };
+        let exec = match (own, label) {
+            (Some(Decision::Act(mine)), _) => mine,
+            (_, Decision::Done(_)) => return Ok(out),
+            (Some(Decision::Done(_)), Decision::Act(act)) => act,
+            (None, Decision::Act(act)) if rng.gen_bool(a.perturb) => perturbed(&act, &mut rng),
+            (None, Decision::Act(act)) => act,
+        };
+        env.step(&exec)?;
     }
     if env.success() {
         let obs = env.observe();
@@ -157,7 +183,8 @@ fn episode(task: TaskId, seed: u64, a: &GenArgs) -> Result<Vec<Frame>> {
     Ok(out)
 }
 
-/// Generates the dataset; episodes are written in a fixed order whatever the thread count.
+/// Generates the dataset (or adds to it); episodes are written in a fixed order whatever
+/// the thread count. Returns the decisions written.
 pub fn generate(a: &GenArgs) -> Result<usize> {
     let work: Vec<(TaskId, u64)> = (0..a.episodes as u64)
         .flat_map(|k| {
@@ -166,7 +193,12 @@ pub fn generate(a: &GenArgs) -> Result<usize> {
                 .map(move |&t| (t, Split::Train.seed(a.first_episode + k)))
         })
         .collect();
-    let mut writer = Writer::create(&a.out)?;
+    let mut writer = if a.append {
+        Writer::append(&a.out)?
+    } else {
+        Writer::create(&a.out)?
+    };
+    let before = writer.len();
     let bar = ProgressBar::new(work.len() as u64).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} episodes  {elapsed} (eta {eta})  {msg}")
             .expect("template"),
@@ -206,5 +238,5 @@ pub fn generate(a: &GenArgs) -> Result<usize> {
         Ok(())
     })?;
     bar.finish_and_clear();
-    Ok(writer.len())
+    Ok(writer.len() - before)
 }

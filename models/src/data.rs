@@ -7,7 +7,7 @@
 //! ~10–20 kB instead of 200 kB raw, so 100 000 decisions fit in memory. Observation noise
 //! is drawn fresh at training time, so each epoch sees new noise.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Cursor, Write};
 use std::path::{Path, PathBuf};
 
@@ -61,6 +61,26 @@ impl Writer {
             dir: dir.to_path_buf(),
             index,
             count: 0,
+        })
+    }
+
+    /// A dataset in `dir` to add to: its index is kept and new frames are numbered after
+    /// the last (a new one if there is none).
+    pub fn append(dir: &Path) -> Result<Self, ModelError> {
+        let path = dir.join(INDEX);
+        if !path.exists() {
+            return Self::create(dir);
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| io_err(&path, e))?;
+        let count = text.lines().filter(|l| !l.trim().is_empty()).count();
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(|e| io_err(&path, e))?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            index: BufWriter::new(file),
+            count,
         })
     }
 

@@ -438,3 +438,48 @@ fn eval_through_policy_infer() {
     let e = loho(&["eval", "--transport", "zenoh", "--connect", &nobody]).unwrap_err();
     assert!(format!("{e:#}").contains("--transport infer"), "{e:#}");
 }
+
+/// DAgger: a policy acts, the oracle labels every state it reaches, and rounds add to
+/// one dataset.
+#[test]
+fn gen_data_dagger_labels_the_policys_own_states_and_rounds_append() {
+    let (plain, dagger) = (tmp("plain"), tmp("dagger"));
+    let ds = |p: &Path| loho_models::data::Dataset::open(p).unwrap();
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let base = ["gen-data", "--tasks", "B", "--episodes", "1", "--jobs", "1"];
+    let run = |extra: &[&str]| loho(&[&base[..], extra].concat()).unwrap();
+    run(&["--perturb", "0", "--out", &s(&plain)]);
+    run(&["--policy", "random", "--dagger", "--out", &s(&dagger)]);
+    let (p, d) = (ds(&plain), ds(&dagger));
+    // The same first state and label; then the random policy's moves lead elsewhere.
+    assert_eq!(d.samples[0].subtask, p.samples[0].subtask);
+    assert_eq!(d.frame(0).unwrap().rgb, p.frame(0).unwrap().rgb);
+    assert_ne!(d.frame(1).unwrap().rgb, p.frame(1).unwrap().rgb);
+    // Every label is the oracle's: in B, a block to the bowl of its own colour (a random
+    // policy's own moves would not be).
+    for x in &d.samples {
+        let w: Vec<&str> = x.subtask.split(' ').collect();
+        if w[0] == "pick" {
+            assert_eq!(w[3], w[w.len() - 2], "{}", x.subtask);
+            assert_eq!(x.keyposes.len(), 2);
+        }
+    }
+    // A second round adds to the first: old samples kept, new frames numbered after them.
+    let n = d.len();
+    run(&[
+        "--policy",
+        "random",
+        "--dagger",
+        "--append",
+        "--episode",
+        "1",
+        "--out",
+        &s(&dagger),
+    ]);
+    let d2 = ds(&dagger);
+    assert!(d2.len() > n);
+    assert_eq!(d2.samples[..n].len(), n);
+    assert_eq!(d2.samples[n - 1].frame, d.samples[n - 1].frame);
+    assert_eq!(d2.samples[n].frame, format!("frames/{n:07}.png"));
+    assert_ne!(d2.samples[n].seed, d.samples[0].seed);
+}
