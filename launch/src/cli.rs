@@ -378,6 +378,19 @@ pub enum BenchCommand {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Training throughput (samples/s) of the shipped configuration and where a step's
+    /// time goes, on a small oracle dataset made for the run.
+    Train {
+        #[arg(long, default_value_t = 30)]
+        steps: usize,
+        #[arg(long, default_value_t = 16)]
+        batch: usize,
+        /// Threads for candle (the training recipe uses 2).
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// The other process of `bench bus`.
     #[command(hide = true)]
     BusEcho {

@@ -1,9 +1,10 @@
 //! `loho bench`: the performance figures, one bench per file ([`policy`], [`controller`],
-//! [`bus`]), each measured against its baseline in the same run.
+//! [`bus`], [`train`]), each measured against its baseline in the same run.
 
 pub mod bus;
 pub mod controller;
 pub mod policy;
+pub mod train;
 
 use std::time::Duration;
 
@@ -46,6 +47,17 @@ pub fn command(what: BenchCommand) -> Result<()> {
             crate::write_json(json.as_ref(), &r)
         }
         BenchCommand::BusEcho { connect } => bus::bus_echo(&connect),
+        BenchCommand::Train {
+            steps,
+            batch,
+            threads,
+            json,
+        } => {
+            std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+            let r = train::train(steps.max(1), batch.max(1))?;
+            train::print(&r);
+            crate::write_json(json.as_ref(), &r)
+        }
     }
 }
 

@@ -17,6 +17,7 @@
 //! weights are drawn here ([`SeededInit`]) rather than by candle.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
@@ -126,6 +127,20 @@ pub struct StepStats {
     pub colour: f32,
     pub lr: f64,
     pub grad_norm: f32,
+    /// Where the step's time went.
+    pub phases: Phases,
+}
+
+/// A step's wall time by phase.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Phases {
+    /// Drawing the batch: decoding frames, noise, segmentation, labels.
+    pub batch: Duration,
+    /// The forward pass and the losses.
+    pub forward: Duration,
+    pub backward: Duration,
+    /// Clipping and AdamW.
+    pub update: Duration,
 }
 
 pub struct Trainer {
@@ -218,7 +233,13 @@ impl Trainer {
         let idx: Vec<usize> = (0..tc.batch)
             .map(|_| rng.gen_range(0..data.len()))
             .collect();
+        let t = Instant::now();
         let batch = self.batch(data, &idx, &mut rng)?;
+        let mut phases = Phases {
+            batch: t.elapsed(),
+            ..Default::default()
+        };
+        let t = Instant::now();
         let (text, colour, action, pointer) = self.losses(&batch, &mut rng)?;
         let mut loss = text.clone();
         if let Some(c) = &colour {
@@ -227,11 +248,17 @@ impl Trainer {
         for extra in [&action, &pointer].into_iter().flatten() {
             loss = (loss + (extra * tc.action_weight)?)?;
         }
+        phases.forward = t.elapsed();
+        let t = Instant::now();
         let grads = loss.backward()?;
+        phases.backward = t.elapsed();
+        let t = Instant::now();
         let lr = tc.lr_at(self.state.step);
         self.state.step += 1;
         let grad_norm = self.opt.step(&grads, lr, self.state.step, tc.clip)?;
+        phases.update = t.elapsed();
         Ok(StepStats {
+            phases,
             loss: loss.to_scalar()?,
             text: text.to_scalar()?,
             action: match action {
