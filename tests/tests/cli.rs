@@ -483,3 +483,33 @@ fn gen_data_dagger_labels_the_policys_own_states_and_rounds_append() {
     assert_eq!(d2.samples[n].frame, format!("frames/{n:07}.png"));
     assert_ne!(d2.samples[n].seed, d.samples[0].seed);
 }
+
+/// `bench train` times real training steps and splits them by phase.
+#[test]
+fn bench_train_reports_samples_per_second_by_phase() {
+    let out = tmp("bench-train.json");
+    loho(&[
+        "bench",
+        "train",
+        "--steps",
+        "2",
+        "--batch",
+        "4",
+        "--json",
+        out.to_str().unwrap(),
+    ])
+    .unwrap();
+    let v = read_json(&out);
+    assert_eq!(
+        (v["steps"].as_u64(), v["batch"].as_u64()),
+        (Some(2), Some(4))
+    );
+    let step = v["ms_per_step"].as_f64().unwrap();
+    let phases: f64 = ["batch_ms", "forward_ms", "backward_ms", "update_ms"]
+        .iter()
+        .map(|k| v[k].as_f64().unwrap())
+        .sum();
+    assert!(phases > 0.0 && phases <= step * 1.01, "{phases} of {step}");
+    let rate = v["samples_per_s"].as_f64().unwrap();
+    assert!((rate - 4.0 * 1e3 / step).abs() < 1e-6 * rate);
+}
