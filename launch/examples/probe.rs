@@ -12,6 +12,7 @@
 use std::path::Path;
 
 use loho_models::{Keypose, Vla};
+use loho_runtime::policy::Plan;
 use loho_runtime::trajectory::EePose;
 use loho_sim::{Decision, Env, Oracle, Policy, Split, ALL_TASKS};
 
@@ -34,8 +35,8 @@ fn main() -> anyhow::Result<()> {
                 continue;
             };
             vla.start(env.instruction())?;
-            let written = vla.decide(&rgb, &h, None)?.subtask;
-            let told = vla.decide(&rgb, &h, Some(&oracle.subtask))?;
+            let written = vla.decide(&rgb, &h, &Plan::Write)?.subtask;
+            let told = vla.decide(&rgb, &h, &Plan::Keep(oracle.subtask.clone()))?;
             let (dp, dq) = (
                 xy_cm(&told.keyposes[0], &oracle.pick),
                 xy_cm(&told.keyposes[1], &oracle.place),

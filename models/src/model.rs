@@ -35,6 +35,10 @@ pub struct Config {
     /// Sub-task tokens including `<sub>`, `</sub>` and `<act>`.
     pub max_subtask: usize,
     pub workspace: Workspace,
+    /// Temperature of the sub-task's words when the closed loop writes it again after
+    /// failed steps (0: greedy, as every other time). Chosen on the val split, not trained.
+    #[serde(default)]
+    pub replan_temperature: f32,
 }
 
 impl Config {
@@ -71,6 +75,7 @@ impl Config {
             max_instruction,
             max_subtask,
             workspace: Workspace::default(),
+            replan_temperature: 0.0,
         }
     }
 

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use loho_runtime::policy::{Action, ClosedLoop, Decision, Observation, Policy, PolicyError};
+use loho_runtime::policy::{Action, ClosedLoop, Decision, Observation, Plan, Policy, PolicyError};
 
 use crate::vla::Output;
 use crate::{ModelError, Vla};
@@ -41,7 +41,7 @@ impl ModelPolicy {
     }
 
     /// One model call: writes a sub-task (or re-reads `keep`) and samples its keyposes.
-    fn act(&mut self, obs: &Observation, keep: Option<&str>) -> Result<Decision, ModelError> {
+    fn act(&mut self, obs: &Observation, plan: &Plan) -> Result<Decision, ModelError> {
         if self.started.as_deref() != Some(obs.instruction) {
             self.started = None;
             self.vla.start(obs.instruction)?;
@@ -50,7 +50,7 @@ impl ModelPolicy {
             }
             self.started = Some(obs.instruction.to_string());
         }
-        let out = self.vla.decide(obs.rgb, obs.height, keep)?;
+        let out = self.vla.decide(obs.rgb, obs.height, plan)?;
         let d = match &out.keyposes[..] {
             [] => Decision::Done(out.subtask.clone()),
             [pick, place] => Decision::Act(Action {
@@ -76,9 +76,9 @@ impl Policy for ModelPolicy {
     }
 
     fn decide(&mut self, obs: &Observation) -> Result<Decision, PolicyError> {
-        let keep = self.closed_loop.keep(obs.total_reward);
+        let plan = self.closed_loop.plan(obs.total_reward);
         let d = self
-            .act(obs, keep.as_deref())
+            .act(obs, &plan)
             .map_err(|e| PolicyError(e.to_string()))?;
         self.closed_loop.acted(&d);
         Ok(d)
@@ -87,10 +87,10 @@ impl Policy for ModelPolicy {
     fn infer(
         &mut self,
         obs: &Observation,
-        keep: Option<&str>,
+        plan: &Plan,
         seed: u64,
     ) -> Result<Decision, PolicyError> {
         self.vla.reseed(seed);
-        self.act(obs, keep).map_err(|e| PolicyError(e.to_string()))
+        self.act(obs, plan).map_err(|e| PolicyError(e.to_string()))
     }
 }

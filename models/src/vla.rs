@@ -5,7 +5,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use candle_core::{Device, Tensor};
-use rand::SeedableRng;
+use loho_runtime::policy::Plan;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::keypose::{ActionScale, Keypose};
@@ -104,15 +105,24 @@ impl Vla {
         Ok(t.elapsed())
     }
 
-    /// One decision on a heightmap (row-major RGB bytes and heights in metres). With `keep`,
-    /// the model re-reads that sub-task instead of writing a new one and only samples a new
-    /// action (LoHoVLA's loop between re-plans).
+    /// One decision on a heightmap (row-major RGB bytes and heights in metres), its
+    /// sub-task as `plan` says: re-read (only a new action is sampled, LoHoVLA's loop
+    /// between re-plans), written greedily, or written again with its words sampled at the
+    /// checkpoint's `replan_temperature`.
     pub fn decide(
         &mut self,
         rgb: &[u8],
         height: &[f32],
-        keep: Option<&str>,
+        plan: &Plan,
     ) -> Result<Output, ModelError> {
+        let keep = match plan {
+            Plan::Keep(text) => Some(text.as_str()),
+            _ => None,
+        };
+        let temperature = match plan {
+            Plan::Rewrite => self.model.config().replan_temperature,
+            _ => 0.0,
+        };
         let t0 = Instant::now();
         let frame = self.model.stem().frame(rgb, height, self.model.device())?;
         let mut h = self.model.observe(&frame)?;
@@ -130,7 +140,12 @@ impl Vla {
                 }
             }
             None => loop {
-                let next = argmax(&self.model.logits(&h)?)?;
+                let logits = self.model.logits(&h)?;
+                let next = if temperature > 0.0 {
+                    sample(&logits, temperature, &mut self.rng)?
+                } else {
+                    argmax(&logits)?
+                };
                 if next == ids::END_SUB || words.len() == max_words {
                     break;
                 }
@@ -206,6 +221,21 @@ fn medoid(samples: &[Vec<f32>]) -> &[f32] {
             sa.total_cmp(&sb)
         })
         .expect("at least one sample")
+}
+
+/// A word drawn from softmax(logits / `temperature`).
+fn sample(logits: &Tensor, temperature: f32, rng: &mut ChaCha8Rng) -> candle_core::Result<u32> {
+    let l: Vec<f32> = logits.flatten_all()?.to_vec1()?;
+    let top = l.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let p: Vec<f32> = l.iter().map(|v| ((v - top) / temperature).exp()).collect();
+    let mut u = rng.gen::<f32>() * p.iter().sum::<f32>();
+    for (i, &pi) in p.iter().enumerate() {
+        if u < pi {
+            return Ok(i as u32);
+        }
+        u -= pi;
+    }
+    Ok((p.len() - 1) as u32)
 }
 
 fn argmax(logits: &Tensor) -> candle_core::Result<u32> {

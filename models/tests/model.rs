@@ -12,6 +12,7 @@ use loho_models::stem::SLOT_X;
 use loho_models::train::{TrainConfig, Trainer};
 use loho_models::vocab::Vocab;
 use loho_models::{Config, Keypose, Loho, ModelError, Vla};
+use loho_runtime::policy::Plan;
 
 const ROWS: usize = 320;
 const COLS: usize = 160;
@@ -134,17 +135,45 @@ fn save_then_load_decides_identically() {
     let mut a = Vla::new(m, vocab, 7);
     let mut b = Vla::load(&dir, 7).unwrap();
     let (rgb, h) = frame(200, 30, [78, 121, 167]);
-    for keep in [
-        None,
-        Some("pick up the red block and place it on the blue bowl."),
+    for plan in [
+        Plan::Write,
+        Plan::Keep("pick up the red block and place it on the blue bowl.".into()),
+        Plan::Rewrite,
     ] {
         a.start(texts()[0]).unwrap();
         b.start(texts()[0]).unwrap();
-        let oa = a.decide(&rgb, &h, keep).unwrap();
-        let ob = b.decide(&rgb, &h, keep).unwrap();
+        let oa = a.decide(&rgb, &h, &plan).unwrap();
+        let ob = b.decide(&rgb, &h, &plan).unwrap();
         assert_eq!(oa.subtask, ob.subtask);
         assert_eq!(oa.keyposes, ob.keyposes);
     }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A sub-task written again after failures is sampled at the checkpoint's
+/// `replan_temperature`: other seeds, other words; a first writing stays greedy.
+#[test]
+fn a_rewrite_samples_its_words_and_a_write_does_not() {
+    let (m, vocab, vm) = fresh();
+    let dir = tmp("rewrite");
+    save(&vm, &m, &vocab, &dir);
+    let path = dir.join("config.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    cfg["replan_temperature"] = 1.0.into();
+    std::fs::write(&path, cfg.to_string()).unwrap();
+    let (rgb, h) = frame(200, 30, [78, 121, 167]);
+    let texts_of = |plan: &Plan| -> std::collections::BTreeSet<String> {
+        (0..8)
+            .map(|seed| {
+                let mut v = Vla::load(&dir, seed).unwrap();
+                v.start(texts()[0]).unwrap();
+                v.decide(&rgb, &h, plan).unwrap().subtask
+            })
+            .collect()
+    };
+    assert_eq!(texts_of(&Plan::Write).len(), 1);
+    assert!(texts_of(&Plan::Rewrite).len() > 1);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -185,14 +214,16 @@ fn unknown_words_run_and_a_wrong_frame_is_an_error() {
     vla.start("pick up the golden teapot and put it in the sink.")
         .unwrap();
     let (rgb, h) = frame(10, 10, [255, 255, 255]);
-    let out = vla.decide(&rgb, &h, None).unwrap();
+    let out = vla.decide(&rgb, &h, &Plan::Write).unwrap();
     assert!(out.timing.total >= out.timing.prefill);
-    let e = vla.decide(&rgb[..300], &h[..100], None).unwrap_err();
+    let e = vla
+        .decide(&rgb[..300], &h[..100], &Plan::Write)
+        .unwrap_err();
     assert!(matches!(e, ModelError::FrameSize { .. }), "{e}");
     // A very long instruction is cut, not an error.
     vla.start(&"red ".repeat(100)).unwrap();
     assert!(vla.truncated);
-    vla.decide(&rgb, &h, None).unwrap();
+    vla.decide(&rgb, &h, &Plan::Write).unwrap();
 }
 
 #[test]

@@ -318,7 +318,7 @@ message!(
 message!(
     /// `loho_msgs/msg/InferRequest`: the query of `policy/infer`.
     InferRequest = "loho_msgs/msg/InferRequest", include_str!("../msg/loho_msgs/msg/InferRequest.msg"),
-    { instruction: String, color: Image, depth: Image, keep_subtask: String, seed: u64 }
+    { instruction: String, color: Image, depth: Image, keep_subtask: String, rewrite: bool, seed: u64 }
 );
 message!(
     /// `loho_msgs/msg/EeCommand`.

@@ -46,6 +46,7 @@ fn every_message_round_trips() {
         color: Image::rgb8(header(), 1, 1, vec![1, 2, 3]),
         depth: Image::f32c1(header(), 1, 1, &[0.04]),
         keep_subtask: "pick up the red block and place it in the red bowl.".into(),
+        rewrite: true,
         seed: 7,
     });
     roundtrip(HeightmapInfo {

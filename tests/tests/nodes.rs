@@ -433,6 +433,7 @@ fn policy_infer_answers_queries_and_refuses_bad_ones(g: &mut Graph) {
         color: Image::rgb8(header.clone(), w, h, obs.rgb_bytes()),
         depth: Image::f32c1(header, w, h, &obs.height),
         keep_subtask: String::new(),
+        rewrite: false,
         seed: 5,
     };
     let ask = |q: &InferRequest| g.bus.query::<_, ActionChunk>(keys::INFER, q, TIMEOUT);

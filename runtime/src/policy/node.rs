@@ -32,7 +32,7 @@ use crate::msg::{
     ActionChunk, BoolMsg, DiagnosticArray, EpisodeEvent, ExecStatus, Image, InferRequest, StringMsg,
 };
 
-use super::{chunk, Decision, Observation, Policy};
+use super::{chunk, Decision, Observation, Plan, Policy};
 
 /// Sent to an in-process observer after every decision (the console of `loho run`).
 #[derive(Debug, Clone)]
@@ -276,8 +276,12 @@ fn answer(
                 step: 0,
                 scene: None,
             };
-            let keep = Some(r.keep_subtask.as_str()).filter(|k| !k.is_empty());
-            let d = policy.infer(&obs, keep, r.seed).map_err(|e| e.0)?;
+            let plan = match (r.keep_subtask.is_empty(), r.rewrite) {
+                (false, _) => Plan::Keep(r.keep_subtask.clone()),
+                (true, true) => Plan::Rewrite,
+                (true, false) => Plan::Write,
+            };
+            let d = policy.infer(&obs, &plan, r.seed).map_err(|e| e.0)?;
             Ok(chunk(&d, r.color.header.stamp.as_secs_f64(), id))
         });
     match decided {
