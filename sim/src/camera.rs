@@ -12,6 +12,7 @@ pub use loho_runtime::perception::grid::{
 };
 
 use crate::colors::TABLE;
+use crate::vec3::{add, cross, dot, mul, normalize, sub};
 use crate::world::{
     Kind, ObjPose, World, BOWL_FLOOR, BOWL_HEIGHT, BOWL_INNER, BOWL_OUTER, ZONE_BORDER,
     ZONE_OUTLINE,
@@ -205,27 +206,4 @@ fn floor_color(world: &World, p: [f64; 3]) -> [u8; 3] {
     } else {
         [120, 120, 120]
     }
-}
-
-fn add(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
-    [a[0] + b[0], a[1] + b[1], a[2] + b[2]]
-}
-fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
-    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
-}
-fn mul(a: [f64; 3], s: f64) -> [f64; 3] {
-    [a[0] * s, a[1] * s, a[2] * s]
-}
-fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
-    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
-}
-fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
-    [
-        a[1] * b[2] - a[2] * b[1],
-        a[2] * b[0] - a[0] * b[2],
-        a[0] * b[1] - a[1] * b[0],
-    ]
-}
-fn normalize(a: [f64; 3]) -> [f64; 3] {
-    mul(a, 1.0 / dot(a, a).sqrt())
 }

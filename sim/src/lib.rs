@@ -28,6 +28,7 @@ pub mod rgbd;
 pub mod scene;
 pub mod tasks;
 pub mod ur5e;
+pub(crate) mod vec3;
 pub mod world;
 
 pub use colors::Split;

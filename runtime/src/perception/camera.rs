@@ -159,7 +159,10 @@ impl CameraPose {
         })
     }
     pub fn to_camera(&self, p: [f64; 3]) -> [f64; 3] {
-        let d: [f64; 3] = std::array::from_fn(|i| p[i] - self.translation[i]);
+        self.direction_to_camera(std::array::from_fn(|i| p[i] - self.translation[i]))
+    }
+    /// A direction (no translation) of the base frame in the camera frame.
+    pub fn direction_to_camera(&self, d: [f64; 3]) -> [f64; 3] {
         let r = &self.rotation;
         std::array::from_fn(|j| r[0][j] * d[0] + r[1][j] * d[1] + r[2][j] * d[2])
     }

@@ -4,6 +4,8 @@
 //! Small holes (cells no camera saw, between cells some did) are then filled from their
 //! neighbours; larger ones stay unknown — NaN height, black — for the policy to see as such.
 
+use std::borrow::Cow;
+
 use super::camera::{CameraPose, Intrinsics};
 use super::grid::{self, Heightmap, HEIGHT, WIDTH, Z_MAX};
 use super::PerceptionError;
@@ -40,12 +42,12 @@ pub struct View<'a> {
 
 /// The colour bytes (`rgb8`, or `bgr8` swapped) and depth in metres (`32FC1` metres or
 /// `16UC1` millimetres) of one camera's frame, checked against each other and its model.
-pub fn decode(
+pub fn decode<'a>(
     camera: &str,
     lens: &Intrinsics,
-    color: &Image,
+    color: &'a Image,
     depth: &Image,
-) -> Result<(Vec<u8>, Vec<f32>), PerceptionError> {
+) -> Result<(Cow<'a, [u8]>, Vec<f32>), PerceptionError> {
     let size = |what: &str, img: &Image| format!("{what} {}x{}", img.width, img.height);
     if (color.width, color.height) != (lens.width, lens.height)
         || (depth.width, depth.height) != (lens.width, lens.height)
@@ -68,15 +70,17 @@ pub fn decode(
     let rgb = match color.encoding.as_str() {
         "bgr8" => {
             color.check("bgr8", 3).map_err(image)?;
-            color
-                .data
-                .chunks_exact(3)
-                .flat_map(|p| [p[2], p[1], p[0]])
-                .collect()
+            Cow::Owned(
+                color
+                    .data
+                    .chunks_exact(3)
+                    .flat_map(|p| [p[2], p[1], p[0]])
+                    .collect(),
+            )
         }
         _ => {
             color.check(encoding::RGB8, 3).map_err(image)?;
-            color.data.clone()
+            Cow::Borrowed(&color.data[..])
         }
     };
     let metres = match depth.encoding.as_str() {

@@ -120,13 +120,14 @@ impl Rig {
                 let pose = c.pose();
                 let i = lens.intrinsics;
                 let ws = grid::workspace();
-                let n = (i.width * i.height) as usize;
-                let table = (0..n)
+                let (table, rays) = (0..(i.width * i.height) as usize)
                     .map(|k| {
                         let dir = ray(&pose, &i, k);
+                        let l = (dir[0] * dir[0] + dir[1] * dir[1] + dir[2] * dir[2]).sqrt();
+                        let unit = dir.map(|c| (c / l) as f32);
                         let t = -pose.translation[2] / dir[2];
                         if !(t > 0.0 && t.is_finite()) {
-                            return (0.0, false);
+                            return ((0.0, false), unit);
                         }
                         let (x, y) = (
                             pose.translation[0] + t * dir[0],
@@ -134,16 +135,9 @@ impl Rig {
                         );
                         let inside =
                             (ws.x[0]..ws.x[1]).contains(&x) && (ws.y[0]..ws.y[1]).contains(&y);
-                        (t as f32, inside)
+                        ((t as f32, inside), unit)
                     })
-                    .collect();
-                let rays = (0..n)
-                    .map(|k| {
-                        let v = ray(&pose, &i, k);
-                        let l = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
-                        v.map(|c| (c / l) as f32)
-                    })
-                    .collect();
+                    .unzip();
                 Ok(Camera {
                     pose,
                     lens,

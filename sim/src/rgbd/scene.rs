@@ -3,6 +3,7 @@
 
 use std::f64::consts::TAU;
 
+use crate::vec3::{cross, dot, sub};
 use crate::world::{
     Kind, World, BOWL_FLOOR, BOWL_HEIGHT, BOWL_INNER, BOWL_OUTER, ZONE_BORDER, ZONE_OUTLINE,
 };
@@ -130,17 +131,9 @@ pub(super) fn faces(world: &World) -> Vec<Face> {
     out_faces
 }
 
+/// The unit normal of triangle (a, b, c), counter-clockwise.
 fn normal(a: [f64; 3], b: [f64; 3], c: [f64; 3]) -> [f32; 3] {
-    let (u, v) = (sub(b, a), sub(c, a));
-    let n = [
-        u[1] * v[2] - u[2] * v[1],
-        u[2] * v[0] - u[0] * v[2],
-        u[0] * v[1] - u[1] * v[0],
-    ];
-    let l = (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).sqrt().max(1e-12);
-    n.map(|c| (c / l) as f32)
-}
-
-pub(super) fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
-    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
+    let n = cross(sub(b, a), sub(c, a));
+    let l = dot(n, n).sqrt().max(1e-12);
+    n.map(|v| (v / l) as f32)
 }

@@ -74,9 +74,7 @@ impl Camera {
         for (f, tri) in faces.iter().enumerate() {
             let c = tri.v.map(|p| self.pose.to_camera(p));
             // Faces turned away from the camera, or reaching behind it, are not drawn.
-            let n = self
-                .pose
-                .to_camera(add(self.pose.translation, tri.normal.map(f64::from)));
+            let n = self.pose.direction_to_camera(tri.normal.map(f64::from));
             if c.iter().any(|p| p[2] < 0.05)
                 || n[0] * c[0][0] + n[1] * c[0][1] + n[2] * c[0][2] >= 0.0
             {
@@ -164,10 +162,6 @@ impl Camera {
         }
         Shot { rgb, depth_mm }
     }
-}
-
-fn add(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
-    [a[0] + b[0], a[1] + b[1], a[2] + b[2]]
 }
 
 /// Twice the signed area of (a, b, p).
