@@ -1,17 +1,25 @@
 //! The pre-norm, decoder-only transformer with a KV cache.
 //!
 //! Laid out as candle-transformers writes models: a serde [`Config`], `new(cfg, vb)`, and
-//! `forward(&mut self, x, offset)` with the cache kept in the struct. Inference prefills
-//! once and then feeds one token per step; [`Backbone::truncate_cache`] rolls the cache
-//! back to a prefix (the instruction), so it is computed once per episode.
+//! `forward(&mut self, x, offset, real)` with the cache kept in the struct. Inference
+//! prefills once and then feeds one token per step; [`Backbone::truncate_cache`] rolls the
+//! cache back to a prefix, so it is computed once per decision (once per episode for the
+//! instruction of a causal model).
 //!
-//! Training runs through [`Backbone::forward_train`], which keeps no cache and uses
-//! composite softmax and layer norm: candle's fused kernels have no backward and would
-//! silently leave most weights without gradient (`../shared/candle-notes.md`, trap 1).
+//! Attention is causal after [`Config::prefix`] tokens that see each other both ways (an
+//! object token can then see the bowl that comes after it in the image), and padding flagged
+//! in `real` is hidden from every token. Training ([`Backbone::forward_train`]) keeps no
+//! cache. Norm, softmax, biases and ReLU are the fused kernels of [`crate::ops`], which
+//! have a backward: candle's own fused kernels have none and would silently leave most
+//! weights without gradient (docs/model.md).
 
-use candle_core::{DType, Device, Module, Result, Tensor, D};
+use std::sync::Arc;
+
+use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{linear, Activation, Embedding, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
+
+use crate::ops::{self, Mask};
 
 /// Shape of the backbone.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,6 +35,11 @@ pub struct Config {
     /// ReLU by default: on this CPU its backward is the cheapest (candle-notes).
     #[serde(default = "default_act")]
     pub activation: Activation,
+    /// Tokens `0..prefix` (instruction and image) see each other both ways, and later
+    /// tokens see every earlier one; 0 makes every token causal (checkpoints before the
+    /// bidirectional prefix).
+    #[serde(default)]
+    pub prefix: usize,
 }
 
 fn default_eps() -> f64 {
@@ -35,15 +48,6 @@ fn default_eps() -> f64 {
 
 fn default_act() -> Activation {
     Activation::Relu
-}
-
-/// Fused kernels with the cache, fused kernels over a whole sequence without it, or
-/// composite differentiable ops without it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Infer,
-    Full,
-    Train,
 }
 
 struct Norm {
@@ -61,22 +65,8 @@ impl Norm {
         })
     }
 
-    fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        match mode {
-            Mode::Infer | Mode::Full => candle_nn::ops::layer_norm(
-                &x.contiguous()?,
-                &self.weight,
-                &self.bias,
-                self.eps as f32,
-            ),
-            Mode::Train => {
-                let mean = x.mean_keepdim(D::Minus1)?;
-                let xc = x.broadcast_sub(&mean)?;
-                let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
-                let xn = xc.broadcast_div(&(var + self.eps)?.sqrt()?)?;
-                xn.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)
-            }
-        }
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        ops::layer_norm(x, &self.weight, &self.bias, self.eps)
     }
 }
 
@@ -100,54 +90,31 @@ impl Attention {
         })
     }
 
-    fn forward(&mut self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+    fn forward(&mut self, x: &Tensor, mask: &Mask, cache: bool) -> Result<Tensor> {
         let (b, t, d) = x.dims3()?;
-        let qkv = self
-            .qkv
-            .forward(x)?
-            .reshape((b, t, 3, self.n_heads, self.head_dim))?
-            .permute((2, 0, 3, 1, 4))?;
-        let q = qkv.get(0)?.contiguous()?;
-        let mut k = qkv.get(1)?.contiguous()?;
-        let mut v = qkv.get(2)?.contiguous()?;
-        if mode == Mode::Infer {
+        let (w, bias) = (self.qkv.weight(), self.qkv.bias());
+        // Three products on row blocks of the one qkv weight: splitting its output instead
+        // would give each part a backward the size of all three.
+        let heads = |i: usize| -> Result<Tensor> {
+            let bias = bias.map(|b| b.narrow(0, i * d, d)).transpose()?;
+            ops::linear(x, &w.narrow(0, i * d, d)?, bias.as_ref())?
+                .reshape((b, t, self.n_heads, self.head_dim))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        let (q, mut k, mut v) = (heads(0)?, heads(1)?, heads(2)?);
+        if cache {
             if let Some((pk, pv)) = &self.cache {
                 k = Tensor::cat(&[pk, &k], 2)?;
                 v = Tensor::cat(&[pv, &v], 2)?;
             }
             self.cache = Some((k.clone(), v.clone()));
         }
-        let s = k.dim(2)?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let mut att = (q.matmul(&k.t()?)? * scale)?;
-        if t > 1 {
-            att = att.broadcast_add(&causal_mask(t, s, x.device())?)?;
-        }
-        let att = match mode {
-            Mode::Infer | Mode::Full => candle_nn::ops::softmax_last_dim(&att)?,
-            Mode::Train => candle_nn::ops::softmax(&att, D::Minus1)?,
-        };
+        let att = ops::masked_softmax(&q.matmul(&k.t()?)?, scale, mask)?;
         let y = att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))?;
-        self.out.forward(&y)
+        ops::apply(&self.out, &y)
     }
-}
-
-/// Additive mask for `t` new queries over `s` keys, the last `t` of which are theirs:
-/// query i sees keys up to s − t + i.
-fn causal_mask(t: usize, s: usize, device: &Device) -> Result<Tensor> {
-    let past = s - t;
-    let mask: Vec<f32> = (0..t)
-        .flat_map(|i| {
-            (0..s).map(move |j| {
-                if j <= past + i {
-                    0.0
-                } else {
-                    f32::NEG_INFINITY
-                }
-            })
-        })
-        .collect();
-    Tensor::from_vec(mask, (t, s), device)
 }
 
 struct Block {
@@ -171,12 +138,14 @@ impl Block {
         })
     }
 
-    fn forward(&mut self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        let x = (x + self.attn.forward(&self.norm1.forward(x, mode)?, mode)?)?;
-        let h = self
-            .act
-            .forward(&self.up.forward(&self.norm2.forward(&x, mode)?)?)?;
-        x + self.down.forward(&h)?
+    fn forward(&mut self, x: &Tensor, mask: &Mask, cache: bool) -> Result<Tensor> {
+        let x = (x + self.attn.forward(&self.norm1.forward(x)?, mask, cache)?)?;
+        let up = ops::apply(&self.up, &self.norm2.forward(&x)?)?;
+        let h = match self.act {
+            Activation::Relu => ops::relu(&up)?,
+            act => act.forward(&up)?,
+        };
+        x + ops::apply(&self.down, &h)?
     }
 }
 
@@ -187,7 +156,10 @@ pub struct Backbone {
     blocks: Vec<Block>,
     norm: Norm,
     max_len: usize,
+    prefix: usize,
     cached: usize,
+    /// Which cached tokens are real, per batch row.
+    real: Vec<Vec<bool>>,
 }
 
 impl Backbone {
@@ -206,12 +178,22 @@ impl Backbone {
                 .collect::<Result<_>>()?,
             norm: Norm::new(cfg.d_model, cfg.norm_eps, vb.pp("norm"))?,
             max_len: cfg.max_len,
+            prefix: cfg.prefix,
             cached: 0,
+            real: Vec::new(),
         })
     }
 
-    fn run(&mut self, x: &Tensor, offset: usize, mode: Mode) -> Result<Tensor> {
-        let (_, t, _) = x.dims3()?;
+    /// `real`: per batch row and new token (b × t), false for padding that no token may
+    /// attend to; `None` when every token is real.
+    fn run(
+        &mut self,
+        x: &Tensor,
+        offset: usize,
+        real: Option<&[bool]>,
+        cache: bool,
+    ) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
         if offset + t > self.max_len {
             candle_core::bail!(
                 "sequence of {} tokens exceeds max_len {}",
@@ -219,34 +201,57 @@ impl Backbone {
                 self.max_len
             );
         }
-        let idx = Tensor::arange(offset as u32, (offset + t) as u32, x.device())?;
-        let mut h = x.broadcast_add(&self.pos.forward(&idx)?)?;
+        let new = match real {
+            Some(r) if r.len() != b * t => {
+                candle_core::bail!("{} padding flags for {b} × {t} tokens", r.len())
+            }
+            Some(r) => r.to_vec(),
+            None => vec![true; b * t],
+        };
+        let keys: Vec<bool> = if cache {
+            self.real.resize(b, vec![true; offset]);
+            for (row, past) in self.real.iter_mut().enumerate() {
+                past.extend_from_slice(&new[row * t..(row + 1) * t]);
+            }
+            self.real.concat()
+        } else {
+            new
+        };
+        let mask = Mask {
+            prefix: self.prefix,
+            past: offset,
+            keys: keys.contains(&false).then(|| Arc::new(keys)),
+        };
+        let pos = self.pos.embeddings().narrow(0, offset, t)?;
+        let mut h = ops::add_rows(x, &pos)?;
         for b in &mut self.blocks {
-            h = b.forward(&h, mode)?;
+            h = b.forward(&h, &mask, cache)?;
         }
-        self.norm.forward(&h, mode)
+        self.norm.forward(&h)
     }
 
     /// Hidden states of `x` (batch, tokens, d_model) at positions `offset..`, appending
     /// its keys and values to the cache. `offset` must equal the tokens already cached.
-    pub fn forward(&mut self, x: &Tensor, offset: usize) -> Result<Tensor> {
+    /// `real` flags padding as in [`Backbone::forward_train`]; cached padding stays hidden.
+    pub fn forward(&mut self, x: &Tensor, offset: usize, real: Option<&[bool]>) -> Result<Tensor> {
         if offset != self.cached {
             candle_core::bail!("offset {offset} but {} tokens are cached", self.cached);
         }
-        let h = self.run(x, offset, Mode::Infer)?;
+        let h = self.run(x, offset, real, true)?;
         self.cached += x.dim(1)?;
         Ok(h)
     }
 
-    /// Hidden states of whole sequences with the inference kernels, leaving the cache
-    /// alone: what decoding would cost without a cache.
-    pub fn forward_full(&mut self, x: &Tensor) -> Result<Tensor> {
-        self.run(x, 0, Mode::Full)
+    /// Hidden states of whole sequences, leaving the cache alone: what decoding would
+    /// cost without a cache.
+    pub fn forward_full(&mut self, x: &Tensor, real: Option<&[bool]>) -> Result<Tensor> {
+        self.run(x, 0, real, false)
     }
 
-    /// Hidden states of whole sequences, differentiable, no cache.
-    pub fn forward_train(&mut self, x: &Tensor) -> Result<Tensor> {
-        self.run(x, 0, Mode::Train)
+    /// Hidden states of whole sequences, differentiable, no cache. `real` (batch × tokens)
+    /// is false for padding, which no token attends to.
+    pub fn forward_train(&mut self, x: &Tensor, real: Option<&[bool]>) -> Result<Tensor> {
+        self.run(x, 0, real, false)
     }
 
     /// Tokens now in the cache.
@@ -268,6 +273,10 @@ impl Backbone {
                 (_, 0) | (None, _) => None,
                 (Some((k, v)), n) => Some((k.narrow(2, 0, n)?, v.narrow(2, 0, n)?)),
             };
+        }
+        self.real.iter_mut().for_each(|r| r.truncate(len));
+        if len == 0 {
+            self.real.clear();
         }
         self.cached = len;
         Ok(())
@@ -293,12 +302,13 @@ pub const DTYPE: DType = DType::F32;
 
 #[cfg(test)]
 mod tests {
+    use candle_core::Device;
     use candle_nn::VarMap;
 
     use super::*;
     use crate::max_diff;
 
-    fn cfg() -> Config {
+    fn cfg(prefix: usize) -> Config {
         Config {
             d_model: 32,
             n_layers: 2,
@@ -307,40 +317,45 @@ mod tests {
             max_len: 128,
             norm_eps: 1e-5,
             activation: Activation::Relu,
+            prefix,
         }
     }
 
     /// Two backbones sharing one set of weights.
-    fn pair() -> (Backbone, Backbone, VarMap) {
+    fn pair(prefix: usize) -> (Backbone, Backbone, VarMap) {
         let vm = VarMap::new();
         let vb = VarBuilder::from_varmap(&vm, DTYPE, &Device::Cpu);
-        let a = Backbone::new(&cfg(), vb.clone()).unwrap();
-        let b = Backbone::new(&cfg(), vb).unwrap();
+        let a = Backbone::new(&cfg(prefix), vb.clone()).unwrap();
+        let b = Backbone::new(&cfg(prefix), vb).unwrap();
         (a, b, vm)
+    }
+
+    fn randn(shape: (usize, usize, usize)) -> Tensor {
+        Tensor::randn(0f32, 1.0, shape, &Device::Cpu).unwrap()
     }
 
     #[test]
     fn cached_decoding_matches_full_recomputation_at_every_step() {
-        let (mut cached, mut full, _vm) = pair();
-        let seq = Tensor::randn(0f32, 1.0, (1, 70, 32), &Device::Cpu).unwrap();
+        let (mut cached, mut full, _vm) = pair(0);
+        let seq = randn((1, 70, 32));
         let prefix = 50;
         cached
-            .forward(&seq.narrow(1, 0, prefix).unwrap(), 0)
+            .forward(&seq.narrow(1, 0, prefix).unwrap(), 0, None)
             .unwrap();
         for step in 0..20 {
             let pos = prefix + step;
             let one = cached
-                .forward(&seq.narrow(1, pos, 1).unwrap(), pos)
+                .forward(&seq.narrow(1, pos, 1).unwrap(), pos, None)
                 .unwrap();
             full.clear_cache();
             let all = full
-                .forward(&seq.narrow(1, 0, pos + 1).unwrap(), 0)
+                .forward(&seq.narrow(1, 0, pos + 1).unwrap(), 0, None)
                 .unwrap();
             let d = max_diff(&one, &all.narrow(1, pos, 1).unwrap());
             assert!(d <= 1e-4, "step {step}: cached and full differ by {d}");
-            // The training path (composite kernels, no cache) computes the same function.
+            // The training path (no cache) computes the same function.
             let train = full
-                .forward_train(&seq.narrow(1, 0, pos + 1).unwrap())
+                .forward_train(&seq.narrow(1, 0, pos + 1).unwrap(), None)
                 .unwrap();
             let d = max_diff(&train, &all);
             assert!(
@@ -351,30 +366,84 @@ mod tests {
     }
 
     #[test]
+    fn a_bidirectional_prefix_decodes_with_the_cache_as_training_computes_it() {
+        // 12 prefix tokens of which 3 are padding, then 8 causal ones, the last 2 padding.
+        let (prefix, total) = (12, 20);
+        let (mut cached, mut train, _vm) = pair(prefix);
+        let real: Vec<bool> = (0..total)
+            .map(|i| ![3, 4, 9, 18, 19].contains(&i))
+            .collect();
+        let seq = randn((1, total, 32));
+        let all = train.forward_train(&seq, Some(&real)).unwrap();
+        let head = cached
+            .forward(&seq.narrow(1, 0, prefix).unwrap(), 0, Some(&real[..prefix]))
+            .unwrap();
+        let d = max_diff(&head, &all.narrow(1, 0, prefix).unwrap());
+        assert!(d <= 1e-4, "prefix differs by {d}");
+        for pos in prefix..18 {
+            let one = cached
+                .forward(&seq.narrow(1, pos, 1).unwrap(), pos, None)
+                .unwrap();
+            let d = max_diff(&one, &all.narrow(1, pos, 1).unwrap());
+            assert!(d <= 1e-4, "token {pos}: cached and training differ by {d}");
+        }
+
+        // The first token sees a later prefix token, but no token after the prefix and no
+        // padding anywhere.
+        let mut changed = |pos: usize| {
+            let mut s = seq.to_vec3::<f32>().unwrap();
+            // Not a constant shift, which layer norm would remove.
+            for (i, v) in s[0][pos].iter_mut().enumerate() {
+                *v += (i as f32).sin();
+            }
+            let s = Tensor::new(s, &Device::Cpu).unwrap();
+            let out = train.forward_train(&s, Some(&real)).unwrap();
+            let first = |t: &Tensor| t.narrow(1, 0, 1).unwrap();
+            let real_rows = |t: &Tensor| {
+                let rows: Vec<u32> = (0..total as u32).filter(|&i| real[i as usize]).collect();
+                let idx = Tensor::new(rows.as_slice(), &Device::Cpu).unwrap();
+                t.index_select(&idx, 1).unwrap()
+            };
+            (
+                max_diff(&first(&out), &first(&all)),
+                max_diff(&real_rows(&out), &real_rows(&all)),
+            )
+        };
+        assert!(changed(10).0 > 1e-3, "a later prefix token is seen");
+        assert_eq!(changed(14).0, 0.0, "a sub-task token is not");
+        assert_eq!(changed(4).1, 0.0, "padding is seen by no real token");
+    }
+
+    #[test]
     fn truncating_the_cache_replays_the_same_suffix() {
-        let (mut m, _, _vm) = pair();
-        let x = Tensor::randn(0f32, 1.0, (1, 12, 32), &Device::Cpu).unwrap();
-        m.forward(&x.narrow(1, 0, 8).unwrap(), 0).unwrap();
-        let a = m.forward(&x.narrow(1, 8, 4).unwrap(), 8).unwrap();
+        let (mut m, _, _vm) = pair(0);
+        let x = randn((1, 12, 32));
+        m.forward(&x.narrow(1, 0, 8).unwrap(), 0, None).unwrap();
+        let a = m.forward(&x.narrow(1, 8, 4).unwrap(), 8, None).unwrap();
         m.truncate_cache(8).unwrap();
-        let b = m.forward(&x.narrow(1, 8, 4).unwrap(), 8).unwrap();
+        let b = m.forward(&x.narrow(1, 8, 4).unwrap(), 8, None).unwrap();
         assert_eq!(max_diff(&a, &b), 0.0);
         assert!(
-            m.forward(&x.narrow(1, 0, 1).unwrap(), 3).is_err(),
+            m.forward(&x.narrow(1, 0, 1).unwrap(), 3, None).is_err(),
             "wrong offset"
+        );
+        assert!(
+            m.forward(&x.narrow(1, 0, 1).unwrap(), 12, Some(&[true, false]))
+                .is_err(),
+            "padding flags of the wrong length"
         );
         m.clear_cache();
         assert_eq!(m.cached(), 0);
         let long = Tensor::zeros((1, 129, 32), DTYPE, &Device::Cpu).unwrap();
-        assert!(m.forward(&long, 0).is_err(), "longer than max_len");
+        assert!(m.forward(&long, 0, None).is_err(), "longer than max_len");
     }
 
     #[test]
     fn training_pass_gives_every_weight_a_gradient() {
-        let (mut m, _, vm) = pair();
-        let x = Tensor::randn(0f32, 1.0, (2, 10, 32), &Device::Cpu).unwrap();
-        let target = Tensor::randn(0f32, 1.0, (2, 10, 32), &Device::Cpu).unwrap();
-        let loss = (m.forward_train(&x).unwrap() - target)
+        let (mut m, _, vm) = pair(4);
+        let x = randn((2, 10, 32));
+        let target = randn((2, 10, 32));
+        let loss = (m.forward_train(&x, None).unwrap() - target)
             .unwrap()
             .sqr()
             .unwrap()

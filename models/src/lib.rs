@@ -25,6 +25,7 @@ pub mod data;
 pub mod head;
 pub mod keypose;
 pub mod model;
+pub mod ops;
 pub mod pointer;
 pub mod policy;
 pub mod segment;

@@ -8,9 +8,16 @@
 //! ```
 //!
 //! The instruction is padded to a fixed length, so image and sub-task tokens always sit at
-//! the same positions and the instruction's cache is reused for every frame of an episode.
-//! It is padded on the right: word i of the instruction and word i of the sub-task are then
-//! always the same distance apart, so copying a phrase is one fixed attention offset. The language head shares the word embedding matrix (tied weights).
+//! the same positions. It is padded on the right: word i of the instruction and word i of
+//! the sub-task are then always the same distance apart, so copying a phrase is one fixed
+//! attention offset. The language head shares the word embedding matrix (tied weights).
+//!
+//! Instruction and image form the backbone's bidirectional prefix (`backbone.prefix`):
+//! "the red block is already in its bowl" needs a block's token to see a bowl that comes
+//! later in raster order. The prefix is computed once per decision, and padding (of the
+//! instruction, the object slots and the sub-task) is hidden from every token. Checkpoints
+//! without a prefix are causal and see padding, as they were trained; their instruction is
+//! cached once per episode.
 
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{Embedding, VarBuilder};
@@ -60,6 +67,7 @@ impl Config {
                 max_len: max_instruction + stem.tokens() + max_subtask,
                 norm_eps: 1e-5,
                 activation: candle_nn::Activation::Relu,
+                prefix: max_instruction + stem.tokens(),
             },
             stem,
             head: HeadConfig {
@@ -103,6 +111,9 @@ pub struct Loho {
     head: ActionHead,
     cfg: Config,
     device: Device,
+    /// The padded instruction of the episode (with a bidirectional prefix it is computed
+    /// again with every frame, since it now sees the objects).
+    instruction: Vec<u32>,
     /// The object tokens' states (1, N, d) of the frame last observed, and its stem inputs
     /// (1, N, FEATURES), from which the pointers' masks and the anchor are read.
     frame_objects: Option<(Tensor, Tensor)>,
@@ -111,6 +122,13 @@ pub struct Loho {
 impl Loho {
     pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
         let need = cfg.subtask_start() + cfg.max_subtask;
+        if ![0, cfg.subtask_start()].contains(&cfg.backbone.prefix) {
+            candle_core::bail!(
+                "backbone prefix {} is neither 0 (causal) nor instruction + image ({})",
+                cfg.backbone.prefix,
+                cfg.subtask_start()
+            );
+        }
         if cfg.backbone.max_len < need {
             candle_core::bail!(
                 "backbone max_len {} < {need} (instruction + image + sub-task)",
@@ -126,6 +144,7 @@ impl Loho {
             head: ActionHead::new(&cfg.head, d, vb.pp("head"))?,
             cfg: cfg.clone(),
             device: vb.device().clone(),
+            instruction: Vec::new(),
             frame_objects: None,
         })
     }
@@ -166,25 +185,78 @@ impl Loho {
 
     // ---- inference, one episode at a time, with the cache ----
 
-    /// Starts an episode: caches the (padded) instruction.
+    /// Whether instruction and image tokens see each other and padding is hidden
+    /// ([`backbone::Config::prefix`]); the causal checkpoints were trained seeing padding.
+    fn bidirectional(&self) -> bool {
+        self.cfg.backbone.prefix > 0
+    }
+
+    /// Which tokens of padded sequences are real (batch × tokens), for a model that hides
+    /// padding: `None` for a causal one.
+    fn real(
+        &self,
+        instructions: &[u32],
+        frames: &Tensor,
+        subtasks: &[u32],
+    ) -> Result<Option<Vec<bool>>> {
+        if !self.bidirectional() {
+            return Ok(None);
+        }
+        let b = frames.dim(0)?;
+        let present: Vec<Vec<f32>> = Stem::present(frames)?.to_vec2()?;
+        let (ni, ns) = (instructions.len() / b, subtasks.len() / b);
+        let mut real = Vec::with_capacity(b * (ni + self.cfg.stem.tokens() + ns));
+        for (row, present) in present.iter().enumerate() {
+            real.extend(
+                instructions[row * ni..][..ni]
+                    .iter()
+                    .map(|&id| id != ids::PAD),
+            );
+            real.extend(present.iter().map(|&p| p > 0.5));
+            real.extend(subtasks[row * ns..][..ns].iter().map(|&id| id != ids::PAD));
+        }
+        Ok(Some(real))
+    }
+
+    /// Starts an episode with the (padded) instruction, cached now in a causal model.
     pub fn start(&mut self, instruction: &[u32]) -> Result<()> {
         if instruction.len() != self.cfg.max_instruction {
             candle_core::bail!("instruction must be padded to {}", self.cfg.max_instruction);
         }
+        self.instruction = instruction.to_vec();
         self.backbone.clear_cache();
-        self.backbone.forward(&self.embed_ids(instruction, 1)?, 0)?;
+        if !self.bidirectional() {
+            self.backbone
+                .forward(&self.embed_ids(instruction, 1)?, 0, None)?;
+        }
         Ok(())
     }
 
-    /// A new frame (from [`Stem::frame`]): drops everything after the instruction, prefills the image
-    /// tokens and `<sub>`, and returns the hidden state (1, d) at `<sub>`.
+    /// A new frame (from [`Stem::frame`]): drops everything after the instruction (all of
+    /// the cache with a bidirectional prefix), prefills the image tokens and `<sub>`, and
+    /// returns the hidden state (1, d) at `<sub>`.
     pub fn observe(&mut self, frame: &Tensor) -> Result<Tensor> {
-        self.backbone.truncate_cache(self.cfg.max_instruction)?;
+        if self.instruction.is_empty() {
+            candle_core::bail!("observe before start");
+        }
         let img = self.stem.forward(frame)?;
-        let x = Tensor::cat(&[&img, &self.embed_ids(&[ids::SUB], 1)?], 1)?;
-        let h = self.backbone.forward(&x, self.cfg.max_instruction)?;
+        let sub = self.embed_ids(&[ids::SUB], 1)?;
+        let h = if self.bidirectional() {
+            self.backbone.clear_cache();
+            let x = Tensor::cat(&[&self.embed_ids(&self.instruction, 1)?, &img, &sub], 1)?;
+            let real = self.real(&self.instruction, frame, &[ids::SUB])?;
+            self.backbone.forward(&x, 0, real.as_deref())?.narrow(
+                1,
+                self.cfg.max_instruction,
+                img.dim(1)? + 1,
+            )?
+        } else {
+            self.backbone.truncate_cache(self.cfg.max_instruction)?;
+            let x = Tensor::cat(&[&img, &sub], 1)?;
+            self.backbone.forward(&x, self.cfg.max_instruction, None)?
+        };
         self.frame_objects = Some((h.narrow(1, 0, img.dim(1)?)?, frame.clone()));
-        h.get(0)?.narrow(0, x.dim(1)? - 1, 1)
+        h.get(0)?.narrow(0, img.dim(1)?, 1)
     }
 
     /// The pointers' softmax (n, keyposes, N) for hidden states at `<act>` (n, d) on the
@@ -233,7 +305,7 @@ impl Loho {
         }
         let offset = self.backbone.cached();
         self.backbone
-            .forward(&self.embed_ids(&[id], 1)?, offset)?
+            .forward(&self.embed_ids(&[id], 1)?, offset, None)?
             .get(0)
     }
 
@@ -246,7 +318,8 @@ impl Loho {
         subtask: &[u32],
     ) -> Result<Tensor> {
         let x = self.sequence(instruction, frame, subtask, 1)?;
-        self.backbone.forward_full(&x)?.get(0)
+        let real = self.real(instruction, frame, subtask)?;
+        self.backbone.forward_full(&x, real.as_deref())?.get(0)
     }
 
     /// Embedded sequences (batch, tokens, d): instructions, frames, sub-task ids.
@@ -278,7 +351,8 @@ impl Loho {
     ) -> Result<Tensor> {
         let b = frames.dim(0)?;
         let x = self.sequence(instructions, frames, subtasks, b)?;
-        self.backbone.forward_train(&x)
+        let real = self.real(instructions, frames, subtasks)?;
+        self.backbone.forward_train(&x, real.as_deref())
     }
 
     /// Action-head conditions (n, d), pointer logits (n, keyposes, N) and anchors at the
