@@ -7,10 +7,7 @@
 //! cargo run --release --example seen -- 5
 //! ```
 
-use candle_core::{DType, Device};
-use candle_nn::{VarBuilder, VarMap};
 use loho_models::segment::Object;
-use loho_models::stem::Stem;
 use loho_models::Config;
 use loho_sim::rgbd::Rig;
 use loho_sim::{Env, Split, ALL_TASKS};
@@ -18,15 +15,9 @@ use loho_sim::{Env, Split, ALL_TASKS};
 fn main() -> anyhow::Result<()> {
     let per_task: u64 = std::env::args().nth(1).map_or(Ok(5), |s| s.parse())?;
     let cfg = Config::tiny(100).stem;
-    let vm = VarMap::new();
-    let stem = Stem::new(
-        &cfg,
-        16,
-        VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu),
-    )?;
     let objects = |env: &Env| -> anyhow::Result<Vec<Object>> {
         let hm = env.observe();
-        Ok(stem.objects(&hm.rgb_bytes(), &hm.height)?)
+        Ok(cfg.objects(&hm.rgb_bytes(), &hm.height)?)
     };
     println!("task  objects ideal→cameras  offset px  |Δrgb|  size ×  Δtop mm  (means over matched objects)");
     for task in ALL_TASKS {

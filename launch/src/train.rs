@@ -45,7 +45,23 @@ pub struct TrainArgs {
     pub save_every: usize,
 }
 
+/// Keeps freed memory in the process instead of handing it back to the kernel: a training
+/// step allocates and frees hundreds of tensors of up to a few MB, and with glibc's
+/// defaults each comes back as fresh pages the kernel must zero (a step's backward took
+/// 187 instead of 113 ms here). What `GLIBC_TUNABLES` with the same three settings does.
+pub(crate) fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator thresholds; it is called before the
+    // training threads start.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+        libc::mallopt(libc::M_TOP_PAD, 512 << 20);
+    }
+}
+
 pub fn train(a: &TrainArgs) -> Result<()> {
+    keep_freed_memory();
     let t_load = Instant::now();
     let data = Dataset::open(&a.data).with_context(|| format!("reading {}", a.data.display()))?;
     anyhow::ensure!(!data.is_empty(), "{} holds no samples", a.data.display());

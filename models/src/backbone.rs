@@ -90,30 +90,28 @@ impl Attention {
         })
     }
 
-    fn forward(&mut self, x: &Tensor, mask: &Mask, cache: bool) -> Result<Tensor> {
-        let (b, t, d) = x.dims3()?;
+    /// Attention over token rows `x` (batch · tokens, d).
+    fn forward(&mut self, x: &Tensor, batch: usize, mask: &Mask, cache: bool) -> Result<Tensor> {
+        let d = x.dim(1)?;
         let (w, bias) = (self.qkv.weight(), self.qkv.bias());
         // Three products on row blocks of the one qkv weight: splitting its output instead
         // would give each part a backward the size of all three.
         let heads = |i: usize| -> Result<Tensor> {
             let bias = bias.map(|b| b.narrow(0, i * d, d)).transpose()?;
-            ops::linear(x, &w.narrow(0, i * d, d)?, bias.as_ref())?
-                .reshape((b, t, self.n_heads, self.head_dim))?
-                .transpose(1, 2)?
-                .contiguous()
+            let y = ops::linear(x, &w.narrow(0, i * d, d)?, bias.as_ref())?;
+            ops::split_heads(&y, batch, self.n_heads, i == 1)
         };
-        let (q, mut k, mut v) = (heads(0)?, heads(1)?, heads(2)?);
+        // Keys come transposed (b, heads, hd, t), ready for q · kᵀ.
+        let (q, mut kt, mut v) = (heads(0)?, heads(1)?, heads(2)?);
         if cache {
             if let Some((pk, pv)) = &self.cache {
-                k = Tensor::cat(&[pk, &k], 2)?;
+                kt = Tensor::cat(&[pk, &kt], 3)?;
                 v = Tensor::cat(&[pv, &v], 2)?;
             }
-            self.cache = Some((k.clone(), v.clone()));
+            self.cache = Some((kt.clone(), v.clone()));
         }
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let att = ops::masked_softmax(&q.matmul(&k.t()?)?, scale, mask)?;
-        let y = att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))?;
-        ops::apply(&self.out, &y)
+        ops::apply(&self.out, &ops::attention(&q, &kt, &v, scale, mask)?)
     }
 }
 
@@ -138,14 +136,18 @@ impl Block {
         })
     }
 
-    fn forward(&mut self, x: &Tensor, mask: &Mask, cache: bool) -> Result<Tensor> {
-        let x = (x + self.attn.forward(&self.norm1.forward(x)?, mask, cache)?)?;
-        let up = ops::apply(&self.up, &self.norm2.forward(&x)?)?;
+    /// A block over token rows `x` (batch · tokens, d).
+    fn forward(&mut self, x: &Tensor, batch: usize, mask: &Mask, cache: bool) -> Result<Tensor> {
+        let a = self
+            .attn
+            .forward(&self.norm1.forward(x)?, batch, mask, cache)?;
+        let x = ops::add(x, &a)?;
+        let x2 = self.norm2.forward(&x)?;
         let h = match self.act {
-            Activation::Relu => ops::relu(&up)?,
-            act => act.forward(&up)?,
+            Activation::Relu => ops::apply_relu(&self.up, &x2)?,
+            act => act.forward(&ops::apply(&self.up, &x2)?)?,
         };
-        x + ops::apply(&self.down, &h)?
+        ops::add(&x, &ops::apply(&self.down, &h)?)
     }
 }
 
@@ -193,7 +195,7 @@ impl Backbone {
         real: Option<&[bool]>,
         cache: bool,
     ) -> Result<Tensor> {
-        let (b, t, _) = x.dims3()?;
+        let (b, t, d) = x.dims3()?;
         if offset + t > self.max_len {
             candle_core::bail!(
                 "sequence of {} tokens exceeds max_len {}",
@@ -222,12 +224,14 @@ impl Backbone {
             past: offset,
             keys: keys.contains(&false).then(|| Arc::new(keys)),
         };
+        // Token rows (b · t, d) from here on: the fewer views, the fewer gradients candle
+        // zeroes and adds in the backward pass.
         let pos = self.pos.embeddings().narrow(0, offset, t)?;
-        let mut h = ops::add_rows(x, &pos)?;
-        for b in &mut self.blocks {
-            h = b.forward(&h, &mask, cache)?;
+        let mut h = ops::add_rows(&x.reshape((b * t, d))?, &pos)?;
+        for block in &mut self.blocks {
+            h = block.forward(&h, b, &mask, cache)?;
         }
-        self.norm.forward(&h)
+        self.norm.forward(&h)?.reshape((b, t, d))
     }
 
     /// Hidden states of `x` (batch, tokens, d_model) at positions `offset..`, appending
@@ -271,7 +275,7 @@ impl Backbone {
         for b in &mut self.blocks {
             b.attn.cache = match (&b.attn.cache, len) {
                 (_, 0) | (None, _) => None,
-                (Some((k, v)), n) => Some((k.narrow(2, 0, n)?, v.narrow(2, 0, n)?)),
+                (Some((kt, v)), n) => Some((kt.narrow(3, 0, n)?, v.narrow(2, 0, n)?)),
             };
         }
         self.real.iter_mut().for_each(|r| r.truncate(len));

@@ -7,9 +7,10 @@
 //! blocks to take) where a regression head would average them into an empty spot.
 
 use candle_core::{Result, Tensor, D};
-use candle_nn::{linear, Linear, Module, VarBuilder};
+use candle_nn::{linear, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
+use crate::ops;
 use crate::pointer::Pointing;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,9 +81,9 @@ impl ResBlock {
     }
 
     fn forward(&self, x: &Tensor, c: &Tensor) -> Result<Tensor> {
-        let m = self.ada.forward(c)?.chunk(3, D::Minus1)?;
+        let m = ops::apply(&self.ada, c)?.chunk(3, D::Minus1)?;
         let h = modulate(x, &m[0], &m[1])?;
-        let h = self.down.forward(&self.up.forward(&h)?.silu()?)?;
+        let h = ops::apply(&self.down, &ops::apply(&self.up, &h)?.silu()?)?;
         x + h.mul(&m[2])?
     }
 }
@@ -115,13 +116,14 @@ impl ActionHead {
 
     /// Velocity at `x` (n, action_dims) and flow times `t` (n,), for conditions `c` (n, d_model).
     pub fn velocity(&self, x: &Tensor, t: &Tensor, c: &Tensor) -> Result<Tensor> {
-        let cond = (self.time.forward(&time_features(t)?)? + self.cond.forward(c)?)?.silu()?;
-        let mut h = self.input.forward(x)?;
+        let cond =
+            (ops::apply(&self.time, &time_features(t)?)? + ops::apply(&self.cond, c)?)?.silu()?;
+        let mut h = ops::apply(&self.input, x)?;
         for b in &self.blocks {
             h = b.forward(&h, &cond)?;
         }
-        let m = self.final_ada.forward(&cond)?.chunk(2, D::Minus1)?;
-        self.output.forward(&modulate(&h, &m[0], &m[1])?)
+        let m = ops::apply(&self.final_ada, &cond)?.chunk(2, D::Minus1)?;
+        ops::apply(&self.output, &modulate(&h, &m[0], &m[1])?)
     }
 
     /// Flow-matching loss: mean squared error of the predicted velocity on the straight path

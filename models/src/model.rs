@@ -87,6 +87,17 @@ impl Config {
         }
     }
 
+    /// `<bos>` and the instruction's ids, right-padded to `max_instruction`. Too long an
+    /// instruction keeps its first words (the returned flag is then true).
+    pub fn instruction_ids(&self, words: &[u32]) -> (Vec<u32>, bool) {
+        let n = self.max_instruction;
+        let keep = words.len().min(n - 1);
+        let mut out = vec![ids::BOS];
+        out.extend_from_slice(&words[..keep]);
+        out.resize(n, ids::PAD);
+        (out, keep < words.len())
+    }
+
     /// Position of the first sub-task token (`<sub>`).
     pub fn subtask_start(&self) -> usize {
         self.max_instruction + self.stem.tokens()
@@ -162,17 +173,6 @@ impl Loho {
         &self.head
     }
 
-    /// `<bos>` and the instruction's ids, right-padded to `max_instruction`. Too long an
-    /// instruction keeps its first words (the returned flag is then true).
-    pub fn instruction_ids(&self, words: &[u32]) -> (Vec<u32>, bool) {
-        let n = self.cfg.max_instruction;
-        let keep = words.len().min(n - 1);
-        let mut out = vec![ids::BOS];
-        out.extend_from_slice(&words[..keep]);
-        out.resize(n, ids::PAD);
-        (out, keep < words.len())
-    }
-
     fn embed_ids(&self, ids: &[u32], batch: usize) -> Result<Tensor> {
         let t = Tensor::from_vec(ids.to_vec(), (batch, ids.len() / batch), &self.device)?;
         self.embed.forward(&t)
@@ -232,7 +232,7 @@ impl Loho {
         Ok(())
     }
 
-    /// A new frame (from [`Stem::frame`]): drops everything after the instruction (all of
+    /// A new frame (from [`StemConfig::frame`](crate::stem::StemConfig::frame)): drops everything after the instruction (all of
     /// the cache with a bidirectional prefix), prefills the image tokens and `<sub>`, and
     /// returns the hidden state (1, d) at `<sub>`.
     pub fn observe(&mut self, frame: &Tensor) -> Result<Tensor> {

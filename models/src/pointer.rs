@@ -8,9 +8,11 @@
 //! picked or placed on; the head then only refines the pose from that object's state.
 
 use candle_core::{Result, Tensor, D};
-use candle_nn::{linear, Linear, Module, VarBuilder};
+use candle_nn::{linear, Linear, VarBuilder};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
+
+use crate::ops;
 
 pub struct Pointer {
     query: Linear,
@@ -43,8 +45,8 @@ impl Pointer {
         present: &Tensor,
     ) -> Result<(Tensor, Tensor)> {
         let (n, d, k) = (act.dim(0)?, self.d, self.keyposes);
-        let q = self.query.forward(act)?.reshape((n, k, d))?;
-        let keys = self.key.forward(objects)?;
+        let q = ops::apply(&self.query, act)?.reshape((n, k, d))?;
+        let keys = ops::apply(&self.key, objects)?;
         let logits = (q.matmul(&keys.transpose(1, 2)?.contiguous()?)? / (d as f64).sqrt())?;
         let allowed = match present.rank() {
             2 => present.unsqueeze(1)?,
@@ -62,9 +64,9 @@ impl Pointer {
     pub fn condition(&self, act: &Tensor, objects: &Tensor, w: &Tensor) -> Result<Tensor> {
         let n = act.dim(0)?;
         let pooled = w
-            .matmul(&self.value.forward(objects)?)?
+            .matmul(&ops::apply(&self.value, objects)?)?
             .reshape((n, self.keyposes * self.d))?;
-        act + self.out.forward(&pooled)?
+        act + ops::apply(&self.out, &pooled)?
     }
 }
 

@@ -42,55 +42,42 @@ pub struct Object {
 }
 
 /// Heights through a 3×3 median (edges keep their own value); non-finite heights are 0.
+///
+/// Each row's columns of three are sorted once (low, middle, high) and shared by the three
+/// windows that hold them; a window's median is then the median of the highest low, the
+/// median middle and the lowest high (Paeth's selection). Written as min/max over whole
+/// rows so that it vectorises: it runs on 16 frames of 51 200 cells every training step.
 pub(crate) fn median3(z: &[f32], h: usize, w: usize) -> Vec<f32> {
-    let clean = |v: f32| if v.is_finite() { v } else { 0.0 };
-    let mut out: Vec<f32> = z.iter().map(|&v| clean(v)).collect();
-    let mut win = [0f32; 9];
+    let clean: Vec<f32> = z
+        .iter()
+        .map(|&v| if v.is_finite() { v } else { 0.0 })
+        .collect();
+    let mut out = clean.clone();
+    let (mut lo, mut mid, mut hi) = (vec![0f32; w], vec![0f32; w], vec![0f32; w]);
     for u in 1..h.saturating_sub(1) {
+        let (a, b, c) = (
+            &clean[(u - 1) * w..u * w],
+            &clean[u * w..(u + 1) * w],
+            &clean[(u + 1) * w..(u + 2) * w],
+        );
+        for v in 0..w {
+            let (small, big) = (a[v].min(b[v]), a[v].max(b[v]));
+            lo[v] = small.min(c[v]);
+            hi[v] = big.max(c[v]);
+            mid[v] = small.max(big.min(c[v]));
+        }
+        let row = &mut out[u * w..(u + 1) * w];
         for v in 1..w.saturating_sub(1) {
-            let mut k = 0;
-            for du in 0..3 {
-                for dv in 0..3 {
-                    win[k] = clean(z[(u + du - 1) * w + v + dv - 1]);
-                    k += 1;
-                }
-            }
-            out[u * w + v] = median9(win);
+            let low = lo[v - 1].max(lo[v]).max(lo[v + 1]);
+            let high = hi[v - 1].min(hi[v]).min(hi[v + 1]);
+            row[v] = med3(low, med3(mid[v - 1], mid[v], mid[v + 1]), high);
         }
     }
     out
 }
 
-/// The median of nine values by a 19-exchange sorting network (Paeth's), several times
-/// faster than a general selection on every pixel of every frame.
-fn median9(mut p: [f32; 9]) -> f32 {
-    const PAIRS: [(usize, usize); 19] = [
-        (1, 2),
-        (4, 5),
-        (7, 8),
-        (0, 1),
-        (3, 4),
-        (6, 7),
-        (1, 2),
-        (4, 5),
-        (7, 8),
-        (0, 3),
-        (5, 8),
-        (4, 7),
-        (3, 6),
-        (1, 4),
-        (2, 5),
-        (4, 7),
-        (4, 2),
-        (6, 4),
-        (4, 2),
-    ];
-    for (a, b) in PAIRS {
-        if p[a] > p[b] {
-            p.swap(a, b);
-        }
-    }
-    p[4]
+fn med3(a: f32, b: f32, c: f32) -> f32 {
+    a.min(b).max(a.max(b).min(c))
 }
 
 /// The bare table as a frame shows it.
@@ -244,22 +231,44 @@ fn measure(members: &[usize], rgb: &[u8], z: &[f32], table_z: f32, w: usize) -> 
 
 #[cfg(test)]
 mod tests {
-    use rand::SeedableRng;
+    use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
     use super::*;
 
     #[test]
-    fn the_sorting_network_gives_the_median() {
+    fn every_window_gets_the_median_of_its_nine_cells() {
+        let (h, w) = (7, 9);
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        for _ in 0..2000 {
-            let mut p = [0f32; 9];
-            for v in &mut p {
-                *v = (crate::normal(&mut rng) * 4.0).round();
+        for _ in 0..200 {
+            // Few distinct values, so ties are common; a NaN counts as 0.
+            let mut z: Vec<f32> = (0..h * w)
+                .map(|_| (crate::normal(&mut rng) * 2.0).round())
+                .collect();
+            z[rng.gen_range(0..h * w)] = f32::NAN;
+            let m = median3(&z, h, w);
+            for u in 0..h {
+                for v in 0..w {
+                    let clean = |u: usize, v: usize| {
+                        let x = z[u * w + v];
+                        if x.is_finite() {
+                            x
+                        } else {
+                            0.0
+                        }
+                    };
+                    let want = if u == 0 || v == 0 || u == h - 1 || v == w - 1 {
+                        clean(u, v)
+                    } else {
+                        let mut win: Vec<f32> = (0..9)
+                            .map(|k| clean(u + k / 3 - 1, v + k % 3 - 1))
+                            .collect();
+                        win.sort_by(f32::total_cmp);
+                        win[4]
+                    };
+                    assert_eq!(m[u * w + v], want, "cell ({u}, {v}) of {z:?}");
+                }
             }
-            let mut sorted = p;
-            sorted.sort_by(f32::total_cmp);
-            assert_eq!(median9(p), sorted[4], "{p:?}");
         }
     }
 }

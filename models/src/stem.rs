@@ -12,10 +12,11 @@
 //! pooled patch stem (50 tokens of 10 cm) trained for 66 minutes copied instructions but
 //! never tied a colour word to a place (0.2 % test success; docs/model.md).
 
-use candle_core::{Device, Module, Result, Tensor};
+use candle_core::{Device, Result, Tensor};
 use candle_nn::{linear, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
+use crate::ops;
 use crate::segment::{median3, segment, Object};
 use crate::ModelError;
 
@@ -32,9 +33,59 @@ pub struct StemConfig {
     pub hidden: usize,
 }
 
+/// Segmentation and the token inputs depend on the frame's geometry alone, not on weights.
 impl StemConfig {
     pub fn tokens(&self) -> usize {
         self.max_objects
+    }
+
+    /// The regions of a heightmap (row-major RGB bytes, heights in metres, NaN where
+    /// unseen), largest first, at most `max_objects`. A frame of the wrong size is an
+    /// error.
+    pub fn objects(
+        &self,
+        rgb: &[u8],
+        height: &[f32],
+    ) -> std::result::Result<Vec<Object>, ModelError> {
+        let (h, w) = (self.image_height, self.image_width);
+        if rgb.len() != h * w * 3 || height.len() != h * w {
+            return Err(ModelError::FrameSize {
+                expected: (h, w),
+                rgb: rgb.len(),
+                height: height.len(),
+            });
+        }
+        let seen: Vec<bool> = height.iter().map(|z| z.is_finite()).collect();
+        let mut objects = segment(rgb, &median3(height, h, w), &seen, h, w);
+        objects.sort_by_key(|o| std::cmp::Reverse(o.pixels));
+        objects.truncate(self.max_objects);
+        Ok(objects)
+    }
+
+    /// One network input (1, max_objects, FEATURES): the objects in row-major order of
+    /// their centroids, then zero rows.
+    pub fn frame(
+        &self,
+        rgb: &[u8],
+        height: &[f32],
+        device: &Device,
+    ) -> std::result::Result<Tensor, ModelError> {
+        let mut objects = self.objects(rgb, height)?;
+        objects.sort_by(|a, b| {
+            (a.centroid.0, a.centroid.1)
+                .partial_cmp(&(b.centroid.0, b.centroid.1))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        let (h, w) = (self.image_height, self.image_width);
+        let mut data = vec![0f32; self.max_objects * FEATURES];
+        for (o, row) in objects.iter().zip(data.chunks_mut(FEATURES)) {
+            row.copy_from_slice(&features(o, h, w));
+        }
+        Ok(Tensor::from_vec(
+            data,
+            (1, self.max_objects, FEATURES),
+            device,
+        )?)
     }
 }
 
@@ -53,7 +104,6 @@ pub const SLOT_PRESENT: usize = 13;
 pub struct Stem {
     fc1: Linear,
     fc2: Linear,
-    cfg: StemConfig,
 }
 
 impl Stem {
@@ -64,13 +114,12 @@ impl Stem {
         Ok(Self {
             fc1: linear(FEATURES, cfg.hidden, vb.pp("fc1"))?,
             fc2: linear(cfg.hidden, d_model, vb.pp("fc2"))?,
-            cfg: cfg.clone(),
         })
     }
 
-    /// Object tokens (batch, max_objects, d_model) from inputs made by [`Stem::frame`].
+    /// Object tokens (batch, max_objects, d_model) from inputs made by [`StemConfig::frame`].
     pub fn forward(&self, frames: &Tensor) -> Result<Tensor> {
-        self.fc2.forward(&self.fc1.forward(frames)?.relu()?)
+        ops::apply(&self.fc2, &ops::apply_relu(&self.fc1, frames)?)
     }
 
     /// Which object tokens of stem inputs (b, N, FEATURES) lie flat on the table, top
@@ -84,55 +133,6 @@ impl Stem {
     /// Which object tokens of stem inputs (b, N, FEATURES) are real objects: (b, N), 1 or 0.
     pub fn present(frames: &Tensor) -> Result<Tensor> {
         frames.narrow(2, SLOT_PRESENT, 1)?.squeeze(2)?.contiguous()
-    }
-
-    /// The regions of a heightmap (row-major RGB bytes, heights in metres, NaN where
-    /// unseen), largest first, at most `max_objects`. A frame of the wrong size is an
-    /// error.
-    pub fn objects(
-        &self,
-        rgb: &[u8],
-        height: &[f32],
-    ) -> std::result::Result<Vec<Object>, ModelError> {
-        let (h, w) = (self.cfg.image_height, self.cfg.image_width);
-        if rgb.len() != h * w * 3 || height.len() != h * w {
-            return Err(ModelError::FrameSize {
-                expected: (h, w),
-                rgb: rgb.len(),
-                height: height.len(),
-            });
-        }
-        let seen: Vec<bool> = height.iter().map(|z| z.is_finite()).collect();
-        let mut objects = segment(rgb, &median3(height, h, w), &seen, h, w);
-        objects.sort_by_key(|o| std::cmp::Reverse(o.pixels));
-        objects.truncate(self.cfg.max_objects);
-        Ok(objects)
-    }
-
-    /// One network input (1, max_objects, FEATURES): the objects in row-major order of
-    /// their centroids, then zero rows.
-    pub fn frame(
-        &self,
-        rgb: &[u8],
-        height: &[f32],
-        device: &Device,
-    ) -> std::result::Result<Tensor, ModelError> {
-        let mut objects = self.objects(rgb, height)?;
-        objects.sort_by(|a, b| {
-            (a.centroid.0, a.centroid.1)
-                .partial_cmp(&(b.centroid.0, b.centroid.1))
-                .unwrap_or(std::cmp::Ordering::Equal)
-        });
-        let (h, w) = (self.cfg.image_height, self.cfg.image_width);
-        let mut data = vec![0f32; self.cfg.max_objects * FEATURES];
-        for (o, row) in objects.iter().zip(data.chunks_mut(FEATURES)) {
-            row.copy_from_slice(&features(o, h, w));
-        }
-        Ok(Tensor::from_vec(
-            data,
-            (1, self.cfg.max_objects, FEATURES),
-            device,
-        )?)
     }
 }
 
@@ -217,11 +217,10 @@ mod tests {
     }
     #[test]
     fn blocks_become_objects_with_their_centroid_colour_and_height() {
-        let (stem, _vm) = stem();
         let mut f = table();
         square(&mut f, 100, 40, 13, [255, 87, 89], 0.04); // small red block
         square(&mut f, 200, 100, 19, [78, 121, 167], 0.06); // big blue block
-        let objs = stem.objects(&f.0, &f.1).unwrap();
+        let objs = cfg().objects(&f.0, &f.1).unwrap();
         assert_eq!(objs.len(), 2);
         let (big, small) = (&objs[0], &objs[1]);
         assert_eq!(
@@ -236,7 +235,6 @@ mod tests {
 
     #[test]
     fn the_table_is_found_in_the_frame_whatever_the_light_and_depth_offset() {
-        let (stem, _vm) = stem();
         // Dim bluish light (×0.5, blue ×0.55), depth 6 mm high, a patch no camera saw.
         let light = |c: [u8; 3]| {
             [c[0] as f32 * 0.5, c[1] as f32 * 0.5, c[2] as f32 * 0.55].map(|v| v as u8)
@@ -245,7 +243,7 @@ mod tests {
         square(&mut f, 100, 40, 13, light([78, 121, 167]), 0.046); // small blue block
         square(&mut f, 200, 100, 19, light([89, 169, 78]), 0.066); // big green block
         square(&mut f, 10, 10, 30, [0, 0, 0], f32::NAN);
-        let objs = stem.objects(&f.0, &f.1).unwrap();
+        let objs = cfg().objects(&f.0, &f.1).unwrap();
         assert_eq!(objs.len(), 2, "{objs:?}");
         assert!((objs[0].max_z - 0.06).abs() < 1e-6 && (objs[1].max_z - 0.04).abs() < 1e-6);
         // Read against the simulator's grey 51 with its old fixed threshold of 24 levels,
@@ -255,7 +253,6 @@ mod tests {
 
     #[test]
     fn a_small_block_on_a_big_one_of_the_same_colour_is_two_objects_even_with_noise() {
-        let (stem, _vm) = stem();
         let mut f = table();
         square(&mut f, 100, 60, 19, [255, 87, 89], 0.06);
         square(&mut f, 103, 63, 13, [255, 87, 89], 0.08);
@@ -269,7 +266,7 @@ mod tests {
         for z in f.1.iter_mut() {
             *z = (*z + 0.003 * crate::normal(&mut rng)).max(0.0);
         }
-        let objs = stem.objects(&f.0, &f.1).unwrap();
+        let objs = cfg().objects(&f.0, &f.1).unwrap();
         let sizes: Vec<usize> = objs.iter().map(|o| o.pixels).collect();
         assert_eq!(objs.len(), 2, "regions of {sizes:?} pixels");
         assert!((objs[1].centroid.0 - 109.0).abs() < 0.5, "{:?}", objs[1]);
@@ -277,7 +274,6 @@ mod tests {
 
     #[test]
     fn a_zone_outline_is_hollow_and_a_rotated_block_reads_its_yaw() {
-        let (stem, _vm) = stem();
         let mut f = table();
         // A 38 px zone outline, 2 px wide, 1 mm high.
         for u in 20..58 {
@@ -303,7 +299,7 @@ mod tests {
                 }
             }
         }
-        let objs = stem.objects(&f.0, &f.1).unwrap();
+        let objs = cfg().objects(&f.0, &f.1).unwrap();
         assert_eq!(objs.len(), 2);
         let zone = objs.iter().find(|o| o.max_z < 0.01).unwrap();
         assert!(
@@ -319,19 +315,19 @@ mod tests {
         let (stem, _vm) = stem();
         let mut f = table();
         square(&mut f, 10, 10, 13, [255, 87, 89], 0.04);
-        let x = stem.frame(&f.0, &f.1, &Device::Cpu).unwrap();
+        let x = cfg().frame(&f.0, &f.1, &Device::Cpu).unwrap();
         assert_eq!(x.dims(), &[1, 8, FEATURES]);
         let rows: Vec<Vec<f32>> = x.squeeze(0).unwrap().to_vec2().unwrap();
         assert_eq!(rows[0][13], 1.0);
         assert!(rows[1..].iter().all(|r| r.iter().all(|&v| v == 0.0)));
         assert_eq!(stem.forward(&x).unwrap().dims(), &[1, 8, 24]);
-        let e = stem
+        let e = cfg()
             .frame(&[0; 300], &[0.0; 100], &Device::Cpu)
             .unwrap_err();
         assert!(e.to_string().contains("320×160"), "{e}");
         let nan = vec![f32::NAN; ROWS * COLS];
         assert!(
-            stem.objects(&f.0, &nan).is_ok(),
+            cfg().objects(&f.0, &nan).is_ok(),
             "NaN heights are read as the table"
         );
     }
@@ -342,7 +338,7 @@ mod tests {
         let mut f = table();
         square(&mut f, 10, 10, 13, [255, 87, 89], 0.04);
         let out = stem
-            .forward(&stem.frame(&f.0, &f.1, &Device::Cpu).unwrap())
+            .forward(&cfg().frame(&f.0, &f.1, &Device::Cpu).unwrap())
             .unwrap();
         let grads = out.sqr().unwrap().mean_all().unwrap().backward().unwrap();
         let vars = vm.all_vars();

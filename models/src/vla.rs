@@ -79,7 +79,7 @@ impl Vla {
     /// Starts an episode; words the vocabulary does not know become `<unk>`.
     pub fn start(&mut self, instruction: &str) -> Result<(), ModelError> {
         let words = self.vocab.encode(instruction)?;
-        let (ids, truncated) = self.model.instruction_ids(&words);
+        let (ids, truncated) = self.model.config().instruction_ids(&words);
         self.truncated = truncated;
         self.model.start(&ids)?;
         self.instruction = ids;
@@ -94,7 +94,11 @@ impl Vla {
         height: &[f32],
         subtask: &str,
     ) -> Result<Duration, ModelError> {
-        let frame = self.model.stem().frame(rgb, height, self.model.device())?;
+        let frame = self
+            .model
+            .config()
+            .stem
+            .frame(rgb, height, self.model.device())?;
         let mut sub = vec![ids::SUB];
         sub.extend(self.vocab.encode(subtask)?);
         sub.truncate(self.model.config().max_subtask);
@@ -124,7 +128,11 @@ impl Vla {
             _ => 0.0,
         };
         let t0 = Instant::now();
-        let frame = self.model.stem().frame(rgb, height, self.model.device())?;
+        let frame = self
+            .model
+            .config()
+            .stem
+            .frame(rgb, height, self.model.device())?;
         let mut h = self.model.observe(&frame)?;
         let prefill = t0.elapsed();
 

@@ -99,9 +99,9 @@ fn the_model_ids_are_the_vocabulary_specials() {
 fn cached_decoding_gives_the_logits_of_a_full_pass_at_every_step() {
     let (mut m, vocab, _vm) = fresh();
     let words = vocab.encode(texts()[0]).unwrap();
-    let (instr, _) = m.instruction_ids(&words);
+    let (instr, _) = m.config().instruction_ids(&words);
     let (rgb, h) = frame(100, 60, [255, 87, 89]);
-    let f = m.stem().frame(&rgb, &h, &Device::Cpu).unwrap();
+    let f = m.config().stem.frame(&rgb, &h, &Device::Cpu).unwrap();
     m.start(&instr).unwrap();
     let mut hid = m.observe(&f).unwrap();
     let mut seq = vec![3u32]; // <sub>
@@ -307,9 +307,9 @@ fn a_place_on_a_zone_points_at_a_zone() {
         }
     }
     let ids = vocab.encode(texts()[0]).unwrap();
-    let (ids, _) = model.instruction_ids(&ids);
+    let (ids, _) = model.config().instruction_ids(&ids);
     model.start(&ids).unwrap();
-    let f = model.stem().frame(&rgb, &h, &Device::Cpu).unwrap();
+    let f = model.config().stem.frame(&rgb, &h, &Device::Cpu).unwrap();
     let act = model.observe(&f).unwrap();
     let anchor = |on_zone: bool| -> Vec<f32> {
         let w = model.pointer_weights(&act, on_zone).unwrap();
@@ -350,7 +350,7 @@ fn a_labelled_keypose_is_anchored_on_its_object_in_training() {
             h[k] = h2[k];
         }
     }
-    let f = model.stem().frame(&rgb, &h, &Device::Cpu).unwrap();
+    let f = model.config().stem.frame(&rgb, &h, &Device::Cpu).unwrap();
     let xy: Vec<Vec<f32>> = f
         .narrow(2, SLOT_X, 2)
         .unwrap()

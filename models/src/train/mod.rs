@@ -31,7 +31,7 @@ mod labels;
 mod loss;
 mod optim;
 
-use batch::Batch;
+use batch::{Batch, Batcher};
 pub(crate) use init::seeded_var_builder;
 use loss::set_cross_entropy;
 use optim::AdamW;
@@ -145,16 +145,23 @@ pub struct Phases {
 
 pub struct Trainer {
     model: Loho,
-    vocab: Vocab,
+    batcher: Batcher,
     params: VarMap,
     opt: AdamW,
-    /// Standard normal draws that observation noise is cut from at random offsets:
-    /// drawing 200 000 fresh normals per frame would cost a tenth of a step.
-    noise_table: Vec<f32>,
+    /// The next step's batch, drawn on a second thread while this step trains.
+    ahead: Option<(usize, Batch)>,
+    /// Draw batches ahead (the default); off, each step draws its own first.
+    pub prefetch: bool,
     pub state: RunState,
 }
 
-const NOISE_TABLE: usize = 1 << 22;
+/// A ChaCha stream for one use (`stream`) of one step of a run.
+fn step_rng(seed: u64, step: usize, stream: u64) -> ChaCha8Rng {
+    let mut rng =
+        ChaCha8Rng::seed_from_u64(seed ^ (step as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    rng.set_stream(stream);
+    rng
+}
 
 impl Trainer {
     /// A fresh run with weights drawn from `tc.seed`.
@@ -162,14 +169,13 @@ impl Trainer {
         let (map, vb) = seeded_var_builder(tc.seed);
         let model = Loho::new(cfg, vb)?;
         let opt = AdamW::new(&map, tc.weight_decay)?;
-        let mut rng = ChaCha8Rng::seed_from_u64(tc.seed.wrapping_add(1));
-        let noise_table = (0..NOISE_TABLE).map(|_| normal(&mut rng)).collect();
         Ok(Self {
             model,
-            vocab,
+            batcher: Batcher::new(cfg, vocab, &tc),
             params: map,
             opt,
-            noise_table,
+            ahead: None,
+            prefetch: true,
             state: RunState {
                 step: 0,
                 config: tc,
@@ -210,7 +216,7 @@ impl Trainer {
     /// `train.json` is written last: a kill before it resumes from the previous save's step
     /// with these newer weights, which only repeats a few batches.
     pub fn save(&self, dir: &Path) -> Result<(), ModelError> {
-        checkpoint::save(dir, self.model.config(), &self.vocab, &self.params)?;
+        checkpoint::save(dir, self.model.config(), &self.batcher.vocab, &self.params)?;
         write_atomic(&dir.join(OPTIMIZER), |p| {
             self.opt.save(p).map_err(|e| ModelError::Checkpoint {
                 path: p.to_path_buf(),
@@ -224,144 +230,142 @@ impl Trainer {
         })
     }
 
-    /// One optimisation step on a batch drawn for this step number.
+    /// One optimisation step on a batch drawn for this step number. Everything random
+    /// comes from streams of the seed and the step, so the run is the same with or without
+    /// [`Trainer::prefetch`], and after a resume.
     pub fn step(&mut self, data: &Dataset) -> Result<StepStats, ModelError> {
-        let tc = self.state.config.clone();
-        let mut rng = ChaCha8Rng::seed_from_u64(
-            tc.seed ^ (self.state.step as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-        );
-        let idx: Vec<usize> = (0..tc.batch)
-            .map(|_| rng.gen_range(0..data.len()))
-            .collect();
+        let step = self.state.step;
         let t = Instant::now();
-        let batch = self.batch(data, &idx, &mut rng)?;
-        let mut phases = Phases {
-            batch: t.elapsed(),
-            ..Default::default()
+        let batch = match self.ahead.take() {
+            Some((s, b)) if s == step => b,
+            _ => self.batcher.draw(data, step, 2)?,
         };
-        let t = Instant::now();
-        let (text, colour, action, pointer) = self.losses(&batch, &mut rng)?;
-        let mut loss = text.clone();
-        if let Some(c) = &colour {
-            loss = (loss + c)?;
+        let batch_time = t.elapsed();
+        let (batcher, prefetch) = (&self.batcher, self.prefetch);
+        let (result, ahead) = std::thread::scope(|s| {
+            let ahead = prefetch.then(|| s.spawn(|| batcher.draw(data, step + 1, 1)));
+            let result = train_on(&mut self.model, &mut self.opt, &mut self.state, &batch);
+            let ahead = ahead.map(|h| h.join().expect("batch thread"));
+            (result, ahead)
+        });
+        if let Some(next) = ahead {
+            self.ahead = Some((step + 1, next?));
         }
-        for extra in [&action, &pointer].into_iter().flatten() {
-            loss = (loss + (extra * tc.action_weight)?)?;
-        }
-        phases.forward = t.elapsed();
-        let t = Instant::now();
-        let grads = loss.backward()?;
-        phases.backward = t.elapsed();
-        let t = Instant::now();
-        let lr = tc.lr_at(self.state.step);
-        self.state.step += 1;
-        let grad_norm = self.opt.step(&grads, lr, self.state.step, tc.clip)?;
-        phases.update = t.elapsed();
-        Ok(StepStats {
-            phases,
-            loss: loss.to_scalar()?,
-            text: text.to_scalar()?,
-            action: match action {
-                Some(a) => a.to_scalar()?,
-                None => 0.0,
-            },
-            pointer: match pointer {
-                Some(p) => p.to_scalar()?,
-                None => 0.0,
-            },
-            colour: match colour {
-                Some(c) => c.to_scalar()?,
-                None => 0.0,
-            },
-            lr,
-            grad_norm,
-        })
+        let mut stats = result?;
+        stats.phases.batch = batch_time;
+        Ok(stats)
     }
+}
 
-    /// The losses of a batch: text, colour (`None` without labelled objects), action and
-    /// pointer (`None` when the batch holds only "done" samples, or no keypose on an object).
-    #[allow(clippy::type_complexity)]
-    fn losses(
-        &mut self,
-        b: &Batch,
-        rng: &mut ChaCha8Rng,
-    ) -> Result<(Tensor, Option<Tensor>, Option<Tensor>, Option<Tensor>), ModelError> {
-        let dev = Device::Cpu;
-        let h = self
-            .model
-            .forward_train(&b.instructions, &b.frames, &b.subtasks)?;
-        let (n, t, d) = h.dims3()?;
-        let flat = h.reshape((n * t, d))?;
-        let rows: Vec<u32> = b.text.iter().map(|r| r.0).collect();
-        let targets: Vec<u32> = b.text.iter().map(|r| r.1).collect();
-        let nt = rows.len();
-        let logits = self
-            .model
-            .logits(&flat.index_select(&Tensor::from_vec(rows, nt, &dev)?, 0)?)?;
-        let text = set_cross_entropy(&logits, &targets, &b.also)?;
-        let colour = if b.colour.is_empty() {
-            None
-        } else {
-            let nc = b.colour.len();
-            let rows = Tensor::from_vec(b.colour.iter().map(|c| c.0).collect(), nc, &dev)?;
-            let words = Tensor::from_vec(b.colour.iter().map(|c| c.1).collect(), nc, &dev)?;
-            let logits = self.model.logits(&flat.index_select(&rows, 0)?)?;
-            Some(candle_nn::loss::cross_entropy(&logits, &words)?)
-        };
-        let na = b.act_rows.len();
-        if na == 0 {
-            return Ok((text, colour, None, None));
-        }
-        let (cond, pointer_logits, anchor) =
-            self.model
-                .act_train(&h, &b.frames, &b.act_rows, &b.pointer)?;
-        let pointer = if b.pointer.is_empty() {
-            None
-        } else {
-            let (_, k, objects) = pointer_logits.dims3()?;
-            let np = b.pointer.len();
-            let which = Tensor::from_vec(b.pointer.iter().map(|p| p.0).collect(), np, &dev)?;
-            let target = Tensor::from_vec(b.pointer.iter().map(|p| p.1).collect(), np, &dev)?;
-            let chosen = pointer_logits
-                .reshape((na * k, objects))?
-                .index_select(&which, 0)?;
-            Some(candle_nn::loss::cross_entropy(&chosen, &target)?)
-        };
-        let draws = self.state.config.noise_draws.max(1);
-        let dims = self.model.config().head.action_dims();
-        let cond = cond.repeat((draws, 1))?;
-        let mut target = b.actions.clone();
-        for (row, action) in target.chunks_mut(dims).enumerate() {
-            anchor.relative(row, action);
-        }
-        let target = Tensor::from_vec(target, (na, dims), &dev)?.repeat((draws, 1))?;
-        let m = na * draws;
-        let noise: Vec<f32> = (0..m * dims).map(|_| normal(rng)).collect();
-        let times: Vec<f32> = (0..m).map(|_| rng.gen::<f32>()).collect();
-        let action = self.model.head().loss(
-            &cond,
-            &target,
-            &Tensor::from_vec(noise, (m, dims), &dev)?,
-            &Tensor::from_vec(times, m, &dev)?,
-        )?;
-        Ok((text, colour, Some(action), pointer))
+/// Forward, backward and update on one batch.
+fn train_on(
+    model: &mut Loho,
+    opt: &mut AdamW,
+    state: &mut RunState,
+    batch: &Batch,
+) -> Result<StepStats, ModelError> {
+    let tc = &state.config;
+    let mut rng = step_rng(tc.seed, state.step, 1);
+    let mut phases = Phases::default();
+    let t = Instant::now();
+    let (text, colour, action, pointer) = losses(model, tc.noise_draws, batch, &mut rng)?;
+    let mut loss = text.clone();
+    if let Some(c) = &colour {
+        loss = (loss + c)?;
     }
+    for extra in [&action, &pointer].into_iter().flatten() {
+        loss = (loss + (extra * tc.action_weight)?)?;
+    }
+    phases.forward = t.elapsed();
+    let t = Instant::now();
+    let grads = loss.backward()?;
+    phases.backward = t.elapsed();
+    let t = Instant::now();
+    let (lr, clip) = (tc.lr_at(state.step), tc.clip);
+    state.step += 1;
+    let grad_norm = opt.step(&grads, lr, state.step, clip)?;
+    phases.update = t.elapsed();
+    Ok(StepStats {
+        phases,
+        loss: loss.to_scalar()?,
+        text: text.to_scalar()?,
+        action: match action {
+            Some(a) => a.to_scalar()?,
+            None => 0.0,
+        },
+        pointer: match pointer {
+            Some(p) => p.to_scalar()?,
+            None => 0.0,
+        },
+        colour: match colour {
+            Some(c) => c.to_scalar()?,
+            None => 0.0,
+        },
+        lr,
+        grad_norm,
+    })
+}
 
-    /// The stem's input for sample `i`, with the benchmark's sensor noise (colour σ = 3,
-    /// depth σ = 3 mm) cut from the noise table at `noise` when given: it is added to the
-    /// pixels, so the stem segments what a noisy camera would give it.
-    fn frame(&self, data: &Dataset, i: usize, noise: Option<usize>) -> Result<Tensor, ModelError> {
-        let mut f = data.frame(i)?;
-        if let Some(off) = noise {
-            let n = f.height.len();
-            let (c, z) = self.noise_table[off..off + 4 * n].split_at(3 * n);
-            for (p, e) in f.rgb.iter_mut().zip(c) {
-                *p = (*p as f32 + 3.0 * e).round().clamp(0.0, 255.0) as u8;
-            }
-            for (p, e) in f.height.iter_mut().zip(z) {
-                *p = (*p + 0.003 * e).max(0.0);
-            }
-        }
-        self.model.stem().frame(&f.rgb, &f.height, &Device::Cpu)
+/// The losses of a batch: text, colour (`None` without labelled objects), action and
+/// pointer (`None` when the batch holds only "done" samples, or no keypose on an object).
+#[allow(clippy::type_complexity)]
+fn losses(
+    model: &mut Loho,
+    noise_draws: usize,
+    b: &Batch,
+    rng: &mut ChaCha8Rng,
+) -> Result<(Tensor, Option<Tensor>, Option<Tensor>, Option<Tensor>), ModelError> {
+    let dev = Device::Cpu;
+    let h = model.forward_train(&b.instructions, &b.frames, &b.subtasks)?;
+    let (n, t, d) = h.dims3()?;
+    let flat = h.reshape((n * t, d))?;
+    let rows: Vec<u32> = b.text.iter().map(|r| r.0).collect();
+    let targets: Vec<u32> = b.text.iter().map(|r| r.1).collect();
+    let nt = rows.len();
+    let logits = model.logits(&flat.index_select(&Tensor::from_vec(rows, nt, &dev)?, 0)?)?;
+    let text = set_cross_entropy(&logits, &targets, &b.also)?;
+    let colour = if b.colour.is_empty() {
+        None
+    } else {
+        let nc = b.colour.len();
+        let rows = Tensor::from_vec(b.colour.iter().map(|c| c.0).collect(), nc, &dev)?;
+        let words = Tensor::from_vec(b.colour.iter().map(|c| c.1).collect(), nc, &dev)?;
+        let logits = model.logits(&flat.index_select(&rows, 0)?)?;
+        Some(candle_nn::loss::cross_entropy(&logits, &words)?)
+    };
+    let na = b.act_rows.len();
+    if na == 0 {
+        return Ok((text, colour, None, None));
     }
+    let (cond, pointer_logits, anchor) = model.act_train(&h, &b.frames, &b.act_rows, &b.pointer)?;
+    let pointer = if b.pointer.is_empty() {
+        None
+    } else {
+        let (_, k, objects) = pointer_logits.dims3()?;
+        let np = b.pointer.len();
+        let which = Tensor::from_vec(b.pointer.iter().map(|p| p.0).collect(), np, &dev)?;
+        let target = Tensor::from_vec(b.pointer.iter().map(|p| p.1).collect(), np, &dev)?;
+        let chosen = pointer_logits
+            .reshape((na * k, objects))?
+            .index_select(&which, 0)?;
+        Some(candle_nn::loss::cross_entropy(&chosen, &target)?)
+    };
+    let draws = noise_draws.max(1);
+    let dims = model.config().head.action_dims();
+    let cond = cond.repeat((draws, 1))?;
+    let mut target = b.actions.clone();
+    for (row, action) in target.chunks_mut(dims).enumerate() {
+        anchor.relative(row, action);
+    }
+    let target = Tensor::from_vec(target, (na, dims), &dev)?.repeat((draws, 1))?;
+    let m = na * draws;
+    let noise: Vec<f32> = (0..m * dims).map(|_| normal(rng)).collect();
+    let times: Vec<f32> = (0..m).map(|_| rng.gen::<f32>()).collect();
+    let action = model.head().loss(
+        &cond,
+        &target,
+        &Tensor::from_vec(noise, (m, dims), &dev)?,
+        &Tensor::from_vec(times, m, &dev)?,
+    )?;
+    Ok((text, colour, Some(action), pointer))
 }

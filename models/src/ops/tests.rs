@@ -1,0 +1,142 @@
+//! The fused kernels against candle's composite ops: values and gradients.
+
+use candle_core::{Device, Var};
+use candle_nn::Module;
+
+use super::kernels::Attention;
+use super::*;
+use crate::max_diff;
+
+fn randn(shape: &[usize], seed: u64) -> Var {
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let n = shape.iter().product();
+    let v: Vec<f32> = (0..n).map(|_| crate::normal(&mut rng)).collect();
+    Var::from_tensor(&Tensor::from_vec(v, shape, &Device::Cpu).unwrap()).unwrap()
+}
+
+/// The fused op and candle's composite ops give the same values and gradients for a
+/// random weighting of the output.
+fn check(
+    vars: &[&Var],
+    fused: impl Fn(&[&Tensor]) -> Result<Tensor>,
+    composite: impl Fn(&[&Tensor]) -> Result<Tensor>,
+) {
+    let ts: Vec<&Tensor> = vars.iter().map(|v| v.as_tensor()).collect();
+    let (a, b) = (fused(&ts).unwrap(), composite(&ts).unwrap());
+    assert!(
+        max_diff(&a, &b) <= 1e-5,
+        "values differ by {}",
+        max_diff(&a, &b)
+    );
+    let w = randn(a.dims(), 99);
+    let ga = (a * w.as_tensor())
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let gb = (b * w.as_tensor())
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    for v in vars {
+        let (x, y) = (ga.get(v).unwrap(), gb.get(v).unwrap());
+        let d = max_diff(x, y);
+        assert!(
+            d <= 1e-4,
+            "gradients of a {:?} input differ by {d}",
+            v.shape()
+        );
+    }
+}
+
+#[test]
+fn layer_norm_bias_relu_heads_and_linear_match_candles_composite_ops() {
+    let (x, w, b) = (randn(&[3, 5, 8], 1), randn(&[8], 2), randn(&[8], 3));
+    check(
+        &[&x, &w, &b],
+        |t| layer_norm(t[0], t[1], t[2], 1e-5),
+        |t| {
+            let mean = t[0].mean_keepdim(D::Minus1)?;
+            let xc = t[0].broadcast_sub(&mean)?;
+            let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
+            let xn = xc.broadcast_div(&(var + 1e-5)?.sqrt()?)?;
+            xn.broadcast_mul(t[1])?.broadcast_add(t[2])
+        },
+    );
+    let pos = randn(&[5, 8], 4);
+    check(
+        &[&x, &pos],
+        |t| add_rows(t[0], t[1]),
+        |t| t[0].broadcast_add(t[1]),
+    );
+    check(&[&x], |t| relu(t[0]), |t| t[0].relu());
+    let y = randn(&[3, 5, 8], 9);
+    check(&[&x, &y], |t| add(t[0], t[1]), |t| t[0] + t[1]);
+    let rows = randn(&[6, 8], 8);
+    check(
+        &[&rows],
+        |t| split_heads(t[0], 2, 4, false),
+        |t| t[0].reshape((2, 3, 4, 2))?.transpose(1, 2)?.contiguous(),
+    );
+    check(
+        &[&rows],
+        |t| split_heads(t[0], 2, 4, true),
+        |t| {
+            t[0].reshape((2, 3, 4, 2))?
+                .permute((0, 2, 3, 1))?
+                .contiguous()
+        },
+    );
+    let (lw, lb) = (randn(&[6, 8], 5), randn(&[6], 6));
+    check(
+        &[&x, &lw, &lb],
+        |t| linear(t[0], t[1], Some(t[2])),
+        |t| candle_nn::Linear::new(t[1].clone(), Some(t[2].clone())).forward(t[0]),
+    );
+    check(
+        &[&x, &lw, &lb],
+        |t| linear_relu(t[0], t[1], t[2]),
+        |t| {
+            candle_nn::Linear::new(t[1].clone(), Some(t[2].clone()))
+                .forward(t[0])?
+                .relu()
+        },
+    );
+}
+
+#[test]
+fn attention_matches_an_additive_mask_and_hides_padding() {
+    let (q, kt, v) = (
+        randn(&[2, 3, 4, 5], 7),
+        randn(&[2, 3, 5, 7], 8),
+        randn(&[2, 3, 7, 5], 9),
+    );
+    let keys: Vec<bool> = (0..14).map(|i| i % 7 != 2 && i != 12).collect();
+    let mask = Mask {
+        prefix: 4,
+        past: 3,
+        keys: Some(Arc::new(keys)),
+    };
+    check(
+        &[&q, &kt, &v],
+        |t| attention(t[0], t[1], t[2], 0.5, &mask),
+        |t| composite_attention(t[0], t[1], t[2], 0.5, &mask),
+    );
+    // Row 0, query 0 sits at position 3 < prefix 4: it sees keys 0, 1 and 3 (2 is
+    // padding) and nothing after the prefix.
+    let a = Attention {
+        scale: 0.5,
+        mask: mask.clone(),
+    };
+    let w = a.weights(q.as_tensor(), kt.as_tensor()).unwrap();
+    let first: Vec<f32> = w.flatten_all().unwrap().to_vec1().unwrap()[..7].to_vec();
+    assert!(
+        first[2] == 0.0 && first[4..].iter().all(|&v| v == 0.0),
+        "{first:?}"
+    );
+    assert!((first.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+}
