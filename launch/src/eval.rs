@@ -27,6 +27,9 @@ pub struct TaskRow {
     pub score: f64,
     pub success_rate: f64,
     pub mean_steps: f64,
+    /// Steps, over all episodes, that picked an object an earlier step had placed for
+    /// reward (`loho_sim::env::Repicks`).
+    pub repicks: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -224,6 +227,7 @@ pub fn evaluate(a: &EvalArgs) -> Result<Report> {
             score: 100.0 * rs.iter().map(|r| r.total_reward).sum::<f64>() / n,
             success_rate: 100.0 * rs.iter().filter(|r| r.success).count() as f64 / n,
             mean_steps: rs.iter().map(|r| r.steps as f64).sum::<f64>() / n,
+            repicks: rs.iter().map(|r| r.repicks).sum(),
         });
     }
     let m = rows.len().max(1) as f64;
@@ -393,6 +397,10 @@ pub fn table(r: &Report) -> String {
     s += &format!("{:<12}", "Steps");
     for t in &r.tasks {
         s += &format!("{:>7.1}", t.mean_steps);
+    }
+    s += &format!("\n{:<12}", "Re-picks");
+    for t in &r.tasks {
+        s += &format!("{:>7}", t.repicks);
     }
     s += &format!("\nwall time {:.1} s\n", r.wall_s);
     s

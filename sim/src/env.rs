@@ -211,6 +211,32 @@ pub struct EpisodeResult {
     pub steps: usize,
     /// The sub-task text of every step, in order.
     pub subtasks: Vec<String>,
+    /// Steps that picked an object an earlier step had placed for reward ([`Repicks`]).
+    pub repicks: usize,
+}
+
+/// Counts steps that pick an object (by its name in the sub-task) which an earlier step
+/// had placed for reward: the policy undoing its own progress, as B's "picks a block
+/// already in its bowl again".
+#[derive(Debug, Default, Clone)]
+pub struct Repicks {
+    placed: Vec<String>,
+    pub count: usize,
+}
+
+impl Repicks {
+    /// A scored step: its sub-task and its reward.
+    pub fn record(&mut self, subtask: &str, reward: f64) {
+        let Some(pick) = crate::oracle::picked(subtask) else {
+            return;
+        };
+        if self.placed.iter().any(|p| p == pick) {
+            self.count += 1;
+        }
+        if reward > 0.0 {
+            self.placed.push(pick.to_string());
+        }
+    }
 }
 
 /// Runs a policy on one episode until success, the step limit, or the policy says done.
@@ -237,7 +263,7 @@ impl Env {
         policy: &mut dyn Policy,
         mut on_step: impl FnMut(&Action, &StepResult),
     ) -> Result<EpisodeResult, EnvError> {
-        let mut subtasks = Vec::new();
+        let (mut subtasks, mut repicks) = (Vec::new(), Repicks::default());
         while !self.is_done() {
             match self.ask(policy)? {
                 Decision::Done(text) => {
@@ -247,6 +273,7 @@ impl Env {
                 Decision::Act(a) => {
                     subtasks.push(a.subtask.clone());
                     let r = self.step(&a)?;
+                    repicks.record(&a.subtask, r.reward);
                     on_step(&a, &r);
                 }
             }
@@ -258,6 +285,7 @@ impl Env {
             success: self.success(),
             steps: self.steps_taken(),
             subtasks,
+            repicks: repicks.count,
         })
     }
 }

@@ -34,7 +34,7 @@ use thiserror::Error;
 use crate::arm::{SharedStage, Stage};
 use crate::camera::{self, Heightmap};
 use crate::colors::Split;
-use crate::env::{EnvError, EpisodeResult, SETTLE_S};
+use crate::env::{EnvError, EpisodeResult, Repicks, SETTLE_S};
 use crate::rgbd::{Rig, Shot};
 use crate::tasks::TaskId;
 use crate::world::{Outcome, DT};
@@ -122,6 +122,7 @@ struct Scene {
     over: bool,
     last_event: EpisodeEvent,
     subtasks: Vec<String>,
+    repicks: Repicks,
 }
 
 /// The episode of `cfg` on a stage for this node and the arm driver.
@@ -200,6 +201,7 @@ pub fn run(
         over: false,
         last_event: EpisodeEvent::default(),
         subtasks: Vec::new(),
+        repicks: Repicks::default(),
     };
     scene.last_event = scene.event(&scene.stage.lock(), 0.0);
     scene.publish_frame()?;
@@ -217,6 +219,7 @@ pub fn run(
         success: s.env.success(),
         steps: s.env.steps_taken(),
         subtasks: std::mem::take(&mut scene.subtasks),
+        repicks: scene.repicks.count,
     })
 }
 
@@ -348,6 +351,8 @@ impl Scene {
                 Outcome::GraspFailed
             };
             let r = s.env.score_step(Ok(outcome))?;
+            let subtask = self.subtasks.last().map_or("", String::as_str);
+            self.repicks.record(subtask, r.reward);
             tracing::debug!(
                 chunk = id,
                 step = s.env.steps_taken(),

@@ -59,6 +59,15 @@ fn dist3(a: [f64; 3], b: [f64; 3]) -> f64 {
     ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)).sqrt()
 }
 
+/// The object a sub-task in the oracle's words picks: `{pick}` of "pick up the {pick} and
+/// place it on the {place}.".
+pub fn picked(subtask: &str) -> Option<&str> {
+    subtask
+        .strip_prefix("pick up the ")?
+        .split(" and place it")
+        .next()
+}
+
 /// The next pick-and-place for the current goal step, or `None` when nothing is left
 /// to move (or nothing that needs moving can be seen).
 pub fn plan(world: &World, step: &GoalStep) -> Option<Action> {
@@ -281,5 +290,22 @@ mod tests {
         let m = matching(&allowed, |i, j| if (i, j) == (0, 1) { 0.0 } else { 1.0 });
         assert_eq!(m[0].map(|x| x.0), Some(0));
         assert_eq!(m[1].map(|x| x.0), Some(1));
+    }
+
+    #[test]
+    fn a_pick_of_an_object_placed_for_reward_is_a_repick() {
+        let mut r = crate::env::Repicks::default();
+        let red = "pick up the red block and place it on the red bowl.";
+        r.record("pick up the blue block and place it on the red bowl.", 0.0);
+        r.record(red, 0.25);
+        r.record(
+            "pick up the blue block and place it on the blue bowl.",
+            0.25,
+        );
+        assert_eq!(r.count, 0, "blue failed once, then was placed: a retry");
+        r.record(red, 0.0);
+        r.record("done putting blocks.", 0.0);
+        assert_eq!(r.count, 1, "red had been placed");
+        assert_eq!(picked(red), Some("red block"));
     }
 }

@@ -232,7 +232,8 @@ impl Batcher {
             for (p, e) in f.rgb.iter_mut().zip(c) {
                 *p = (*p as f32 + 3.0 * e).round().clamp(0.0, 255.0) as u8;
             }
-            for (p, e) in f.height.iter_mut().zip(z) {
+            // Cells no camera saw stay unseen (NaN): `max` would make them table.
+            for (p, e) in f.height.iter_mut().zip(z).filter(|(p, _)| p.is_finite()) {
                 *p = (*p + 0.003 * e).max(0.0);
             }
         }
