@@ -8,7 +8,10 @@
 //! - [`vocab`]: the word-level vocabulary as a Hugging Face `tokenizer.json`;
 //! - [`segment`]: the RGB-D heightmap's regions (objects), measured;
 //! - [`stem`]: one token per region, with its position;
-//! - [`backbone`]: the pre-norm decoder-only transformer with its KV cache;
+//! - [`backbone`]: the pre-norm transformer (bidirectional prefix, causal sub-task) with
+//!   its KV cache;
+//! - [`ops`]: fused CPU kernels with a backward (norm, attention, linear, …) the
+//!   network is built from;
 //! - [`pointer`]: attention from `<act>` to the objects, feeding the action head;
 //! - [`anchor`]: the picked objects' centroid and yaw, that keyposes are relative to;
 //! - [`head`]: the flow-matching action head; [`keypose`]: its normalised outputs;
