@@ -484,7 +484,8 @@ fn gen_data_dagger_labels_the_policys_own_states_and_rounds_append() {
     assert_ne!(d2.samples[n].seed, d.samples[0].seed);
 }
 
-/// `bench train` times real training steps and splits them by phase.
+/// `bench train` times real training steps, the composite baseline and the fused step,
+/// and splits each by phase.
 #[test]
 fn bench_train_reports_samples_per_second_by_phase() {
     let out = tmp("bench-train.json");
@@ -504,12 +505,22 @@ fn bench_train_reports_samples_per_second_by_phase() {
         (v["steps"].as_u64(), v["batch"].as_u64()),
         (Some(2), Some(4))
     );
-    let step = v["ms_per_step"].as_f64().unwrap();
-    let phases: f64 = ["batch_ms", "forward_ms", "backward_ms", "update_ms"]
-        .iter()
-        .map(|k| v[k].as_f64().unwrap())
-        .sum();
-    assert!(phases > 0.0 && phases <= step * 1.01, "{phases} of {step}");
-    let rate = v["samples_per_s"].as_f64().unwrap();
-    assert!((rate - 4.0 * 1e3 / step).abs() < 1e-6 * rate);
+    let mut rates = Vec::new();
+    for run in ["baseline", "fused"] {
+        let r = &v[run];
+        let step = r["ms_per_step"].as_f64().unwrap();
+        let phases: f64 = ["batch_ms", "forward_ms", "backward_ms", "update_ms"]
+            .iter()
+            .map(|k| r[k].as_f64().unwrap())
+            .sum();
+        assert!(
+            phases > 0.0 && phases <= step * 1.01,
+            "{run}: {phases} of {step}"
+        );
+        let rate = r["samples_per_s"].as_f64().unwrap();
+        assert!((rate - 4.0 * 1e3 / step).abs() < 1e-6 * rate, "{run}");
+        rates.push(rate);
+    }
+    let speedup = v["speedup"].as_f64().unwrap();
+    assert!((speedup - rates[1] / rates[0]).abs() < 1e-9 * speedup);
 }
