@@ -64,16 +64,7 @@ pub fn train(steps: usize, batch: usize) -> Result<TrainBench> {
     })?;
     let data = Dataset::open(&dir).with_context(|| format!("reading {}", dir.display()))?;
     std::fs::remove_dir_all(&dir).ok();
-    let baseline = run(
-        &data,
-        if std::env::var("NOBASE").is_ok() {
-            1
-        } else {
-            steps
-        },
-        batch,
-        false,
-    )?;
+    let baseline = run(&data, steps, batch, false)?;
     let fused = run(&data, steps, batch, true)?;
     Ok(TrainBench {
         threads: std::env::var("RAYON_NUM_THREADS").unwrap_or_default(),

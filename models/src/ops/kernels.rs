@@ -5,6 +5,15 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, S
 
 use super::{slice, tensor_like, with_data, Mask};
 
+/// Sums of the `n` columns of row-major rows: a repeated bias's gradient.
+fn column_sums(rows: &[f32], n: usize) -> Vec<f32> {
+    let mut sums = vec![0f32; n];
+    for row in rows.chunks_exact(n) {
+        sums.iter_mut().zip(row).for_each(|(s, g)| *s += g);
+    }
+    sums
+}
+
 pub(super) struct AddRows;
 
 impl CustomOp2 for AddRows {
@@ -35,13 +44,7 @@ impl CustomOp2 for AddRows {
         g: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let n = b.elem_count();
-        let db = with_data(&[g], |s| {
-            let mut db = vec![0f32; n];
-            for row in s[0].chunks_exact(n) {
-                db.iter_mut().zip(row).for_each(|(d, g)| *d += g);
-            }
-            db
-        })?;
+        let db = with_data(&[g], |s| column_sums(s[0], n))?;
         Ok((Some(g.clone()), Some(tensor_like(db, b)?)))
     }
 }
@@ -101,10 +104,7 @@ impl CustomOp3 for Linear {
                     .zip(s[0])
                     .for_each(|(g, y)| *g = if *y > 0.0 { *g } else { 0.0 });
             }
-            let mut db = vec![0f32; n];
-            for row in g.chunks_exact(n) {
-                db.iter_mut().zip(row).for_each(|(d, g)| *d += g);
-            }
+            let db = column_sums(&g, n);
             (g, db)
         })?;
         let g = tensor_like(g, res)?;

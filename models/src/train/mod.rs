@@ -8,8 +8,9 @@
 //! (the head is cheap next to the backbone, so more draws cost little).
 //!
 //! One file per part: [`init`] (seeded weights), [`optim`] (AdamW), [`batch`] (samples to
-//! tensors and per-token labels), [`labels`] (which object a keypose points at), [`loss`]
-//! (the set cross-entropy); this file holds the run: its config, state and [`Trainer`].
+//! tensors and per-token labels, drawn for the next step on a second thread while this
+//! one trains), [`labels`] (which object a keypose points at), [`loss`] (the set
+//! cross-entropy); this file holds the run: its config, state and [`Trainer`].
 //!
 //! Everything random (initial weights, batches, observation and flow noise) comes from
 //! ChaCha streams of the seed and the step number, so a resumed run draws exactly what an
