@@ -34,7 +34,10 @@ fn main() -> anyhow::Result<()> {
                     ((s.centroid.0 - o.centroid.0).powi(2) + (s.centroid.1 - o.centroid.1).powi(2))
                         .sqrt()
                 };
-                let Some(s) = seen.iter().min_by(|a, b| d(a).total_cmp(&d(b))) else {
+                // A bowl's floor and rim share a centroid: the nearest in height (pixels of
+                // 3.125 mm) as well.
+                let d3 = |s: &Object| d(s) + (s.top_z - o.top_z).abs() / 0.003125;
+                let Some(s) = seen.iter().min_by(|a, b| d3(a).total_cmp(&d3(b))) else {
                     continue;
                 };
                 if d(s) > 8.0 {
@@ -47,7 +50,7 @@ fn main() -> anyhow::Result<()> {
                     .sum::<f32>()
                     .sqrt();
                 size += s.pixels as f32 / o.pixels as f32;
-                dtop += (s.max_z - o.max_z) * 1000.0;
+                dtop += (s.top_z - o.top_z) * 1000.0;
             }
         }
         let m = matched.max(1) as f32;

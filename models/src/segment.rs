@@ -25,6 +25,25 @@ const JOIN_RGB: i32 = 40;
 const JOIN_Z: f32 = 0.01;
 /// Smaller regions are specks, not objects.
 const MIN_PIXELS: usize = 12;
+/// A region this small that borders a bigger one at its height (within [`JOIN_Z`]) is
+/// that object's side face seen at an angle — a camera sees a block's or a bowl's rim
+/// darker than its top — and not an object of its own. The smallest object of the
+/// benchmark (a small block) covers ~150 cells.
+const EDGE_PIXELS: usize = 40;
+/// Flat regions (within [`BACKGROUND_Z`] of the table: zones, a bowl's floor) join cells
+/// up to this far (rows and columns), across a missing cell: a zone's outline is two
+/// cells wide, and where a camera's highest point in a cell is the table beside it, the
+/// outline breaks into pieces.
+const FLAT_REACH: usize = 2;
+/// Flat cells this close to the frame's edge are no objects: a camera's points from the
+/// table beyond the workspace (Ravens' lighter table around the dark workspace) land
+/// there.
+const BORDER: usize = 2;
+/// A camera's colours are white-balanced on the table: a channel's value is scaled by
+/// this over the table's value in that channel, the grey of LoHoRavens' table (0.2), on
+/// which the policy was trained. The table and the objects' tops face the same light, so
+/// this also takes out the light's intensity. The table is assumed neutral grey.
+const REFERENCE_GREY: f32 = 51.0;
 
 /// One region of the heightmap, measured in pixels and metres.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,7 +51,10 @@ pub struct Object {
     pub pixels: usize,
     pub mean_rgb: [f32; 3],
     pub mean_z: f32,
-    pub max_z: f32,
+    /// The top: the 90th percentile of the region's heights, which is its highest cells
+    /// on a flat top but not a camera's few noisy high points, nor a bowl's inner wall
+    /// climbing from its floor.
+    pub top_z: f32,
     /// Centroid (row, column), in pixels.
     pub centroid: (f32, f32),
     /// Bounding box height and width, in pixels.
@@ -119,8 +141,9 @@ pub(crate) fn table(rgb: &[u8], z: &[f32], seen: &[bool]) -> Table {
     Table { rgb, z: tz }
 }
 
-/// Labels 4-connected regions of similar colour and height that differ from the table;
-/// heights are measured from the table's.
+/// Labels 4-connected regions of similar colour and height that differ from the table
+/// (flat ones also across a missing cell), drops specks and side faces;
+/// heights are measured from the table's, colours white-balanced on it.
 pub(crate) fn segment(rgb: &[u8], z: &[f32], seen: &[bool], h: usize, w: usize) -> Vec<Object> {
     let px = |k: usize| {
         [
@@ -134,21 +157,30 @@ pub(crate) fn segment(rgb: &[u8], z: &[f32], seen: &[bool], h: usize, w: usize) 
     let brightness = t.rgb.iter().map(|&c| c as f32).sum::<f32>() / 3.0;
     let threshold = ((BACKGROUND_RGB * brightness).round() as i32).max(BACKGROUND_RGB_MIN);
     let bare = t.rgb.map(i32::from);
+    let flat = |k: usize| z[k] - t.z <= BACKGROUND_Z;
+    let border = |k: usize| {
+        let (u, v) = (k / w, k % w);
+        u.min(h - 1 - u).min(v).min(w - 1 - v) < BORDER
+    };
     let fg: Vec<bool> = (0..h * w)
-        .map(|k| seen[k] && (far(px(k), bare, threshold) || z[k] - t.z > BACKGROUND_Z))
+        .map(|k| {
+            seen[k]
+                && (far(px(k), bare, threshold) || z[k] - t.z > BACKGROUND_Z)
+                && !(flat(k) && border(k))
+        })
         .collect();
     let mut label = vec![usize::MAX; h * w];
-    let mut objects = Vec::new();
+    let mut regions: Vec<Vec<usize>> = Vec::new();
     let mut stack = Vec::new();
-    let mut members = Vec::new();
     for seed in 0..h * w {
         if !fg[seed] || label[seed] != usize::MAX {
             continue;
         }
-        let id = objects.len();
+        let id = regions.len();
         label[seed] = id;
         stack.push(seed);
-        members.clear();
+        let mut members = Vec::new();
+        let (mut sum_z, mut count) = (z[seed], 1.0);
         while let Some(k) = stack.pop() {
             members.push(k);
             let (u, v) = (k / w, k % w);
@@ -157,11 +189,24 @@ pub(crate) fn segment(rgb: &[u8], z: &[f32], seen: &[bool], h: usize, w: usize) 
                     && label[n] == usize::MAX
                     && !far(px(k), px(n), JOIN_RGB)
                     && (z[k] - z[n]).abs() <= JOIN_Z
+                    && (z[n] - sum_z / count).abs() <= JOIN_Z
                 {
                     label[n] = id;
                     stack.push(n);
+                    sum_z += z[n];
+                    count += 1.0;
                 }
             };
+            if flat(k) {
+                for nu in u.saturating_sub(FLAT_REACH)..(u + FLAT_REACH + 1).min(h) {
+                    for nv in v.saturating_sub(FLAT_REACH)..(v + FLAT_REACH + 1).min(w) {
+                        let n = nu * w + nv;
+                        if flat(n) {
+                            visit(n);
+                        }
+                    }
+                }
+            }
             if u > 0 {
                 visit(k - w);
             }
@@ -175,30 +220,67 @@ pub(crate) fn segment(rgb: &[u8], z: &[f32], seen: &[bool], h: usize, w: usize) 
                 visit(k + 1);
             }
         }
-        objects.push(measure(&members, rgb, z, t.z, w));
+        regions.push(members);
     }
-    objects.into_iter().flatten().collect()
+    let mut side_face = vec![false; regions.len()];
+    for k in (0..h * w).filter(|&k| label[k] != usize::MAX) {
+        let right = (k % w + 1 < w).then_some(k + 1);
+        let down = (k + w < h * w).then_some(k + w);
+        for n in [right, down].into_iter().flatten() {
+            let (a, b) = (label[k], label[n]);
+            if b == usize::MAX || a == b || (z[k] - z[n]).abs() > JOIN_Z {
+                continue;
+            }
+            let (small, big) = if regions[a].len() < regions[b].len() {
+                (a, b)
+            } else {
+                (b, a)
+            };
+            if regions[small].len() < EDGE_PIXELS && regions[small].len() < regions[big].len() {
+                side_face[small] = true;
+            }
+        }
+    }
+    let gain = t.rgb.map(|c| REFERENCE_GREY / f32::from(c.max(1)));
+    regions
+        .iter()
+        .zip(side_face)
+        .filter(|(_, side)| !side)
+        .filter_map(|(members, _)| measure(members, rgb, gain, z, t.z, w))
+        .collect()
 }
 
-/// The features of one region (heights above `table_z`), or `None` for a speck.
-fn measure(members: &[usize], rgb: &[u8], z: &[f32], table_z: f32, w: usize) -> Option<Object> {
+/// The features of one region (heights above `table_z`, colours times `gain` but a
+/// clipped channel left at full scale, where most of the benchmark's colours are), or
+/// `None` for a speck.
+fn measure(
+    members: &[usize],
+    rgb: &[u8],
+    gain: [f32; 3],
+    z: &[f32],
+    table_z: f32,
+    w: usize,
+) -> Option<Object> {
     let n = members.len();
     if n < MIN_PIXELS {
         return None;
     }
     let mut sum = [0f64; 6]; // r, g, b, z, row, column
-    let mut max_z = 0f32;
+    let mut heights = Vec::with_capacity(n);
     let (mut u0, mut u1, mut v0, mut v1) = (usize::MAX, 0, usize::MAX, 0);
     for &k in members {
         let (u, v) = (k / w, k % w);
         for c in 0..3 {
-            sum[c] += rgb[3 * k + c] as f64;
+            sum[c] += match rgb[3 * k + c] {
+                255 => 255.0,
+                v => (v as f32 * gain[c]) as f64,
+            };
         }
         let above = z[k] - table_z;
         sum[3] += above as f64;
         sum[4] += u as f64;
         sum[5] += v as f64;
-        max_z = max_z.max(above);
+        heights.push(above);
         (u0, u1, v0, v1) = (u0.min(u), u1.max(u), v0.min(v), v1.max(v));
     }
     let mean = sum.map(|s| (s / n as f64) as f32);
@@ -222,7 +304,7 @@ fn measure(members: &[usize], rgb: &[u8], z: &[f32], table_z: f32, w: usize) -> 
         pixels: n,
         mean_rgb: [mean[0], mean[1], mean[2]],
         mean_z: mean[3],
-        max_z,
+        top_z: *heights.select_nth_unstable_by(n * 9 / 10, f32::total_cmp).1,
         centroid: (mean[4], mean[5]),
         extent: ((u1 - u0 + 1) as f32, (v1 - v0 + 1) as f32),
         yaw,

@@ -147,7 +147,7 @@ fn features(o: &Object, rows: usize, cols: usize) -> [f32; FEATURES] {
     f[1] = o.mean_rgb[1] / 127.5 - 1.0;
     f[2] = o.mean_rgb[2] / 127.5 - 1.0;
     f[3] = o.mean_z / 0.1;
-    f[SLOT_TOP] = o.max_z / 0.1;
+    f[SLOT_TOP] = o.top_z / 0.1;
     f[5] = (o.pixels as f32).sqrt() / 20.0;
     f[6] = o.pixels as f32 / (o.extent.0 * o.extent.1);
     f[7] = o.extent.0 / 40.0;
@@ -230,7 +230,7 @@ mod tests {
         );
         assert!((big.centroid.0 - 209.0).abs() < 0.01 && (big.centroid.1 - 109.0).abs() < 0.01);
         assert!((small.mean_rgb[0] - 255.0).abs() < 0.01);
-        assert!((small.max_z - 0.04).abs() < 1e-6);
+        assert!((small.top_z - 0.04).abs() < 1e-6);
     }
 
     #[test]
@@ -245,7 +245,7 @@ mod tests {
         square(&mut f, 10, 10, 30, [0, 0, 0], f32::NAN);
         let objs = cfg().objects(&f.0, &f.1).unwrap();
         assert_eq!(objs.len(), 2, "{objs:?}");
-        assert!((objs[0].max_z - 0.06).abs() < 1e-6 && (objs[1].max_z - 0.04).abs() < 1e-6);
+        assert!((objs[0].top_z - 0.06).abs() < 1e-6 && (objs[1].top_z - 0.04).abs() < 1e-6);
         // Read against the simulator's grey 51 with its old fixed threshold of 24 levels,
         // this table (25, 25, 28) would be one object covering the frame.
         assert!(objs.iter().all(|o| o.pixels < 400));
@@ -301,13 +301,106 @@ mod tests {
         }
         let objs = cfg().objects(&f.0, &f.1).unwrap();
         assert_eq!(objs.len(), 2);
-        let zone = objs.iter().find(|o| o.max_z < 0.01).unwrap();
+        let zone = objs.iter().find(|o| o.top_z < 0.01).unwrap();
         assert!(
             features(zone, ROWS, COLS)[6] < 0.3,
             "outline fills little of its box"
         );
-        let block = objs.iter().find(|o| o.max_z > 0.01).unwrap();
+        let block = objs.iter().find(|o| o.top_z > 0.01).unwrap();
         assert!((block.yaw - yaw).abs() < 0.02, "yaw {} vs {yaw}", block.yaw);
+    }
+
+    /// Paints the cells between radii `r.0` and `r.1` px of `centre` (row, column).
+    fn ring(f: &mut (Vec<u8>, Vec<f32>), centre: (f32, f32), r: (f32, f32), c: [u8; 3], z: f32) {
+        for u in 0..ROWS {
+            for v in 0..COLS {
+                let d = ((u as f32 - centre.0).powi(2) + (v as f32 - centre.1).powi(2)).sqrt();
+                if (r.0..r.1).contains(&d) {
+                    f.0[(u * COLS + v) * 3..][..3].copy_from_slice(&c);
+                    f.1[u * COLS + v] = z;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn what_cameras_add_around_objects_does_not_become_objects() {
+        let mut f = table();
+        // A zone outline, 2 px wide, broken where the table showed through.
+        for u in 20..58 {
+            for v in 20..58 {
+                let edge = !(22..56).contains(&u) || !(22..56).contains(&v);
+                let gap = u == 30 || v == 40;
+                if edge && !gap {
+                    f.0[(u * COLS + v) * 3..][..3].copy_from_slice(&[89, 169, 78]);
+                    f.1[u * COLS + v] = 0.001;
+                }
+            }
+        }
+        // A block with its side face, darker and lower, seen along one edge.
+        square(&mut f, 100, 60, 19, [255, 87, 89], 0.06);
+        for v in 60..79 {
+            f.0[(119 * COLS + v) * 3..][..3].copy_from_slice(&[120, 40, 42]);
+            f.1[119 * COLS + v] = 0.055;
+        }
+        // A bowl: floor at 5 mm, rim at 29 mm, and between them the far half of the inner
+        // wall as the cameras see it, in steps of 8 mm that each join their neighbours.
+        let bowl = (200.0, 80.0);
+        ring(&mut f, bowl, (0.0, 16.0), [62, 96, 133], 0.005);
+        ring(&mut f, bowl, (19.0, 22.0), [78, 121, 167], 0.029);
+        for (r, z) in [((16.0, 17.0), 0.013), ((17.0, 19.0), 0.021)] {
+            let mut wall = table();
+            ring(&mut wall, bowl, r, [70, 108, 150], z);
+            for k in (200 * COLS..ROWS * COLS).filter(|&k| wall.1[k] > 0.0) {
+                f.0[3 * k..][..3].copy_from_slice(&wall.0[3 * k..][..3]);
+                f.1[k] = z;
+            }
+        }
+        // Ravens' lighter table beyond the workspace, caught in the border cells.
+        for u in 0..ROWS {
+            f.0[(u * COLS + COLS - 1) * 3..][..3].copy_from_slice(&[120, 120, 120]);
+        }
+        let objs = cfg().objects(&f.0, &f.1).unwrap();
+        let tops: Vec<f32> = objs.iter().map(|o| o.top_z).collect();
+        assert_eq!(
+            objs.len(),
+            4,
+            "zone, block, bowl rim and floor: tops {tops:?}"
+        );
+        let zone = objs.iter().find(|o| o.centroid.0 < 60.0).unwrap();
+        assert!(zone.pixels > 250, "one zone of {} px", zone.pixels);
+        let block = objs.iter().find(|o| o.top_z > 0.05).unwrap();
+        assert_eq!(block.mean_rgb[0], 255.0, "no dark side face in the block");
+        let floor = objs
+            .iter()
+            .find(|o| o.centroid.0 > 150.0 && o.mean_z < 0.01);
+        let floor = floor.expect("the floor is an object of its own");
+        assert!(floor.top_z < 0.01, "the floor is flat: top {}", floor.top_z);
+    }
+
+    #[test]
+    fn colours_are_white_balanced_on_the_table() {
+        // Light ×1.2 red, ×1.1 green, ×0.9 blue on the table and on the blocks' tops.
+        let light = |c: [u8; 3]| -> [u8; 3] {
+            let gain = [1.2, 1.1, 0.9];
+            std::array::from_fn(|k| (gain[k] * c[k] as f32).round().min(255.0) as u8)
+        };
+        let mut f = (light(TABLE).repeat(ROWS * COLS), vec![0.0; ROWS * COLS]);
+        square(&mut f, 100, 40, 19, light([78, 121, 167]), 0.04);
+        square(&mut f, 200, 40, 19, light([255, 87, 89]), 0.04); // red clips at 255
+        let objs = cfg().objects(&f.0, &f.1).unwrap();
+        let rgb = |row: f32| {
+            let o = objs.iter().find(|o| (o.centroid.0 - row).abs() < 1.0);
+            o.unwrap().mean_rgb
+        };
+        for (got, want) in [
+            (rgb(109.0), [78.0, 121.0, 167.0]),
+            (rgb(209.0), [255.0, 87.0, 89.0]),
+        ] {
+            for c in 0..3 {
+                assert!((got[c] - want[c]).abs() < 1.5, "{got:?} against {want:?}");
+            }
+        }
     }
 
     #[test]
