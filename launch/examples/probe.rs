@@ -24,7 +24,7 @@ fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let dir = args.next().unwrap_or_else(|| "runs/train/loho-tiny".into());
     let per_task: u64 = args.next().map_or(Ok(2), |s| s.parse())?;
-    let mut vla = Vla::load(Path::new(&dir), 0)?;
+    let mut vla = Vla::load(Path::new(&dir), 0, &candle_core::Device::Cpu)?;
     let (mut same, mut n, mut pick, mut place) = (0, 0, 0.0, 0.0);
     for task in ALL_TASKS {
         for k in 0..per_task {

@@ -21,7 +21,7 @@ fn main() -> anyhow::Result<()> {
     let episodes: u64 = args.next().map_or(Ok(3), |s| s.parse())?;
     for k in 0..episodes {
         let seed = Split::Val.seed(k);
-        let mut policy = ModelPolicy::load(Path::new(&dir), seed)?;
+        let mut policy = ModelPolicy::load(Path::new(&dir), seed, &candle_core::Device::Cpu)?;
         let mut env = Env::new(task, Split::Val, seed)?;
         println!("== {} seed {seed}: {}", task.letter(), env.instruction());
         for (i, o) in env.world().objects.iter().enumerate() {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use loho_models::DeviceSpec;
 use loho_runtime::config::ConfigFile;
 use loho_runtime::perception::camera::Rig as RigConfig;
 use loho_runtime::BusConfig;
@@ -147,6 +148,9 @@ pub struct RunCmd {
     /// Give up after this many seconds of wall-clock time.
     #[arg(long, default_value_t = 900)]
     pub timeout: u64,
+    /// Where the model runs: `cpu`, or `cuda` / `cuda:N` in a build with `--features cuda`.
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceSpec,
 }
 
 #[derive(Args, Debug)]
@@ -197,6 +201,9 @@ pub struct EvalCmd {
     /// (its front, left and right RGB-D cameras, realistic, fused), or a rig file.
     #[arg(long, default_value = "ideal")]
     pub camera: String,
+    /// Where the model runs: `cpu`, or `cuda` / `cuda:N` in a build with `--features cuda`.
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceSpec,
 }
 
 /// Whether the policy hears the simulator's reward.
@@ -244,6 +251,9 @@ pub struct GenDataCmd {
     pub append: bool,
     #[arg(long)]
     pub jobs: Option<usize>,
+    /// Where the model runs: `cpu`, or `cuda` / `cuda:N` in a build with `--features cuda`.
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceSpec,
 }
 
 #[derive(Args, Debug)]
@@ -268,6 +278,9 @@ pub struct TrainCmd {
     /// Steps between checkpoints (also saved every 10 minutes).
     #[arg(long, default_value_t = 250)]
     pub save_every: usize,
+    /// Where the model runs: `cpu`, or `cuda` / `cuda:N` in a build with `--features cuda`.
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceSpec,
 }
 
 #[derive(Args, Debug)]
@@ -339,6 +352,9 @@ pub struct PolicyCmd {
     pub instruction: Option<String>,
     #[command(flatten)]
     pub bus: BusArgs,
+    /// Where the model runs: `cpu`, or `cuda` / `cuda:N` in a build with `--features cuda`.
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceSpec,
 }
 
 #[derive(Subcommand, Debug)]
@@ -353,6 +369,9 @@ pub enum BenchCommand {
         /// Threads for the model (the figure the issue asks for is on one core).
         #[arg(long, default_value_t = 1)]
         threads: usize,
+        /// Where the model runs: `cpu`, or `cuda` / `cuda:N` in a build with `--features cuda`.
+        #[arg(long, default_value = "cpu")]
+        device: DeviceSpec,
         #[arg(long)]
         json: Option<PathBuf>,
     },
@@ -388,6 +407,9 @@ pub enum BenchCommand {
         /// Threads for candle (the training recipe uses 2).
         #[arg(long, default_value_t = 2)]
         threads: usize,
+        /// Where the model runs: `cpu`, or `cuda` / `cuda:N` in a build with `--features cuda`.
+        #[arg(long, default_value = "cpu")]
+        device: DeviceSpec,
         #[arg(long)]
         json: Option<PathBuf>,
     },

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use loho_models::{default_checkpoint, ModelPolicy};
+use loho_models::{default_checkpoint, DeviceSpec, ModelPolicy};
 use loho_runtime::policy::Policy;
 use loho_sim::{Oracle, RandomPolicy};
 
@@ -14,8 +14,8 @@ use loho_sim::{Oracle, RandomPolicy};
 pub enum PolicyKind {
     Oracle,
     Random,
-    /// A checkpoint folder (`default` is the shipped one).
-    Model(PathBuf),
+    /// A checkpoint folder (`default` is the shipped one), and where it runs.
+    Model(PathBuf, DeviceSpec),
 }
 
 impl PolicyKind {
@@ -23,11 +23,19 @@ impl PolicyKind {
         match s {
             "oracle" => Ok(Self::Oracle),
             "random" => Ok(Self::Random),
-            "default" => Ok(Self::Model(default_checkpoint())),
-            dir if Path::new(dir).is_dir() => Ok(Self::Model(dir.into())),
+            "default" => Ok(Self::Model(default_checkpoint(), DeviceSpec::Cpu)),
+            dir if Path::new(dir).is_dir() => Ok(Self::Model(dir.into(), DeviceSpec::Cpu)),
             other => anyhow::bail!(
                 "unknown policy {other:?}: use default, oracle, random or a checkpoint folder"
             ),
+        }
+    }
+
+    /// The same policy, a model running on `device` (`--device`).
+    pub fn on(self, device: DeviceSpec) -> Self {
+        match self {
+            Self::Model(dir, _) => Self::Model(dir, device),
+            other => other,
         }
     }
 
@@ -35,14 +43,14 @@ impl PolicyKind {
         match self {
             Self::Oracle => "oracle".into(),
             Self::Random => "random".into(),
-            Self::Model(dir) => dir.display().to_string(),
+            Self::Model(dir, _) => dir.display().to_string(),
         }
     }
 
     /// The checkpoint folder, for commands that need a model.
     pub fn checkpoint(&self, command: &str) -> Result<&Path> {
         match self {
-            Self::Model(dir) => Ok(dir),
+            Self::Model(dir, _) => Ok(dir),
             other => anyhow::bail!(
                 "{command} needs a checkpoint (default or a folder), not {}",
                 other.name()
@@ -55,8 +63,8 @@ impl PolicyKind {
         Ok(match self {
             Self::Oracle => Box::new(Oracle),
             Self::Random => Box::new(RandomPolicy::new(seed)),
-            Self::Model(dir) => Box::new(
-                ModelPolicy::load(dir, seed)
+            Self::Model(dir, device) => Box::new(
+                ModelPolicy::load(dir, seed, &device.open()?)
                     .with_context(|| format!("loading the policy in {}", dir.display()))?,
             ),
         })

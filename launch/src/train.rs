@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use loho_models::data::Dataset;
 use loho_models::train::{TrainConfig, Trainer};
 use loho_models::vocab::Vocab;
-use loho_models::Config;
+use loho_models::{Config, DeviceSpec};
 
 use crate::cli::TrainCmd;
 
@@ -32,6 +32,7 @@ pub fn command(c: TrainCmd) -> Result<()> {
         steps: c.steps,
         resume: c.resume,
         save_every: c.save_every.max(1),
+        device: c.device,
     })
 }
 
@@ -43,6 +44,7 @@ pub struct TrainArgs {
     pub steps: Option<usize>,
     pub resume: bool,
     pub save_every: usize,
+    pub device: DeviceSpec,
 }
 
 /// Keeps freed memory in the process instead of handing it back to the kernel: a training
@@ -70,8 +72,9 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         secs = t_load.elapsed().as_secs_f64(),
         "dataset loaded"
     );
+    let device = a.device.open()?;
     let mut trainer = if a.resume {
-        let mut t = Trainer::resume(&a.out)
+        let mut t = Trainer::resume(&a.out, &device)
             .with_context(|| format!("resuming from {}", a.out.display()))?;
         if let Some(steps) = a.steps {
             t.state.config.steps = steps;
@@ -94,7 +97,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         if let Some(steps) = a.steps {
             tc.steps = steps;
         }
-        Trainer::new(&cfg, vocab, tc)?
+        Trainer::new(&cfg, vocab, tc, &device)?
     };
     let steps = trainer.state.config.steps;
     let batch = trainer.state.config.batch;

@@ -188,7 +188,7 @@ mod tests {
         // Two conditions, two targets: after training, samples land near their target.
         // Weights, noise and times come from fixed seeds so the test is the same on every run.
         let dev = Device::Cpu;
-        let (vm, vb) = crate::train::seeded_var_builder(7);
+        let (vm, vb) = crate::train::seeded_var_builder(7, &dev);
         let head = ActionHead::new(&cfg(), 8, vb).unwrap();
         let mut rng = ChaCha8Rng::seed_from_u64(8);
         let mut draw = |shape: (usize, usize), f: &mut dyn FnMut(&mut ChaCha8Rng) -> f32| {

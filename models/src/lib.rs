@@ -18,6 +18,7 @@
 //! - [`model`]: all of it in one sequence layout, with the tied language head;
 //! - [`vla`]: one decision (sub-task text, keyposes, timings) on a frame;
 //! - [`policy`]: the model in LoHoVLA's closed loop, as a runtime policy;
+//! - [`device`]: the CPU or a GPU (`cuda` feature);
 //! - [`checkpoint`]: the checkpoint folder; [`data`] and [`train`]: demonstrations and
 //!   training.
 
@@ -25,6 +26,7 @@ pub mod anchor;
 pub mod backbone;
 pub mod checkpoint;
 pub mod data;
+pub mod device;
 pub mod head;
 pub mod keypose;
 pub mod model;
@@ -42,6 +44,8 @@ use std::path::PathBuf;
 use rand::Rng;
 use thiserror::Error;
 
+pub use candle_core::Device;
+pub use device::DeviceSpec;
 pub use keypose::Keypose;
 pub use model::{Config, Loho};
 pub use policy::{default_checkpoint, ModelPolicy};
@@ -61,6 +65,8 @@ pub enum ModelError {
     Checkpoint { path: PathBuf, reason: String },
     #[error("data: {0}")]
     Data(String),
+    #[error("{0}")]
+    Device(String),
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }

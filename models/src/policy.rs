@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use candle_core::Device;
 use loho_runtime::policy::{Action, ClosedLoop, Decision, Observation, Plan, Policy, PolicyError};
 
 use crate::vla::Output;
@@ -32,8 +33,8 @@ impl ModelPolicy {
         }
     }
 
-    pub fn load(dir: &Path, seed: u64) -> Result<Self, ModelError> {
-        Ok(Self::new(Vla::load(dir, seed)?))
+    pub fn load(dir: &Path, seed: u64, device: &Device) -> Result<Self, ModelError> {
+        Ok(Self::new(Vla::load(dir, seed, device)?))
     }
 
     pub fn vla_mut(&mut self) -> &mut Vla {

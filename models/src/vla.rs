@@ -70,9 +70,9 @@ impl Vla {
         self.rng = ChaCha8Rng::seed_from_u64(seed);
     }
 
-    /// The checkpoint in `dir`, on the CPU.
-    pub fn load(dir: &Path, seed: u64) -> Result<Self, ModelError> {
-        let (model, vocab) = checkpoint::load(dir, &Device::Cpu)?;
+    /// The checkpoint in `dir`, on `device`.
+    pub fn load(dir: &Path, seed: u64, device: &Device) -> Result<Self, ModelError> {
+        let (model, vocab) = checkpoint::load(dir, device)?;
         Ok(Self::new(model, vocab, seed))
     }
 

@@ -133,7 +133,7 @@ fn save_then_load_decides_identically() {
     let dir = tmp("ckpt");
     save(&vm, &m, &vocab, &dir);
     let mut a = Vla::new(m, vocab, 7);
-    let mut b = Vla::load(&dir, 7).unwrap();
+    let mut b = Vla::load(&dir, 7, &Device::Cpu).unwrap();
     let (rgb, h) = frame(200, 30, [78, 121, 167]);
     for plan in [
         Plan::Write,
@@ -166,7 +166,7 @@ fn a_rewrite_samples_its_words_and_a_write_does_not() {
     let texts_of = |plan: &Plan| -> std::collections::BTreeSet<String> {
         (0..8)
             .map(|seed| {
-                let mut v = Vla::load(&dir, seed).unwrap();
+                let mut v = Vla::load(&dir, seed, &Device::Cpu).unwrap();
                 v.start(texts()[0]).unwrap();
                 v.decide(&rgb, &h, plan).unwrap().subtask
             })
@@ -187,21 +187,21 @@ fn a_missing_or_misshaped_tensor_is_named() {
     let name = "head.output.weight";
     let good = tensors.remove(name).unwrap();
     candle_core::safetensors::save(&tensors, &weights).unwrap();
-    let e = Vla::load(&dir, 0)
+    let e = Vla::load(&dir, 0, &Device::Cpu)
         .err()
         .expect("a missing tensor must fail");
     assert!(e.to_string().contains(name), "{e}");
 
     tensors.insert(name.into(), good.narrow(0, 0, 6).unwrap());
     candle_core::safetensors::save(&tensors, &weights).unwrap();
-    let e = Vla::load(&dir, 0)
+    let e = Vla::load(&dir, 0, &Device::Cpu)
         .err()
         .expect("a mis-shaped tensor must fail");
     assert!(e.to_string().contains(name), "{e}");
 
     std::fs::write(&weights, b"not safetensors").unwrap();
     assert!(matches!(
-        Vla::load(&dir, 0),
+        Vla::load(&dir, 0, &Device::Cpu),
         Err(ModelError::Checkpoint { .. })
     ));
     std::fs::remove_dir_all(&dir).unwrap();
@@ -268,7 +268,7 @@ fn two_hundred_steps_on_32_samples_lower_the_loss_tenfold() {
         obs_noise: false,
         ..Default::default()
     };
-    let mut t = Trainer::new(&small_config(vocab.len()), vocab, tc).unwrap();
+    let mut t = Trainer::new(&small_config(vocab.len()), vocab, tc, &Device::Cpu).unwrap();
     let losses: Vec<f32> = (0..200).map(|_| t.step(&data).unwrap().loss).collect();
     let first = losses[..10].iter().sum::<f32>() / 10.0;
     let last = losses[190..].iter().sum::<f32>() / 10.0;
@@ -279,7 +279,7 @@ fn two_hundred_steps_on_32_samples_lower_the_loss_tenfold() {
 
     // A save mid-run and a resume continue exactly where the run was.
     t.save(&dir.join("run")).unwrap();
-    let mut r = Trainer::resume(&dir.join("run")).unwrap();
+    let mut r = Trainer::resume(&dir.join("run"), &Device::Cpu).unwrap();
     assert_eq!(r.state.step, 200);
     let a = t.step(&data).unwrap();
     let b = r.step(&data).unwrap();

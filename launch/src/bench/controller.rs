@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
-use loho_models::ModelPolicy;
+use loho_models::{Device, ModelPolicy};
 use loho_runtime::keys;
 use loho_runtime::msg::EeCommand;
 use loho_sim::{Env, Policy, Split};
@@ -54,7 +54,7 @@ pub fn controller(dir: &Path, rates: &[f64], seconds: f64) -> Result<Vec<Control
             cameras: None,
         };
         let (tx, rx) = std::sync::mpsc::channel();
-        let policy = Box::new(ModelPolicy::load(dir, 0)?);
+        let policy = Box::new(ModelPolicy::load(dir, 0, &Device::Cpu)?);
         let ctrl = crate::nodes::controller_config(&runtime, sim.clock);
         let running = crate::nodes::spawn(
             &bus,
@@ -72,7 +72,7 @@ pub fn controller(dir: &Path, rates: &[f64], seconds: f64) -> Result<Vec<Control
             let frame = env.observe();
             let rgb = frame.rgb_bytes();
             let obs = env.observation(&rgb, &frame);
-            let mut pol = ModelPolicy::load(&dir, 1)?;
+            let mut pol = ModelPolicy::load(&dir, 1, &Device::Cpu)?;
             while !s.load(Ordering::Relaxed) {
                 pol.decide(&obs)?;
             }

@@ -21,12 +21,14 @@ pub fn command(what: BenchCommand) -> Result<()> {
             policy,
             decisions,
             threads,
+            device,
             json,
         } => {
             // candle and gemm read this when their pools first start, which is later.
             std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
             let kind = PolicyKind::parse(&policy)?;
-            let r = policy::policy(kind.checkpoint("bench policy")?, decisions.max(1))?;
+            let dir = kind.checkpoint("bench policy")?;
+            let r = policy::policy(dir, decisions.max(1), &device.open()?)?;
             policy::print(&r);
             crate::write_json(json.as_ref(), &r)
         }
@@ -51,10 +53,11 @@ pub fn command(what: BenchCommand) -> Result<()> {
             steps,
             batch,
             threads,
+            device,
             json,
         } => {
             std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
-            let r = train::train(steps.max(1), batch.max(1))?;
+            let r = train::train(steps.max(1), batch.max(1), &device.open()?)?;
             train::print(&r);
             crate::write_json(json.as_ref(), &r)
         }

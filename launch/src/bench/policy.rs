@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use loho_models::vla::Timing;
-use loho_models::ModelPolicy;
+use loho_models::{Device, ModelPolicy};
 use loho_sim::{Env, Policy, Split, ALL_TASKS};
 use serde::Serialize;
 
@@ -29,7 +29,7 @@ pub struct PolicyBench {
 
 /// Runs the policy on test episodes (tasks A–K in turn) until `decisions` decisions are
 /// timed, then times the same number of uncached tokens.
-pub fn policy(dir: &Path, decisions: usize) -> Result<PolicyBench> {
+pub fn policy(dir: &Path, decisions: usize, device: &Device) -> Result<PolicyBench> {
     let bar = ProgressBar::new(decisions as u64).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} decisions  {elapsed}")
             .expect("template"),
@@ -42,8 +42,8 @@ pub fn policy(dir: &Path, decisions: usize) -> Result<PolicyBench> {
         let seed = Split::Test.seed(k / ALL_TASKS.len() as u64);
         k += 1;
         let mut env = Env::new(task, Split::Test, seed)?;
-        let mut pol =
-            ModelPolicy::load(dir, seed).with_context(|| format!("loading {}", dir.display()))?;
+        let mut pol = ModelPolicy::load(dir, seed, device)
+            .with_context(|| format!("loading {}", dir.display()))?;
         while !env.is_done() && timings.len() < decisions {
             let obs = env.observe();
             let rgb = obs.rgb_bytes();

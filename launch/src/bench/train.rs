@@ -11,7 +11,7 @@ use loho_models::data::Dataset;
 use loho_models::ops;
 use loho_models::train::{Phases, TrainConfig, Trainer};
 use loho_models::vocab::Vocab;
-use loho_models::Config;
+use loho_models::{Config, Device};
 use loho_sim::ALL_TASKS;
 use serde::Serialize;
 
@@ -47,7 +47,7 @@ pub struct Run {
 
 /// Times `steps` training steps of batch `batch` on 20 oracle episodes per task, the
 /// baseline first and then today's step, from the same initial weights and batches.
-pub fn train(steps: usize, batch: usize) -> Result<TrainBench> {
+pub fn train(steps: usize, batch: usize, device: &Device) -> Result<TrainBench> {
     crate::train::keep_freed_memory();
     let dir = std::env::temp_dir().join(format!("loho-bench-train-{}", std::process::id()));
     gendata::generate(&GenArgs {
@@ -64,8 +64,8 @@ pub fn train(steps: usize, batch: usize) -> Result<TrainBench> {
     })?;
     let data = Dataset::open(&dir).with_context(|| format!("reading {}", dir.display()))?;
     std::fs::remove_dir_all(&dir).ok();
-    let baseline = run(&data, steps, batch, false)?;
-    let fused = run(&data, steps, batch, true)?;
+    let baseline = run(&data, steps, batch, false, device)?;
+    let fused = run(&data, steps, batch, true, device)?;
     Ok(TrainBench {
         threads: std::env::var("RAYON_NUM_THREADS").unwrap_or_default(),
         batch,
@@ -76,7 +76,7 @@ pub fn train(steps: usize, batch: usize) -> Result<TrainBench> {
     })
 }
 
-fn run(data: &Dataset, steps: usize, batch: usize, fused: bool) -> Result<Run> {
+fn run(data: &Dataset, steps: usize, batch: usize, fused: bool, device: &Device) -> Result<Run> {
     ops::set_fused(fused);
     let vocab = Vocab::build(
         data.samples
@@ -91,7 +91,7 @@ fn run(data: &Dataset, steps: usize, batch: usize, fused: bool) -> Result<Run> {
             .collect(),
         ..Default::default()
     };
-    let mut trainer = Trainer::new(&Config::tiny(vocab.len()), vocab, tc)?;
+    let mut trainer = Trainer::new(&Config::tiny(vocab.len()), vocab, tc, device)?;
     trainer.prefetch = fused;
     for _ in 0..2 {
         trainer.step(data)?;

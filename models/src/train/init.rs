@@ -78,7 +78,7 @@ impl SimpleBackend for SeededInit {
 }
 
 /// New variables drawn from `seed` in creation order, so a run (or a test) is reproducible.
-pub(crate) fn seeded_var_builder(seed: u64) -> (VarMap, VarBuilder<'static>) {
+pub(crate) fn seeded_var_builder(seed: u64, device: &Device) -> (VarMap, VarBuilder<'static>) {
     let seeded = SeededInit {
         map: VarMap::new(),
         rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed)),
@@ -86,6 +86,6 @@ pub(crate) fn seeded_var_builder(seed: u64) -> (VarMap, VarBuilder<'static>) {
     let map = seeded.map.clone();
     (
         map,
-        VarBuilder::from_backend(Box::new(seeded), DTYPE, Device::Cpu),
+        VarBuilder::from_backend(Box::new(seeded), DTYPE, device.clone()),
     )
 }

@@ -165,9 +165,14 @@ fn step_rng(seed: u64, step: usize, stream: u64) -> ChaCha8Rng {
 }
 
 impl Trainer {
-    /// A fresh run with weights drawn from `tc.seed`.
-    pub fn new(cfg: &Config, vocab: Vocab, tc: TrainConfig) -> Result<Self, ModelError> {
-        let (map, vb) = seeded_var_builder(tc.seed);
+    /// A fresh run on `device` with weights drawn from `tc.seed`.
+    pub fn new(
+        cfg: &Config,
+        vocab: Vocab,
+        tc: TrainConfig,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
+        let (map, vb) = seeded_var_builder(tc.seed, device);
         let model = Loho::new(cfg, vb)?;
         let opt = AdamW::new(&map, tc.weight_decay)?;
         Ok(Self {
@@ -185,8 +190,8 @@ impl Trainer {
         })
     }
 
-    /// Continues the run saved in `dir` (weights, optimizer moments, step).
-    pub fn resume(dir: &Path) -> Result<Self, ModelError> {
+    /// Continues the run saved in `dir` (weights, optimizer moments, step) on `device`.
+    pub fn resume(dir: &Path, device: &Device) -> Result<Self, ModelError> {
         let state_path = dir.join(STATE);
         let text = std::fs::read_to_string(&state_path)
             .map_err(|e| ModelError::Data(format!("{}: {e}", state_path.display())))?;
@@ -194,7 +199,7 @@ impl Trainer {
             .map_err(|e| ModelError::Data(format!("{}: {e}", state_path.display())))?;
         let cfg = checkpoint::read_config(dir)?;
         let vocab = Vocab::load(&dir.join(checkpoint::TOKENIZER))?;
-        let mut t = Self::new(&cfg, vocab, state.config.clone())?;
+        let mut t = Self::new(&cfg, vocab, state.config.clone(), device)?;
         let weights = dir.join(checkpoint::WEIGHTS);
         t.params
             .load(&weights)
@@ -204,7 +209,7 @@ impl Trainer {
             })?;
         let opt = dir.join(OPTIMIZER);
         t.opt
-            .load(&opt, &Device::Cpu)
+            .load(&opt, device)
             .map_err(|e| ModelError::Checkpoint {
                 path: opt,
                 reason: e.to_string(),
@@ -316,8 +321,10 @@ fn losses(
     b: &Batch,
     rng: &mut ChaCha8Rng,
 ) -> Result<(Tensor, Option<Tensor>, Option<Tensor>, Option<Tensor>), ModelError> {
-    let dev = Device::Cpu;
-    let h = model.forward_train(&b.instructions, &b.frames, &b.subtasks)?;
+    let dev = model.device().clone();
+    // Batches are drawn on the CPU.
+    let frames = b.frames.to_device(&dev)?;
+    let h = model.forward_train(&b.instructions, &frames, &b.subtasks)?;
     let (n, t, d) = h.dims3()?;
     let flat = h.reshape((n * t, d))?;
     let rows: Vec<u32> = b.text.iter().map(|r| r.0).collect();
@@ -338,7 +345,7 @@ fn losses(
     if na == 0 {
         return Ok((text, colour, None, None));
     }
-    let (cond, pointer_logits, anchor) = model.act_train(&h, &b.frames, &b.act_rows, &b.pointer)?;
+    let (cond, pointer_logits, anchor) = model.act_train(&h, &frames, &b.act_rows, &b.pointer)?;
     let pointer = if b.pointer.is_empty() {
         None
     } else {

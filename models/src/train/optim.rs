@@ -160,7 +160,7 @@ mod tests {
 
     /// Three updates of one run in one pass per variable and in composite ops.
     fn run(fused: bool) -> Vec<f32> {
-        let (map, vb) = crate::train::seeded_var_builder(3);
+        let (map, vb) = crate::train::seeded_var_builder(3, &Device::Cpu);
         let init = Init::Randn {
             mean: 0.0,
             stdev: 1.0,
