@@ -129,6 +129,14 @@ pub enum ArmKind {
     UrEmulator,
 }
 
+/// Where the model runs (`--device`).
+#[derive(Args, Debug, Clone, Copy)]
+pub struct DeviceArg {
+    /// `cpu`, or `cuda` / `cuda:N` in a build with `--features cuda`.
+    #[arg(long = "device", value_name = "DEVICE", default_value = "cpu")]
+    pub spec: DeviceSpec,
+}
+
 #[derive(Args, Debug)]
 pub struct RunCmd {
     #[command(flatten)]
@@ -148,9 +156,8 @@ pub struct RunCmd {
     /// Give up after this many seconds of wall-clock time.
     #[arg(long, default_value_t = 900)]
     pub timeout: u64,
-    /// Where the model runs: `cpu`, or `cuda` / `cuda:N` in a build with `--features cuda`.
-    #[arg(long, default_value = "cpu")]
-    pub device: DeviceSpec,
+    #[command(flatten)]
+    pub device: DeviceArg,
 }
 
 #[derive(Args, Debug)]
@@ -201,9 +208,8 @@ pub struct EvalCmd {
     /// (its front, left and right RGB-D cameras, realistic, fused), or a rig file.
     #[arg(long, default_value = "ideal")]
     pub camera: String,
-    /// Where the model runs: `cpu`, or `cuda` / `cuda:N` in a build with `--features cuda`.
-    #[arg(long, default_value = "cpu")]
-    pub device: DeviceSpec,
+    #[command(flatten)]
+    pub device: DeviceArg,
 }
 
 /// Whether the policy hears the simulator's reward.
@@ -251,9 +257,8 @@ pub struct GenDataCmd {
     pub append: bool,
     #[arg(long)]
     pub jobs: Option<usize>,
-    /// Where the model runs: `cpu`, or `cuda` / `cuda:N` in a build with `--features cuda`.
-    #[arg(long, default_value = "cpu")]
-    pub device: DeviceSpec,
+    #[command(flatten)]
+    pub device: DeviceArg,
 }
 
 #[derive(Args, Debug)]
@@ -278,9 +283,8 @@ pub struct TrainCmd {
     /// Steps between checkpoints (also saved every 10 minutes).
     #[arg(long, default_value_t = 250)]
     pub save_every: usize,
-    /// Where the model runs: `cpu`, or `cuda` / `cuda:N` in a build with `--features cuda`.
-    #[arg(long, default_value = "cpu")]
-    pub device: DeviceSpec,
+    #[command(flatten)]
+    pub device: DeviceArg,
 }
 
 #[derive(Args, Debug)]
@@ -352,9 +356,8 @@ pub struct PolicyCmd {
     pub instruction: Option<String>,
     #[command(flatten)]
     pub bus: BusArgs,
-    /// Where the model runs: `cpu`, or `cuda` / `cuda:N` in a build with `--features cuda`.
-    #[arg(long, default_value = "cpu")]
-    pub device: DeviceSpec,
+    #[command(flatten)]
+    pub device: DeviceArg,
 }
 
 #[derive(Subcommand, Debug)]
@@ -369,9 +372,8 @@ pub enum BenchCommand {
         /// Threads for the model (the figure the issue asks for is on one core).
         #[arg(long, default_value_t = 1)]
         threads: usize,
-        /// Where the model runs: `cpu`, or `cuda` / `cuda:N` in a build with `--features cuda`.
-        #[arg(long, default_value = "cpu")]
-        device: DeviceSpec,
+        #[command(flatten)]
+        device: DeviceArg,
         #[arg(long)]
         json: Option<PathBuf>,
     },
@@ -407,9 +409,8 @@ pub enum BenchCommand {
         /// Threads for candle (the training recipe uses 2).
         #[arg(long, default_value_t = 2)]
         threads: usize,
-        /// Where the model runs: `cpu`, or `cuda` / `cuda:N` in a build with `--features cuda`.
-        #[arg(long, default_value = "cpu")]
-        device: DeviceSpec,
+        #[command(flatten)]
+        device: DeviceArg,
         #[arg(long)]
         json: Option<PathBuf>,
     },

@@ -39,7 +39,7 @@ pub fn command(c: GenDataCmd) -> Result<()> {
         c.colors
     );
     let policy = match (&c.policy, c.dagger) {
-        (Some(p), true) => Some(PolicyKind::parse(p)?.on(c.device)),
+        (Some(p), true) => Some(PolicyKind::parse(p)?.on(c.device.spec)?),
         _ => None,
     };
     let args = GenArgs {

@@ -107,7 +107,9 @@ pub fn record_command(c: RecordCmd) -> Result<()> {
 
 /// `loho policy`: until Ctrl-C.
 pub fn policy_command(c: PolicyCmd) -> Result<()> {
-    let mut p = PolicyKind::parse(&c.policy)?.on(c.device).node(c.seed)?;
+    let mut p = PolicyKind::parse(&c.policy)?
+        .on(c.device.spec)?
+        .node(c.seed)?;
     let bus = open_bus(&c.bus)?;
     let cfg = PolicyConfig {
         instruction: c.instruction,

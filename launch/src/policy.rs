@@ -5,17 +5,17 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use loho_models::{default_checkpoint, DeviceSpec, ModelPolicy};
+use loho_models::{default_checkpoint, Device, DeviceSpec, ModelPolicy};
 use loho_runtime::policy::Policy;
 use loho_sim::{Oracle, RandomPolicy};
 
 /// Which policy acts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum PolicyKind {
     Oracle,
     Random,
-    /// A checkpoint folder (`default` is the shipped one), and where it runs.
-    Model(PathBuf, DeviceSpec),
+    /// A checkpoint folder (`default` is the shipped one), and the device it runs on.
+    Model(PathBuf, Device),
 }
 
 impl PolicyKind {
@@ -23,20 +23,21 @@ impl PolicyKind {
         match s {
             "oracle" => Ok(Self::Oracle),
             "random" => Ok(Self::Random),
-            "default" => Ok(Self::Model(default_checkpoint(), DeviceSpec::Cpu)),
-            dir if Path::new(dir).is_dir() => Ok(Self::Model(dir.into(), DeviceSpec::Cpu)),
+            "default" => Ok(Self::Model(default_checkpoint(), Device::Cpu)),
+            dir if Path::new(dir).is_dir() => Ok(Self::Model(dir.into(), Device::Cpu)),
             other => anyhow::bail!(
                 "unknown policy {other:?}: use default, oracle, random or a checkpoint folder"
             ),
         }
     }
 
-    /// The same policy, a model running on `device` (`--device`).
-    pub fn on(self, device: DeviceSpec) -> Self {
-        match self {
-            Self::Model(dir, _) => Self::Model(dir, device),
+    /// The same policy, a model running on `device` (`--device`), opened once here so
+    /// that a device this build cannot use is an error before any episode starts.
+    pub fn on(self, device: DeviceSpec) -> Result<Self> {
+        Ok(match self {
+            Self::Model(dir, _) => Self::Model(dir, device.open()?),
             other => other,
-        }
+        })
     }
 
     pub fn name(&self) -> String {
@@ -64,7 +65,7 @@ impl PolicyKind {
             Self::Oracle => Box::new(Oracle),
             Self::Random => Box::new(RandomPolicy::new(seed)),
             Self::Model(dir, device) => Box::new(
-                ModelPolicy::load(dir, seed, &device.open()?)
+                ModelPolicy::load(dir, seed, device)
                     .with_context(|| format!("loading the policy in {}", dir.display()))?,
             ),
         })
@@ -74,7 +75,7 @@ impl PolicyKind {
     /// crosses the bus: the oracle reads the simulator's scene and cannot be one.
     pub fn node(&self, seed: u64) -> Result<Box<dyn Policy>> {
         anyhow::ensure!(
-            *self != Self::Oracle,
+            !matches!(self, Self::Oracle),
             "the oracle reads the simulator's state and cannot run as a node of its own: \
              use --policy default, random or a checkpoint folder (`loho run` and `loho \
              eval` run the oracle next to the simulator)"

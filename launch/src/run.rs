@@ -49,7 +49,7 @@ pub fn command(c: RunCmd) -> Result<()> {
         task: c.episode.task()?,
         split: c.episode.split()?,
         episode: c.episode.episode,
-        policy: PolicyKind::parse(&c.policy)?.on(c.device),
+        policy: PolicyKind::parse(&c.policy)?.on(c.device.spec)?,
         out: c.out,
         clock: if c.lockstep {
             ClockSource::Sim

@@ -32,7 +32,7 @@ pub fn command(c: TrainCmd) -> Result<()> {
         steps: c.steps,
         resume: c.resume,
         save_every: c.save_every.max(1),
-        device: c.device,
+        device: c.device.spec,
     })
 }
 

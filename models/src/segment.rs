@@ -163,11 +163,7 @@ pub(crate) fn segment(rgb: &[u8], z: &[f32], seen: &[bool], h: usize, w: usize) 
         u.min(h - 1 - u).min(v).min(w - 1 - v) < BORDER
     };
     let fg: Vec<bool> = (0..h * w)
-        .map(|k| {
-            seen[k]
-                && (far(px(k), bare, threshold) || z[k] - t.z > BACKGROUND_Z)
-                && !(flat(k) && border(k))
-        })
+        .map(|k| seen[k] && (far(px(k), bare, threshold) || !flat(k)) && !(flat(k) && border(k)))
         .collect();
     let mut label = vec![usize::MAX; h * w];
     let mut regions: Vec<Vec<usize>> = Vec::new();

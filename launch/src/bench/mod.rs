@@ -28,7 +28,7 @@ pub fn command(what: BenchCommand) -> Result<()> {
             std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
             let kind = PolicyKind::parse(&policy)?;
             let dir = kind.checkpoint("bench policy")?;
-            let r = policy::policy(dir, decisions.max(1), &device.open()?)?;
+            let r = policy::policy(dir, decisions.max(1), &device.spec.open()?)?;
             policy::print(&r);
             crate::write_json(json.as_ref(), &r)
         }
@@ -57,7 +57,7 @@ pub fn command(what: BenchCommand) -> Result<()> {
             json,
         } => {
             std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
-            let r = train::train(steps.max(1), batch.max(1), &device.open()?)?;
+            let r = train::train(steps.max(1), batch.max(1), &device.spec.open()?)?;
             train::print(&r);
             crate::write_json(json.as_ref(), &r)
         }
