@@ -283,6 +283,9 @@ pub struct TrainCmd {
     /// Steps between checkpoints (also saved every 10 minutes).
     #[arg(long, default_value_t = 250)]
     pub save_every: usize,
+    /// Threads, each training on its share of every batch [default: all cores].
+    #[arg(long)]
+    pub threads: Option<usize>,
     #[command(flatten)]
     pub device: DeviceArg,
 }
@@ -406,13 +409,35 @@ pub enum BenchCommand {
         steps: usize,
         #[arg(long, default_value_t = 16)]
         batch: usize,
-        /// Threads for candle (the training recipe uses 2).
+        /// Threads (the training recipe's machine has 2).
         #[arg(long, default_value_t = 2)]
         threads: usize,
         #[command(flatten)]
         device: DeviceArg,
         #[arg(long)]
         json: Option<PathBuf>,
+    },
+    /// One of the two runs of `bench train`, in a process of its own: each sets up
+    /// candle's threads its own way, which a process does once.
+    #[command(hide = true)]
+    TrainRun {
+        /// The dataset `bench train` made.
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        steps: usize,
+        #[arg(long)]
+        batch: usize,
+        #[arg(long)]
+        threads: usize,
+        /// The baseline step instead of today's.
+        #[arg(long)]
+        baseline: bool,
+        #[command(flatten)]
+        device: DeviceArg,
+        /// Where the run's figures go.
+        #[arg(long)]
+        json: PathBuf,
     },
     /// The other process of `bench bus`.
     #[command(hide = true)]

@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use loho_models::data::Dataset;
 use loho_models::train::{TrainConfig, Trainer};
 use loho_models::vocab::Vocab;
-use loho_models::{Config, DeviceSpec};
+use loho_models::{Config, Device, DeviceSpec};
 
 use crate::cli::TrainCmd;
 
@@ -32,6 +32,7 @@ pub fn command(c: TrainCmd) -> Result<()> {
         steps: c.steps,
         resume: c.resume,
         save_every: c.save_every.max(1),
+        threads: crate::cli::jobs(c.threads),
         device: c.device.spec,
     })
 }
@@ -44,7 +45,22 @@ pub struct TrainArgs {
     pub steps: Option<usize>,
     pub resume: bool,
     pub save_every: usize,
+    /// Threads a CPU step is split over.
+    pub threads: usize,
     pub device: DeviceSpec,
+}
+
+/// How many shards a step on `device` is split into ([`Trainer::workers`]): on the CPU
+/// `threads`, each running its shard's ops on its own thread, so candle is told to use
+/// one thread per op (it reads these when its pools first start, which is later; its
+/// threads would only wait at barriers beside the shards); on a GPU, one.
+pub(crate) fn shards(threads: usize, device: &Device) -> usize {
+    if !device.is_cpu() {
+        return 1;
+    }
+    std::env::set_var("RAYON_NUM_THREADS", "1");
+    std::env::set_var("CANDLE_NUM_THREADS", "1");
+    threads.max(1)
 }
 
 /// Keeps freed memory in the process instead of handing it back to the kernel: a training
@@ -63,6 +79,8 @@ pub(crate) fn keep_freed_memory() {
 }
 
 pub fn train(a: &TrainArgs) -> Result<()> {
+    let device = a.device.open()?;
+    let shards = shards(a.threads, &device);
     keep_freed_memory();
     let t_load = Instant::now();
     let data = Dataset::open(&a.data).with_context(|| format!("reading {}", a.data.display()))?;
@@ -72,7 +90,6 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         secs = t_load.elapsed().as_secs_f64(),
         "dataset loaded"
     );
-    let device = a.device.open()?;
     let mut trainer = if a.resume {
         let mut t = Trainer::resume(&a.out, &device)
             .with_context(|| format!("resuming from {}", a.out.display()))?;
@@ -99,6 +116,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         }
         Trainer::new(&cfg, vocab, tc, &device)?
     };
+    trainer.workers = shards;
     let steps = trainer.state.config.steps;
     let batch = trainer.state.config.batch;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;

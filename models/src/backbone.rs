@@ -19,7 +19,7 @@ use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{linear, Activation, Embedding, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
-use crate::ops::{self, Mask};
+use crate::ops::{self, Mask, Packed};
 
 /// Shape of the backbone.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,6 +50,7 @@ fn default_act() -> Activation {
     Activation::Relu
 }
 
+#[derive(Clone)]
 struct Norm {
     weight: Tensor,
     bias: Tensor,
@@ -70,6 +71,18 @@ impl Norm {
     }
 }
 
+/// How the blocks' token rows are laid out: `batch` sequences, which keys each token may
+/// see, whether keys and values go to the cache, and whether the rows are the real tokens
+/// only (`packed`, training) or every token of every sequence (batch · tokens).
+#[derive(Clone, Copy)]
+struct Rows<'a> {
+    batch: usize,
+    mask: &'a Mask,
+    cache: bool,
+    packed: Option<&'a Packed>,
+}
+
+#[derive(Clone)]
 struct Attention {
     qkv: Linear,
     out: Linear,
@@ -90,8 +103,14 @@ impl Attention {
         })
     }
 
-    /// Attention over token rows `x` (batch · tokens, d).
-    fn forward(&mut self, x: &Tensor, batch: usize, mask: &Mask, cache: bool) -> Result<Tensor> {
+    /// Attention over token rows `x` laid out as `rows` says.
+    fn forward(&mut self, x: &Tensor, rows: &Rows) -> Result<Tensor> {
+        let Rows {
+            batch,
+            mask,
+            cache,
+            packed,
+        } = *rows;
         let d = x.dim(1)?;
         let (w, bias) = (self.qkv.weight(), self.qkv.bias());
         // Three products on row blocks of the one qkv weight: splitting its output instead
@@ -99,7 +118,7 @@ impl Attention {
         let heads = |i: usize| -> Result<Tensor> {
             let bias = bias.map(|b| b.narrow(0, i * d, d)).transpose()?;
             let y = ops::linear(x, &w.narrow(0, i * d, d)?, bias.as_ref())?;
-            ops::split_heads(&y, batch, self.n_heads, i == 1)
+            ops::split_heads(&y, batch, self.n_heads, i == 1, packed)
         };
         // Keys come transposed (b, heads, hd, t), ready for q · kᵀ.
         let (q, mut kt, mut v) = (heads(0)?, heads(1)?, heads(2)?);
@@ -111,10 +130,14 @@ impl Attention {
             self.cache = Some((kt.clone(), v.clone()));
         }
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        ops::apply(&self.out, &ops::attention(&q, &kt, &v, scale, mask)?)
+        ops::apply(
+            &self.out,
+            &ops::attention(&q, &kt, &v, scale, mask, packed)?,
+        )
     }
 }
 
+#[derive(Clone)]
 struct Block {
     norm1: Norm,
     attn: Attention,
@@ -136,11 +159,9 @@ impl Block {
         })
     }
 
-    /// A block over token rows `x` (batch · tokens, d).
-    fn forward(&mut self, x: &Tensor, batch: usize, mask: &Mask, cache: bool) -> Result<Tensor> {
-        let a = self
-            .attn
-            .forward(&self.norm1.forward(x)?, batch, mask, cache)?;
+    /// A block over token rows `x` laid out as `rows` says.
+    fn forward(&mut self, x: &Tensor, rows: &Rows) -> Result<Tensor> {
+        let a = self.attn.forward(&self.norm1.forward(x)?, rows)?;
         let x = ops::add(x, &a)?;
         let x2 = self.norm2.forward(&x)?;
         let h = match self.act {
@@ -153,6 +174,7 @@ impl Block {
 
 /// The transformer: learned positions, blocks, final norm. Inputs are embeddings
 /// (image tokens from the stem, word embeddings), outputs hidden states.
+#[derive(Clone)]
 pub struct Backbone {
     pos: Embedding,
     blocks: Vec<Block>,
@@ -228,10 +250,28 @@ impl Backbone {
         // zeroes and adds in the backward pass.
         let pos = self.pos.embeddings().narrow(0, offset, t)?;
         let mut h = ops::add_rows(&x.reshape((b * t, d))?, &pos)?;
-        for block in &mut self.blocks {
-            h = block.forward(&h, b, &mask, cache)?;
+        // Whole padded sequences (training) go through the blocks as their real tokens.
+        let packed = match &mask.keys {
+            Some(real) if !cache && ops::fused(&h) => Some(Packed::new(real)),
+            _ => None,
+        };
+        if let Some(p) = &packed {
+            h = p.pack(&h, b)?;
         }
-        self.norm.forward(&h)?.reshape((b, t, d))
+        let rows = Rows {
+            batch: b,
+            mask: &mask,
+            cache,
+            packed: packed.as_ref(),
+        };
+        for block in &mut self.blocks {
+            h = block.forward(&h, &rows)?;
+        }
+        h = self.norm.forward(&h)?;
+        if let Some(p) = &packed {
+            h = p.unpack(&h, b)?;
+        }
+        h.reshape((b, t, d))
     }
 
     /// Hidden states of `x` (batch, tokens, d_model) at positions `offset..`, appending
@@ -382,7 +422,18 @@ mod tests {
         let head = cached
             .forward(&seq.narrow(1, 0, prefix).unwrap(), 0, Some(&real[..prefix]))
             .unwrap();
-        let d = max_diff(&head, &all.narrow(1, 0, prefix).unwrap());
+        // Padding's states mean nothing (training leaves them zero); the real tokens agree.
+        let real_of = |t: &Tensor| {
+            let rows: Vec<u32> = (0..t.dim(1).unwrap() as u32)
+                .filter(|&i| real[i as usize])
+                .collect();
+            let idx = Tensor::new(rows.as_slice(), &Device::Cpu).unwrap();
+            t.index_select(&idx, 1).unwrap()
+        };
+        let d = max_diff(
+            &real_of(&head),
+            &real_of(&all.narrow(1, 0, prefix).unwrap()),
+        );
         assert!(d <= 1e-4, "prefix differs by {d}");
         for pos in prefix..18 {
             let one = cached
@@ -403,14 +454,9 @@ mod tests {
             let s = Tensor::new(s, &Device::Cpu).unwrap();
             let out = train.forward_train(&s, Some(&real)).unwrap();
             let first = |t: &Tensor| t.narrow(1, 0, 1).unwrap();
-            let real_rows = |t: &Tensor| {
-                let rows: Vec<u32> = (0..total as u32).filter(|&i| real[i as usize]).collect();
-                let idx = Tensor::new(rows.as_slice(), &Device::Cpu).unwrap();
-                t.index_select(&idx, 1).unwrap()
-            };
             (
                 max_diff(&first(&out), &first(&all)),
-                max_diff(&real_rows(&out), &real_rows(&all)),
+                max_diff(&real_of(&out), &real_of(&all)),
             )
         };
         assert!(changed(10).0 > 1e-3, "a later prefix token is seen");

@@ -65,6 +65,7 @@ fn modulate(x: &Tensor, shift: &Tensor, scale: &Tensor) -> Result<Tensor> {
     plain_norm(x)?.mul(&(scale + 1.0)?)?.add(shift)
 }
 
+#[derive(Clone)]
 struct ResBlock {
     ada: Linear,
     up: Linear,
@@ -88,6 +89,7 @@ impl ResBlock {
     }
 }
 
+#[derive(Clone)]
 pub struct ActionHead {
     input: Linear,
     time: Linear,

@@ -114,6 +114,7 @@ pub mod ids {
     pub const ACT: u32 = 5;
 }
 
+#[derive(Clone)]
 pub struct Loho {
     stem: Stem,
     embed: Embedding,

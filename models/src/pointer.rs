@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ops;
 
+#[derive(Clone)]
 pub struct Pointer {
     query: Linear,
     key: Linear,

@@ -101,6 +101,7 @@ pub const SLOT_TOP: usize = 4;
 pub const SLOT_YAW4: usize = 11;
 pub const SLOT_PRESENT: usize = 13;
 
+#[derive(Clone)]
 pub struct Stem {
     fc1: Linear,
     fc2: Linear,

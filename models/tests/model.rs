@@ -226,10 +226,9 @@ fn unknown_words_run_and_a_wrong_frame_is_an_error() {
     vla.decide(&rgb, &h, &Plan::Write).unwrap();
 }
 
-#[test]
-fn two_hundred_steps_on_32_samples_lower_the_loss_tenfold() {
-    let dir = tmp("learn");
-    let mut w = Writer::create(&dir).unwrap();
+/// 32 samples of one red or green block each, picked and placed on a bowl.
+fn blocks(dir: &Path) -> Dataset {
+    let mut w = Writer::create(dir).unwrap();
     let colors = [("red", [255, 87, 89]), ("green", [89, 169, 78])];
     for i in 0..32 {
         let (name, rgb) = colors[i % 2];
@@ -257,7 +256,13 @@ fn two_hundred_steps_on_32_samples_lower_the_loss_tenfold() {
         w.add(s, ROWS, COLS, &c, &h).unwrap();
     }
     drop(w);
-    let data = Dataset::open(&dir).unwrap();
+    Dataset::open(dir).unwrap()
+}
+
+#[test]
+fn two_hundred_steps_on_32_samples_lower_the_loss_tenfold() {
+    let dir = tmp("learn");
+    let data = blocks(&dir);
     let vocab = Vocab::build(texts()).unwrap();
     let tc = TrainConfig {
         steps: 200,
@@ -287,6 +292,47 @@ fn two_hundred_steps_on_32_samples_lower_the_loss_tenfold() {
         a.loss, b.loss,
         "a resumed run draws the same batch and weights"
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A step split into shards on as many threads is the step of the whole batch: the
+/// same losses and gradients, step after step (to float rounding).
+#[test]
+fn a_batch_split_over_three_threads_trains_as_one() {
+    let dir = tmp("shards");
+    let data = blocks(&dir);
+    let run = |workers: usize| {
+        let vocab = Vocab::build(texts()).unwrap();
+        let tc = TrainConfig {
+            batch: 8,
+            palette: vec![
+                ("red".into(), [255, 87, 89]),
+                ("green".into(), [89, 169, 78]),
+            ],
+            ..Default::default()
+        };
+        let mut t = Trainer::new(&small_config(vocab.len()), vocab, tc, &Device::Cpu).unwrap();
+        t.workers = workers;
+        (0..3).map(|_| t.step(&data).unwrap()).collect::<Vec<_>>()
+    };
+    let (one, three) = (run(1), run(3));
+    for (step, (a, b)) in one.iter().zip(&three).enumerate() {
+        // (The pointer's loss is 0 with one object per scene, but its labels are drawn.)
+        assert!(a.colour > 0.0 && a.action > 0.0, "{a:?}");
+        for (what, x, y) in [
+            ("loss", a.loss, b.loss),
+            ("text", a.text, b.text),
+            ("colour", a.colour, b.colour),
+            ("action", a.action, b.action),
+            ("pointer", a.pointer, b.pointer),
+            ("gradient norm", a.grad_norm, b.grad_norm),
+        ] {
+            assert!(
+                (x - y).abs() <= 1e-4 * x.abs().max(1.0),
+                "step {step}: {what} {x} whole, {y} in shards"
+            );
+        }
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -56,10 +56,30 @@ pub fn command(what: BenchCommand) -> Result<()> {
             device,
             json,
         } => {
-            std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
-            let r = train::train(steps.max(1), batch.max(1), &device.spec.open()?)?;
+            let setup = train::Setup {
+                steps: steps.max(1),
+                batch: batch.max(1),
+                threads: threads.max(1),
+            };
+            let r = train::train(setup, &device.spec)?;
             train::print(&r);
             crate::write_json(json.as_ref(), &r)
+        }
+        BenchCommand::TrainRun {
+            data,
+            steps,
+            batch,
+            threads,
+            baseline,
+            device,
+            json,
+        } => {
+            let setup = train::Setup {
+                steps,
+                batch,
+                threads,
+            };
+            train::run_in_process(&data, setup, baseline, &device.spec, &json)
         }
     }
 }

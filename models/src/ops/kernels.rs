@@ -3,7 +3,7 @@
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
-use super::{slice, tensor_like, with_data, Mask};
+use super::{slice, tensor_like, with_data, Mask, Packed};
 
 /// Sums of the `n` columns of row-major rows: a repeated bias's gradient.
 fn column_sums(rows: &[f32], n: usize) -> Vec<f32> {
@@ -115,7 +115,8 @@ impl CustomOp3 for Linear {
 }
 
 /// The permutation between token rows (b·t, heads·hd) and heads (b, heads, t, hd), or
-/// (b, heads, hd, t) when `transposed`.
+/// (b, heads, hd, t) when `transposed`. With `packed`, the rows are only the real tokens
+/// ([`Packed`]) and the heads hold zeros for padding.
 pub(super) struct Heads {
     pub(super) batch: usize,
     pub(super) heads: usize,
@@ -123,17 +124,43 @@ pub(super) struct Heads {
     /// Rows to heads; false: heads to rows.
     pub(super) split: bool,
     pub(super) transposed: bool,
+    pub(super) packed: Option<Packed>,
 }
 
 impl Heads {
+    /// Token rows on the row side.
+    fn rows(&self) -> usize {
+        self.packed
+            .as_ref()
+            .map_or(self.batch * self.tokens, Packed::len)
+    }
+
+    /// Width of a head, from the length of `src` (rows if `split`, else heads).
+    fn head_dim(&self, len: usize, split: bool) -> usize {
+        let slots = if split {
+            self.rows()
+        } else {
+            self.batch * self.tokens
+        };
+        len / (slots * self.heads)
+    }
+
     fn permute(&self, src: &[f32], split: bool) -> Vec<f32> {
         let (b, h, t) = (self.batch, self.heads, self.tokens);
-        let hd = src.len() / (b * h * t);
-        let mut out = vec![0f32; src.len()];
+        let hd = self.head_dim(src.len(), split);
+        let len = if split { b * t } else { self.rows() } * h * hd;
+        let mut out = vec![0f32; len];
         for bi in 0..b {
             for ti in 0..t {
+                let r = match &self.packed {
+                    Some(p) => match p.row(bi * t + ti) {
+                        Some(r) => r,
+                        None => continue, // padding: zero heads, no row
+                    },
+                    None => bi * t + ti,
+                };
                 for hi in 0..h {
-                    let row = ((bi * t + ti) * h + hi) * hd;
+                    let row = (r * h + hi) * hd;
                     if self.transposed {
                         // Element j of the head sits at ((bi·h + hi)·hd + j)·t + ti.
                         let base = (bi * h + hi) * hd * t + ti;
@@ -158,11 +185,11 @@ impl Heads {
 
     fn shape(&self, n: usize, split: bool) -> Shape {
         let (b, h, t) = (self.batch, self.heads, self.tokens);
-        let hd = n / (b * h * t);
+        let hd = self.head_dim(n, split);
         match (split, self.transposed) {
             (true, false) => Shape::from((b, h, t, hd)),
             (true, true) => Shape::from((b, h, hd, t)),
-            (false, _) => Shape::from((b * t, h * hd)),
+            (false, _) => Shape::from((self.rows(), h * hd)),
         }
     }
 }
@@ -321,6 +348,8 @@ impl CustomOp3 for LayerNorm {
 pub(super) struct Attention {
     pub(super) scale: f32,
     pub(super) mask: Mask,
+    /// The output as the real tokens' rows only.
+    pub(super) packed: Option<Packed>,
 }
 
 impl Attention {
@@ -389,9 +418,10 @@ impl CustomOp3 for Attention {
             tokens: t,
             split: false,
             transposed: false,
+            packed: self.packed.clone(),
         };
         let y = merge.permute(y.as_slice::<f32>()?, false);
-        Ok((CpuStorage::F32(y), Shape::from((b * t, h * hd))))
+        Ok((CpuStorage::F32(y), Shape::from((merge.rows(), h * hd))))
     }
 
     fn bwd(
@@ -411,6 +441,7 @@ impl CustomOp3 for Attention {
             tokens: t,
             split: true,
             transposed: false,
+            packed: self.packed.clone(),
         };
         let g = tensor_like(with_data(&[g], |s| split.permute(s[0], true))?, q)?;
         let dv = w.t()?.matmul(&g)?;

@@ -150,11 +150,22 @@ pub fn relu(x: &Tensor) -> Result<Tensor> {
 /// Token rows (b·t, heads·hd) as heads (b, heads, t, hd): the layout attention multiplies;
 /// `transposed`, as (b, heads, hd, t), the keys' layout in `q · kᵀ` (a transposed view
 /// would reach the backward as a strided gradient, which candle adds one element at a
-/// time).
-pub fn split_heads(x: &Tensor, batch: usize, heads: usize, transposed: bool) -> Result<Tensor> {
+/// time). With `packed`, the rows are only the real tokens of `t` slots per sequence
+/// ([`Packed`]) and padding's heads are zero.
+pub fn split_heads(
+    x: &Tensor,
+    batch: usize,
+    heads: usize,
+    transposed: bool,
+    packed: Option<&Packed>,
+) -> Result<Tensor> {
     let (rows, d) = x.dims2()?;
-    let (t, hd) = (rows / batch, d / heads);
-    if !fused(x) {
+    let hd = d / heads;
+    let t = match packed {
+        Some(p) => p.slots.len() / batch,
+        None => rows / batch,
+    };
+    if packed.is_none() && !fused(x) {
         let h = x.reshape((batch, t, heads, hd))?;
         let h = if transposed {
             h.permute((0, 2, 3, 1))?
@@ -169,7 +180,85 @@ pub fn split_heads(x: &Tensor, batch: usize, heads: usize, transposed: bool) -> 
         tokens: t,
         split: true,
         transposed,
+        packed: packed.cloned(),
     })
+}
+
+/// The real tokens of padded sequences as consecutive rows, padding left out. A training
+/// batch is 43 % padding (instructions padded to 24 words, scenes to 32 objects, sub-tasks
+/// to the longest): packed, the linear layers, norms and residuals of the backbone only
+/// multiply the real tokens; attention puts them back in their sequences (the same maths:
+/// no token ever attends to padding). Packed rows always run the CPU kernels (the backbone
+/// packs only where the fused kernels are on, and a kernel on another device fails with candle's
+/// "no cuda implementation" error).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Packed {
+    /// Per (batch, token) slot, its row among the real tokens; [`Packed::PAD`] for padding.
+    slots: Arc<Vec<u32>>,
+    rows: usize,
+}
+
+impl Packed {
+    const PAD: u32 = u32::MAX;
+
+    /// From the flags of which slots (batch × tokens, in order) are real tokens.
+    pub fn new(real: &[bool]) -> Self {
+        let mut rows = 0;
+        let slots = real
+            .iter()
+            .map(|&r| {
+                if !r {
+                    return Self::PAD;
+                }
+                rows += 1;
+                rows as u32 - 1
+            })
+            .collect();
+        Self {
+            slots: Arc::new(slots),
+            rows,
+        }
+    }
+
+    /// Real tokens: the packed rows.
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// The packed row of slot `slot`, `None` for padding.
+    fn row(&self, slot: usize) -> Option<usize> {
+        let r = self.slots[slot];
+        (r != Self::PAD).then_some(r as usize)
+    }
+
+    /// Token rows (batch·tokens, d) of padded sequences as the real tokens' rows (n, d).
+    pub fn pack(&self, x: &Tensor, batch: usize) -> Result<Tensor> {
+        self.one_head(x, batch, false)
+    }
+
+    /// The real tokens' rows (n, d) back in padded sequences (batch·tokens, d), padding
+    /// zero.
+    pub fn unpack(&self, x: &Tensor, batch: usize) -> Result<Tensor> {
+        let d = x.dim(1)?;
+        self.one_head(x, batch, true)?
+            .reshape((self.slots.len(), d))
+    }
+
+    /// Packing is splitting into (unpack) or merging from (pack) a single head.
+    fn one_head(&self, x: &Tensor, batch: usize, split: bool) -> Result<Tensor> {
+        x.contiguous()?.apply_op1(Heads {
+            batch,
+            heads: 1,
+            tokens: self.slots.len() / batch,
+            split,
+            transposed: false,
+            packed: Some(self.clone()),
+        })
+    }
 }
 
 /// Which keys each query of an attention may see.
@@ -223,9 +312,17 @@ impl Mask {
 
 /// Attention of queries `q` (b, heads, t, hd) over keys `kt` (b, heads, hd, s) and values
 /// `v` (b, heads, s, hd): `softmax(scale · q · kt)` with the keys `mask` hides at weight 0,
-/// times `v`, as token rows (b·t, heads·hd). Fused, scores and weights stay inside one
-/// node (the backward computes them again) instead of four the size of the scores.
-pub fn attention(q: &Tensor, kt: &Tensor, v: &Tensor, scale: f64, mask: &Mask) -> Result<Tensor> {
+/// times `v`, as token rows (b·t, heads·hd), or the real tokens' rows with `packed`.
+/// Fused, scores and weights stay inside one node (the backward computes them again)
+/// instead of four the size of the scores.
+pub fn attention(
+    q: &Tensor,
+    kt: &Tensor,
+    v: &Tensor,
+    scale: f64,
+    mask: &Mask,
+    packed: Option<&Packed>,
+) -> Result<Tensor> {
     let b = q.dim(0)?;
     let s = kt.dim(3)?;
     if let Some(k) = &mask.keys {
@@ -233,7 +330,7 @@ pub fn attention(q: &Tensor, kt: &Tensor, v: &Tensor, scale: f64, mask: &Mask) -
             candle_core::bail!("key mask of {} for {b} rows of {s} keys", k.len());
         }
     }
-    if !fused(q) {
+    if packed.is_none() && !fused(q) {
         return composite_attention(q, kt, v, scale, mask);
     }
     q.contiguous()?.apply_op3(
@@ -242,6 +339,7 @@ pub fn attention(q: &Tensor, kt: &Tensor, v: &Tensor, scale: f64, mask: &Mask) -
         Attention {
             scale: scale as f32,
             mask: mask.clone(),
+            packed: packed.cloned(),
         },
     )
 }

@@ -79,12 +79,12 @@ fn layer_norm_bias_relu_heads_and_linear_match_candles_composite_ops() {
     let rows = randn(&[6, 8], 8);
     check(
         &[&rows],
-        |t| split_heads(t[0], 2, 4, false),
+        |t| split_heads(t[0], 2, 4, false, None),
         |t| t[0].reshape((2, 3, 4, 2))?.transpose(1, 2)?.contiguous(),
     );
     check(
         &[&rows],
-        |t| split_heads(t[0], 2, 4, true),
+        |t| split_heads(t[0], 2, 4, true, None),
         |t| {
             t[0].reshape((2, 3, 4, 2))?
                 .permute((0, 2, 3, 1))?
@@ -123,7 +123,7 @@ fn attention_matches_an_additive_mask_and_hides_padding() {
     };
     check(
         &[&q, &kt, &v],
-        |t| attention(t[0], t[1], t[2], 0.5, &mask),
+        |t| attention(t[0], t[1], t[2], 0.5, &mask, None),
         |t| composite_attention(t[0], t[1], t[2], 0.5, &mask),
     );
     // Row 0, query 0 sits at position 3 < prefix 4: it sees keys 0, 1 and 3 (2 is
@@ -131,6 +131,7 @@ fn attention_matches_an_additive_mask_and_hides_padding() {
     let a = Attention {
         scale: 0.5,
         mask: mask.clone(),
+        packed: None,
     };
     let w = a.weights(q.as_tensor(), kt.as_tensor()).unwrap();
     let first: Vec<f32> = w.flatten_all().unwrap().to_vec1().unwrap()[..7].to_vec();
@@ -139,4 +140,57 @@ fn attention_matches_an_additive_mask_and_hides_padding() {
         "{first:?}"
     );
     assert!((first.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+}
+
+#[test]
+fn packed_rows_are_the_real_tokens_and_attend_as_padded_ones() {
+    // Two sequences of 4 slots; slots 1 and 6, 7 are padding.
+    let real = [true, false, true, true, true, true, false, false];
+    let packed = Packed::new(&real);
+    assert_eq!(packed.len(), 5);
+    let rows: Vec<u32> = (0..8).filter(|&i| real[i as usize]).collect();
+    let rows = Tensor::new(rows.as_slice(), &Device::Cpu).unwrap();
+    let x = randn(&[8, 6], 3);
+    check(
+        &[&x],
+        |t| packed.pack(t[0], 2),
+        |t| t[0].index_select(&rows, 0),
+    );
+    // Unpacking puts every row back in its slot and zeros in the padding.
+    let zero_padding = Tensor::new(real.map(|r| r as u8 as f32).as_slice(), &Device::Cpu)
+        .unwrap()
+        .unsqueeze(1)
+        .unwrap();
+    let n = randn(&[5, 6], 4);
+    check(
+        &[&x],
+        |t| packed.unpack(&packed.pack(t[0], 2)?, 2),
+        |t| t[0].broadcast_mul(&zero_padding),
+    );
+    check(
+        &[&n],
+        |t| packed.pack(&packed.unpack(t[0], 2)?, 2),
+        |t| Ok(t[0].clone()),
+    );
+    // Heads and attention of packed rows: those of the padded rows, padding left out.
+    let mask = Mask {
+        prefix: 2,
+        past: 0,
+        keys: Some(Arc::new(real.to_vec())),
+    };
+    let (q, k, v) = (randn(&[5, 6], 5), randn(&[5, 6], 6), randn(&[5, 6], 7));
+    check(
+        &[&q, &k, &v],
+        |t| {
+            let heads = |x: &Tensor, tr| split_heads(x, 2, 3, tr, Some(&packed));
+            let (q, kt, v) = (heads(t[0], false)?, heads(t[1], true)?, heads(t[2], false)?);
+            attention(&q, &kt, &v, 0.5, &mask, Some(&packed))
+        },
+        |t| {
+            let heads = |x: &Tensor, tr| split_heads(&packed.unpack(x, 2)?, 2, 3, tr, None);
+            let (q, kt, v) = (heads(t[0], false)?, heads(t[1], true)?, heads(t[2], false)?);
+            let y = composite_attention(&q, &kt, &v, 0.5, &mask)?;
+            y.index_select(&rows, 0)
+        },
+    );
 }

@@ -55,20 +55,28 @@ impl Batcher {
         }
     }
 
-    /// The batch of step `step`: samples, noise and labels drawn from its own stream,
-    /// its frames segmented on `threads` threads (one when drawn ahead beside a training
-    /// step, which has the other core: measured 145 against 166 ms a step with two).
+    /// The batch of step `step` in `shards` parts of consecutive samples (one per
+    /// training thread): samples and noise drawn from the step's own stream in sample
+    /// order, whatever the number of parts; frames segmented on `threads` threads (one
+    /// when drawn ahead beside a training step, which has the other core: measured 145
+    /// against 166 ms a step with two).
     pub(super) fn draw(
         &self,
         data: &Dataset,
         step: usize,
         threads: usize,
-    ) -> Result<Batch, ModelError> {
+        shards: usize,
+    ) -> Result<Vec<Batch>, ModelError> {
         let mut rng = step_rng(self.tc.seed, step, 0);
         let idx: Vec<usize> = (0..self.tc.batch)
             .map(|_| rng.gen_range(0..data.len()))
             .collect();
-        self.batch(data, &idx, &mut rng, threads)
+        let frames = self.frames(data, &idx, &mut rng, threads)?;
+        let per = idx.len().div_ceil(shards.max(1)).max(1);
+        idx.chunks(per)
+            .zip(frames.chunks(per))
+            .map(|(idx, frames)| self.batch(data, idx, frames))
+            .collect()
     }
 
     /// For every object token of a batch's stem inputs (b × N × FEATURES) whose colour is in
@@ -105,20 +113,16 @@ impl Batcher {
         Ok(out)
     }
 
-    fn batch(
+    /// The stem inputs of samples `idx`. Noise offsets are drawn in sample order (a
+    /// resumed run draws the same); decoding and segmenting then runs on `threads` threads.
+    fn frames(
         &self,
         data: &Dataset,
         idx: &[usize],
         rng: &mut ChaCha8Rng,
         threads: usize,
-    ) -> Result<Batch, ModelError> {
+    ) -> Result<Vec<Tensor>, ModelError> {
         let cfg = &self.cfg;
-        let mut instructions = Vec::new();
-        let mut subs: Vec<Vec<u32>> = Vec::new();
-        let mut alts: Vec<Vec<Vec<u32>>> = Vec::new();
-        let mut actions = Vec::new();
-        // Noise offsets are drawn in sample order (a resumed run draws the same); decoding
-        // and segmenting the frames then runs on `threads` threads.
         let offsets: Vec<Option<usize>> = idx
             .iter()
             .map(|_| {
@@ -134,7 +138,7 @@ impl Batcher {
                 .map(|&(i, off)| self.frame(data, i, off))
                 .collect()
         };
-        let frames = std::thread::scope(|s| {
+        std::thread::scope(|s| {
             let parts: Vec<_> = jobs
                 .chunks(jobs.len().div_ceil(threads.max(1)).max(1))
                 .map(|part| s.spawn(move || make(part)))
@@ -143,8 +147,17 @@ impl Batcher {
             for p in parts {
                 frames.extend(p.join().expect("frame thread")?);
             }
-            Ok::<_, ModelError>(frames)
-        })?;
+            Ok(frames)
+        })
+    }
+
+    /// Samples `idx` with their stem inputs `frames` as one batch, with every label.
+    fn batch(&self, data: &Dataset, idx: &[usize], frames: &[Tensor]) -> Result<Batch, ModelError> {
+        let cfg = &self.cfg;
+        let mut instructions = Vec::new();
+        let mut subs: Vec<Vec<u32>> = Vec::new();
+        let mut alts: Vec<Vec<Vec<u32>>> = Vec::new();
+        let mut actions = Vec::new();
         for &i in idx {
             let s = &data.samples[i];
             let words = self.vocab.encode(&s.instruction)?;
@@ -204,7 +217,7 @@ impl Batcher {
             subtasks.extend(sub);
             subtasks.extend(std::iter::repeat_n(ids::PAD, sub_len - sub.len()));
         }
-        let frames = Tensor::cat(&frames, 0)?;
+        let frames = Tensor::cat(frames, 0)?;
         let objects: Vec<Vec<Vec<f32>>> = frames.to_vec3()?;
         let pointer = pointer_labels(cfg, &objects, &act_rows, total, &actions);
         let colour = self.colour_labels(&objects, total)?;

@@ -20,9 +20,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 use candle_nn::VarMap;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
@@ -31,11 +31,12 @@ mod init;
 mod labels;
 mod loss;
 mod optim;
+mod step;
 
 use batch::{Batch, Batcher};
 pub(crate) use init::seeded_var_builder;
-use loss::set_cross_entropy;
 use optim::AdamW;
+use step::train_on;
 
 use crate::checkpoint::{self, write_atomic};
 use crate::data::Dataset;
@@ -117,7 +118,7 @@ pub const STATE: &str = "train.json";
 pub const OPTIMIZER: &str = "optimizer.safetensors";
 
 /// Losses of one step.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct StepStats {
     pub loss: f32,
     pub text: f32,
@@ -150,9 +151,12 @@ pub struct Trainer {
     params: VarMap,
     opt: AdamW,
     /// The next step's batch, drawn on a second thread while this step trains.
-    ahead: Option<(usize, Batch)>,
+    ahead: Option<(usize, Vec<Batch>)>,
     /// Draw batches ahead (the default); off, each step draws its own first.
     pub prefetch: bool,
+    /// Threads a step's batch is split over, each training on its shard with its own ops
+    /// (1 by default). The step's maths does not depend on it, so it is not saved.
+    pub workers: usize,
     pub state: RunState,
 }
 
@@ -182,6 +186,7 @@ impl Trainer {
             opt,
             ahead: None,
             prefetch: true,
+            workers: 1,
             state: RunState {
                 step: 0,
                 config: tc,
@@ -244,13 +249,13 @@ impl Trainer {
         let t = Instant::now();
         let batch = match self.ahead.take() {
             Some((s, b)) if s == step => b,
-            _ => self.batcher.draw(data, step, 2)?,
+            _ => self.batcher.draw(data, step, 2, self.workers)?,
         };
         let batch_time = t.elapsed();
-        let (batcher, prefetch) = (&self.batcher, self.prefetch);
+        let (batcher, prefetch, workers) = (&self.batcher, self.prefetch, self.workers);
         let (result, ahead) = std::thread::scope(|s| {
-            let ahead = prefetch.then(|| s.spawn(|| batcher.draw(data, step + 1, 1)));
-            let result = train_on(&mut self.model, &mut self.opt, &mut self.state, &batch);
+            let ahead = prefetch.then(|| s.spawn(|| batcher.draw(data, step + 1, 1, workers)));
+            let result = train_on(&self.model, &mut self.opt, &mut self.state, &batch);
             let ahead = ahead.map(|h| h.join().expect("batch thread"));
             (result, ahead)
         });
@@ -261,119 +266,4 @@ impl Trainer {
         stats.phases.batch = batch_time;
         Ok(stats)
     }
-}
-
-/// Forward, backward and update on one batch.
-fn train_on(
-    model: &mut Loho,
-    opt: &mut AdamW,
-    state: &mut RunState,
-    batch: &Batch,
-) -> Result<StepStats, ModelError> {
-    let tc = &state.config;
-    let mut rng = step_rng(tc.seed, state.step, 1);
-    let mut phases = Phases::default();
-    let t = Instant::now();
-    let (text, colour, action, pointer) = losses(model, tc.noise_draws, batch, &mut rng)?;
-    let mut loss = text.clone();
-    if let Some(c) = &colour {
-        loss = (loss + c)?;
-    }
-    for extra in [&action, &pointer].into_iter().flatten() {
-        loss = (loss + (extra * tc.action_weight)?)?;
-    }
-    phases.forward = t.elapsed();
-    let t = Instant::now();
-    let grads = loss.backward()?;
-    phases.backward = t.elapsed();
-    let t = Instant::now();
-    let (lr, clip) = (tc.lr_at(state.step), tc.clip);
-    state.step += 1;
-    let grad_norm = opt.step(&grads, lr, state.step, clip)?;
-    phases.update = t.elapsed();
-    Ok(StepStats {
-        phases,
-        loss: loss.to_scalar()?,
-        text: text.to_scalar()?,
-        action: match action {
-            Some(a) => a.to_scalar()?,
-            None => 0.0,
-        },
-        pointer: match pointer {
-            Some(p) => p.to_scalar()?,
-            None => 0.0,
-        },
-        colour: match colour {
-            Some(c) => c.to_scalar()?,
-            None => 0.0,
-        },
-        lr,
-        grad_norm,
-    })
-}
-
-/// The losses of a batch: text, colour (`None` without labelled objects), action and
-/// pointer (`None` when the batch holds only "done" samples, or no keypose on an object).
-#[allow(clippy::type_complexity)]
-fn losses(
-    model: &mut Loho,
-    noise_draws: usize,
-    b: &Batch,
-    rng: &mut ChaCha8Rng,
-) -> Result<(Tensor, Option<Tensor>, Option<Tensor>, Option<Tensor>), ModelError> {
-    let dev = model.device().clone();
-    // Batches are drawn on the CPU.
-    let frames = b.frames.to_device(&dev)?;
-    let h = model.forward_train(&b.instructions, &frames, &b.subtasks)?;
-    let (n, t, d) = h.dims3()?;
-    let flat = h.reshape((n * t, d))?;
-    let rows: Vec<u32> = b.text.iter().map(|r| r.0).collect();
-    let targets: Vec<u32> = b.text.iter().map(|r| r.1).collect();
-    let nt = rows.len();
-    let logits = model.logits(&flat.index_select(&Tensor::from_vec(rows, nt, &dev)?, 0)?)?;
-    let text = set_cross_entropy(&logits, &targets, &b.also)?;
-    let colour = if b.colour.is_empty() {
-        None
-    } else {
-        let nc = b.colour.len();
-        let rows = Tensor::from_vec(b.colour.iter().map(|c| c.0).collect(), nc, &dev)?;
-        let words = Tensor::from_vec(b.colour.iter().map(|c| c.1).collect(), nc, &dev)?;
-        let logits = model.logits(&flat.index_select(&rows, 0)?)?;
-        Some(candle_nn::loss::cross_entropy(&logits, &words)?)
-    };
-    let na = b.act_rows.len();
-    if na == 0 {
-        return Ok((text, colour, None, None));
-    }
-    let (cond, pointer_logits, anchor) = model.act_train(&h, &frames, &b.act_rows, &b.pointer)?;
-    let pointer = if b.pointer.is_empty() {
-        None
-    } else {
-        let (_, k, objects) = pointer_logits.dims3()?;
-        let np = b.pointer.len();
-        let which = Tensor::from_vec(b.pointer.iter().map(|p| p.0).collect(), np, &dev)?;
-        let target = Tensor::from_vec(b.pointer.iter().map(|p| p.1).collect(), np, &dev)?;
-        let chosen = pointer_logits
-            .reshape((na * k, objects))?
-            .index_select(&which, 0)?;
-        Some(candle_nn::loss::cross_entropy(&chosen, &target)?)
-    };
-    let draws = noise_draws.max(1);
-    let dims = model.config().head.action_dims();
-    let cond = cond.repeat((draws, 1))?;
-    let mut target = b.actions.clone();
-    for (row, action) in target.chunks_mut(dims).enumerate() {
-        anchor.relative(row, action);
-    }
-    let target = Tensor::from_vec(target, (na, dims), &dev)?.repeat((draws, 1))?;
-    let m = na * draws;
-    let noise: Vec<f32> = (0..m * dims).map(|_| normal(rng)).collect();
-    let times: Vec<f32> = (0..m).map(|_| rng.gen::<f32>()).collect();
-    let action = model.head().loss(
-        &cond,
-        &target,
-        &Tensor::from_vec(noise, (m, dims), &dev)?,
-        &Tensor::from_vec(times, m, &dev)?,
-    )?;
-    Ok((text, colour, Some(action), pointer))
 }

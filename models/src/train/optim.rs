@@ -68,6 +68,11 @@ impl AdamW {
         Ok(Self { vars, weight_decay })
     }
 
+    /// The variables it updates.
+    pub(super) fn vars(&self) -> impl Iterator<Item = &Var> {
+        self.vars.iter().map(|(_, v, ..)| v)
+    }
+
     /// One update at (1-based) step `t`; returns the gradient norm before clipping.
     pub(super) fn step(
         &mut self,
