@@ -1,6 +1,8 @@
 //! The kernels behind [`super`]'s functions: candle custom ops with a forward over plain
 //! slices and a backward.
 
+use std::sync::Mutex;
+
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
 use super::{slice, tensor_like, with_data, Mask, Packed};
@@ -350,6 +352,8 @@ pub(super) struct Attention {
     pub(super) mask: Mask,
     /// The output as the real tokens' rows only.
     pub(super) packed: Option<Packed>,
+    /// The forward's weights, which the backward takes instead of computing them again.
+    pub(super) kept: Mutex<Option<Vec<f32>>>,
 }
 
 impl Attention {
@@ -357,6 +361,13 @@ impl Attention {
     fn softmax(&self, x: &mut [f32], heads: usize, t: usize, keys: usize) {
         for (r, row) in x.chunks_exact_mut(keys).enumerate() {
             let (b, q) = (r / (heads * t), r % t);
+            // A padding query of packed rows has no output row: nothing to weigh.
+            if let Some(p) = &self.packed {
+                if p.row(b * t + q).is_none() {
+                    row.fill(0.0);
+                    continue;
+                }
+            }
             let seen = (self.mask.last_key(q) + 1).min(keys);
             let real = |k: usize| self.mask.real(b, keys, k);
             let max = (0..seen)
@@ -411,7 +422,11 @@ impl CustomOp3 for Attention {
         };
         self.softmax(&mut w, h, t, keys);
         let wl = Layout::contiguous((b, h, t, keys));
-        let y = CpuStorage::F32(w).matmul(s3, (b * h, t, hd, keys), &wl, l3)?;
+        let w = CpuStorage::F32(w);
+        let y = w.matmul(s3, (b * h, t, hd, keys), &wl, l3)?;
+        if let (CpuStorage::F32(w), Ok(mut kept)) = (w, self.kept.lock()) {
+            *kept = Some(w);
+        }
         let merge = Heads {
             batch: b,
             heads: h,
@@ -433,8 +448,12 @@ impl CustomOp3 for Attention {
         g: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (b, h, t, _) = q.dims4()?;
-        let w = self.weights(q, kt)?;
-        let keys = w.dim(3)?;
+        let keys = kt.dim(3)?;
+        let kept = self.kept.lock().ok().and_then(|mut k| k.take());
+        let w = match kept {
+            Some(w) => Tensor::from_vec(w, (b, h, t, keys), q.device())?,
+            None => self.weights(q, kt)?,
+        };
         let split = Heads {
             batch: b,
             heads: h,

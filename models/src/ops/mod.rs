@@ -313,7 +313,7 @@ impl Mask {
 /// Attention of queries `q` (b, heads, t, hd) over keys `kt` (b, heads, hd, s) and values
 /// `v` (b, heads, s, hd): `softmax(scale · q · kt)` with the keys `mask` hides at weight 0,
 /// times `v`, as token rows (b·t, heads·hd), or the real tokens' rows with `packed`.
-/// Fused, scores and weights stay inside one node (the backward computes them again)
+/// Fused, scores and weights stay inside one node (the backward reuses the weights)
 /// instead of four the size of the scores.
 pub fn attention(
     q: &Tensor,
@@ -340,6 +340,7 @@ pub fn attention(
             scale: scale as f32,
             mask: mask.clone(),
             packed: packed.cloned(),
+            kept: Default::default(),
         },
     )
 }

@@ -132,6 +132,7 @@ fn attention_matches_an_additive_mask_and_hides_padding() {
         scale: 0.5,
         mask: mask.clone(),
         packed: None,
+        kept: Default::default(),
     };
     let w = a.weights(q.as_tensor(), kt.as_tensor()).unwrap();
     let first: Vec<f32> = w.flatten_all().unwrap().to_vec1().unwrap()[..7].to_vec();

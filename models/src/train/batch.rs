@@ -242,8 +242,9 @@ impl Batcher {
         if let Some(off) = noise {
             let n = f.height.len();
             let (c, z) = self.noise_table[off..off + 4 * n].split_at(3 * n);
+            // Rounded half up (`as` saturates at 0 and 255): `round` is a call per pixel.
             for (p, e) in f.rgb.iter_mut().zip(c) {
-                *p = (*p as f32 + 3.0 * e).round().clamp(0.0, 255.0) as u8;
+                *p = (*p as f32 + 3.0 * e + 0.5) as u8;
             }
             // Cells no camera saw stay unseen (NaN): `max` would make them table.
             for (p, e) in f.height.iter_mut().zip(z).filter(|(p, _)| p.is_finite()) {

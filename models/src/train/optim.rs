@@ -68,39 +68,40 @@ impl AdamW {
         Ok(Self { vars, weight_decay })
     }
 
-    /// The variables it updates.
-    pub(super) fn vars(&self) -> impl Iterator<Item = &Var> {
-        self.vars.iter().map(|(_, v, ..)| v)
-    }
-
-    /// One update at (1-based) step `t`; returns the gradient norm before clipping.
+    /// One update at (1-based) step `t` with the sum of the shards' gradients `grads`, on
+    /// `threads` threads, each updating a share of the variables (the step's shards are
+    /// done, so their cores are free); returns the gradient norm before clipping.
     pub(super) fn step(
         &mut self,
-        grads: &GradStore,
+        grads: &[GradStore],
         lr: f64,
         t: usize,
         clip: f64,
+        threads: usize,
     ) -> candle_core::Result<f32> {
-        let mut sq = 0f32;
-        for (_, v, ..) in &self.vars {
-            if let Some(g) = grads.get(v) {
-                sq += if ops::fused(g) {
-                    ops::with_data(&[g], |d| d[0].iter().map(|x| x * x).sum::<f32>())?
-                } else {
-                    g.sqr()?.sum_all()?.to_scalar::<f32>()?
-                };
-            }
-        }
-        let norm = sq.sqrt();
+        let sizes: Vec<usize> = self.vars.iter().map(|(_, v, ..)| v.elem_count()).collect();
+        let summed = in_parallel(&mut self.vars, &sizes, threads, |(_, v, ..)| {
+            summed(grads, v)
+        })
+        .into_iter()
+        .collect::<candle_core::Result<Vec<_>>>()?;
+        let norm = summed
+            .iter()
+            .flatten()
+            .map(|(_, sq)| sq)
+            .sum::<f32>()
+            .sqrt();
         let scale = if norm as f64 > clip {
             clip / norm as f64
         } else {
             1.0
         };
         let (c1, c2) = (1.0 - BETA1.powi(t as i32), 1.0 - BETA2.powi(t as i32));
-        for (_, v, m, s, decayed) in &mut self.vars {
-            let Some(g) = grads.get(v) else { continue };
-            let decay = if *decayed { self.weight_decay } else { 0.0 };
+        let weight_decay = self.weight_decay;
+        let mut work: Vec<_> = self.vars.iter_mut().zip(summed).collect();
+        in_parallel(&mut work, &sizes, threads, |((_, v, m, s, decayed), g)| {
+            let Some((g, _)) = g else { return Ok(()) };
+            let decay = if *decayed { weight_decay } else { 0.0 };
             if ops::fused(g) {
                 let step = Step {
                     scale: scale as f32,
@@ -115,18 +116,19 @@ impl AdamW {
                 let dev = g.device();
                 *m = Tensor::from_vec(nm, m.shape(), dev)?;
                 *s = Tensor::from_vec(ns, s.shape(), dev)?;
-                v.set(&Tensor::from_vec(nv, v.shape(), dev)?)?;
-                continue;
+                return v.set(&Tensor::from_vec(nv, v.shape(), dev)?);
             }
-            let g = (g * scale)?;
+            let g = (&*g * scale)?;
             *m = ((&*m * BETA1)? + (&g * (1.0 - BETA1))?)?;
             *s = ((&*s * BETA2)? + (g.sqr()? * (1.0 - BETA2))?)?;
             let mut update = ((&*m / c1)? / ((&*s / c2)?.sqrt()? + EPS)?)?;
             if *decayed {
-                update = (update + (v.as_tensor() * self.weight_decay)?)?;
+                update = (update + (v.as_tensor() * weight_decay)?)?;
             }
-            v.set(&(v.as_tensor() - (update * lr)?)?)?;
-        }
+            v.set(&(v.as_tensor() - (update * lr)?)?)
+        })
+        .into_iter()
+        .collect::<candle_core::Result<()>>()?;
         Ok(norm)
     }
 
@@ -156,6 +158,66 @@ impl AdamW {
     }
 }
 
+/// The sum of a variable's gradients in `grads` and its squared norm; `None` if it has none.
+fn summed(grads: &[GradStore], v: &Var) -> candle_core::Result<Option<(Tensor, f32)>> {
+    let gs: Vec<&Tensor> = grads.iter().filter_map(|g| g.get(v)).collect();
+    let Some(&first) = gs.first() else {
+        return Ok(None);
+    };
+    if !ops::fused(first) {
+        let mut g = first.clone();
+        for other in &gs[1..] {
+            g = (g + *other)?;
+        }
+        let sq = g.sqr()?.sum_all()?.to_scalar::<f32>()?;
+        return Ok(Some((g, sq)));
+    }
+    let (sum, sq) = ops::with_data(&gs, |d| {
+        let mut sum = d[0].to_vec();
+        for other in &d[1..] {
+            sum.iter_mut().zip(*other).for_each(|(s, g)| *s += g);
+        }
+        let sq = sum.iter().map(|g| g * g).sum::<f32>();
+        (sum, sq)
+    })?;
+    Ok(Some((
+        Tensor::from_vec(sum, first.shape(), first.device())?,
+        sq,
+    )))
+}
+
+/// `f` on every item, the items split over up to `threads` threads into runs of about
+/// equal total `sizes`; the results in the items' order.
+fn in_parallel<T: Send, R: Send>(
+    items: &mut [T],
+    sizes: &[usize],
+    threads: usize,
+    f: impl Fn(&mut T) -> R + Sync,
+) -> Vec<R> {
+    let share = sizes.iter().sum::<usize>().div_ceil(threads.max(1)).max(1);
+    let mut runs: Vec<&mut [T]> = Vec::new();
+    let (mut rest, mut start, mut filled) = (items, 0, 0);
+    for (i, size) in sizes.iter().enumerate() {
+        filled += size;
+        if filled >= share || i + 1 == sizes.len() {
+            let (run, tail) = std::mem::take(&mut rest).split_at_mut(i + 1 - start);
+            runs.push(run);
+            (rest, start, filled) = (tail, i + 1, 0);
+        }
+    }
+    let f = &f;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = runs
+            .into_iter()
+            .map(|run| s.spawn(move || run.iter_mut().map(f).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("update thread"))
+            .collect()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use candle_core::{DType, Device};
@@ -183,7 +245,7 @@ mod tests {
                 .unwrap()
                 + b.sqr().unwrap().sum_all().unwrap();
             let grads = loss.unwrap().backward().unwrap();
-            opt.step(&grads, 1e-2, t, 0.5).unwrap();
+            opt.step(&[grads], 1e-2, t, 0.5, 2).unwrap();
         }
         ops::set_fused(true);
         let mut out: Vec<f32> = w.flatten_all().unwrap().to_vec1().unwrap();

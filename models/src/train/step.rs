@@ -74,9 +74,8 @@ pub(super) fn train_on(
         stats.phases.backward += s.stats.phases.backward / n;
         grads.push(s.grads);
     }
-    let grads = sum(grads, opt)?;
     state.step += 1;
-    stats.grad_norm = opt.step(&grads, stats.lr, state.step, tc.clip)?;
+    stats.grad_norm = opt.step(&grads, stats.lr, state.step, tc.clip, grads.len())?;
     stats.phases.update = t.elapsed();
     Ok(stats)
 }
@@ -201,25 +200,6 @@ fn shard(
             ..StepStats::default()
         },
     })
-}
-
-/// The shards' gradients added up (the first shard's store, with the others added in).
-fn sum(mut shards: Vec<GradStore>, opt: &AdamW) -> Result<GradStore, ModelError> {
-    let Some(mut total) = shards.pop() else {
-        return Err(ModelError::Data("a step with no shards".into()));
-    };
-    for other in shards {
-        for v in opt.vars() {
-            if let Some(g) = other.get(v) {
-                let g = match total.get(v) {
-                    Some(t) => (t + g)?,
-                    None => g.clone(),
-                };
-                total.insert(v, g);
-            }
-        }
-    }
-    Ok(total)
 }
 
 /// The losses of a batch: text, colour (`None` without labelled objects), action and
