@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use loho_models::DeviceSpec;
 use loho_runtime::config::ConfigFile;
 use loho_runtime::perception::camera::Rig as RigConfig;
+use loho_runtime::secure::Secure;
 use loho_runtime::BusConfig;
 use loho_sim::env::Env;
 use loho_sim::rgbd::Rig;
@@ -66,6 +67,23 @@ pub enum Command {
     /// A UR e-Series controller (RTDE and the secondary interface) with a kinematic
     /// UR5e, for tests and rehearsals without an arm.
     UrEmulator(UrEmulatorCmd),
+    /// Certificates for `--secure`: a CA and a key and certificate per node (see
+    /// docs/security.md); run again with --node to add a node signed by the same CA.
+    Certs(CertsCmd),
+}
+
+#[derive(Args, Debug)]
+pub struct CertsCmd {
+    #[arg(long, default_value = "certs")]
+    pub out: PathBuf,
+    /// A node's name, its identity (repeatable) [default: sim, controller, policy,
+    /// heightmap, driver, client, observer].
+    #[arg(long = "node")]
+    pub nodes: Vec<String>,
+    /// A host name or address the nodes are reached at as tls/HOST:PORT (repeatable)
+    /// [default: localhost, 127.0.0.1].
+    #[arg(long = "host")]
+    pub hosts: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -487,14 +505,26 @@ pub struct BusArgs {
     /// zenoh endpoint to connect to (repeatable).
     #[arg(long)]
     pub connect: Vec<String>,
+    /// Link only over mutual TLS, with access control, using the certificates `loho certs`
+    /// wrote to DIR (endpoints are then `tls/…`; docs/security.md).
+    #[arg(long, value_name = "DIR")]
+    pub secure: Option<PathBuf>,
+    /// The certificate (common name) this node presents with --secure [default: its role].
+    #[arg(long, requires = "secure")]
+    pub identity: Option<String>,
 }
 
 impl BusArgs {
-    pub fn config(&self) -> BusConfig {
+    /// The session of a node whose role (and default identity) is `role`.
+    pub fn config(&self, role: &str) -> BusConfig {
         BusConfig {
             robot: self.robot.clone(),
             listen: self.listen.clone(),
             connect: self.connect.clone(),
+            secure: self.secure.as_ref().map(|dir| Secure {
+                dir: dir.clone(),
+                identity: self.identity.clone().unwrap_or_else(|| role.into()),
+            }),
         }
     }
 }

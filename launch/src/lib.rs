@@ -49,7 +49,26 @@ pub fn main_with<I: IntoIterator<Item = String>>(args: I) -> Result<()> {
             which: cli::DriverCmd::Ur(c),
         } => nodes::ur_driver_command(c),
         Command::UrEmulator(c) => nodes::ur_emulator_command(c),
+        Command::Certs(c) => certs(c),
     }
+}
+
+/// `loho certs`.
+fn certs(c: cli::CertsCmd) -> Result<()> {
+    use loho_runtime::secure;
+    let or = |given: Vec<String>, default: &[&str]| {
+        if given.is_empty() {
+            default.iter().map(|s| s.to_string()).collect()
+        } else {
+            given
+        }
+    };
+    let nodes = or(c.nodes, secure::NODES);
+    let hosts = or(c.hosts, secure::LOCAL_NAMES);
+    for f in secure::make_certs(&c.out, &nodes, &hosts)? {
+        println!("{}", f.display());
+    }
+    Ok(())
 }
 
 pub(crate) fn write_json(path: Option<&PathBuf>, v: &impl serde::Serialize) -> Result<()> {
@@ -60,8 +79,9 @@ pub(crate) fn write_json(path: Option<&PathBuf>, v: &impl serde::Serialize) -> R
     Ok(())
 }
 
-pub(crate) fn open_bus(args: &BusArgs) -> Result<Bus> {
-    let cfg = args.config();
+/// The session of a node whose role (its identity behind `--secure`) is `role`.
+pub(crate) fn open_bus(args: &BusArgs, role: &str) -> Result<Bus> {
+    let cfg = args.config(role);
     Bus::open(&cfg).with_context(|| format!("opening the zenoh session ({cfg:?})"))
 }
 

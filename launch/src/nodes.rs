@@ -53,7 +53,7 @@ pub fn sim_command(c: SimCmd) -> Result<()> {
         ArmKind::Sim => ArmPath::Direct,
         ArmKind::UrEmulator => ArmPath::Emulator(c.ur.emulator(IpAddr::from([127, 0, 0, 1]))),
     };
-    let bus = open_bus(&c.bus)?;
+    let bus = open_bus(&c.bus, "sim")?;
     let r = simulator(&bus, &cfg, &node::stage(&cfg)?, &arm, ctrl_c()?)?;
     println!(
         "result: task {} seed {}: score {:.1} in {} steps",
@@ -73,7 +73,7 @@ pub fn controller_command(c: ControllerCmd) -> Result<()> {
     } else {
         ClockSource::Wall
     };
-    let bus = open_bus(&c.bus)?;
+    let bus = open_bus(&c.bus, "controller")?;
     controller::run(&bus, &controller_config(&runtime, clock), ctrl_c()?)?;
     Ok(())
 }
@@ -84,7 +84,7 @@ pub fn heightmap_command(c: HeightmapCmd) -> Result<()> {
         Some(path) => RigConfig::load(path).with_context(|| format!("rig {}", path.display()))?,
         None => RigConfig::benchmark().clone(),
     };
-    let bus = open_bus(&c.bus)?;
+    let bus = open_bus(&c.bus, "heightmap")?;
     loho_runtime::perception::node::run(&bus, &rig, ctrl_c()?)?;
     Ok(())
 }
@@ -92,7 +92,7 @@ pub fn heightmap_command(c: HeightmapCmd) -> Result<()> {
 /// `loho record`: until Ctrl-C or SIGTERM, then the file's index and what it holds.
 pub fn record_command(c: RecordCmd) -> Result<()> {
     let stop = ctrl_c()?;
-    let bus = open_bus(&c.bus)?;
+    let bus = open_bus(&c.bus, "observer")?;
     let rec = Recorder::start(&bus, &c.out)?;
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
@@ -110,7 +110,7 @@ pub fn policy_command(c: PolicyCmd) -> Result<()> {
     let mut p = PolicyKind::parse(&c.policy)?
         .on(c.device.spec)?
         .node(c.seed)?;
-    let bus = open_bus(&c.bus)?;
+    let bus = open_bus(&c.bus, "policy")?;
     let cfg = PolicyConfig {
         instruction: c.instruction,
         ..Default::default()
@@ -142,7 +142,7 @@ pub fn ur_driver_command(c: UrDriverCmd) -> Result<()> {
             Err(e) => return Err(e).with_context(|| format!("the UR controller at {}", c.host)),
         }
     };
-    let bus = open_bus(&c.bus)?;
+    let bus = open_bus(&c.bus, "driver")?;
     let cfg = ArmNodeConfig::realtime(&runtime);
     loho_drivers::node::run(&bus, &mut arm, &cfg, ctrl_c()?)?;
     Ok(())

@@ -15,6 +15,7 @@ use zenoh::Wait;
 use crate::cdr::CdrError;
 use crate::keys;
 use crate::msg::Message;
+use crate::secure::{Secure, SecureError, SECURE_ZENOH_CONFIG};
 
 /// The embedded default zenoh configuration: peer, no multicast scouting, no listener.
 pub const DEFAULT_ZENOH_CONFIG: &str = include_str!("../../configs/zenoh/default.json5");
@@ -23,6 +24,8 @@ pub const DEFAULT_ZENOH_CONFIG: &str = include_str!("../../configs/zenoh/default
 pub enum BusError {
     #[error("zenoh: {0}")]
     Zenoh(#[from] zenoh::Error),
+    #[error(transparent)]
+    Secure(#[from] SecureError),
     #[error("bad endpoint {endpoint:?}: {reason}")]
     Endpoint { endpoint: String, reason: String },
     #[error("no reply on {key} within {timeout:?} (is the node serving it up?)")]
@@ -41,6 +44,9 @@ pub struct BusConfig {
     pub listen: Vec<String>,
     /// zenoh endpoints to connect to.
     pub connect: Vec<String>,
+    /// Mutual TLS and access control with this node's certificate ([`crate::secure`]);
+    /// `None`: the embedded default (loopback, no certificates).
+    pub secure: Option<Secure>,
 }
 
 impl Default for BusConfig {
@@ -49,13 +55,31 @@ impl Default for BusConfig {
             robot: keys::DEFAULT_ROBOT.into(),
             listen: vec![],
             connect: vec![],
+            secure: None,
         }
     }
 }
 
 impl BusConfig {
     fn zenoh(&self) -> Result<zenoh::Config, BusError> {
-        let mut cfg = zenoh::Config::from_json5(DEFAULT_ZENOH_CONFIG)?;
+        let mut cfg = match &self.secure {
+            None => zenoh::Config::from_json5(DEFAULT_ZENOH_CONFIG)?,
+            Some(s) => {
+                let mut cfg = zenoh::Config::from_json5(SECURE_ZENOH_CONFIG)?;
+                let [ca, cert, key] = s.files()?;
+                for (field, file) in [
+                    ("root_ca_certificate", &ca),
+                    ("listen_certificate", &cert),
+                    ("listen_private_key", &key),
+                    ("connect_certificate", &cert),
+                    ("connect_private_key", &key),
+                ] {
+                    let path = format!("{:?}", file.display().to_string());
+                    cfg.insert_json5(&format!("transport/link/tls/{field}"), &path)?;
+                }
+                cfg
+            }
+        };
         for (field, eps) in [
             ("listen/endpoints", &self.listen),
             ("connect/endpoints", &self.connect),
@@ -65,6 +89,12 @@ impl BusConfig {
                     return Err(BusError::Endpoint {
                         endpoint: e.clone(),
                         reason: "expected <protocol>/<address>, e.g. tcp/127.0.0.1:7447".into(),
+                    });
+                }
+                if self.secure.is_some() && !e.starts_with("tls/") {
+                    return Err(BusError::Endpoint {
+                        endpoint: e.clone(),
+                        reason: "a secured node links only over TLS: tls/<host>:<port>".into(),
                     });
                 }
             }

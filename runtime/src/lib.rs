@@ -36,6 +36,7 @@ pub mod policy;
 pub mod record;
 pub mod robot;
 pub mod safety;
+pub mod secure;
 pub mod trajectory;
 
 pub use bus::{Bus, BusConfig, BusError, Qos};
