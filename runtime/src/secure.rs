@@ -108,10 +108,12 @@ pub fn make_certs(
     nodes: &[String],
     hosts: &[String],
 ) -> Result<Vec<PathBuf>, SecureError> {
-    if let Some(bad) = nodes
-        .iter()
-        .find(|n| n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)))
-    {
+    if let Some(bad) = nodes.iter().find(|n| {
+        n.is_empty()
+            || !n
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+    }) {
         return Err(SecureError::Name(bad.clone()));
     }
     std::fs::create_dir_all(dir).map_err(|source| SecureError::Io {

@@ -32,6 +32,40 @@ pub fn serve_as_child<E: std::fmt::Display>(main: impl FnOnce(Vec<String>) -> Re
     std::process::exit(0);
 }
 
+/// Runs `tests` in order on one fixture made by `start` (`check` after each), printing the
+/// same lines as libtest so the suite's summary counts this harness too. After a failure
+/// the rest are not run, and the process exits with 101.
+pub fn run_in_order<G>(tests: &[(&str, fn(&mut G))], start: impl FnOnce() -> G, check: fn(&mut G)) {
+    println!("\nrunning {} tests", tests.len());
+    let t0 = Instant::now();
+    let mut g = start();
+    let mut passed = 0;
+    for (name, t) in tests {
+        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            t(&mut g);
+            check(&mut g);
+        }))
+        .is_ok();
+        println!("test {name} ... {}", if ok { "ok" } else { "FAILED" });
+        if !ok {
+            break;
+        }
+        passed += 1;
+    }
+    // Before exiting, which runs no destructor: the fixture's child processes are killed.
+    drop(g);
+    let failed = usize::from(passed < tests.len());
+    println!(
+        "\ntest result: {}. {passed} passed; {failed} failed; {} not run; finished in {:.2}s\n",
+        if failed == 0 { "ok" } else { "FAILED" },
+        tests.len() - passed - failed,
+        t0.elapsed().as_secs_f64()
+    );
+    if failed > 0 {
+        std::process::exit(101);
+    }
+}
+
 /// A child process running `loho <args>` (this test binary, see [`serve_as_child`]);
 /// killed when dropped.
 pub struct Node(pub Child);

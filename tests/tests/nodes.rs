@@ -21,7 +21,7 @@ use loho_runtime::{Bus, BusConfig, BusError, Qos};
 use loho_sim::camera::{HEIGHT, WIDTH};
 use loho_sim::colors::TABLE;
 use loho_sim::{Decision, Env, Oracle, Split, TaskId};
-use loho_tests::{free_port, log, put_until, serve_as_child, wait_for, Log, Node};
+use loho_tests::{free_port, log, put_until, run_in_order, serve_as_child, wait_for, Log, Node};
 
 /// The watchdog timeout of `configs/runtime.toml`.
 const WATCHDOG: Duration = Duration::from_millis(100);
@@ -51,34 +51,7 @@ fn main() {
         ),
         ("policy_killed_then_restarted", policy_killed_then_restarted),
     ];
-    // The same lines as libtest, so the suite's summary counts this harness too. The
-    // tests share one graph in order: after a failure the rest are not run.
-    println!("\nrunning {} tests", tests.len());
-    let start = Instant::now();
-    let mut g = Graph::start();
-    let mut passed = 0;
-    for (name, t) in tests {
-        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            t(&mut g);
-            g.assert_nodes_alive();
-        }))
-        .is_ok();
-        println!("test {name} ... {}", if ok { "ok" } else { "FAILED" });
-        if !ok {
-            break;
-        }
-        passed += 1;
-    }
-    let failed = usize::from(passed < tests.len());
-    println!(
-        "\ntest result: {}. {passed} passed; {failed} failed; {} not run; finished in {:.2}s\n",
-        if failed == 0 { "ok" } else { "FAILED" },
-        tests.len() - passed - failed,
-        start.elapsed().as_secs_f64()
-    );
-    if failed > 0 {
-        std::process::exit(101);
-    }
+    run_in_order(&tests, Graph::start, Graph::assert_nodes_alive);
 }
 
 /// One test of this harness: its name and body.
