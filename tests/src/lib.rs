@@ -32,10 +32,13 @@ pub fn serve_as_child<E: std::fmt::Display>(main: impl FnOnce(Vec<String>) -> Re
     std::process::exit(0);
 }
 
+/// One test of a harness run by [`run_in_order`]: its name and body.
+pub type Test<G> = (&'static str, fn(&mut G));
+
 /// Runs `tests` in order on one fixture made by `start` (`check` after each), printing the
 /// same lines as libtest so the suite's summary counts this harness too. After a failure
 /// the rest are not run, and the process exits with 101.
-pub fn run_in_order<G>(tests: &[(&str, fn(&mut G))], start: impl FnOnce() -> G, check: fn(&mut G)) {
+pub fn run_in_order<G>(tests: &[Test<G>], start: impl FnOnce() -> G, check: fn(&mut G)) {
     println!("\nrunning {} tests", tests.len());
     let t0 = Instant::now();
     let mut g = start();

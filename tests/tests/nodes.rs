@@ -21,14 +21,16 @@ use loho_runtime::{Bus, BusConfig, BusError, Qos};
 use loho_sim::camera::{HEIGHT, WIDTH};
 use loho_sim::colors::TABLE;
 use loho_sim::{Decision, Env, Oracle, Split, TaskId};
-use loho_tests::{free_port, log, put_until, run_in_order, serve_as_child, wait_for, Log, Node};
+use loho_tests::{
+    free_port, log, put_until, run_in_order, serve_as_child, wait_for, Log, Node, Test,
+};
 
 /// The watchdog timeout of `configs/runtime.toml`.
 const WATCHDOG: Duration = Duration::from_millis(100);
 
 fn main() {
     serve_as_child(loho::main_with);
-    let tests: [Test; 6] = [
+    let tests: [Test<Graph>; 6] = [
         (
             "frames_and_a_chunk_cross_processes",
             frames_and_a_chunk_cross_processes,
@@ -53,9 +55,6 @@ fn main() {
     ];
     run_in_order(&tests, Graph::start, Graph::assert_nodes_alive);
 }
-
-/// One test of this harness: its name and body.
-type Test = (&'static str, fn(&mut Graph));
 
 struct Graph {
     sim: Node,

@@ -15,11 +15,13 @@ use loho_runtime::msg::{
 };
 use loho_runtime::secure::Secure;
 use loho_runtime::{Bus, BusConfig, BusError, Qos};
-use loho_tests::{free_port, log, put_until, run_in_order, serve_as_child, wait_for, Log, Node};
+use loho_tests::{
+    free_port, log, put_until, run_in_order, serve_as_child, wait_for, Log, Node, Test,
+};
 
 fn main() {
     serve_as_child(loho::main_with);
-    let tests: [(&str, fn(&mut Door)); 5] = [
+    let tests: [Test<Door>; 5] = [
         (
             "the_policy_moves_the_arm_through_the_controller",
             policy_moves_the_arm,
