@@ -5,7 +5,10 @@
 //! read it with no loho code.
 //!
 //! Samples are written by a thread of their own, so a slow disk never blocks a zenoh
-//! callback; the file is complete once [`Recorder::finish`] returns.
+//! callback, in zstd-compressed chunks closed and handed to the OS at least every
+//! [`FLUSH_EVERY`]: a recorder killed outright (`kill -9`, a power cut aside) leaves a file
+//! whose chunks up to then a reader decodes. The file has its index once
+//! [`Recorder::finish`] returns.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -13,6 +16,7 @@ use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
@@ -35,6 +39,9 @@ pub enum RecordError {
         source: mcap::McapError,
     },
 }
+
+/// The longest a recording keeps messages before its chunk goes to the file.
+pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 /// Every topic of DESIGN §4 with its message type.
 pub const TOPICS: &[(&str, &str)] = &[
@@ -172,7 +179,7 @@ impl Recorder {
         };
         let file = File::create(path).map_err(io)?;
         let mut w = mcap::WriteOptions::new()
-            .compression(None)
+            .compression(Some(mcap::Compression::Zstd))
             .profile("ros2")
             .create(BufWriter::new(file))
             .map_err(mc)?;
@@ -208,7 +215,17 @@ impl Recorder {
                 path: path.clone(),
                 ..Default::default()
             };
-            for (topic, bytes, t) in rx {
+            let mut flushed = Instant::now();
+            loop {
+                if flushed.elapsed() >= FLUSH_EVERY {
+                    w.flush().map_err(mc)?;
+                    flushed = Instant::now();
+                }
+                let (topic, bytes, t) = match rx.recv_timeout(FLUSH_EVERY / 4) {
+                    Ok(m) => m,
+                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                };
                 if !channels.contains_key(&topic) {
                     let Some(ty) = topic_type(&topic) else {
                         summary.skipped += 1;

@@ -30,10 +30,14 @@ const WATCHDOG: Duration = Duration::from_millis(100);
 
 fn main() {
     serve_as_child(loho::main_with);
-    let tests: [Test<Graph>; 6] = [
+    let tests: [Test<Graph>; 7] = [
         (
             "frames_and_a_chunk_cross_processes",
             frames_and_a_chunk_cross_processes,
+        ),
+        (
+            "a_recorder_killed_outright_leaves_all_but_its_last_second",
+            recorder_killed_outright,
         ),
         (
             "bad_chunks_are_refused_with_their_reason",
@@ -268,6 +272,41 @@ fn frames_and_a_chunk_cross_processes(g: &mut Graph) {
     });
     assert!(ev.reward > 0.0 && !ev.done, "{ev:?}");
     assert_eq!(ev.task, "put-block-into-matching-bowl");
+}
+
+fn recorder_killed_outright(g: &mut Graph) {
+    let out = std::env::temp_dir().join(format!("loho-killed-{}.mcap", std::process::id()));
+    let [sim, ctrl, test] = &g.endpoints;
+    let recorder = Node::spawn(&[
+        "record",
+        "--out",
+        out.to_str().unwrap(),
+        "--connect",
+        sim,
+        "--connect",
+        ctrl,
+        "--connect",
+        test,
+    ]);
+    std::thread::sleep(Duration::from_millis(3500));
+    let killed = loho_runtime::clock::wall_ns();
+    drop(recorder); // SIGKILL: no footer, no index, the open chunk lost
+    let bytes = std::fs::read(&out).unwrap();
+    std::fs::remove_file(&out).unwrap();
+    let options = mcap::read::Options::IgnoreEndMagic.into();
+    let (mut frames, mut last) = (0, 0);
+    // Every whole chunk decodes; the reader stops at the one the kill cut.
+    for m in mcap::MessageStream::new_with_options(&bytes, options)
+        .unwrap()
+        .map_while(Result::ok)
+    {
+        frames += usize::from(m.channel.topic.ends_with("camera/top/color"));
+        last = last.max(m.log_time);
+    }
+    let lost = Duration::from_nanos(killed.saturating_sub(last));
+    eprintln!("  {frames} colour frames read back; the last message {lost:?} before the kill");
+    assert!(frames > 20, "only {frames} frames in 3.5 s at 20 fps");
+    assert!(lost <= Duration::from_secs(1), "lost the last {lost:?}");
 }
 
 fn bad_chunks_are_refused_with_their_reason(g: &mut Graph) {
