@@ -339,18 +339,10 @@ fn infer_answers_clients_only(door: &mut Door) {
     let garbage = StringMsg {
         data: "not an observation".into(),
     };
-    let [sim_ep, ctrl_ep, policy_ep] = &door.endpoints;
-    door.policy = Some(Node::spawn(&[
-        "policy",
-        "--secure",
-        door.certs.to_str().unwrap(),
-        "--listen",
-        policy_ep,
-        "--connect",
-        sim_ep,
-        "--connect",
-        ctrl_ep,
-    ]));
+    let secure = ["--secure", door.certs.to_str().unwrap()];
+    door.policy = Some(Node::spawn(
+        &[&policy_node(&door.endpoints)[..], &secure].concat(),
+    ));
     let client = door.session(&door.certs, "client");
     wait_for("the policy node", Duration::from_secs(60), || {
         client
@@ -371,6 +363,20 @@ fn infer_answers_clients_only(door: &mut Door) {
     }
 }
 
+/// The policy node's arguments in a graph of sim, controller and policy `endpoints`.
+fn policy_node(endpoints: &[String; 3]) -> [&str; 7] {
+    let [sim, ctrl, policy] = endpoints;
+    [
+        "policy",
+        "--listen",
+        policy,
+        "--connect",
+        sim,
+        "--connect",
+        ctrl,
+    ]
+}
+
 /// One episode (task B, test episode 0) of a fresh sim, controller and policy with the
 /// shipped checkpoint, linked over TLS with certificates from `certs` or over plain TCP:
 /// its last event.
@@ -378,7 +384,7 @@ fn episode(certs: Option<&Path>) -> EpisodeEvent {
     let protocol = if certs.is_some() { "tls" } else { "tcp" };
     let ep = || format!("{protocol}/127.0.0.1:{}", free_port());
     let endpoints = [ep(), ep(), ep()];
-    let [sim_ep, ctrl_ep, policy_ep] = &endpoints;
+    let [sim_ep, ctrl_ep, _] = &endpoints;
     let secure: Vec<&str> = match certs {
         Some(dir) => vec!["--secure", dir.to_str().unwrap()],
         None => vec![],
@@ -386,15 +392,7 @@ fn episode(certs: Option<&Path>) -> EpisodeEvent {
     let spawn = |args: &[&str]| Node::spawn(&[args, &secure].concat());
     let _sim = spawn(&["sim", "--task", "B", "--episode", "0", "--listen", sim_ep]);
     let _controller = spawn(&["controller", "--listen", ctrl_ep, "--connect", sim_ep]);
-    let _policy = spawn(&[
-        "policy",
-        "--listen",
-        policy_ep,
-        "--connect",
-        sim_ep,
-        "--connect",
-        ctrl_ep,
-    ]);
+    let _policy = spawn(&policy_node(&endpoints));
     let watcher = match certs {
         Some(dir) => session(&endpoints, dir, "observer"),
         None => Bus::open(&BusConfig {
