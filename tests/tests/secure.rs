@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 
 use loho_runtime::keys;
 use loho_runtime::msg::{
-    ActionChunk, ArmState, BoolMsg, EeCommand, EpisodeEvent, ExecStatus, Header, Keypose, Pose,
-    StringMsg,
+    ActionChunk, ArmState, BoolMsg, EeCommand, ExecStatus, Header, Keypose, Pose, StringMsg,
 };
 use loho_runtime::secure::Secure;
 use loho_runtime::{Bus, BusConfig, BusError, Qos};
@@ -22,12 +21,7 @@ use loho_tests::{
 
 fn main() {
     serve_as_child(loho::main_with);
-    let tests: [Test<Door>; 6] = [
-        // First, before this graph's own policy node runs (docs/security.md, "Not yet").
-        (
-            "the_secured_graph_plays_an_episode_as_the_default_one",
-            secured_episode_as_default,
-        ),
+    let tests: [Test<Door>; 5] = [
         (
             "the_policy_moves_the_arm_through_the_controller",
             policy_moves_the_arm,
@@ -339,10 +333,19 @@ fn infer_answers_clients_only(door: &mut Door) {
     let garbage = StringMsg {
         data: "not an observation".into(),
     };
-    let secure = ["--secure", door.certs.to_str().unwrap()];
-    door.policy = Some(Node::spawn(
-        &[&policy_node(&door.endpoints)[..], &secure].concat(),
-    ));
+    let [sim, ctrl, policy] = &door.endpoints;
+    let certs = door.certs.to_str().unwrap();
+    door.policy = Some(Node::spawn(&[
+        "policy",
+        "--secure",
+        certs,
+        "--listen",
+        policy,
+        "--connect",
+        sim,
+        "--connect",
+        ctrl,
+    ]));
     let client = door.session(&door.certs, "client");
     wait_for("the policy node", Duration::from_secs(60), || {
         client
@@ -361,63 +364,4 @@ fn infer_answers_clients_only(door: &mut Door) {
         Err(BusError::NoReply { .. }) => {}
         other => panic!("an observer was answered: {other:?}"),
     }
-}
-
-/// The policy node's arguments in a graph of sim, controller and policy `endpoints`.
-fn policy_node(endpoints: &[String; 3]) -> [&str; 7] {
-    let [sim, ctrl, policy] = endpoints;
-    [
-        "policy",
-        "--listen",
-        policy,
-        "--connect",
-        sim,
-        "--connect",
-        ctrl,
-    ]
-}
-
-/// One episode (task B, test episode 0) of a fresh sim, controller and policy with the
-/// shipped checkpoint, linked over TLS with certificates from `certs` or over plain TCP:
-/// its last event.
-fn episode(certs: Option<&Path>) -> EpisodeEvent {
-    let protocol = if certs.is_some() { "tls" } else { "tcp" };
-    let ep = || format!("{protocol}/127.0.0.1:{}", free_port());
-    let endpoints = [ep(), ep(), ep()];
-    let [sim_ep, ctrl_ep, _] = &endpoints;
-    let secure: Vec<&str> = match certs {
-        Some(dir) => vec!["--secure", dir.to_str().unwrap()],
-        None => vec![],
-    };
-    let spawn = |args: &[&str]| Node::spawn(&[args, &secure].concat());
-    let _sim = spawn(&["sim", "--task", "B", "--episode", "0", "--listen", sim_ep]);
-    let _controller = spawn(&["controller", "--listen", ctrl_ep, "--connect", sim_ep]);
-    let _policy = spawn(&policy_node(&endpoints));
-    let watcher = match certs {
-        Some(dir) => session(&endpoints, dir, "observer"),
-        None => Bus::open(&BusConfig {
-            connect: endpoints.to_vec(),
-            ..Default::default()
-        })
-        .unwrap(),
-    };
-    let (events, _sub) = log::<EpisodeEvent>(&watcher, keys::EPISODE);
-    wait_for("the episode's end", Duration::from_secs(180), || {
-        let events = events.lock().unwrap();
-        events.iter().map(|(_, e)| e.clone()).find(|e| e.done)
-    })
-}
-
-fn secured_episode_as_default(door: &mut Door) {
-    let secured = episode(Some(&door.certs));
-    let default = episode(None);
-    eprintln!(
-        "  secured: {} steps, reward {}; default: {} steps, reward {}",
-        secured.step, secured.total_reward, default.step, default.total_reward
-    );
-    assert_eq!(
-        (secured.step, secured.total_reward, secured.success),
-        (default.step, default.total_reward, default.success)
-    );
-    assert!(secured.total_reward > 0.0, "the policy placed something");
 }
