@@ -173,3 +173,53 @@ pub fn make_certs(
     }
     Ok(written)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Bus, BusConfig, BusError};
+
+    #[test]
+    fn bad_names_missing_certificates_and_plain_endpoints_are_named() {
+        let dir = std::env::temp_dir().join(format!("loho-secure-unit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let local: Vec<String> = LOCAL_NAMES.iter().map(|s| s.to_string()).collect();
+        let bad = make_certs(&dir, &["../policy".into()], &local).unwrap_err();
+        assert!(
+            matches!(bad, SecureError::Name(ref n) if n == "../policy"),
+            "{bad}"
+        );
+        assert!(
+            !dir.join("ca.pem").exists(),
+            "nothing is written for a bad name"
+        );
+
+        let written = make_certs(&dir, &["policy".into()], &local).unwrap();
+        assert_eq!(
+            written.len(),
+            4,
+            "CA certificate and key, node certificate and key"
+        );
+        let open = |identity: &str, endpoint: &str| {
+            Bus::open(&BusConfig {
+                listen: vec![endpoint.into()],
+                secure: Some(Secure {
+                    dir: dir.clone(),
+                    identity: identity.into(),
+                }),
+                ..Default::default()
+            })
+        };
+        match open("controller", "tls/127.0.0.1:0") {
+            Err(BusError::Secure(e @ SecureError::Missing { .. })) => {
+                assert!(e.to_string().contains("loho certs --out"), "{e}")
+            }
+            other => panic!("expected a missing certificate, got {:?}", other.err()),
+        }
+        match open("policy", "tcp/127.0.0.1:0") {
+            Err(BusError::Endpoint { reason, .. }) => assert!(reason.contains("tls/"), "{reason}"),
+            other => panic!("expected a plain endpoint refused, got {:?}", other.err()),
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
