@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use loho_runtime::keys;
 use loho_runtime::msg::{
-    ActionChunk, ArmState, BoolMsg, EeCommand, ExecStatus, Header, Keypose, Pose, StringMsg,
+    ActionChunk, ArmState, BoolMsg, DiagnosticArray, EeCommand, ExecStatus, Header, Keypose, Pose,
+    StringMsg,
 };
 use loho_runtime::secure::Secure;
 use loho_runtime::{Bus, BusConfig, BusError, Qos};
@@ -278,11 +279,22 @@ fn observer_cannot_move(door: &mut Door) {
         state.get()
     });
     moved_nothing(door, &observer, 2);
-    // Any node may stop the arm.
+    // Any node may stop the arm. The e-stop and the next chunk reach the controller over
+    // two links, in either order: the chunk goes once the controller says it latched.
+    let (diags, _sub) = log::<DiagnosticArray>(&door.bus, keys::DIAGNOSTICS);
     let estop = observer
         .publisher::<BoolMsg>(keys::ESTOP, Qos::Command)
         .unwrap();
     estop.put(&BoolMsg { data: true }).unwrap();
+    wait_for("the controller's e-stop", Duration::from_secs(10), || {
+        diags
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|(_, d)| d.status.iter())
+            .any(|s| s.name == "controller" && s.message == "e-stop latched")
+            .then_some(())
+    });
     let publisher = door
         .bus
         .publisher::<ActionChunk>(keys::ACTION, Qos::Command)
