@@ -412,8 +412,8 @@ pub enum BenchCommand {
         #[arg(long)]
         json: Option<PathBuf>,
     },
-    /// Latency (p50, p99) of one 320×160 RGB-D frame between two processes over
-    /// loopback zenoh, against an in-process channel, in one run.
+    /// Latency (p50, p99) of one 320×160 RGB-D frame between two processes over zenoh
+    /// through shared memory and over loopback TCP, against an in-process channel, in one run.
     Bus {
         #[arg(long, default_value_t = 500)]
         frames: usize,
@@ -462,6 +462,8 @@ pub enum BenchCommand {
     BusEcho {
         #[arg(long)]
         connect: String,
+        #[arg(long)]
+        no_shared_memory: bool,
     },
 }
 
@@ -512,6 +514,10 @@ pub struct BusArgs {
     /// The certificate (common name) this node presents with --secure [default: its role].
     #[arg(long, requires = "secure")]
     pub identity: Option<String>,
+    /// Send frames to processes of this host over the link, not through shared memory
+    /// (/dev/shm too small, e.g. Docker's 64 MB default).
+    #[arg(long)]
+    pub no_shared_memory: bool,
 }
 
 impl BusArgs {
@@ -525,6 +531,7 @@ impl BusArgs {
                 dir: dir.clone(),
                 identity: self.identity.clone().unwrap_or_else(|| role.into()),
             }),
+            shared_memory: !self.no_shared_memory,
         }
     }
 }

@@ -47,6 +47,9 @@ pub struct BusConfig {
     /// Mutual TLS and access control with this node's certificate ([`crate::secure`]);
     /// `None`: the embedded default (loopback, no certificates).
     pub secure: Option<Secure>,
+    /// Large messages through shared memory to processes of this host (zenoh's transport
+    /// optimisation); off: every byte over the link. Never under `secure`.
+    pub shared_memory: bool,
 }
 
 impl Default for BusConfig {
@@ -56,6 +59,7 @@ impl Default for BusConfig {
             listen: vec![],
             connect: vec![],
             secure: None,
+            shared_memory: true,
         }
     }
 }
@@ -80,6 +84,14 @@ impl BusConfig {
                 cfg
             }
         };
+        cfg.insert_json5(
+            "transport/shared_memory/enabled",
+            if self.shared_memory && self.secure.is_none() {
+                "true"
+            } else {
+                "false"
+            },
+        )?;
         for (field, eps) in [
             ("listen/endpoints", &self.listen),
             ("connect/endpoints", &self.connect),
@@ -198,11 +210,16 @@ impl Bus {
     {
         let errors = Arc::new(AtomicU64::new(0));
         let errs = errors.clone();
+        let shared = Arc::new(AtomicU64::new(0));
+        let shm = shared.clone();
         let key = self.key(topic);
         let inner = self
             .session
             .declare_subscriber(&key)
             .callback(move |sample| {
+                if sample.payload().as_shm().is_some() {
+                    shm.fetch_add(1, Ordering::Relaxed);
+                }
                 let bytes = sample.payload().to_bytes();
                 let v = T::decode(&bytes);
                 if let Err(e) = &v {
@@ -215,6 +232,7 @@ impl Bus {
         Ok(Subscription {
             _inner: inner,
             errors,
+            shared,
         })
     }
 
@@ -425,15 +443,21 @@ pub struct RawSubscription {
     _inner: zenoh::pubsub::Subscriber<()>,
 }
 
-/// Keeps a subscription alive; counts payloads that failed to decode.
+/// Keeps a subscription alive; counts payloads that failed to decode, and those that
+/// came through shared memory.
 pub struct Subscription {
     _inner: zenoh::pubsub::Subscriber<()>,
     errors: Arc<AtomicU64>,
+    shared: Arc<AtomicU64>,
 }
 
 impl Subscription {
     pub fn decode_errors(&self) -> u64 {
         self.errors.load(Ordering::Relaxed)
+    }
+    /// Payloads read in place from another process's shared-memory segment.
+    pub fn shared_memory_received(&self) -> u64 {
+        self.shared.load(Ordering::Relaxed)
     }
 }
 

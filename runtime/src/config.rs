@@ -33,6 +33,10 @@ struct RuntimeFile {
 #[serde(deny_unknown_fields)]
 pub struct ControllerLimits {
     pub rate_hz: f64,
+    /// Microseconds spun (not slept) before each setpoint ([`crate::pacing`]).
+    pub spin_us: u64,
+    /// `SCHED_FIFO` priority of the control thread; 0: none.
+    pub realtime_priority: i32,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -121,6 +125,20 @@ impl RuntimeConfig {
                 "controller.rate_hz = {rate}: expected 0 < rate ≤ 2000"
             )));
         }
+        let spin = self.controller.spin_us as f64 * 1e-6;
+        if spin >= 1.0 / rate {
+            return Err(ConfigError::Invalid(format!(
+                "controller.spin_us = {}: must be shorter than the period ({:.0} µs)",
+                self.controller.spin_us,
+                1e6 / rate
+            )));
+        }
+        if !(0..=99).contains(&self.controller.realtime_priority) {
+            return Err(ConfigError::Invalid(format!(
+                "controller.realtime_priority = {}: expected 0 (none) or 1–99",
+                self.controller.realtime_priority
+            )));
+        }
         if self.watchdog.timeout_ms == 0 {
             return Err(ConfigError::Invalid(
                 "watchdog.timeout_ms must be > 0".into(),
@@ -143,6 +161,12 @@ mod tests {
         let bad = DEFAULT_RUNTIME_CONFIG.replace("rate_hz = 125.0", "rate_hz = -1");
         let e = RuntimeConfig::parse(&bad, None).unwrap_err().to_string();
         assert!(e.contains("rate_hz"), "{e}");
+        let bad = DEFAULT_RUNTIME_CONFIG.replace("spin_us = 300", "spin_us = 9000");
+        let e = RuntimeConfig::parse(&bad, None).unwrap_err().to_string();
+        assert!(e.contains("shorter than the period"), "{e}");
+        let bad = DEFAULT_RUNTIME_CONFIG.replace("priority = 80", "priority = 120");
+        let e = RuntimeConfig::parse(&bad, None).unwrap_err().to_string();
+        assert!(e.contains("realtime_priority"), "{e}");
         let bad = DEFAULT_RUNTIME_CONFIG.replace("timeout_ms", "timeout_s");
         assert!(RuntimeConfig::parse(&bad, None).is_err());
         // The shipped file, read from disk, finds its robot beside it.

@@ -30,6 +30,7 @@ use crate::keys;
 use crate::msg::{
     ActionChunk, ArmState, BoolMsg, Clock, DiagnosticArray, EeCommand, ExecStatus, Header,
 };
+use crate::pacing;
 use crate::policy::chunk_action;
 use crate::safety::SafetyFilter;
 use crate::trajectory::{pick_place, EePose, PrimitiveParams};
@@ -150,6 +151,13 @@ pub fn run(
         diag: Diagnostics::new(bus, "controller")?,
         filter: SafetyFilter::new(&cfg.runtime.robot),
     };
+    let prio = cfg.runtime.controller.realtime_priority;
+    if cfg.clock == ClockSource::Wall && prio > 0 {
+        match pacing::realtime_priority(prio) {
+            Ok(()) => tracing::info!("controller: real-time priority SCHED_FIFO {prio}"),
+            Err(why) => node.report(DiagnosticArray::WARN, "no real-time priority", &why)?,
+        }
+    }
     let ticks = crossbeam_channel::tick(Duration::from_millis(20));
     while !stop.load(Ordering::Relaxed) {
         if let Some(chunk) = node.queued.pop_front() {
@@ -373,6 +381,7 @@ impl Node<'_> {
 
     fn stream(&mut self, id: u64, start: EePose, plan: &[(EePose, bool)]) -> Result<End, BusError> {
         let dt = 1.0 / self.cfg.runtime.controller.rate_hz;
+        let spin = Duration::from_micros(self.cfg.runtime.controller.spin_us);
         self.filter.reset(start);
         // Any clock at all: the loop below then paces on it.
         if self.cfg.clock == ClockSource::Sim && !self.wait_clock(f64::MIN)? {
@@ -405,10 +414,10 @@ impl Node<'_> {
             })?;
             match self.cfg.clock {
                 ClockSource::Wall => {
-                    // A plain sleep to the period's end (waking on every event would cost
-                    // the period's precision), then what came meanwhile.
+                    // A wait to the period's end (waking on every event would cost the
+                    // period's precision), then what came meanwhile.
                     let due = wall0 + Duration::from_secs_f64((k + 1) as f64 * dt);
-                    std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                    pacing::wait_until(due, spin);
                     self.drain()?;
                 }
                 ClockSource::Sim => {

@@ -12,6 +12,7 @@
 //! - [`trajectory`]: the pick-and-place primitive as timed end-effector setpoints, shared
 //!   by the simulator and the controller that drives real arms;
 //! - [`clock`]: the wall clock, and which clock a graph runs on;
+//! - [`pacing`]: the control thread's deadline wait and real-time priority;
 //! - [`config`]: `configs/runtime.toml` (control rate, watchdog, robot);
 //! - [`robot`]: `configs/robots/*.toml` (workspace, limits, kinematics);
 //! - [`safety`]: the filter every setpoint passes;
@@ -31,6 +32,7 @@ pub mod controller;
 pub mod diagnostics;
 pub mod keys;
 pub mod msg;
+pub mod pacing;
 pub mod perception;
 pub mod policy;
 pub mod record;

@@ -66,3 +66,61 @@ fn bad_endpoint_is_an_error() {
     });
     assert!(e.is_err());
 }
+
+#[test]
+fn frames_between_sessions_go_through_shared_memory_unless_it_is_off() {
+    for shared_memory in [true, false] {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let ep = format!("tcp/127.0.0.1:{port}");
+        let open = |listen: bool| {
+            Bus::open(&BusConfig {
+                listen: if listen { vec![ep.clone()] } else { vec![] },
+                connect: if listen { vec![] } else { vec![ep.clone()] },
+                shared_memory,
+                ..Default::default()
+            })
+            .unwrap()
+        };
+        let (a, b) = (open(true), open(false));
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = got.clone();
+        let sub = b
+            .subscribe::<Image, _>(keys::COLOR, move |m| sink.lock().unwrap().push(m.unwrap()))
+            .unwrap();
+        let frames = a.publisher::<Image>(keys::COLOR, Qos::Stream).unwrap();
+        // A camera frame (above the 3 kB threshold) and a thumbnail (below it).
+        let big: Vec<u8> = (0..320 * 160 * 3).map(|i| (i % 251) as u8).collect();
+        let frame = Image::rgb8(Header::new(1.0, "cam"), 320, 160, big);
+        let thumb = Image::rgb8(Header::new(2.0, "cam"), 2, 2, vec![7; 12]);
+        eventually("a frame", || {
+            frames.put(&frame).unwrap();
+            !got.lock().unwrap().is_empty()
+        });
+        // The link's first frames may go out before the two ends agreed on shared memory.
+        let n = got.lock().unwrap().len();
+        for _ in 0..5 {
+            frames.put(&frame).unwrap();
+        }
+        eventually("five more", || got.lock().unwrap().len() >= n + 5);
+        let before = sub.shared_memory_received();
+        frames.put(&thumb).unwrap();
+        eventually("the thumbnail", || {
+            got.lock().unwrap().last().map(|i| i.width) == Some(2)
+        });
+        let got = got.lock().unwrap();
+        assert!(got[..got.len() - 1].iter().all(|i| *i == frame));
+        assert_eq!(*got.last().unwrap(), thumb);
+        // The last five frames through shared memory when on; none when off; never the
+        // thumbnail.
+        if shared_memory {
+            assert!(before >= 5, "{before} of {}", got.len() - 1);
+        } else {
+            assert_eq!(before, 0);
+        }
+        assert_eq!(sub.shared_memory_received(), before);
+    }
+}

@@ -48,7 +48,10 @@ pub fn command(what: BenchCommand) -> Result<()> {
             bus::print(&r);
             crate::write_json(json.as_ref(), &r)
         }
-        BenchCommand::BusEcho { connect } => bus::bus_echo(&connect),
+        BenchCommand::BusEcho {
+            connect,
+            no_shared_memory,
+        } => bus::bus_echo(&connect, !no_shared_memory),
         BenchCommand::Train {
             steps,
             batch,
