@@ -52,8 +52,12 @@ pub enum Command {
     Launch { file: PathBuf },
     /// The controller alone: chunks on `policy/action` → safe setpoints on `cmd/ee`.
     Controller(ControllerCmd),
-    /// Record every topic (cameras included) to an MCAP file until Ctrl-C or SIGTERM.
+    /// Record every topic (cameras included), or those of --topics, of a running graph to
+    /// an MCAP file until Ctrl-C or SIGTERM.
     Record(RecordCmd),
+    /// Publish a recording back onto the bus with its timing (the world's topics by
+    /// default, never commands unless named), so a policy can run against it.
+    Replay(ReplayCmd),
     /// Fuse RGB-D cameras (`camera/<name>/*`) into the top-down heightmap on
     /// `camera/top/*` that every policy reads (see docs/perception.md).
     Heightmap(HeightmapCmd),
@@ -341,6 +345,26 @@ pub struct RecordCmd {
     /// The MCAP file to write.
     #[arg(long)]
     pub out: PathBuf,
+    /// Only these topics, e.g. camera/top/color,state [default: every topic].
+    #[arg(long, value_delimiter = ',')]
+    pub topics: Vec<String>,
+    #[command(flatten)]
+    pub bus: BusArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ReplayCmd {
+    /// The MCAP file (`loho run`'s or `loho record`'s; one cut short by a kill replays up
+    /// to the cut).
+    pub file: PathBuf,
+    /// Only these topics [default: all but sub-tasks, chunks, cmd/ee, exec/status and
+    /// estop, which the nodes under test write]. Naming cmd/ee or policy/action can move
+    /// an arm listening on this bus.
+    #[arg(long, value_delimiter = ',')]
+    pub topics: Vec<String>,
+    /// Playback speed (2: twice as fast).
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
     #[command(flatten)]
     pub bus: BusArgs,
 }

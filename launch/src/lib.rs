@@ -44,6 +44,7 @@ pub fn main_with<I: IntoIterator<Item = String>>(args: I) -> Result<()> {
         Command::Controller(c) => nodes::controller_command(c),
         Command::Heightmap(c) => nodes::heightmap_command(c),
         Command::Record(c) => nodes::record_command(c),
+        Command::Replay(c) => nodes::replay_command(c),
         Command::Policy(c) => nodes::policy_command(c),
         Command::Driver {
             which: cli::DriverCmd::Ur(c),

@@ -21,13 +21,15 @@ use loho_runtime::perception::camera::Rig as RigConfig;
 use loho_runtime::policy::node::{self as policy, DecisionReport, PolicyConfig};
 use loho_runtime::policy::{Decision, Observation, Policy, PolicyError};
 use loho_runtime::record::Recorder;
+use loho_runtime::replay::{self, ReplayOptions};
 use loho_runtime::{keys, Bus};
 use loho_sim::arm::SharedStage;
 use loho_sim::node::{self, SimConfig};
 use loho_sim::EpisodeResult;
 
 use crate::cli::{
-    ArmKind, ControllerCmd, HeightmapCmd, PolicyCmd, RecordCmd, SimCmd, UrDriverCmd, UrEmulatorCmd,
+    ArmKind, ControllerCmd, HeightmapCmd, PolicyCmd, RecordCmd, ReplayCmd, SimCmd, UrDriverCmd,
+    UrEmulatorCmd,
 };
 use crate::policy::PolicyKind;
 use crate::{ctrl_c, open_bus};
@@ -93,12 +95,46 @@ pub fn heightmap_command(c: HeightmapCmd) -> Result<()> {
 pub fn record_command(c: RecordCmd) -> Result<()> {
     let stop = ctrl_c()?;
     let bus = open_bus(&c.bus, "observer")?;
-    let rec = Recorder::start(&bus, &c.out)?;
+    let rec = Recorder::start(&bus, &c.out, &c.topics)?;
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
     }
     let summary = rec.finish()?;
     println!("recorded {}:", summary.path.display());
+    for (topic, n) in &summary.messages {
+        println!("  {n:>6}  {topic}");
+    }
+    Ok(())
+}
+
+/// `loho replay`: the file once, with a progress bar in recorded seconds.
+pub fn replay_command(c: ReplayCmd) -> Result<()> {
+    let stop = ctrl_c()?;
+    let bus = open_bus(&c.bus, "observer")?;
+    let opts = ReplayOptions {
+        topics: c.topics,
+        speed: c.speed,
+    };
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {msg} recorded s").expect("template"),
+    );
+    let summary = replay::replay(&bus, &c.file, &opts, &stop, &mut |at, total| {
+        bar.set_length((total * 10.0) as u64);
+        bar.set_position((at * 10.0) as u64);
+        bar.set_message(format!("{at:.1} / {total:.1}"));
+    })
+    .with_context(|| format!("replaying {}", c.file.display()))?;
+    bar.finish_and_clear();
+    println!(
+        "replayed {} ({:.1} s recorded{}):",
+        c.file.display(),
+        summary.span.as_secs_f64(),
+        if summary.cut_short {
+            ", the file ends early: its recorder was killed"
+        } else {
+            ""
+        }
+    );
     for (topic, n) in &summary.messages {
         println!("  {n:>6}  {topic}");
     }

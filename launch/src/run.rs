@@ -70,7 +70,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
     let gif_path = a.out.join(format!("{name}.gif"));
 
     let bus = Bus::open(&Default::default()).context("opening the embedded zenoh session")?;
-    let recorder = Recorder::start(&bus, &mcap_path)?;
+    let recorder = Recorder::start(&bus, &mcap_path, &[])?;
 
     // The console: sub-tasks with their latency, rewards per step.
     let (rtx, rrx) = mpsc::channel();

@@ -326,10 +326,19 @@ impl Bus {
     where
         F: Fn(&str, Vec<u8>) + Send + Sync + 'static,
     {
+        self.subscribe_raw("**", on)
+    }
+
+    /// [`Bus::subscribe_all`] for the topics `topics` (a key expression under this robot,
+    /// e.g. `state` or `camera/*/color`) matches.
+    pub fn subscribe_raw<F>(&self, topics: &str, on: F) -> Result<RawSubscription, BusError>
+    where
+        F: Fn(&str, Vec<u8>) + Send + Sync + 'static,
+    {
         let prefix = format!("loho/{}/", self.robot);
         let inner = self
             .session
-            .declare_subscriber(format!("{prefix}**"))
+            .declare_subscriber(format!("{prefix}{topics}"))
             .callback(move |sample| {
                 let key = sample.key_expr().as_str();
                 let topic = key.strip_prefix(&prefix).unwrap_or(key);

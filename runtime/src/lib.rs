@@ -21,6 +21,7 @@
 //!   closed loop, the policy node and a remote policy over `policy/infer`;
 //! - [`controller`]: the controller node (chunks → safe setpoints at the control rate);
 //! - [`record`]: every topic into an MCAP file with its ROS 2 schema;
+//! - [`replay`]: a recording published back with its timing;
 //! - [`perception`]: the top-down heightmap every policy reads, calibrated RGB-D cameras
 //!   and their fusion into it (`loho heightmap`).
 
@@ -36,6 +37,7 @@ pub mod pacing;
 pub mod perception;
 pub mod policy;
 pub mod record;
+pub mod replay;
 pub mod robot;
 pub mod safety;
 pub mod secure;

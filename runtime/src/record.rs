@@ -38,6 +38,29 @@ pub enum RecordError {
         path: PathBuf,
         source: mcap::McapError,
     },
+    #[error(
+        "unknown topic {topic:?}: expected one of {}, or camera/<name>/color|depth|info",
+        known()
+    )]
+    UnknownTopic { topic: String },
+    #[error("replay speed {0}: expected a number > 0")]
+    Speed(f64),
+}
+
+fn known() -> String {
+    TOPICS
+        .iter()
+        .map(|(t, _)| *t)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Checks that each of `topics` is one [`topic_type`] knows.
+pub fn check_topics(topics: &[String]) -> Result<(), RecordError> {
+    match topics.iter().find(|t| topic_type(t).is_none()) {
+        Some(t) => Err(RecordError::UnknownTopic { topic: t.clone() }),
+        None => Ok(()),
+    }
 }
 
 /// The longest a recording keeps messages before its chunk goes to the file.
@@ -161,14 +184,16 @@ pub struct RecordSummary {
 
 /// A recording in progress.
 pub struct Recorder {
-    sub: Option<RawSubscription>,
+    subs: Vec<RawSubscription>,
     tx: Option<mpsc::Sender<(String, Vec<u8>, u64)>>,
     writer: Option<JoinHandle<Result<RecordSummary, RecordError>>>,
 }
 
 impl Recorder {
-    /// Starts recording every topic of `bus`'s robot into a new file at `path`.
-    pub fn start(bus: &Bus, path: &Path) -> Result<Self, RecordError> {
+    /// Starts recording `topics` of `bus`'s robot (all of them when empty) into a new
+    /// file at `path`.
+    pub fn start(bus: &Bus, path: &Path, topics: &[String]) -> Result<Self, RecordError> {
+        check_topics(topics)?;
         let io = |source| RecordError::Io {
             path: path.to_path_buf(),
             source,
@@ -183,8 +208,8 @@ impl Recorder {
             .profile("ros2")
             .create(BufWriter::new(file))
             .map_err(mc)?;
-        // Every topic of DESIGN §4 has its channel from the start; cameras get theirs
-        // with their first message.
+        // Every topic of DESIGN §4 recorded has its channel from the start; cameras get
+        // theirs with their first message.
         let mut schemas = HashMap::new();
         let prefix = bus.key("");
         let mut channel = move |w: &mut mcap::Writer<BufWriter<File>>, topic: &str, ty: &str| {
@@ -200,7 +225,8 @@ impl Recorder {
             w.add_channel(sid, &format!("/{prefix}{topic}"), "cdr", &BTreeMap::new())
         };
         let mut channels = HashMap::new();
-        for (topic, ty) in TOPICS {
+        let wanted = |t: &str| topics.is_empty() || topics.iter().any(|w| w == t);
+        for (topic, ty) in TOPICS.iter().filter(|(t, _)| wanted(t)) {
             let cid = channel(&mut w, topic, ty).map_err(mc)?;
             channels.insert(topic.to_string(), (cid, 0u32));
         }
@@ -248,12 +274,22 @@ impl Recorder {
             w.finish().map_err(mc)?;
             Ok(summary)
         });
-        let sink = tx.clone();
-        let sub = bus.subscribe_all(move |topic, bytes| {
-            let _ = sink.send((topic.to_string(), bytes, crate::clock::wall_ns()));
-        })?;
+        let on = |sink: mpsc::Sender<_>| {
+            move |topic: &str, bytes| {
+                let _ = sink.send((topic.to_string(), bytes, crate::clock::wall_ns()));
+            }
+        };
+        let subs = if topics.is_empty() {
+            vec![bus.subscribe_all(on(tx.clone()))?]
+        } else {
+            let mut subs = Vec::new();
+            for t in topics {
+                subs.push(bus.subscribe_raw(t, on(tx.clone()))?);
+            }
+            subs
+        };
         Ok(Self {
-            sub: Some(sub),
+            subs,
             tx: Some(tx),
             writer: Some(writer),
         })
@@ -261,7 +297,7 @@ impl Recorder {
 
     /// Stops recording and writes the file's index and footer.
     pub fn finish(mut self) -> Result<RecordSummary, RecordError> {
-        self.sub.take();
+        self.subs.clear();
         self.tx.take();
         match self.writer.take().map(|w| w.join()) {
             Some(Ok(r)) => r,

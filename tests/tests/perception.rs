@@ -66,7 +66,7 @@ fn the_simulators_cameras_fused_by_the_node_are_the_ideal_heightmap() {
     let b = nodes.clone();
     let stop_fuse = spawn(move |s| node::run(&b, RigConfig::benchmark(), s).unwrap());
     let rec_path = std::env::temp_dir().join(format!("loho-cams-{}.mcap", std::process::id()));
-    let rec = Recorder::start(&test, &rec_path).unwrap();
+    let rec = Recorder::start(&test, &rec_path, &[]).unwrap();
     let depth = test.latest::<Image>(keys::DEPTH).unwrap();
     let color = test.latest::<Image>(keys::COLOR).unwrap();
     let info = test.latest::<HeightmapInfo>(keys::INFO).unwrap();
