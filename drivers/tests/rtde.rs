@@ -328,3 +328,109 @@ fn garbage_never_panics() {
         });
     }
 }
+
+/// The mutation fuzzer (`loho_tests::fuzz`) over a stream of packets as the emulator and
+/// the driver read them: every packet read, decoded both ways, its data against a recipe;
+/// whatever decodes re-encodes to the same packet. And over loho's control program text,
+/// as the emulator's secondary interface reads it.
+#[test]
+fn fuzzed_packet_streams_and_programs_are_errors_or_round_trips() {
+    use loho_drivers::ur::program::ControlProgram;
+    use loho_drivers::ur::UrConfig;
+    use loho_runtime::robot::Robot;
+    use loho_tests::fuzz;
+    let n = fuzz::inputs(100_000);
+    let recipe = Recipe::accepted(
+        1,
+        &["timestamp", "actual_q", "joint_mode", "runtime_state"],
+        &["DOUBLE", "VECTOR6D", "VECTOR6INT32", "UINT32"].map(String::from),
+    )
+    .unwrap();
+    let data = recipe
+        .package(&[
+            Value::Double(1.5),
+            Value::Vector6d([0.0, 1.0, 2.0, -1.0, 0.5, 0.25]),
+            Value::Vector6Int32([255; 6]),
+            Value::Uint32(2),
+        ])
+        .unwrap();
+    let packet = |c: u8, p: Vec<u8>| rtde::encode(c, &p).unwrap();
+    let requests = [
+        Request::ProtocolVersion(2),
+        Request::SetupOutputs {
+            frequency: 500.0,
+            names: vec!["timestamp".into(), "actual_q".into()],
+        },
+        Request::Start,
+        Request::Data(data.clone()),
+    ];
+    let replies = [
+        Reply::ControllerVersion(Version {
+            major: 5,
+            minor: 21,
+            bugfix: 3,
+            build: 7,
+        }),
+        Reply::SetupOutputs {
+            recipe: 1,
+            types: vec!["DOUBLE".into(), "VECTOR6D".into()],
+        },
+        Reply::Data(data),
+        Reply::Text(TextMessage {
+            message: "hi".into(),
+            source: "C".into(),
+            level: TextMessage::INFO,
+        }),
+    ];
+    // A conversation in each direction, and each packet alone.
+    let mut seeds: Vec<Vec<u8>> = requests
+        .iter()
+        .map(|r| packet(r.command(), r.payload()))
+        .chain(replies.iter().map(|r| packet(r.command(), r.payload())))
+        .collect();
+    seeds.push(seeds[..4].concat());
+    seeds.push(seeds[4..8].concat());
+    fuzz::run("RTDE packet streams", &seeds, n, |bytes| {
+        let mut r = std::io::Cursor::new(bytes);
+        let mut any = false;
+        while let Ok((c, p)) = rtde::read_packet(&mut r) {
+            if let Ok(q) = Request::decode(c, &p) {
+                // Bytes, not values: a frequency may decode as NaN.
+                let back = Request::decode(q.command(), &q.payload()).unwrap();
+                assert_eq!(back.payload(), q.payload());
+                any = true;
+            }
+            if let Ok(a) = Reply::decode(c, &p) {
+                let back = Reply::decode(a.command(), &a.payload()).unwrap();
+                assert_eq!(back.payload(), a.payload());
+                if let Reply::Data(d) = &a {
+                    if let Ok(v) = recipe.values(d) {
+                        assert_eq!(recipe.package(&v).unwrap().bytes.len(), d.bytes.len());
+                    }
+                }
+                any = true;
+            }
+        }
+        any
+    });
+    let program = UrConfig::new(
+        "127.0.0.1",
+        Robot::ur5e(),
+        std::time::Duration::from_millis(100),
+    )
+    .program
+    .script()
+    .into_bytes();
+    fuzz::run(
+        "URScript control program",
+        &[program],
+        n / 10,
+        |bytes| match ControlProgram::parse(&String::from_utf8_lossy(bytes)) {
+            Ok(p) => {
+                assert_eq!(ControlProgram::parse(&p.script()).unwrap(), p);
+                true
+            }
+            Err(_) => false,
+        },
+    );
+}

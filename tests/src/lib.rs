@@ -1,7 +1,10 @@
 //! Helpers of loho's tests over zenoh: waiting for what a peer says, logging a topic, a
 //! free loopback port, a node in a child process. Used by the end-to-end tests here (`tests/cli.rs`, the command
 //! line; `tests/nodes.rs`, the nodes as processes, with faults) and by the crates' own
-//! integration tests (as a dev-dependency; this library needs only `loho-runtime`).
+//! integration tests (as a dev-dependency; this library needs only `loho-runtime`), and
+//! the decoders' fuzzer ([`fuzz`]).
+
+pub mod fuzz;
 
 use std::net::TcpListener;
 use std::process::{Child, Command};
