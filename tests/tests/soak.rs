@@ -72,7 +72,7 @@ fn run(episode_k: u64, garbage: bool) -> (EpisodeResult, u64, usize) {
         &bus,
         &sim,
         &ArmPath::Direct,
-        Box::new(Oracle::default()),
+        Box::new(Oracle),
         None,
         Duration::from_secs(300),
     )
