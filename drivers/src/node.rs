@@ -8,7 +8,8 @@
 //!   It is reported when a chunk was streaming (`exec/status` says which), since silence
 //!   between chunks is normal. Off where setpoints are the clock (a lockstep simulator).
 //! - **E-stop**: `estop` true holds the arm and latches: setpoints are ignored until it is
-//!   cleared. A payload on `estop` nobody can read counts as an e-stop.
+//!   cleared (never from the network under `--secure`: restart the node). A payload on
+//!   `estop` nobody can read counts as an e-stop.
 //! - **Faults**: an arm that cannot move (its `state().fault`, or a `state()` that
 //!   fails, e.g. a lost controller) is reported once on `diagnostics` per new fault, and
 //!   its `state` keeps going out with the fault, so the controller stops the chunk;
@@ -99,6 +100,8 @@ struct Node<'a> {
     /// The watchdog held the arm while a chunk was streaming.
     tripped: bool,
     estop: bool,
+    /// Whether `estop` false releases it (not under `--secure`).
+    releasable: bool,
     /// The chunk the controller says is streaming.
     running: Option<u64>,
     /// The last state published, and the fault last reported (empty: none).
@@ -129,6 +132,7 @@ pub fn run(
         following: None,
         tripped: false,
         estop: false,
+        releasable: !bus.is_secure(),
         running: None,
         last: None,
         fault: String::new(),
@@ -234,6 +238,13 @@ impl Node<'_> {
             Event::EStop(on) => {
                 if on == self.estop {
                     return Ok(());
+                }
+                if !on && !self.releasable {
+                    return self.report(
+                        DiagnosticArray::WARN,
+                        "e-stop release ignored",
+                        loho_runtime::secure::RELEASE_IGNORED,
+                    );
                 }
                 // Holding means staying where the arm is, not going on to the target.
                 if on {

@@ -137,6 +137,7 @@ pub enum Qos {
 pub struct Bus {
     session: zenoh::Session,
     robot: String,
+    secure: bool,
 }
 
 impl Bus {
@@ -145,6 +146,7 @@ impl Bus {
         Ok(Self {
             session,
             robot: cfg.robot.clone(),
+            secure: cfg.secure.is_some(),
         })
     }
 
@@ -172,6 +174,11 @@ impl Bus {
 
     pub fn robot(&self) -> &str {
         &self.robot
+    }
+
+    /// Whether this session links only over mutual TLS with access control.
+    pub fn is_secure(&self) -> bool {
+        self.secure
     }
 
     /// The full key of a topic for this bus's robot.

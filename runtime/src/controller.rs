@@ -102,6 +102,8 @@ struct Node<'a> {
     /// Chunks that came while another streamed, in order.
     queued: VecDeque<ActionChunk>,
     estop: bool,
+    /// Whether `estop` false releases it (not under `--secure`).
+    releasable: bool,
     watched: Vec<(String, Peer)>,
     state: Latest<ArmState>,
     state_errors: u64,
@@ -138,6 +140,7 @@ pub fn run(
         events,
         queued: VecDeque::new(),
         estop: false,
+        releasable: !bus.is_secure(),
         watched: cfg
             .watch
             .iter()
@@ -233,6 +236,13 @@ impl Node<'_> {
     fn set_estop(&mut self, on: bool) -> Result<(), BusError> {
         if on == self.estop {
             return Ok(());
+        }
+        if !on && !self.releasable {
+            return self.report(
+                DiagnosticArray::WARN,
+                "e-stop release ignored",
+                crate::secure::RELEASE_IGNORED,
+            );
         }
         self.estop = on;
         let what = if on {

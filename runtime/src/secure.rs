@@ -37,6 +37,12 @@ pub const LOCAL_NAMES: &[&str] = &["localhost", "127.0.0.1"];
 const CA_CERT: &str = "ca.pem";
 const CA_KEY: &str = "ca.key";
 
+/// Why a secured node ignores `estop` false: every node of the graph may publish on
+/// `estop` (to stop the arm), and the access control cannot tell a release from a stop.
+pub const RELEASE_IGNORED: &str = "under --secure an e-stop is released only by restarting \
+     the controller and the arm node: any node may publish on estop, and the access control \
+     cannot tell a release from a stop";
+
 #[derive(Debug, Error)]
 pub enum SecureError {
     #[error("{path}: {source}")]
