@@ -116,12 +116,13 @@ pub fn run(
     cfg: &ArmNodeConfig,
     stop: Arc<AtomicBool>,
 ) -> Result<(), NodeError> {
-    let _alive = bus.alive(cfg.name)?;
     let _peers = bus.log_peers(cfg.name, &["controller"], stop.clone())?;
     let (tx, events) = crossbeam_channel::unbounded();
     let _cmd = bus.forward(keys::CMD_EE, &tx, Event::Cmd, Event::Bad)?;
     let _status = bus.forward(keys::EXEC_STATUS, &tx, Event::Status, Event::Bad)?;
     let _estop = bus.forward(keys::ESTOP, &tx, Event::estop, Event::Bad)?;
+    // Last, so that a controller that sees the arm alive finds it subscribed.
+    let _alive = bus.alive(cfg.name)?;
     let mut node = Node {
         arm,
         cfg,

@@ -120,7 +120,6 @@ pub fn run(
     cfg: &ControllerConfig,
     stop: Arc<AtomicBool>,
 ) -> Result<(), ControllerError> {
-    let _alive = bus.alive("controller")?;
     let _peers = bus.log_peers("controller", &["sim", "arm"], stop.clone())?;
     let (tx, events) = crossbeam_channel::unbounded();
     let _estop = bus.forward(keys::ESTOP, &tx, Event::estop, Event::Bad)?;
@@ -134,6 +133,8 @@ pub fn run(
             let _ = t.send(Event::Alive(i, up));
         })?);
     }
+    // Last, so that a policy that sees the controller alive finds it subscribed.
+    let _alive = bus.alive("controller")?;
     let mut node = Node {
         cfg,
         stop: stop.clone(),

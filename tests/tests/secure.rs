@@ -287,15 +287,18 @@ fn observer_cannot_move(door: &mut Door) {
         .publisher::<BoolMsg>(keys::ESTOP, Qos::Command)
         .unwrap();
     estop.put(&BoolMsg { data: true }).unwrap();
-    wait_for("the controller's e-stop", Duration::from_secs(10), || {
-        diags
-            .lock()
-            .unwrap()
-            .iter()
-            .flat_map(|(_, d)| d.status.iter())
-            .any(|s| s.name == "controller" && s.message == "e-stop latched")
-            .then_some(())
-    });
+    let says = |node: &str, message: &str| {
+        wait_for(message, Duration::from_secs(10), || {
+            diags
+                .lock()
+                .unwrap()
+                .iter()
+                .flat_map(|(_, d)| d.status.iter())
+                .any(|s| s.name == node && s.message == message)
+                .then_some(())
+        })
+    };
+    says("controller", "e-stop latched");
     let publisher = door
         .bus
         .publisher::<ActionChunk>(keys::ACTION, Qos::Command)
@@ -306,17 +309,8 @@ fn observer_cannot_move(door: &mut Door) {
     assert_eq!(refused.reason, "e-stop is latched", "{refused:?}");
     // A release from the network is ignored under --secure, by the controller and the arm.
     estop.put(&BoolMsg { data: false }).unwrap();
-    for node in ["controller", "arm"] {
-        wait_for("the release ignored", Duration::from_secs(10), || {
-            diags
-                .lock()
-                .unwrap()
-                .iter()
-                .flat_map(|(_, d)| d.status.iter())
-                .any(|s| s.name == node && s.message == "e-stop release ignored")
-                .then_some(())
-        });
-    }
+    says("controller", "e-stop release ignored");
+    says("arm", "e-stop release ignored");
     let refused = put_until(&publisher, &chunk(9, 0.45, 0.0), "an answer", || {
         door.answer(9)
     });

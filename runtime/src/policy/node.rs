@@ -95,6 +95,13 @@ pub fn run(
         let _ = tx.send(Event::Infer(Box::new(q)));
     })?;
     tracing::debug!("policy: serving {}", bus.key(keys::INFER));
+    // A chunk sent before the controller is linked is lost, and the policy would wait for
+    // its answer forever (in lockstep the simulator waits too): decide only while it is up.
+    let controller_up = Arc::new(AtomicBool::new(false));
+    let up = controller_up.clone();
+    let _controller = bus.watch_alive("controller", move |alive| {
+        up.store(alive, Ordering::Relaxed)
+    })?;
     // Last, so that a peer who sees the node alive finds everything it serves.
     let _alive = bus.alive("policy")?;
     let subtask_pub = bus.publisher::<StringMsg>(keys::SUBTASK, Qos::Command)?;
@@ -175,7 +182,11 @@ pub fn run(
             outstanding = None;
             last_event = None;
         }
-        if finished || outstanding.is_some() || estop.get().is_some_and(|b| b.data) {
+        if finished
+            || outstanding.is_some()
+            || !controller_up.load(Ordering::Relaxed)
+            || estop.get().is_some_and(|b| b.data)
+        {
             continue;
         }
         let (Some(c), Some(d)) = (color.get(), depth.get()) else {
