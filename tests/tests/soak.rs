@@ -64,7 +64,10 @@ fn run(episode_k: u64, garbage: bool) -> (EpisodeResult, u64, usize) {
                 }
                 mallory.put_bytes(topic, bytes).unwrap();
                 sent.fetch_add(1, Ordering::Relaxed);
-                std::thread::yield_now();
+                // ~5 000 a second: a flood, but one that leaves the nodes their cores (on 2
+                // cores, an unthrottled one starved them past the controller's wall-clock
+                // peer timeout, which lockstep keeps).
+                std::thread::sleep(Duration::from_micros(200));
             }
         })
     });
