@@ -54,11 +54,10 @@ fn check<T: Message>(bytes: &[u8]) -> bool {
     }
 }
 
-fn target<T: Message + Default>(samples: &[T], n: usize) -> usize {
+fn target<T: Message + Default>(samples: &[T], n: usize) {
     let mut seeds: Vec<Vec<u8>> = samples.iter().map(|m| m.encode()).collect();
     seeds.push(T::default().encode());
     fuzz::run(T::TYPE_NAME, &seeds, n, check::<T>);
-    n
 }
 
 #[test]
@@ -101,10 +100,9 @@ fn every_decoder_survives_mutated_and_random_bytes() {
         done: true,
         success: false,
     };
-    let mut total = 0;
-    total += target(&[Time { sec: 1, nanosec: 2 }], n);
-    total += target(&[header()], n);
-    total += target(
+    target(&[Time { sec: 1, nanosec: 2 }], n);
+    target(&[header()], n);
+    target(
         &[Point {
             x: 1.0,
             y: 2.0,
@@ -112,7 +110,7 @@ fn every_decoder_survives_mutated_and_random_bytes() {
         }],
         n,
     );
-    total += target(
+    target(
         &[Quaternion {
             x: 0.0,
             y: 0.0,
@@ -121,16 +119,16 @@ fn every_decoder_survives_mutated_and_random_bytes() {
         }],
         n,
     );
-    total += target(&[chunk().keyposes[0].clone()], n);
-    total += target(
+    target(&[chunk().keyposes[0].clone()], n);
+    target(
         &[KeyValue {
             key: "reason".into(),
             value: "estop".into(),
         }],
         n,
     );
-    total += target(&[status().status[0].clone()], n);
-    total += target(
+    target(&[status().status[0].clone()], n);
+    target(
         &[RegionOfInterest {
             x_offset: 1,
             y_offset: 2,
@@ -140,24 +138,24 @@ fn every_decoder_survives_mutated_and_random_bytes() {
         }],
         n,
     );
-    total += target(
+    target(
         &[StringMsg {
             data: "stack the blocks.".into(),
         }],
         n,
     );
-    total += target(&[BoolMsg { data: true }], n);
-    total += target(&[Pose::from_xyz_yaw(0.5, 0.1, 0.02, 0.3)], n);
-    total += target(&[image()], n);
-    total += target(&[info], n);
-    total += target(&[status()], n);
-    total += target(
+    target(&[BoolMsg { data: true }], n);
+    target(&[Pose::from_xyz_yaw(0.5, 0.1, 0.02, 0.3)], n);
+    target(&[image()], n);
+    target(&[info], n);
+    target(&[status()], n);
+    target(
         &[Clock {
             clock: Time { sec: 8, nanosec: 9 },
         }],
         n,
     );
-    total += target(
+    target(
         &[HeightmapInfo {
             header: header(),
             pixel_size: 0.003125,
@@ -165,10 +163,10 @@ fn every_decoder_survives_mutated_and_random_bytes() {
         }],
         n,
     );
-    total += target(&[arm], n);
-    total += target(&[chunk()], n);
-    total += target(&[request], n);
-    total += target(
+    target(&[arm], n);
+    target(&[chunk()], n);
+    target(&[request], n);
+    target(
         &[EeCommand {
             header: header(),
             chunk_id: 7,
@@ -177,7 +175,7 @@ fn every_decoder_survives_mutated_and_random_bytes() {
         }],
         n,
     );
-    total += target(
+    target(
         &[ExecStatus {
             header: header(),
             chunk_id: 7,
@@ -186,6 +184,5 @@ fn every_decoder_survives_mutated_and_random_bytes() {
         }],
         n,
     );
-    total += target(&[event], n);
-    eprintln!("fuzz: {total} inputs over 22 message types");
+    target(&[event], n);
 }
