@@ -1,5 +1,5 @@
 //! The `loho` command line: every subcommand of DESIGN §9, wired to the library crates.
-//! `main.rs` only calls [`main_with`], so tests can run any subcommand in a child process
+//! `main.rs` only calls [`main_logged`], so tests can run any subcommand in a child process
 //! exactly as the binary would.
 //!
 //! - [`cli`]: the subcommands and flags (clap types);
@@ -28,6 +28,19 @@ use clap::Parser;
 use loho_runtime::Bus;
 
 use crate::cli::{BusArgs, Cli, Command};
+
+/// What the binary runs: logs to stderr, filtered by `RUST_LOG` (default: info, and
+/// zenoh's warnings), then [`main_with`]. Tests start their child nodes with it.
+pub fn main_logged<I: IntoIterator<Item = String>>(args: I) -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,zenoh=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    main_with(args)
+}
 
 /// Parses `args` (including the program name) and runs the subcommand.
 pub fn main_with<I: IntoIterator<Item = String>>(args: I) -> Result<()> {

@@ -169,8 +169,7 @@ fn a_recording_of_chosen_topics_replays_with_its_timing_and_no_commands() {
     let last = index
         .chunk_indexes
         .iter()
-        .filter(|c| c.message_index_offsets.contains_key(&state_channel))
-        .next_back()
+        .rfind(|c| c.message_index_offsets.contains_key(&state_channel))
         .unwrap();
     let cut = (last.chunk_start_offset + last.chunk_length / 2) as usize;
     std::fs::write(&path, &bytes[..cut]).unwrap();

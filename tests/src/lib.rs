@@ -16,6 +16,8 @@ use loho_runtime::{Bus, Message};
 
 /// Set in a child's environment: the `loho` arguments it runs, joined by U+001F.
 const CHILD: &str = "LOHO_CHILD_ARGS";
+/// The children's `RUST_LOG` (default `warn`): to see what a node did in a failed test.
+const CHILD_LOG: &str = "LOHO_CHILD_LOG";
 
 /// For a test binary that is also the `loho` command line (`harness = false`): in a child
 /// started by [`Node::spawn`], runs `main` on its arguments and exits; elsewhere returns.
@@ -80,7 +82,10 @@ impl Node {
     pub fn spawn(args: &[&str]) -> Self {
         let child = Command::new(std::env::current_exe().unwrap())
             .env(CHILD, args.join("\u{1f}"))
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var(CHILD_LOG).unwrap_or_else(|_| "warn".into()),
+            )
             .spawn()
             .expect("spawn child node");
         Node(child)

@@ -12,7 +12,7 @@ use loho_runtime::{Bus, BusConfig, Qos};
 use loho_tests::{free_port, serve_as_child, wait_for, Node};
 
 fn main() {
-    serve_as_child(loho::main_with);
+    serve_as_child(loho::main_logged);
     // The same lines as libtest, so the suite's summary counts this harness too.
     println!("\nrunning 1 test");
     let start = Instant::now();

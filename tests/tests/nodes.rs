@@ -29,7 +29,7 @@ use loho_tests::{
 const WATCHDOG: Duration = Duration::from_millis(100);
 
 fn main() {
-    serve_as_child(loho::main_with);
+    serve_as_child(loho::main_logged);
     let tests: [Test<Graph>; 7] = [
         (
             "frames_and_a_chunk_cross_processes",
