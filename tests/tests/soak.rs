@@ -17,7 +17,7 @@ use loho_runtime::{keys, Bus, BusConfig};
 use loho_sim::node::SimConfig;
 use loho_sim::{EpisodeResult, Oracle, Split, TaskId};
 use loho_tests::fuzz::{mutate, Rng};
-use loho_tests::{free_port, log};
+use loho_tests::{free_port, log, wait_for};
 
 fn run(episode_k: u64, garbage: bool) -> (EpisodeResult, u64, usize) {
     let ep = format!("tcp/127.0.0.1:{}", free_port());
@@ -40,13 +40,26 @@ fn run(episode_k: u64, garbage: bool) -> (EpisodeResult, u64, usize) {
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
     let foreign = garbage.then(|| {
+        let mallory = Bus::open(&BusConfig {
+            connect: vec![ep],
+            ..Default::default()
+        })
+        .unwrap();
+        // Linked before the episode starts: a short episode can end before a link formed
+        // late (CI once saw episode 2 end with nothing sent).
+        let _here = bus.alive("soak").unwrap();
+        wait_for(
+            "the foreign session's link",
+            Duration::from_secs(30),
+            || {
+                mallory
+                    .is_alive("soak", Duration::from_millis(200))
+                    .unwrap()
+                    .then_some(())
+            },
+        );
         let (stop, sent) = (stop.clone(), sent.clone());
         std::thread::spawn(move || {
-            let mallory = Bus::open(&BusConfig {
-                connect: vec![ep],
-                ..Default::default()
-            })
-            .unwrap();
             let mut rng = Rng::new(7);
             let targets = targets();
             while !stop.load(Ordering::Relaxed) {
