@@ -138,6 +138,12 @@ pub struct Bus {
     session: zenoh::Session,
     robot: String,
     secure: bool,
+    /// Held while declaring anything on the session: nodes on threads of one process
+    /// share it, and zenoh 1.10 races two threads declaring the same key (a publisher
+    /// borrows the wire id a subscriber's declaration is still announcing; the routing
+    /// drops that publisher's interest and data as "unknown scope", and a peer's wait on
+    /// it ran into zenoh's 10 s interest timeout).
+    declaring: Arc<Mutex<()>>,
 }
 
 impl Bus {
@@ -147,7 +153,14 @@ impl Bus {
             session,
             robot: cfg.robot.clone(),
             secure: cfg.secure.is_some(),
+            declaring: Arc::default(),
         })
+    }
+
+    /// Runs a declaration on the session, one at a time (see [`Bus::declaring`]).
+    fn declare<R>(&self, f: impl FnOnce(&zenoh::Session) -> R) -> R {
+        let _one = self.declaring.lock().unwrap_or_else(|e| e.into_inner());
+        f(&self.session)
     }
 
     /// Two sessions linked over loopback TCP on a free port (the first listens, the second
@@ -187,18 +200,21 @@ impl Bus {
     }
 
     pub fn publisher<T: Message>(&self, topic: &str, qos: Qos) -> Result<Publisher<T>, BusError> {
-        let b = self.session.declare_publisher(self.key(topic));
-        let b = match qos {
-            Qos::Stream => b
-                .congestion_control(CongestionControl::Drop)
-                .priority(Priority::DataHigh),
-            Qos::Command => b
-                .congestion_control(CongestionControl::Block)
-                .priority(Priority::RealTime)
-                .express(true),
-        };
+        let inner = self.declare(|s| {
+            let b = s.declare_publisher(self.key(topic));
+            match qos {
+                Qos::Stream => b
+                    .congestion_control(CongestionControl::Drop)
+                    .priority(Priority::DataHigh),
+                Qos::Command => b
+                    .congestion_control(CongestionControl::Block)
+                    .priority(Priority::RealTime)
+                    .express(true),
+            }
+            .wait()
+        })?;
         Ok(Publisher {
-            inner: b.wait()?,
+            inner,
             _t: std::marker::PhantomData,
         })
     }
@@ -220,10 +236,8 @@ impl Bus {
         let shared = Arc::new(AtomicU64::new(0));
         let shm = shared.clone();
         let key = self.key(topic);
-        let inner = self
-            .session
-            .declare_subscriber(&key)
-            .callback(move |sample| {
+        let inner = self.declare(|s| {
+            s.declare_subscriber(&key).callback(move |sample| {
                 if sample.payload().as_shm().is_some() {
                     shm.fetch_add(1, Ordering::Relaxed);
                 }
@@ -235,7 +249,8 @@ impl Bus {
                 }
                 on(v)
             })
-            .wait()?;
+            .wait()
+        })?;
         Ok(Subscription {
             _inner: inner,
             errors,
@@ -277,11 +292,8 @@ impl Bus {
 
     /// Declares `loho/<robot>/@alive/<node>` for as long as the token lives.
     pub fn alive(&self, node: &str) -> Result<zenoh::liveliness::LivelinessToken, BusError> {
-        Ok(self
-            .session
-            .liveliness()
-            .declare_token(keys::alive(&self.robot, node))
-            .wait()?)
+        let key = keys::alive(&self.robot, node);
+        Ok(self.declare(|s| s.liveliness().declare_token(key).wait())?)
     }
 
     /// Calls `on(true)` when `node`'s liveliness token appears (also for one already
@@ -290,13 +302,14 @@ impl Bus {
     where
         F: Fn(bool) + Send + Sync + 'static,
     {
-        let inner = self
-            .session
-            .liveliness()
-            .declare_subscriber(keys::alive(&self.robot, node))
-            .history(true)
-            .callback(move |s| on(s.kind() == zenoh::sample::SampleKind::Put))
-            .wait()?;
+        let key = keys::alive(&self.robot, node);
+        let inner = self.declare(|s| {
+            s.liveliness()
+                .declare_subscriber(key)
+                .history(true)
+                .callback(move |s| on(s.kind() == zenoh::sample::SampleKind::Put))
+                .wait()
+        })?;
         Ok(AliveWatch { _inner: inner })
     }
 
@@ -343,15 +356,16 @@ impl Bus {
         F: Fn(&str, Vec<u8>) + Send + Sync + 'static,
     {
         let prefix = format!("loho/{}/", self.robot);
-        let inner = self
-            .session
-            .declare_subscriber(format!("{prefix}{topics}"))
-            .callback(move |sample| {
-                let key = sample.key_expr().as_str();
-                let topic = key.strip_prefix(&prefix).unwrap_or(key);
-                on(topic, sample.payload().to_bytes().into_owned())
-            })
-            .wait()?;
+        let key = format!("{prefix}{topics}");
+        let inner = self.declare(|s| {
+            s.declare_subscriber(key)
+                .callback(move |sample| {
+                    let key = sample.key_expr().as_str();
+                    let topic = key.strip_prefix(&prefix).unwrap_or(key);
+                    on(topic, sample.payload().to_bytes().into_owned())
+                })
+                .wait()
+        })?;
         Ok(RawSubscription { _inner: inner })
     }
 
@@ -362,15 +376,15 @@ impl Bus {
         Q: Message,
         F: Fn(Request<Q>) + Send + Sync + 'static,
     {
-        let inner = self
-            .session
-            .declare_queryable(self.key(topic))
-            .callback(move |query| {
-                let payload = query.payload().map(|p| p.to_bytes().into_owned());
-                let body = Q::decode(payload.as_deref().unwrap_or(&[]));
-                on(Request { body, query })
-            })
-            .wait()?;
+        let inner = self.declare(|s| {
+            s.declare_queryable(self.key(topic))
+                .callback(move |query| {
+                    let payload = query.payload().map(|p| p.to_bytes().into_owned());
+                    let body = Q::decode(payload.as_deref().unwrap_or(&[]));
+                    on(Request { body, query })
+                })
+                .wait()
+        })?;
         Ok(Queryable { _inner: inner })
     }
 

@@ -13,7 +13,7 @@
 //!
 //! The node is one event loop: zenoh callbacks only push `Event`s into a channel, and
 //! the loop selects between them and its tick (a physics step in real time, a repeat of
-//! the last frame while idle in lockstep).
+//! the last frame and the clock at the camera rate in lockstep).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -309,7 +309,11 @@ impl Scene {
     }
 
     fn lockstep(&mut self, events: &Receiver<Event>, stop: &AtomicBool) -> Result<(), NodeError> {
-        let idle = Duration::from_secs_f64(1.0 / self.cfg.fps.max(0.1));
+        // A tick, not a wait for a quiet spell: payloads that do not decode arrive as
+        // events too, and a flood of them once kept the first frame and clock from being
+        // repeated to nodes that subscribed after they went out (the policy waited ~10 s,
+        // the controller gave a chunk up for "no sim clock").
+        let ticks = crossbeam_channel::tick(Duration::from_secs_f64(1.0 / self.cfg.fps.max(0.1)));
         self.publish_clock()?;
         while !self.done(stop) {
             select! {
@@ -317,7 +321,7 @@ impl Scene {
                     Ok(e) => self.handle(e)?,
                     Err(_) => break,
                 },
-                default(idle) => {
+                recv(ticks) -> _ => {
                     self.publish_clock()?;
                     self.publish_frame()?;
                 }
