@@ -30,7 +30,7 @@ const WATCHDOG: Duration = Duration::from_millis(100);
 
 fn main() {
     serve_as_child(loho::main_logged);
-    let tests: [Test<Graph>; 7] = [
+    let tests: [Test<Graph>; 8] = [
         (
             "frames_and_a_chunk_cross_processes",
             frames_and_a_chunk_cross_processes,
@@ -56,6 +56,10 @@ fn main() {
             policy_infer_answers_queries_and_refuses_bad_ones,
         ),
         ("policy_killed_then_restarted", policy_killed_then_restarted),
+        (
+            "a_policy_started_under_a_latched_estop_backs_off",
+            policy_started_under_a_latched_estop,
+        ),
     ];
     run_in_order(&tests, Graph::start, Graph::assert_nodes_alive);
 }
@@ -559,5 +563,42 @@ fn policy_killed_then_restarted(g: &mut Graph) {
             .iter()
             .any(|(at, s)| *at > t_restart && s.state == ExecStatus::RUNNING);
         (running && g.cmds_after(t_restart) > 20).then_some(())
+    });
+}
+
+fn policy_started_under_a_latched_estop(g: &mut Graph) {
+    // The e-stop latches while no policy runs: the one that starts never hears of it, and
+    // the controller stops each of its chunks.
+    drop(g.policy.take().expect("the policy runs"));
+    g.estop(true);
+    std::thread::sleep(Duration::from_millis(300));
+    let t_start = Instant::now();
+    g.start_policy();
+    let latched = |from: Instant, to: Instant| {
+        g.status
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(at, s)| *at >= from && *at <= to && s.reason == "e-stop is latched")
+            .map(|(at, _)| *at)
+            .collect::<Vec<_>>()
+    };
+    let far = Instant::now() + Duration::from_secs(3600);
+    let first = wait_for("a stopped chunk", Duration::from_secs(120), || {
+        latched(t_start, far).first().copied()
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let n = latched(first, first + Duration::from_secs(2)).len();
+    eprintln!("  {n} chunks stopped in the 2 s after the first");
+    // Half a second between tries: 5 at most (the sim's 20 frames a second, without it).
+    assert!(
+        n <= 5,
+        "{n} chunks stopped in 2 s: the policy does not back off"
+    );
+    assert_eq!(g.cmds_after(t_start), 0, "nothing moves");
+    let t_clear = Instant::now();
+    g.estop(false);
+    wait_for("motion after clearing", Duration::from_secs(60), || {
+        (g.cmds_after(t_clear) > 20).then_some(())
     });
 }

@@ -5,8 +5,9 @@
 //! Decision points (DESIGN §7): the first frame of an episode; after the simulator scored
 //! the step of the last chunk (`episode`, which also carries the reward the closed loop
 //! needs; the simulator repeats its latest event with its frames, so a policy that
-//! restarts mid-episode knows where it is); after the controller stopped the last chunk,
-//! or finished it on a robot with no simulator to score it (`exec/status`). A
+//! restarts mid-episode knows where it is); half a second after the controller stopped the
+//! last chunk (a latched e-stop or a faulted arm would stop the next one at once), or after
+//! it finished it on a robot with no simulator to score it (`exec/status`). A
 //! decision always uses a frame newer than the one the last decision saw, so nothing acts
 //! twice on one picture. Nothing is decided while the e-stop is latched.
 //!
@@ -60,6 +61,10 @@ impl Default for PolicyConfig {
         }
     }
 }
+
+/// How long the node waits after the controller stopped its chunk (e-stop, arm fault)
+/// before it decides again.
+const STOPPED_BACKOFF: Duration = Duration::from_millis(500);
 
 /// What reaches the loop from the bus.
 enum Event {
@@ -118,6 +123,7 @@ pub fn run(
     let mut current_instruction: Option<String> = None;
     let mut finished = false;
     let mut reported_decode_errors = 0;
+    let mut resume = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let event = select! {
             recv(events) -> e => match e {
@@ -148,6 +154,11 @@ pub fn run(
                 };
                 if ours && ends {
                     outstanding = None;
+                }
+                if ours && s.state == ExecStatus::STOPPED {
+                    // The e-stop is latched or the arm faulted: a new chunk would be stopped
+                    // the same way at once, so wait a while before deciding again.
+                    resume = Instant::now() + STOPPED_BACKOFF;
                 }
             }
             Some(Event::Infer(q)) => {
@@ -184,6 +195,7 @@ pub fn run(
         }
         if finished
             || outstanding.is_some()
+            || Instant::now() < resume
             || !controller_up.load(Ordering::Relaxed)
             || estop.get().is_some_and(|b| b.data)
         {
