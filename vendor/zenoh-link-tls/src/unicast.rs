@@ -554,7 +554,13 @@ async fn accept_task(
                         }
                     }
                     Err(e) => {
-                        tracing::warn!("{}. Hint: increase the system open file limit.", e);
+                        // loho: only a failed accept can be the open file limit; a refused
+                        // handshake is said as what it is (upstream #2712).
+                        match &e {
+                            tls_listener::Error::ListenerError(_) => tracing::warn!("{}. Hint: increase the system open file limit.", e),
+                            tls_listener::Error::TlsAcceptError { error, peer_addr, .. } => tracing::warn!("TLS handshake with {} refused: {}", peer_addr, error),
+                            _ => tracing::warn!("TLS handshake: {}", e),
+                        }
                         // Throttle the accept loop upon an error
                         // NOTE: This might be due to various factors. However, the most common case is that
                         //       the process has reached the maximum number of open files in the system. On
