@@ -124,6 +124,7 @@ pub fn run(
     let mut finished = false;
     let mut reported_decode_errors = 0;
     let mut resume = Instant::now();
+    let mut last_chunk = 0;
     while !stop.load(Ordering::Relaxed) {
         let event = select! {
             recv(events) -> e => match e {
@@ -155,9 +156,11 @@ pub fn run(
                 if ours && ends {
                     outstanding = None;
                 }
-                if ours && s.state == ExecStatus::STOPPED {
+                if s.state == ExecStatus::STOPPED && s.chunk_id == last_chunk {
                     // The e-stop is latched or the arm faulted: a new chunk would be stopped
-                    // the same way at once, so wait a while before deciding again.
+                    // the same way at once, so wait a while before deciding again. (The
+                    // last chunk, outstanding or not: a restarted policy's first one is
+                    // let go by the simulator's repeated `episode` event.)
                     resume = Instant::now() + STOPPED_BACKOFF;
                 }
             }
@@ -249,6 +252,7 @@ pub fn run(
         );
         subtask_pub.put(&StringMsg { data: subtask })?;
         action_pub.put(&chunk(&decision, stamp, next_id))?;
+        last_chunk = next_id;
         outstanding = Some(Outstanding {
             id: next_id,
             step: last_event.as_ref().map_or(0, |e| e.step),
