@@ -140,9 +140,8 @@ pub struct Bus {
     secure: bool,
     /// Held while declaring anything on the session: nodes on threads of one process
     /// share it, and zenoh 1.10 races two threads declaring the same key (a publisher
-    /// borrows the wire id a subscriber's declaration is still announcing; the routing
-    /// drops that publisher's interest and data as "unknown scope", and a peer's wait on
-    /// it ran into zenoh's 10 s interest timeout).
+    /// borrows the wire id a subscriber's declaration is still announcing, and the routing
+    /// drops that publisher's interest and first data as "unknown scope").
     declaring: Arc<Mutex<()>>,
 }
 
