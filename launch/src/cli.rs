@@ -488,8 +488,6 @@ pub enum BenchCommand {
         connect: String,
         #[arg(long)]
         no_shared_memory: bool,
-        #[arg(long)]
-        no_ring: bool,
     },
 }
 
@@ -541,8 +539,7 @@ pub struct BusArgs {
     #[arg(long, requires = "secure")]
     pub identity: Option<String>,
     /// Send frames to processes of this host over the link, not through shared memory
-    /// (zenoh's segments or loho's frame rings; /dev/shm too small, e.g. Docker's 64 MB
-    /// default).
+    /// (/dev/shm too small, e.g. Docker's 64 MB default).
     #[arg(long)]
     pub no_shared_memory: bool,
 }
@@ -559,7 +556,6 @@ impl BusArgs {
                 identity: self.identity.clone().unwrap_or_else(|| role.into()),
             }),
             shared_memory: !self.no_shared_memory,
-            ring: true,
         }
     }
 }

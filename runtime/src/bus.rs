@@ -1,6 +1,5 @@
 //! A typed bus over zenoh: publishers and subscribers that speak [`Message`]s, a
-//! latest-value slot for frames, and liveliness tokens. Frames to other processes of the
-//! same host take a ring in shared memory instead ([`crate::same_host`]).
+//! latest-value slot for frames, and liveliness tokens.
 //!
 //! Decoding happens in the subscriber; a malformed payload never reaches user code as a
 //! value: it is counted, logged, and handed over as an error so nodes can report it.
@@ -16,7 +15,6 @@ use zenoh::Wait;
 use crate::cdr::CdrError;
 use crate::keys;
 use crate::msg::Message;
-use crate::same_host::{Declarer, Directory, Outbox, Sub, Via};
 use crate::secure::{Secure, SecureError, SECURE_ZENOH_CONFIG};
 
 /// The embedded default zenoh configuration: peer, no multicast scouting, no listener.
@@ -52,9 +50,6 @@ pub struct BusConfig {
     /// Large messages through shared memory to processes of this host (zenoh's transport
     /// optimisation); off: every byte over the link. Never under `secure`.
     pub shared_memory: bool,
-    /// [`Qos::Frames`] to processes of this host through rings of our own
-    /// ([`crate::same_host`]), not zenoh. Only with `shared_memory`, never under `secure`.
-    pub ring: bool,
 }
 
 impl Default for BusConfig {
@@ -65,7 +60,6 @@ impl Default for BusConfig {
             connect: vec![],
             secure: None,
             shared_memory: true,
-            ring: true,
         }
     }
 }
@@ -132,11 +126,8 @@ impl BusConfig {
 /// How a topic is sent (DESIGN §4 QoS).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Qos {
-    /// State and diagnostics: dropped under congestion; receivers keep the latest.
+    /// Camera frames and state: dropped under congestion; receivers keep the latest.
     Stream,
-    /// Camera frames: as `Stream`, and to processes of this host through a ring in shared
-    /// memory ([`crate::same_host`]).
-    Frames,
     /// Commands, e-stop, chunks: reliable, blocking, highest priority, not batched.
     Command,
 }
@@ -144,39 +135,31 @@ pub enum Qos {
 /// One zenoh session, scoped to a robot.
 #[derive(Clone)]
 pub struct Bus {
-    /// The session, and a lock held while declaring anything on it: nodes on threads of
-    /// one process share it, and zenoh 1.10 races two threads declaring the same key (a
-    /// publisher borrows the wire id a subscriber's declaration is still announcing, and
-    /// the routing drops that publisher's interest and first data as "unknown scope").
-    d: Declarer,
+    session: zenoh::Session,
     robot: String,
     secure: bool,
-    /// This host's frame rings, unless `BusConfig::ring` is off.
-    rings: Option<Arc<Directory>>,
+    /// Held while declaring anything on the session: nodes on threads of one process
+    /// share it, and zenoh 1.10 races two threads declaring the same key (a publisher
+    /// borrows the wire id a subscriber's declaration is still announcing, and the routing
+    /// drops that publisher's interest and first data as "unknown scope").
+    declaring: Arc<Mutex<()>>,
 }
 
 impl Bus {
     pub fn open(cfg: &BusConfig) -> Result<Self, BusError> {
-        let d = Declarer {
-            session: zenoh::open(cfg.zenoh()?).wait()?,
-            lock: Arc::default(),
-        };
-        let rings = if cfg.ring && cfg.shared_memory && cfg.secure.is_none() {
-            Some(Arc::new(Directory::start(&d, &cfg.robot)?))
-        } else {
-            None
-        };
+        let session = zenoh::open(cfg.zenoh()?).wait()?;
         Ok(Self {
-            d,
+            session,
             robot: cfg.robot.clone(),
             secure: cfg.secure.is_some(),
-            rings,
+            declaring: Arc::default(),
         })
     }
 
-    /// Runs a declaration on the session, one at a time (see [`Bus::d`]).
+    /// Runs a declaration on the session, one at a time (see [`Bus::declaring`]).
     fn declare<R>(&self, f: impl FnOnce(&zenoh::Session) -> R) -> R {
-        self.d.declare(f)
+        let _one = self.declaring.lock().unwrap_or_else(|e| e.into_inner());
+        f(&self.session)
     }
 
     /// Two sessions linked over loopback TCP on a free port (the first listens, the second
@@ -219,7 +202,7 @@ impl Bus {
         let inner = self.declare(|s| {
             let b = s.declare_publisher(self.key(topic));
             match qos {
-                Qos::Stream | Qos::Frames => b
+                Qos::Stream => b
                     .congestion_control(CongestionControl::Drop)
                     .priority(Priority::DataHigh),
                 Qos::Command => b
@@ -229,18 +212,8 @@ impl Bus {
             }
             .wait()
         })?;
-        let ring = match (&self.rings, qos) {
-            (Some(_), Qos::Frames) => Some(Mutex::new(Outbox::new(
-                &inner,
-                self.d.clone(),
-                &self.robot,
-                topic,
-            )?)),
-            _ => None,
-        };
         Ok(Publisher {
             inner,
-            ring,
             _t: std::marker::PhantomData,
         })
     }
@@ -248,7 +221,7 @@ impl Bus {
     /// Puts raw bytes on a topic, bypassing encoding: for bridges, tools and fault
     /// injection tests.
     pub fn put_bytes(&self, topic: &str, bytes: Vec<u8>) -> Result<(), BusError> {
-        Ok(self.d.session.put(self.key(topic), bytes).wait()?)
+        Ok(self.session.put(self.key(topic), bytes).wait()?)
     }
 
     /// Calls `on` with every decoded message (or the decoding error) on `topic`.
@@ -257,31 +230,30 @@ impl Bus {
         T: Message,
         F: Fn(Result<T, CdrError>) + Send + Sync + 'static,
     {
-        let counts = Arc::new(Counts::default());
-        let c = counts.clone();
+        let errors = Arc::new(AtomicU64::new(0));
+        let errs = errors.clone();
+        let shared = Arc::new(AtomicU64::new(0));
+        let shm = shared.clone();
         let key = self.key(topic);
-        let k = key.clone();
-        let deliver = Arc::new(move |bytes: &[u8], via| {
-            match via {
-                Via::Link => None,
-                Via::SharedMemory => Some(&c.shared),
-                Via::Ring => Some(&c.ring),
-            }
-            .map(|n| n.fetch_add(1, Ordering::Relaxed));
-            let v = T::decode(bytes);
-            if let Err(e) = &v {
-                c.errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(key = %k, "undecodable {}: {e}", T::TYPE_NAME);
-            }
-            on(v)
-        });
-        let inner = Sub::new(key, deliver, self.d.clone())?;
-        if let Some(rings) = &self.rings {
-            rings.add(&inner);
-        }
+        let inner = self.declare(|s| {
+            s.declare_subscriber(&key).callback(move |sample| {
+                if sample.payload().as_shm().is_some() {
+                    shm.fetch_add(1, Ordering::Relaxed);
+                }
+                let bytes = sample.payload().to_bytes();
+                let v = T::decode(&bytes);
+                if let Err(e) = &v {
+                    errs.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(key = %sample.key_expr(), "undecodable {}: {e}", T::TYPE_NAME);
+                }
+                on(v)
+            })
+            .wait()
+        })?;
         Ok(Subscription {
             _inner: inner,
-            counts,
+            errors,
+            shared,
         })
     }
 
@@ -424,7 +396,6 @@ impl Bus {
     ) -> Result<R, BusError> {
         let key = self.key(topic);
         let replies = self
-            .d
             .session
             .get(&key)
             .payload(q.encode())
@@ -447,7 +418,6 @@ impl Bus {
     /// Whether a node of this robot currently holds its liveliness token.
     pub fn is_alive(&self, node: &str, timeout: Duration) -> Result<bool, BusError> {
         let replies = self
-            .d
             .session
             .liveliness()
             .get(keys::alive(&self.robot, node))
@@ -459,26 +429,13 @@ impl Bus {
 
 /// A typed publisher.
 pub struct Publisher<T> {
-    /// A [`Qos::Frames`] publisher's ring (first: its matching listener goes before the
-    /// publisher).
-    ring: Option<Mutex<Outbox>>,
     inner: zenoh::pubsub::Publisher<'static>,
     _t: std::marker::PhantomData<fn(&T)>,
 }
 
 impl<T: Message> Publisher<T> {
     pub fn put(&self, msg: &T) -> Result<(), BusError> {
-        let Some(ring) = &self.ring else {
-            return Ok(self.inner.put(msg.encode()).wait()?);
-        };
-        let mut ring = ring.lock().unwrap_or_else(|e| e.into_inner());
-        let bytes = msg.encode_into(std::mem::take(&mut ring.scratch));
-        if !ring.write(&bytes) {
-            ring.scratch = bytes;
-            return Ok(());
-        }
-        drop(ring);
-        Ok(self.inner.put(bytes).wait()?)
+        Ok(self.inner.put(msg.encode()).wait()?)
     }
 }
 
@@ -518,28 +475,18 @@ pub struct RawSubscription {
 /// Keeps a subscription alive; counts payloads that failed to decode, and those that
 /// came through shared memory.
 pub struct Subscription {
-    _inner: Arc<Sub>,
-    counts: Arc<Counts>,
-}
-
-#[derive(Default)]
-struct Counts {
-    errors: AtomicU64,
-    shared: AtomicU64,
-    ring: AtomicU64,
+    _inner: zenoh::pubsub::Subscriber<()>,
+    errors: Arc<AtomicU64>,
+    shared: Arc<AtomicU64>,
 }
 
 impl Subscription {
     pub fn decode_errors(&self) -> u64 {
-        self.counts.errors.load(Ordering::Relaxed)
+        self.errors.load(Ordering::Relaxed)
     }
-    /// Payloads read in place from another process's zenoh shared-memory segment.
+    /// Payloads read in place from another process's shared-memory segment.
     pub fn shared_memory_received(&self) -> u64 {
-        self.counts.shared.load(Ordering::Relaxed)
-    }
-    /// Messages read from a same-host publisher's ring ([`crate::same_host`]).
-    pub fn ring_received(&self) -> u64 {
-        self.counts.ring.load(Ordering::Relaxed)
+        self.shared.load(Ordering::Relaxed)
     }
 }
 

@@ -56,13 +56,6 @@ impl Writer {
         Self { buf }
     }
 
-    /// A writer filling `buf` from its start, keeping its allocation.
-    pub fn reusing(mut buf: Vec<u8>) -> Self {
-        buf.clear();
-        buf.extend_from_slice(&CDR_LE_HEADER);
-        Self { buf }
-    }
-
     fn align(&mut self, n: usize) {
         let pos = self.buf.len() - 4;
         let pad = (n - pos % n) % n;

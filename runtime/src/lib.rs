@@ -38,10 +38,8 @@ pub mod perception;
 pub mod policy;
 pub mod record;
 pub mod replay;
-pub mod ring;
 pub mod robot;
 pub mod safety;
-pub(crate) mod same_host;
 pub mod secure;
 pub mod trajectory;
 

@@ -37,13 +37,6 @@ pub trait Message: Field {
         self.write(&mut w);
         w.finish()
     }
-    /// [`Message::encode`] into `buf`'s allocation (warm pages for a large message sent
-    /// again and again).
-    fn encode_into(&self, buf: Vec<u8>) -> Vec<u8> {
-        let mut w = Writer::reusing(buf);
-        self.write(&mut w);
-        w.finish()
-    }
     fn decode(payload: &[u8]) -> Result<Self, CdrError> {
         let mut r = Reader::new(payload)?;
         let v = Self::read(&mut r)?;

@@ -1,6 +1,5 @@
-//! `loho bench bus`: one RGB-D frame between two processes of one host: through loho's
-//! frame ring (the default), zenoh's shared memory and loopback TCP, against the same
-//! bytes through an in-process channel.
+//! `loho bench bus`: one RGB-D frame between two processes over zenoh, through shared
+//! memory and over loopback TCP, against the same bytes through an in-process channel.
 
 use std::time::Duration;
 
@@ -14,15 +13,11 @@ use super::{tail, Tail};
 pub struct BusBench {
     pub frames: usize,
     pub bytes_per_frame: usize,
-    /// Publish → receipt in another process (colour then depth) as `loho run --graph
-    /// processes` sends frames: through the publisher's ring ([`loho_runtime::ring`]).
-    pub ring: Tail,
-    /// Of the ring leg's images (two a frame, warm-up included), how many the child read
-    /// from the ring.
-    pub ring_images: u64,
-    /// The same through zenoh's shared memory (rings off).
+    /// Publish → receipt in another process, the frame through shared memory (colour
+    /// then depth).
     pub zenoh_shared_memory: Tail,
-    /// Of that leg's images, how many the child read in place from shared memory.
+    /// Of the shared-memory leg's images (two a frame, warm-up included), how many the
+    /// child read in place from shared memory.
     pub shared_memory_images: u64,
     /// The same over loopback TCP, shared memory off at both ends.
     pub zenoh_tcp: Tail,
@@ -32,7 +27,6 @@ pub struct BusBench {
     /// Send → receipt of the same bytes through a std channel to another thread.
     pub in_process_channel: Tail,
     /// Medians over the in-process median.
-    pub ring_ratio_p50: f64,
     pub shared_memory_ratio_p50: f64,
     pub tcp_ratio_p50: f64,
 }
@@ -45,13 +39,12 @@ const PONG: &str = "bench/ack";
 
 /// The other end of `bench bus`: acknowledges every depth image with the time it
 /// arrived (both processes read the same system clock) and, as the frame id, how many
-/// images so far came through a ring or zenoh's shared memory.
-pub fn bus_echo(endpoint: &str, shared_memory: bool, ring: bool) -> Result<()> {
+/// images so far came through shared memory.
+pub fn bus_echo(endpoint: &str, shared_memory: bool) -> Result<()> {
     use loho_runtime::msg::{Header, Image, Time};
     let bus = loho_runtime::Bus::open(&loho_runtime::BusConfig {
         connect: vec![endpoint.into()],
         shared_memory,
-        ring,
         ..Default::default()
     })?;
     let ack = bus.publisher::<Header>(PONG, loho_runtime::Qos::Command)?;
@@ -70,7 +63,7 @@ pub fn bus_echo(endpoint: &str, shared_memory: bool, ring: bool) -> Result<()> {
                 sec: (t / 1_000_000_000) as i32,
                 nanosec: (t % 1_000_000_000) as u32,
             },
-            frame_id: (sub.shared_memory_received() + sub.ring_received()).to_string(),
+            frame_id: sub.shared_memory_received().to_string(),
         })?;
     }
     Ok(())
@@ -126,9 +119,8 @@ pub fn bus(frames: usize) -> Result<BusBench> {
     drop(tx);
     let _ = worker.join();
 
-    let (ring, ring_images) = across(frames, &make, Link::Ring)?;
-    let (shm, shared_memory_images) = across(frames, &make, Link::SharedMemory)?;
-    let (tcp, _) = across(frames, &make, Link::Tcp)?;
+    let (shm, shared_memory_images) = across(frames, &make, true)?;
+    let (tcp, _) = across(frames, &make, false)?;
     // The same two messages, 8×4 pixels: what zenoh's wake-ups across processes cost alone.
     let tiny = |k: usize| {
         let header = Header::new(k as f64, "world");
@@ -137,16 +129,13 @@ pub fn bus(frames: usize) -> Result<BusBench> {
             Image::f32c1(header, 8, 4, &hm.height[..32]),
         )
     };
-    let (floor, _) = across(frames, &tiny, Link::SharedMemory)?;
+    let (floor, _) = across(frames, &tiny, true)?;
     let local = tail(local);
     Ok(BusBench {
         frames,
         bytes_per_frame: bytes,
-        ring_ratio_p50: ring.p50_ms / local.p50_ms,
         shared_memory_ratio_p50: shm.p50_ms / local.p50_ms,
         tcp_ratio_p50: tcp.p50_ms / local.p50_ms,
-        ring,
-        ring_images,
         zenoh_shared_memory: shm,
         shared_memory_images,
         zenoh_tcp: tcp,
@@ -157,17 +146,14 @@ pub fn bus(frames: usize) -> Result<BusBench> {
 
 type Frame = (loho_runtime::msg::Image, loho_runtime::msg::Image);
 
-/// How the frames of one leg travel between the two processes (linked over loopback TCP).
-#[derive(Clone, Copy, PartialEq)]
-enum Link {
-    Ring,
-    SharedMemory,
-    Tcp,
-}
-
-/// `frames` frames from this process to a child that acknowledges each; the latencies,
-/// and how many images the child read from a ring or shared memory.
-fn across(frames: usize, make: &dyn Fn(usize) -> Frame, link: Link) -> Result<(Tail, u64)> {
+/// `frames` frames from this process to a child that acknowledges each, over loopback
+/// TCP, with both ends' shared memory on or off; the latencies, and how many images the
+/// child read from shared memory.
+fn across(
+    frames: usize,
+    make: &dyn Fn(usize) -> Frame,
+    shared_memory: bool,
+) -> Result<(Tail, u64)> {
     use loho_runtime::msg::{Header, Image};
     // Across processes: this process listens, the child connects.
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
@@ -176,8 +162,7 @@ fn across(frames: usize, make: &dyn Fn(usize) -> Frame, link: Link) -> Result<(T
     let endpoint = format!("tcp/127.0.0.1:{port}");
     let bus = loho_runtime::Bus::open(&loho_runtime::BusConfig {
         listen: vec![endpoint.clone()],
-        shared_memory: link != Link::Tcp,
-        ring: link == Link::Ring,
+        shared_memory,
         ..Default::default()
     })?;
     let (ack_tx, ack_rx) = std::sync::mpsc::channel::<(u64, u64)>();
@@ -190,17 +175,11 @@ fn across(frames: usize, make: &dyn Fn(usize) -> Frame, link: Link) -> Result<(T
     let exe = std::env::current_exe()?;
     let mut child = std::process::Command::new(exe);
     child.args(["bench", "bus-echo", "--connect", &endpoint]);
-    match link {
-        Link::Ring => {}
-        Link::SharedMemory => {
-            child.arg("--no-ring");
-        }
-        Link::Tcp => {
-            child.arg("--no-shared-memory");
-        }
+    if !shared_memory {
+        child.arg("--no-shared-memory");
     }
     let mut child = child.spawn().context("starting the echo process")?;
-    let publisher = bus.publisher::<Image>(PING, loho_runtime::Qos::Frames)?;
+    let publisher = bus.publisher::<Image>(PING, loho_runtime::Qos::Stream)?;
     // Until the child answers: the link and its subscription are up.
     let warm = std::time::Instant::now();
     loop {
@@ -242,7 +221,6 @@ pub fn print(r: &BusBench) {
         r.bytes_per_frame, r.frames
     );
     for (name, t) in [
-        ("two processes, ring (default)", &r.ring),
         (
             "zenoh, two processes, shared memory",
             &r.zenoh_shared_memory,
@@ -254,13 +232,11 @@ pub fn print(r: &BusBench) {
         println!("{name:<38}{:>9.3}{:>9.3}", t.p50_ms, t.p99_ms);
     }
     println!(
-        "across processes / in-process at p50: ring {:.1}×, shared memory {:.1}×, TCP {:.1}×",
-        r.ring_ratio_p50, r.shared_memory_ratio_p50, r.tcp_ratio_p50
+        "across processes / in-process at p50: shared memory {:.1}×, TCP {:.1}×",
+        r.shared_memory_ratio_p50, r.tcp_ratio_p50
     );
     println!(
-        "images read from the ring: {} of {}; from shared memory: {} of {}",
-        r.ring_images,
-        2 * r.frames,
+        "images read from shared memory: {} of {}",
         r.shared_memory_images,
         2 * r.frames
     );

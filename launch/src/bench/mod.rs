@@ -51,8 +51,7 @@ pub fn command(what: BenchCommand) -> Result<()> {
         BenchCommand::BusEcho {
             connect,
             no_shared_memory,
-            no_ring,
-        } => bus::bus_echo(&connect, !no_shared_memory, !no_ring),
+        } => bus::bus_echo(&connect, !no_shared_memory),
         BenchCommand::Train {
             steps,
             batch,
