@@ -23,6 +23,7 @@ use thiserror::Error;
 use crate::bus::{Bus, BusError, RawSubscription};
 use crate::keys;
 use crate::msg::*;
+use crate::msgdef;
 
 #[derive(Debug, Error)]
 pub enum RecordError {
@@ -97,76 +98,25 @@ pub fn topic_type(topic: &str) -> Option<&'static str> {
     }
 }
 
-/// (type name, own definition) of every message type.
-fn definitions() -> Vec<(&'static str, &'static str)> {
-    fn d<T: Message>() -> (&'static str, &'static str) {
-        (T::TYPE_NAME, T::DEFINITION)
-    }
-    vec![
-        d::<Time>(),
-        d::<Header>(),
-        d::<StringMsg>(),
-        d::<BoolMsg>(),
-        d::<Point>(),
-        d::<Quaternion>(),
-        d::<Pose>(),
-        d::<Image>(),
-        d::<RegionOfInterest>(),
-        d::<CameraInfo>(),
-        d::<KeyValue>(),
-        d::<DiagnosticStatus>(),
-        d::<DiagnosticArray>(),
-        d::<Clock>(),
-        d::<HeightmapInfo>(),
-        d::<ArmState>(),
-        d::<Keypose>(),
-        d::<ActionChunk>(),
-        d::<InferRequest>(),
-        d::<EeCommand>(),
-        d::<ExecStatus>(),
-        d::<EpisodeEvent>(),
-    ]
-}
-
-const PRIMITIVES: &[&str] = &[
-    "bool", "byte", "char", "float32", "float64", "int8", "uint8", "int16", "uint16", "int32",
-    "uint32", "int64", "uint64", "string", "wstring",
-];
-
 /// The `ros2msg` schema text of a type: its definition, then each type it uses once,
 /// after a line of `=` and `MSG: pkg/Type`, as `ros2 bag` writes them.
 pub fn ros2msg_schema(type_name: &str) -> Option<String> {
-    let defs: HashMap<&str, &str> = definitions().into_iter().collect();
-    let mut out = defs.get(type_name)?.to_string();
+    let mut out = msgdef::definition(type_name)?.to_string();
     let mut seen = vec![type_name.to_string()];
     let mut todo = vec![type_name.to_string()];
     while let Some(t) = todo.pop() {
-        let package = t.split('/').next().unwrap_or("");
-        for line in defs.get(t.as_str()).copied().unwrap_or("").lines() {
-            let line = line.trim();
-            let Some(ty) = line
-                .split_whitespace()
-                .next()
-                .filter(|_| !line.starts_with('#'))
-            else {
+        for field in msgdef::fields(&t)? {
+            let Some(full) = field.nested() else {
                 continue;
             };
-            let base = ty.split('[').next().unwrap_or(ty);
-            if PRIMITIVES.contains(&base) {
+            if seen.iter().any(|s| s == full) {
                 continue;
             }
-            let full = match base.split_once('/') {
-                Some((pkg, name)) => format!("{pkg}/msg/{name}"),
-                None => format!("{package}/msg/{base}"),
-            };
-            if seen.contains(&full) {
-                continue;
-            }
-            let def = defs.get(full.as_str())?;
+            let def = msgdef::definition(full)?;
             let short = full.replace("/msg/", "/");
             out.push_str(&format!("{}\nMSG: {short}\n{def}", "=".repeat(80)));
-            seen.push(full.clone());
-            todo.push(full);
+            seen.push(full.to_string());
+            todo.push(full.to_string());
         }
     }
     Some(out)
