@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use loho_models::DeviceSpec;
+use loho_runtime::bus::Ros2;
 use loho_runtime::config::ConfigFile;
 use loho_runtime::perception::camera::Rig as RigConfig;
 use loho_runtime::secure::Secure;
@@ -542,6 +543,20 @@ pub struct BusArgs {
     /// (/dev/shm too small, e.g. Docker's 64 MB default).
     #[arg(long)]
     pub no_shared_memory: bool,
+    /// Speak ROS 2 natively: `rmw-zenoh` publishes and subscribes every topic as a ROS 2
+    /// node on rmw_zenoh would, as `/<robot>/<topic>` (docs/ros2.md).
+    #[arg(long, value_name = "LAYOUT", value_enum)]
+    pub ros2: Option<Ros2Layout>,
+    /// ROS_DOMAIN_ID under --ros2 [default: $ROS_DOMAIN_ID, else 0].
+    #[arg(long, requires = "ros2")]
+    pub domain: Option<u32>,
+}
+
+/// How `--ros2` lays topics out.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum Ros2Layout {
+    /// rmw_zenoh's keys, attachments and graph tokens (ROS 2 Jazzy, Kilted).
+    RmwZenoh,
 }
 
 impl BusArgs {
@@ -556,6 +571,15 @@ impl BusArgs {
                 identity: self.identity.clone().unwrap_or_else(|| role.into()),
             }),
             shared_memory: !self.no_shared_memory,
+            ros2: self.ros2.map(|Ros2Layout::RmwZenoh| Ros2 {
+                domain: self.domain.unwrap_or_else(|| {
+                    std::env::var("ROS_DOMAIN_ID")
+                        .ok()
+                        .and_then(|d| d.parse().ok())
+                        .unwrap_or(0)
+                }),
+                node: format!("loho_{}", role.replace('-', "_")),
+            }),
         }
     }
 }

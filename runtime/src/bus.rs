@@ -1,5 +1,7 @@
 //! A typed bus over zenoh: publishers and subscribers that speak [`Message`]s, a
-//! latest-value slot for frames, and liveliness tokens.
+//! latest-value slot for frames, and liveliness tokens. Keys are loho's
+//! (`loho/<robot>/<topic>`) or, with [`BusConfig::ros2`], those of a ROS 2 node on
+//! rmw_zenoh, with its attachments and graph tokens ([`crate::rmw`]).
 //!
 //! Decoding happens in the subscriber; a malformed payload never reaches user code as a
 //! value: it is counted, logged, and handed over as an error so nodes can report it.
@@ -15,6 +17,7 @@ use zenoh::Wait;
 use crate::cdr::CdrError;
 use crate::keys;
 use crate::msg::Message;
+use crate::rmw::{self, Attachment, EntityKind, NodeName, QosProfile, RmwError};
 use crate::secure::{Secure, SecureError, SECURE_ZENOH_CONFIG};
 
 /// The embedded default zenoh configuration: peer, no multicast scouting, no listener.
@@ -34,6 +37,12 @@ pub enum BusError {
     Refused { key: String, reason: String },
     #[error("undecodable reply on {key}: {source}")]
     BadReply { key: String, source: CdrError },
+    #[error(transparent)]
+    Rmw(#[from] RmwError),
+    #[error("topic {0:?} has no known message type, so it has no ROS 2 key")]
+    UntypedTopic(String),
+    #[error("--ros2 with --secure is not supported yet: the access rules name loho's keys")]
+    Ros2Secure,
 }
 
 /// Where a node's session listens and whom it connects to.
@@ -50,6 +59,17 @@ pub struct BusConfig {
     /// Large messages through shared memory to processes of this host (zenoh's transport
     /// optimisation); off: every byte over the link. Never under `secure`.
     pub shared_memory: bool,
+    /// Publish and subscribe as a ROS 2 node on rmw_zenoh, not on loho's keys.
+    pub ros2: Option<Ros2>,
+}
+
+/// A bus that is a ROS 2 node on rmw_zenoh: its topics are `/<robot>/<topic>`.
+#[derive(Debug, Clone)]
+pub struct Ros2 {
+    /// `ROS_DOMAIN_ID`.
+    pub domain: u32,
+    /// The node's name in the ROS graph (its namespace is `/<robot>`).
+    pub node: String,
 }
 
 impl Default for BusConfig {
@@ -60,6 +80,7 @@ impl Default for BusConfig {
             connect: vec![],
             secure: None,
             shared_memory: true,
+            ros2: None,
         }
     }
 }
@@ -143,17 +164,80 @@ pub struct Bus {
     /// borrows the wire id a subscriber's declaration is still announcing, and the routing
     /// drops that publisher's interest and first data as "unknown scope").
     declaring: Arc<Mutex<()>>,
+    ros2: Option<Arc<Graph>>,
+}
+
+/// This bus as a node of the ROS graph.
+struct Graph {
+    node: NodeName,
+    /// Numbers this node's publishers and subscriptions.
+    next_entity: std::sync::atomic::AtomicU32,
+    _token: zenoh::liveliness::LivelinessToken,
 }
 
 impl Bus {
     pub fn open(cfg: &BusConfig) -> Result<Self, BusError> {
+        if cfg.ros2.is_some() && cfg.secure.is_some() {
+            return Err(BusError::Ros2Secure);
+        }
         let session = zenoh::open(cfg.zenoh()?).wait()?;
+        let ros2 = match &cfg.ros2 {
+            None => None,
+            Some(r) => {
+                let node = NodeName {
+                    domain: r.domain,
+                    zid: session.zid().to_string(),
+                    id: 0,
+                    namespace: format!("/{}", cfg.robot),
+                    name: r.node.clone(),
+                };
+                let token = session.liveliness().declare_token(node.token()).wait()?;
+                Some(Arc::new(Graph {
+                    node,
+                    next_entity: 1.into(),
+                    _token: token,
+                }))
+            }
+        };
         Ok(Self {
             session,
             robot: cfg.robot.clone(),
             secure: cfg.secure.is_some(),
             declaring: Arc::default(),
+            ros2,
         })
+    }
+
+    /// The key `topic` of type `type_name` is published on: loho's, or rmw_zenoh's.
+    fn data_key(&self, topic: &str, type_name: &str) -> Result<String, BusError> {
+        match &self.ros2 {
+            None => Ok(self.key(topic)),
+            Some(g) => Ok(rmw::topic_key(
+                g.node.domain,
+                &format!("/{}/{topic}", self.robot),
+                type_name,
+            )?),
+        }
+    }
+
+    /// Under ROS 2, the liveliness token announcing a publisher or subscription of this
+    /// node, and its GID.
+    fn announce(
+        &self,
+        kind: EntityKind,
+        topic: &str,
+        type_name: &str,
+        qos: QosProfile,
+    ) -> Result<Option<(zenoh::liveliness::LivelinessToken, [u8; 16])>, BusError> {
+        let Some(g) = &self.ros2 else {
+            return Ok(None);
+        };
+        let id = g.next_entity.fetch_add(1, Ordering::Relaxed);
+        let name = format!("/{}/{topic}", self.robot);
+        let key = g.node.entity_token(kind, id, &name, type_name, qos)?;
+        let gid = rmw::gid(&key);
+        let token = self.declare(|s| s.liveliness().declare_token(key).wait())?;
+        Ok(Some((token, gid)))
     }
 
     /// Runs a declaration on the session, one at a time (see [`Bus::declaring`]).
@@ -199,8 +283,9 @@ impl Bus {
     }
 
     pub fn publisher<T: Message>(&self, topic: &str, qos: Qos) -> Result<Publisher<T>, BusError> {
+        let key = self.data_key(topic, T::TYPE_NAME)?;
         let inner = self.declare(|s| {
-            let b = s.declare_publisher(self.key(topic));
+            let b = s.declare_publisher(key);
             match qos {
                 Qos::Stream => b
                     .congestion_control(CongestionControl::Drop)
@@ -212,8 +297,21 @@ impl Bus {
             }
             .wait()
         })?;
+        let profile = QosProfile {
+            reliable: qos == Qos::Command,
+            transient_local: false,
+            keep_last: Some(if qos == Qos::Command { 10 } else { 1 }),
+        };
+        let ros2 = self
+            .announce(EntityKind::Publisher, topic, T::TYPE_NAME, profile)?
+            .map(|(token, gid)| RosPublisher {
+                _token: token,
+                gid,
+                sequence: Default::default(),
+            });
         Ok(Publisher {
             inner,
+            ros2,
             _t: std::marker::PhantomData,
         })
     }
@@ -221,7 +319,21 @@ impl Bus {
     /// Puts raw bytes on a topic, bypassing encoding: for bridges, tools and fault
     /// injection tests.
     pub fn put_bytes(&self, topic: &str, bytes: Vec<u8>) -> Result<(), BusError> {
-        Ok(self.session.put(self.key(topic), bytes).wait()?)
+        if self.ros2.is_none() {
+            return Ok(self.session.put(self.key(topic), bytes).wait()?);
+        }
+        let ty =
+            crate::record::topic_type(topic).ok_or_else(|| BusError::UntypedTopic(topic.into()))?;
+        let attachment = Attachment {
+            sequence: 0,
+            stamp_ns: crate::clock::wall_ns() as i64,
+            gid: [0; 16],
+        };
+        Ok(self
+            .session
+            .put(self.data_key(topic, ty)?, bytes)
+            .attachment(attachment.encode().to_vec())
+            .wait()?)
     }
 
     /// Calls `on` with every decoded message (or the decoding error) on `topic`.
@@ -234,7 +346,19 @@ impl Bus {
         let errs = errors.clone();
         let shared = Arc::new(AtomicU64::new(0));
         let shm = shared.clone();
-        let key = self.key(topic);
+        let key = self.data_key(topic, T::TYPE_NAME)?;
+        let token = self
+            .announce(
+                EntityKind::Subscription,
+                topic,
+                T::TYPE_NAME,
+                QosProfile {
+                    reliable: true,
+                    transient_local: false,
+                    keep_last: Some(10),
+                },
+            )?
+            .map(|(token, _)| token);
         let inner = self.declare(|s| {
             s.declare_subscriber(&key).callback(move |sample| {
                 if sample.payload().as_shm().is_some() {
@@ -252,6 +376,7 @@ impl Bus {
         })?;
         Ok(Subscription {
             _inner: inner,
+            _token: token,
             errors,
             shared,
         })
@@ -354,13 +479,22 @@ impl Bus {
     where
         F: Fn(&str, Vec<u8>) + Send + Sync + 'static,
     {
-        let prefix = format!("loho/{}/", self.robot);
-        let key = format!("{prefix}{topics}");
+        // Under ROS 2 a key ends with the type and its hash: two chunks more.
+        let (prefix, suffix) = match &self.ros2 {
+            None => (format!("loho/{}/", self.robot), ""),
+            Some(g) => (format!("{}/{}/", g.node.domain, self.robot), "/*/*"),
+        };
+        let key = format!("{prefix}{topics}{suffix}");
+        let typed = !suffix.is_empty();
         let inner = self.declare(|s| {
             s.declare_subscriber(key)
                 .callback(move |sample| {
                     let key = sample.key_expr().as_str();
-                    let topic = key.strip_prefix(&prefix).unwrap_or(key);
+                    let mut topic = key.strip_prefix(&prefix).unwrap_or(key);
+                    if typed {
+                        let mut chunks = topic.rsplitn(3, '/');
+                        topic = chunks.nth(2).unwrap_or(topic);
+                    }
                     on(topic, sample.payload().to_bytes().into_owned())
                 })
                 .wait()
@@ -430,12 +564,29 @@ impl Bus {
 /// A typed publisher.
 pub struct Publisher<T> {
     inner: zenoh::pubsub::Publisher<'static>,
+    ros2: Option<RosPublisher>,
     _t: std::marker::PhantomData<fn(&T)>,
+}
+
+/// What a publisher of a ROS 2 node adds to each sample, and its graph token.
+struct RosPublisher {
+    _token: zenoh::liveliness::LivelinessToken,
+    gid: [u8; 16],
+    sequence: std::sync::atomic::AtomicI64,
 }
 
 impl<T: Message> Publisher<T> {
     pub fn put(&self, msg: &T) -> Result<(), BusError> {
-        Ok(self.inner.put(msg.encode()).wait()?)
+        let put = self.inner.put(msg.encode());
+        let Some(r) = &self.ros2 else {
+            return Ok(put.wait()?);
+        };
+        let attachment = Attachment {
+            sequence: r.sequence.fetch_add(1, Ordering::Relaxed) + 1,
+            stamp_ns: crate::clock::wall_ns() as i64,
+            gid: r.gid,
+        };
+        Ok(put.attachment(attachment.encode().to_vec()).wait()?)
     }
 }
 
@@ -476,6 +627,8 @@ pub struct RawSubscription {
 /// came through shared memory.
 pub struct Subscription {
     _inner: zenoh::pubsub::Subscriber<()>,
+    /// Under ROS 2, the subscription's graph token.
+    _token: Option<zenoh::liveliness::LivelinessToken>,
     errors: Arc<AtomicU64>,
     shared: Arc<AtomicU64>,
 }

@@ -163,3 +163,66 @@ pub fn log<T: Message + Send + 'static>(bus: &Bus, topic: &str) -> (Log<T>, Subs
         .unwrap();
     (l, sub)
 }
+
+/// The last event of val episode 0 of task B through a lockstep sim, a controller and a
+/// policy (the shipped one) as `loho` processes started together, as a launch file would,
+/// linked over `scheme` (`tcp`, `tls`) with `args` added to each. Each node connects to
+/// each of `observers` as it starts (one linking to the sim could come after the end);
+/// the episode's events are read from `events`, a log one of them keeps.
+pub fn lockstep_episode(
+    scheme: &str,
+    args: &[&str],
+    observers: &[String],
+    events: &Log<loho_runtime::msg::EpisodeEvent>,
+) -> loho_runtime::msg::EpisodeEvent {
+    let ep = || format!("{scheme}/127.0.0.1:{}", free_port());
+    let [sim, controller, policy] = [ep(), ep(), ep()];
+    let connect: Vec<&str> = observers
+        .iter()
+        .flat_map(|o| ["--connect", o.as_str()])
+        .collect();
+    let node = |own: &[&str]| Node::spawn(&[own, &connect, args].concat());
+    let mut nodes = [
+        node(&[
+            "sim",
+            "--task",
+            "B",
+            "--split",
+            "val",
+            "--episode",
+            "0",
+            "--lockstep",
+            "--exit-when-done",
+            "--listen",
+            &sim,
+        ]),
+        node(&[
+            "controller",
+            "--sim-time",
+            "--listen",
+            &controller,
+            "--connect",
+            &sim,
+        ]),
+        node(&[
+            "policy",
+            "--policy",
+            "default",
+            "--listen",
+            &policy,
+            "--connect",
+            &sim,
+            "--connect",
+            &controller,
+        ]),
+    ];
+    let end = wait_for("the episode's end", Duration::from_secs(180), || {
+        let events = events.lock().unwrap();
+        events.iter().map(|(_, e)| e).find(|e| e.done).cloned()
+    });
+    wait_for("the sim to exit", Duration::from_secs(30), || {
+        (!nodes[0].running()).then_some(())
+    });
+    assert!(nodes[0].0.wait().unwrap().success(), "the sim failed");
+    end
+}

@@ -411,13 +411,11 @@ fn secured_episode_as_default(door: &mut Door) {
     );
 }
 
-/// The last event of val episode 0 of task B through a lockstep sim, a controller and a
-/// policy started together, secured with `certs` if given; watched by an observer the sim
-/// links to as it starts (an observer linking to the sim could come after the end).
+/// [`loho_tests::lockstep_episode`], secured with `certs` if given, watched by a session
+/// of this process.
 fn lockstep_episode(certs: Option<&Path>) -> EpisodeEvent {
     let scheme = if certs.is_some() { "tls" } else { "tcp" };
-    let ep = || format!("{scheme}/127.0.0.1:{}", free_port());
-    let [sim, controller, policy, observer] = [ep(), ep(), ep(), ep()];
+    let observer = format!("{scheme}/127.0.0.1:{}", free_port());
     let watcher = Bus::open(&BusConfig {
         listen: vec![observer.clone()],
         secure: certs.map(|dir| Secure {
@@ -432,50 +430,5 @@ fn lockstep_episode(certs: Option<&Path>) -> EpisodeEvent {
         Some(dir) => vec!["--secure", dir.to_str().unwrap()],
         None => vec![],
     };
-    let node = |args: &[&str]| Node::spawn(&[args, &secure].concat());
-    let mut nodes = [
-        node(&[
-            "sim",
-            "--task",
-            "B",
-            "--split",
-            "val",
-            "--episode",
-            "0",
-            "--lockstep",
-            "--exit-when-done",
-            "--listen",
-            &sim,
-            "--connect",
-            &observer,
-        ]),
-        node(&[
-            "controller",
-            "--sim-time",
-            "--listen",
-            &controller,
-            "--connect",
-            &sim,
-        ]),
-        node(&[
-            "policy",
-            "--policy",
-            "default",
-            "--listen",
-            &policy,
-            "--connect",
-            &sim,
-            "--connect",
-            &controller,
-        ]),
-    ];
-    let end = wait_for("the episode's end", Duration::from_secs(180), || {
-        let events = events.lock().unwrap();
-        events.iter().map(|(_, e)| e).find(|e| e.done).cloned()
-    });
-    wait_for("the sim to exit", Duration::from_secs(30), || {
-        (!nodes[0].running()).then_some(())
-    });
-    assert!(nodes[0].0.wait().unwrap().success(), "the sim failed");
-    end
+    loho_tests::lockstep_episode(scheme, &secure, &[observer], &events)
 }
