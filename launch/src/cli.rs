@@ -550,6 +550,10 @@ pub struct BusArgs {
     /// ROS_DOMAIN_ID under --ros2 [default: $ROS_DOMAIN_ID, else 0].
     #[arg(long, requires = "ros2")]
     pub domain: Option<u32>,
+    /// Join as a zenoh client of the router given with --connect (ROS 2's rmw_zenohd on
+    /// tcp/127.0.0.1:7447, a zenohd): all traffic goes through it.
+    #[arg(long, requires = "connect", conflicts_with = "listen")]
+    pub client: bool,
 }
 
 /// How `--ros2` lays topics out.
@@ -580,6 +584,7 @@ impl BusArgs {
                 }),
                 node: format!("loho_{}", role.replace('-', "_")),
             }),
+            client: self.client,
         }
     }
 }

@@ -61,6 +61,9 @@ pub struct BusConfig {
     pub shared_memory: bool,
     /// Publish and subscribe as a ROS 2 node on rmw_zenoh, not on loho's keys.
     pub ros2: Option<Ros2>,
+    /// Join as a zenoh client of the router(s) in `connect` (ROS 2's `rmw_zenohd`, a
+    /// `zenohd`): everything goes through them and nothing listens.
+    pub client: bool,
 }
 
 /// A bus that is a ROS 2 node on rmw_zenoh: its topics are `/<robot>/<topic>`.
@@ -81,6 +84,7 @@ impl Default for BusConfig {
             secure: None,
             shared_memory: true,
             ros2: None,
+            client: false,
         }
     }
 }
@@ -105,6 +109,23 @@ impl BusConfig {
                 cfg
             }
         };
+        if self.client {
+            if let Some(e) = self.listen.first() {
+                return Err(BusError::Endpoint {
+                    endpoint: e.clone(),
+                    reason: "a zenoh client does not listen: drop --listen or --client".into(),
+                });
+            }
+            if self.connect.is_empty() {
+                return Err(BusError::Endpoint {
+                    endpoint: String::new(),
+                    reason:
+                        "a zenoh client needs a router to --connect to, e.g. tcp/127.0.0.1:7447"
+                            .into(),
+                });
+            }
+            cfg.insert_json5("mode", "\"client\"")?;
+        }
         cfg.insert_json5(
             "transport/shared_memory/enabled",
             if self.shared_memory && self.secure.is_none() {

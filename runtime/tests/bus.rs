@@ -68,6 +68,50 @@ fn bad_endpoint_is_an_error() {
 }
 
 #[test]
+fn a_client_that_listens_or_has_no_router_and_ros2_under_secure_are_errors() {
+    let err = |cfg: BusConfig| Bus::open(&cfg).err().map(|e| e.to_string());
+    let listening = err(BusConfig {
+        client: true,
+        listen: vec!["tcp/127.0.0.1:0".into()],
+        connect: vec!["tcp/127.0.0.1:7447".into()],
+        ..Default::default()
+    });
+    assert!(listening.unwrap().contains("does not listen"));
+    let alone = err(BusConfig {
+        client: true,
+        ..Default::default()
+    });
+    assert!(alone.unwrap().contains("needs a router"));
+    let secured = err(BusConfig {
+        ros2: Some(loho_runtime::bus::Ros2 {
+            domain: 0,
+            node: "loho".into(),
+        }),
+        secure: Some(loho_runtime::secure::Secure {
+            dir: "/nonexistent".into(),
+            identity: "policy".into(),
+        }),
+        ..Default::default()
+    });
+    assert!(secured.unwrap().contains("--ros2 with --secure"));
+}
+
+/// Under ROS 2 a topic without a known type has no key: a clear error, not a guess.
+#[test]
+fn ros2_raw_puts_need_a_typed_topic() {
+    let bus = Bus::open(&BusConfig {
+        ros2: Some(loho_runtime::bus::Ros2 {
+            domain: 0,
+            node: "loho".into(),
+        }),
+        ..Default::default()
+    })
+    .unwrap();
+    assert!(bus.put_bytes("no/such/topic", vec![0, 1, 0, 0]).is_err());
+    assert!(bus.put_bytes(keys::STATE, vec![0, 1, 0, 0]).is_ok());
+}
+
+#[test]
 fn frames_go_through_shared_memory_and_over_the_link_where_the_other_end_cannot() {
     for shared_memory in [true, false] {
         let port = std::net::TcpListener::bind("127.0.0.1:0")

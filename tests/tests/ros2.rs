@@ -24,10 +24,14 @@ const DOMAIN: u32 = 7;
 
 fn main() {
     serve_as_child(loho::main_logged);
-    let tests: [Test<()>; 2] = [
+    let tests: [Test<()>; 3] = [
         (
             "a_ros2_node_publishing_estop_latches_the_controller",
             ros2_estop_reaches_the_controller,
+        ),
+        (
+            "through_a_zenoh_router_as_ros2_runs_one_with_loho_as_its_client",
+            through_a_router,
         ),
         (
             "an_rmw_zenoh_graph_ends_its_episode_as_the_default_graph_does_on_rmw_zenohs_wire",
@@ -47,8 +51,11 @@ fn ros_session(listen: Option<&str>, connect: Option<&str>) -> zenoh::Session {
     zenoh::open(cfg).wait().unwrap()
 }
 
-fn rmw_bus(listen: Vec<String>, connect: Vec<String>, node: &str) -> Bus {
+/// A loho session as ROS 2 node `node`: a zenoh client of the router at `connect` if
+/// `client`.
+fn rmw_bus(listen: Vec<String>, connect: Vec<String>, node: &str, client: bool) -> Bus {
     Bus::open(&BusConfig {
+        client,
         listen,
         connect,
         ros2: Some(Ros2 {
@@ -68,13 +75,37 @@ fn rmw_args() -> Vec<&'static str> {
 /// as rmw_zenoh writes them); the controller then stops every chunk for the e-stop.
 fn ros2_estop_reaches_the_controller(_: &mut ()) {
     let ep = format!("tcp/127.0.0.1:{}", free_port());
-    let mut controller = Node::spawn(&[&["controller", "--listen", &ep][..], &rmw_args()].concat());
-    let loho = rmw_bus(vec![], vec![ep.clone()], "test_policy");
+    let controller = Node::spawn(&[&["controller", "--listen", &ep][..], &rmw_args()].concat());
+    let loho = rmw_bus(vec![], vec![ep.clone()], "test_policy", false);
+    estop_stops_chunks(controller, &loho, &ros_session(None, Some(&ep)));
+}
+
+/// The same with every session joined to one zenoh router, as on a ROS 2 machine running
+/// `rmw_zenohd`: loho's nodes as its clients (`--client`), the ROS 2 node a peer of it.
+fn through_a_router(_: &mut ()) {
+    let ep = format!("tcp/127.0.0.1:{}", free_port());
+    let mut cfg = zenoh::Config::from_json5(DEFAULT_ZENOH_CONFIG).unwrap();
+    cfg.insert_json5("mode", "\"router\"").unwrap();
+    cfg.insert_json5("listen/endpoints", &format!("[{ep:?}]"))
+        .unwrap();
+    let _router = zenoh::open(cfg).wait().unwrap();
+    let controller = Node::spawn(
+        &[
+            &["controller", "--client", "--connect", &ep][..],
+            &rmw_args(),
+        ]
+        .concat(),
+    );
+    let loho = rmw_bus(vec![], vec![ep.clone()], "test_policy", true);
+    estop_stops_chunks(controller, &loho, &ros_session(None, Some(&ep)));
+}
+
+/// `ros` publishes the e-stop until the controller stops a chunk `loho` sends for it.
+fn estop_stops_chunks(mut controller: Node, loho: &Bus, ros: &zenoh::Session) {
     let (status, _sub) = log::<ExecStatus>(&loho, keys::EXEC_STATUS);
     let chunks = loho
         .publisher::<ActionChunk>(keys::ACTION, Qos::Command)
         .unwrap();
-    let ros = ros_session(None, Some(&ep));
     let key = rmw::topic_key(DOMAIN, "/arm0/estop", BoolMsg::TYPE_NAME).unwrap();
     let stopped = |id| {
         status.lock().unwrap().iter().any(|(_, s)| {
@@ -131,7 +162,7 @@ fn rmw_episode_as_default(_: &mut ()) {
     };
 
     let [observer, ros_ep] = [0, 1].map(|_| format!("tcp/127.0.0.1:{}", free_port()));
-    let watcher = rmw_bus(vec![observer.clone()], vec![], "test_watcher");
+    let watcher = rmw_bus(vec![observer.clone()], vec![], "test_watcher", false);
     let (events, _sub) = log::<EpisodeEvent>(&watcher, keys::EPISODE);
     let ros = ros_session(Some(&ros_ep), None);
     let seen: Seen = Arc::default();
