@@ -102,7 +102,7 @@ fn through_a_router(_: &mut ()) {
 
 /// `ros` publishes the e-stop until the controller stops a chunk `loho` sends for it.
 fn estop_stops_chunks(mut controller: Node, loho: &Bus, ros: &zenoh::Session) {
-    let (status, _sub) = log::<ExecStatus>(&loho, keys::EXEC_STATUS);
+    let (status, _sub) = log::<ExecStatus>(loho, keys::EXEC_STATUS);
     let chunks = loho
         .publisher::<ActionChunk>(keys::ACTION, Qos::Command)
         .unwrap();
