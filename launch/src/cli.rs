@@ -179,6 +179,10 @@ pub struct RunCmd {
     /// Give up after this many seconds of wall-clock time.
     #[arg(long, default_value_t = 900)]
     pub timeout: u64,
+    /// Where the run's one session listens and connects, and how it names its topics
+    /// (`--ros2 rmw-zenoh` to watch it from ROS 2 tools) [default: embedded, loopback].
+    #[command(flatten)]
+    pub bus: BusArgs,
     #[command(flatten)]
     pub device: DeviceArg,
 }

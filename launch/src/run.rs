@@ -14,7 +14,7 @@ use loho_runtime::keys;
 use loho_runtime::msg::{EpisodeEvent, Image, StringMsg};
 use loho_runtime::policy::Decision;
 use loho_runtime::record::Recorder;
-use loho_runtime::Bus;
+use loho_runtime::{Bus, BusConfig};
 use loho_sim::node::SimConfig;
 use loho_sim::{Split, TaskId};
 
@@ -32,6 +32,7 @@ pub struct RunArgs {
     pub clock: ClockSource,
     pub runtime: RuntimeConfig,
     pub timeout: Duration,
+    pub bus: BusConfig,
 }
 
 /// Frames kept for the GIF: the first and the one after each scored step.
@@ -58,6 +59,7 @@ pub fn command(c: RunCmd) -> Result<()> {
         },
         runtime: nodes::runtime_config(c.config.as_deref())?,
         timeout: Duration::from_secs(c.timeout),
+        bus: c.bus.config("run"),
     })
 }
 
@@ -69,7 +71,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
     let mcap_path = a.out.join(format!("{name}.mcap"));
     let gif_path = a.out.join(format!("{name}.gif"));
 
-    let bus = Bus::open(&Default::default()).context("opening the embedded zenoh session")?;
+    let bus = Bus::open(&a.bus).context("opening the run's zenoh session")?;
     let recorder = Recorder::start(&bus, &mcap_path, &[])?;
 
     // The console: sub-tasks with their latency, rewards per step.

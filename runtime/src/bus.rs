@@ -505,7 +505,8 @@ impl Bus {
             None => (format!("loho/{}/", self.robot), ""),
             Some(g) => (format!("{}/{}/", g.node.domain, self.robot), "/*/*"),
         };
-        let key = format!("{prefix}{topics}{suffix}");
+        // `**/*/*` is written `*/*/**` in canonical form.
+        let key = zenoh::key_expr::OwnedKeyExpr::autocanonize(format!("{prefix}{topics}{suffix}"))?;
         let typed = !suffix.is_empty();
         let inner = self.declare(|s| {
             s.declare_subscriber(key)

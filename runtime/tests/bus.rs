@@ -111,6 +111,42 @@ fn ros2_raw_puts_need_a_typed_topic() {
     assert!(bus.put_bytes(keys::STATE, vec![0, 1, 0, 0]).is_ok());
 }
 
+/// A recorder's raw subscription names topics as loho does whatever the layout.
+#[test]
+fn ros2_raw_subscriptions_see_loho_topic_names() {
+    let bus = Bus::open(&BusConfig {
+        ros2: Some(loho_runtime::bus::Ros2 {
+            domain: 3,
+            node: "loho".into(),
+        }),
+        ..Default::default()
+    })
+    .unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let _all = bus
+        .subscribe_all(move |topic, bytes| sink.lock().unwrap().push((topic.to_string(), bytes)))
+        .unwrap();
+    let subtask = bus
+        .publisher::<StringMsg>(keys::SUBTASK, Qos::Command)
+        .unwrap();
+    let colour = bus.publisher::<Image>(keys::COLOR, Qos::Stream).unwrap();
+    subtask
+        .put(&StringMsg {
+            data: "pick".into(),
+        })
+        .unwrap();
+    colour.put(&Image::default()).unwrap();
+    eventually("both samples", || seen.lock().unwrap().len() == 2);
+    let topics: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(t, _)| t.clone())
+        .collect();
+    assert_eq!(topics, [keys::SUBTASK, keys::COLOR]);
+}
+
 #[test]
 fn frames_go_through_shared_memory_and_over_the_link_where_the_other_end_cannot() {
     for shared_memory in [true, false] {
