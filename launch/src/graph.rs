@@ -102,3 +102,33 @@ pub fn launch(path: &Path) -> Result<()> {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use clap::Parser;
+
+    /// Every shipped launch file loads and each of its nodes' arguments is a command line
+    /// `loho` accepts.
+    #[test]
+    fn shipped_launch_files_are_valid_graphs() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "toml") || path.ends_with("Cargo.toml") {
+                continue;
+            }
+            files += 1;
+            let graph = super::Graph::load(&path).unwrap();
+            for node in graph.node {
+                let argv = std::iter::once("loho".to_string()).chain(node.args);
+                if let Err(e) = crate::cli::Cli::try_parse_from(argv) {
+                    panic!("{}: node {}: {e}", path.display(), node.name);
+                }
+            }
+        }
+        assert!(files >= 5, "{files} launch files");
+    }
+}

@@ -165,4 +165,22 @@ mod tests {
             }
         }
     }
+
+    /// The ROS 2 package's build lists exactly the loho types compiled in here.
+    #[test]
+    fn the_ros2_package_builds_every_loho_type() {
+        let cmake = include_str!("../msg/loho_msgs/CMakeLists.txt");
+        let listed = cmake.matches(".msg\"").count();
+        let ours: Vec<_> = definitions()
+            .into_iter()
+            .filter_map(|(t, _)| t.strip_prefix("loho_msgs/msg/"))
+            .collect();
+        assert_eq!(listed, ours.len(), "{cmake}");
+        for name in ours {
+            assert!(
+                cmake.contains(&format!("\"msg/{name}.msg\"")),
+                "{name} missing"
+            );
+        }
+    }
 }
