@@ -64,6 +64,9 @@ pub enum Command {
     Heightmap(HeightmapCmd),
     /// The policy alone: frames and instruction in, sub-tasks and chunks out.
     Policy(PolicyCmd),
+    /// Serve a policy over openpi's websocket protocol, for openpi's robot clients (see
+    /// docs/openpi.md).
+    ServeOpenpi(ServeOpenpiCmd),
     /// An arm driver as a node (`state` out, `cmd/ee` in): `loho driver ur --host H`.
     Driver {
         #[command(subcommand)]
@@ -406,6 +409,19 @@ pub struct PolicyCmd {
     pub instruction: Option<String>,
     #[command(flatten)]
     pub bus: BusArgs,
+    #[command(flatten)]
+    pub device: DeviceArg,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeOpenpiCmd {
+    /// The address to listen on; 0.0.0.0 serves other machines.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    #[arg(long, default_value_t = 8000)]
+    pub port: u16,
+    #[arg(long, default_value = "default")]
+    pub policy: String,
     #[command(flatten)]
     pub device: DeviceArg,
 }

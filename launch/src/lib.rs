@@ -59,6 +59,7 @@ pub fn main_with<I: IntoIterator<Item = String>>(args: I) -> Result<()> {
         Command::Record(c) => nodes::record_command(c),
         Command::Replay(c) => nodes::replay_command(c),
         Command::Policy(c) => nodes::policy_command(c),
+        Command::ServeOpenpi(c) => nodes::serve_openpi_command(c),
         Command::Driver {
             which: cli::DriverCmd::Ur(c),
         } => nodes::ur_driver_command(c),

@@ -28,8 +28,8 @@ use loho_sim::node::{self, SimConfig};
 use loho_sim::EpisodeResult;
 
 use crate::cli::{
-    ArmKind, ControllerCmd, HeightmapCmd, PolicyCmd, RecordCmd, ReplayCmd, SimCmd, UrDriverCmd,
-    UrEmulatorCmd,
+    ArmKind, ControllerCmd, HeightmapCmd, PolicyCmd, RecordCmd, ReplayCmd, ServeOpenpiCmd, SimCmd,
+    UrDriverCmd, UrEmulatorCmd,
 };
 use crate::policy::PolicyKind;
 use crate::{ctrl_c, open_bus};
@@ -152,6 +152,20 @@ pub fn policy_command(c: PolicyCmd) -> Result<()> {
         ..Default::default()
     };
     policy::run(&bus, p.as_mut(), &cfg, ctrl_c()?)?;
+    Ok(())
+}
+
+/// `loho serve-openpi`: the policy behind openpi's protocol until Ctrl-C.
+pub fn serve_openpi_command(c: ServeOpenpiCmd) -> Result<()> {
+    let p = PolicyKind::parse(&c.policy)?.on(c.device.spec)?.node(0)?;
+    let server = loho_runtime::policy::openpi::Server::bind((c.host.as_str(), c.port), p)
+        .with_context(|| format!("listening on {}:{}", c.host, c.port))?;
+    tracing::info!(
+        "serving {} over openpi on ws://{} (GET /healthz)",
+        c.policy,
+        server.local_addr()?
+    );
+    server.serve(&*ctrl_c()?)?;
     Ok(())
 }
 

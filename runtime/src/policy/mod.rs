@@ -9,6 +9,7 @@
 //! implements it.
 
 pub mod node;
+pub mod openpi;
 pub mod remote;
 
 use std::any::Any;
