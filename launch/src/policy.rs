@@ -1,11 +1,12 @@
 //! The one factory of `--policy`: the shipped checkpoint, any checkpoint folder, the
-//! oracle or the random baseline, each as a [`Policy`] for the simulator's evaluation and
-//! the policy node alike.
+//! oracle, the random baseline or a policy an openpi server serves, each as a [`Policy`]
+//! for the simulator's evaluation and the policy node alike.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use loho_models::{default_checkpoint, Device, DeviceSpec, ModelPolicy};
+use loho_runtime::policy::openpi::{KeyMap, OpenpiPolicy};
 use loho_runtime::policy::Policy;
 use loho_sim::{Oracle, RandomPolicy};
 
@@ -16,6 +17,12 @@ pub enum PolicyKind {
     Random,
     /// A checkpoint folder (`default` is the shipped one), and the device it runs on.
     Model(PathBuf, Device),
+    /// `openpi://HOST:PORT[?keys=FILE]`: an openpi server's policy, its observation and
+    /// action keys as FILE says (default `configs/openpi/loho.toml`).
+    Openpi {
+        addr: String,
+        keys: Option<PathBuf>,
+    },
 }
 
 impl PolicyKind {
@@ -25,8 +32,24 @@ impl PolicyKind {
             "random" => Ok(Self::Random),
             "default" => Ok(Self::Model(default_checkpoint(), Device::Cpu)),
             dir if Path::new(dir).is_dir() => Ok(Self::Model(dir.into(), Device::Cpu)),
+            url if url.starts_with("openpi://") => {
+                let rest = &url["openpi://".len()..];
+                let (addr, keys) = match rest.split_once("?keys=") {
+                    Some((addr, file)) => (addr, Some(PathBuf::from(file))),
+                    None => (rest, None),
+                };
+                anyhow::ensure!(
+                    addr.contains(':') && !addr.contains('/'),
+                    "{url:?}: expected openpi://HOST:PORT[?keys=FILE]"
+                );
+                Ok(Self::Openpi {
+                    addr: addr.into(),
+                    keys,
+                })
+            }
             other => anyhow::bail!(
-                "unknown policy {other:?}: use default, oracle, random or a checkpoint folder"
+                "unknown policy {other:?}: use default, oracle, random, a checkpoint folder \
+                 or openpi://HOST:PORT"
             ),
         }
     }
@@ -45,6 +68,7 @@ impl PolicyKind {
             Self::Oracle => "oracle".into(),
             Self::Random => "random".into(),
             Self::Model(dir, _) => dir.display().to_string(),
+            Self::Openpi { addr, .. } => format!("openpi://{addr}"),
         }
     }
 
@@ -68,6 +92,13 @@ impl PolicyKind {
                 ModelPolicy::load(dir, seed, device)
                     .with_context(|| format!("loading the policy in {}", dir.display()))?,
             ),
+            Self::Openpi { addr, keys } => {
+                let keys = KeyMap::load_or_default(keys.as_deref())?;
+                Box::new(
+                    OpenpiPolicy::connect(addr, keys, seed)
+                        .with_context(|| format!("connecting to the openpi server {addr}"))?,
+                )
+            }
         })
     }
 

@@ -22,7 +22,7 @@ use tungstenite::{Message, WebSocket};
 
 fn main() {
     serve_as_child(loho::main_logged);
-    let tests: [Test<Served>; 3] = [
+    let tests: [Test<Served>; 4] = [
         ("healthz_answers_ok", healthz),
         (
             "a_served_decision_is_the_policys_own",
@@ -31,6 +31,10 @@ fn main() {
         (
             "a_malformed_frame_gets_a_text_error_and_close_1011_and_the_server_serves_on",
             malformed_frames,
+        ),
+        (
+            "eval_through_openpi_succeeds_as_the_policy_in_process_does",
+            eval_through_openpi,
         ),
     ];
     run_in_order(&tests, Served::start, |s| {
@@ -193,4 +197,50 @@ fn malformed_frames(s: &mut Served) {
     ws.send(Message::Binary(pack(&observation(&env)).into()))
         .unwrap();
     assert!(matches!(ws.read().unwrap(), Message::Binary(_)));
+}
+
+/// `loho eval`'s table (per task: score, success) with `args`.
+fn eval(args: &[&str]) -> Vec<(f64, f64)> {
+    let json = std::env::temp_dir().join(format!("loho-openpi-eval-{}.json", free_port()));
+    let base = [
+        "eval",
+        "--tasks",
+        "B,D,G,J",
+        "--split",
+        "val",
+        "--episodes",
+        "2",
+        "--json",
+    ];
+    let mut node = Node::spawn(&[&base[..], &[json.to_str().unwrap()], args].concat());
+    assert!(
+        node.0.wait().unwrap().success(),
+        "loho eval {args:?} failed"
+    );
+    let table: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&json);
+    table["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let f = |k: &str| t[k].as_f64().unwrap();
+            (f("score"), f("success_rate"))
+        })
+        .collect()
+}
+
+/// The client path (`--policy openpi://…`) against the server: the same episodes as the
+/// loho-native remote path (`--transport infer`, the same closed loop and seeds on the
+/// client's side), and the same successes as the policy in process (whose action
+/// samples come from one stream, so scores may differ where a sample does).
+fn eval_through_openpi(s: &mut Served) {
+    let url = format!("openpi://127.0.0.1:{}", s.port);
+    let openpi = eval(&["--policy", &url]);
+    let infer = eval(&["--policy", "default", "--transport", "infer"]);
+    let local = eval(&["--policy", "default"]);
+    assert_eq!(openpi, infer);
+    let success = |t: &[(f64, f64)]| t.iter().map(|r| r.1).collect::<Vec<_>>();
+    assert_eq!(success(&openpi), success(&local));
 }
