@@ -86,12 +86,14 @@ fn connection(
         return Ok(());
     }
     stream.set_read_timeout(None)?;
-    let mut ws = tungstenite::accept(stream).map_err(|e| match e {
-        tungstenite::HandshakeError::Failure(e) => OpenpiError::Ws(e),
-        tungstenite::HandshakeError::Interrupted(_) => {
-            OpenpiError::Io(std::io::ErrorKind::WouldBlock.into())
+    let mut ws = match tungstenite::accept(stream) {
+        Ok(ws) => ws,
+        Err(e) => {
+            // A port probe or a plain HTTP client: nothing worth a warning.
+            tracing::debug!("openpi: no websocket handshake: {e}");
+            return Ok(());
         }
-    })?;
+    };
     ws.send(Message::Binary(pack(metadata).into()))?;
     loop {
         let reply = match ws.read() {
