@@ -109,13 +109,18 @@ impl Bus {
         })
     }
 
+    /// The ROS 2 name of `topic`: `/<robot>/<topic>`.
+    fn ros_name(&self, topic: &str) -> String {
+        format!("/{}/{topic}", self.robot)
+    }
+
     /// The key `topic` of type `type_name` is published on: loho's, or rmw_zenoh's.
     fn data_key(&self, topic: &str, type_name: &str) -> Result<String, BusError> {
         match &self.ros2 {
             None => Ok(self.key(topic)),
             Some(g) => Ok(rmw::topic_key(
                 g.node.domain,
-                &format!("/{}/{topic}", self.robot),
+                &self.ros_name(topic),
                 type_name,
             )?),
         }
@@ -134,8 +139,9 @@ impl Bus {
             return Ok(None);
         };
         let id = g.next_entity.fetch_add(1, Ordering::Relaxed);
-        let name = format!("/{}/{topic}", self.robot);
-        let key = g.node.entity_token(kind, id, &name, type_name, qos)?;
+        let key = g
+            .node
+            .entity_token(kind, id, &self.ros_name(topic), type_name, qos)?;
         let gid = rmw::gid(&key);
         let token = self.declare(|s| s.liveliness().declare_token(key).wait())?;
         Ok(Some((token, gid)))

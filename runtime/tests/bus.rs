@@ -96,17 +96,22 @@ fn a_client_that_listens_or_has_no_router_and_ros2_under_secure_are_errors() {
     assert!(secured.unwrap().contains("--ros2 with --secure"));
 }
 
-/// Under ROS 2 a topic without a known type has no key: a clear error, not a guess.
-#[test]
-fn ros2_raw_puts_need_a_typed_topic() {
-    let bus = Bus::open(&BusConfig {
+/// A bus that is ROS 2 node `loho` in `domain`.
+fn ros2_bus(domain: u32) -> Bus {
+    Bus::open(&BusConfig {
         ros2: Some(loho_runtime::bus::Ros2 {
-            domain: 0,
+            domain,
             node: "loho".into(),
         }),
         ..Default::default()
     })
-    .unwrap();
+    .unwrap()
+}
+
+/// Under ROS 2 a topic without a known type has no key: a clear error, not a guess.
+#[test]
+fn ros2_raw_puts_need_a_typed_topic() {
+    let bus = ros2_bus(0);
     assert!(bus.put_bytes("no/such/topic", vec![0, 1, 0, 0]).is_err());
     assert!(bus.put_bytes(keys::STATE, vec![0, 1, 0, 0]).is_ok());
 }
@@ -114,14 +119,7 @@ fn ros2_raw_puts_need_a_typed_topic() {
 /// A recorder's raw subscription names topics as loho does whatever the layout.
 #[test]
 fn ros2_raw_subscriptions_see_loho_topic_names() {
-    let bus = Bus::open(&BusConfig {
-        ros2: Some(loho_runtime::bus::Ros2 {
-            domain: 3,
-            node: "loho".into(),
-        }),
-        ..Default::default()
-    })
-    .unwrap();
+    let bus = ros2_bus(3);
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = seen.clone();
     let _all = bus

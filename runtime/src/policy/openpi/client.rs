@@ -148,9 +148,8 @@ impl OpenpiPolicy {
     /// samples are seeded from `seed` and the step, as with `policy/infer`.
     pub fn connect(addr: &str, keys: KeyMap, seed: u64) -> Result<Self, OpenpiError> {
         let stream = TcpStream::connect(addr)?;
-        let (mut ws, _) = tungstenite::client(format!("ws://{addr}"), stream).map_err(|e| {
-            OpenpiError::Observation(format!("the websocket handshake with {addr}: {e}"))
-        })?;
+        let (mut ws, _) = tungstenite::client(format!("ws://{addr}"), stream)
+            .map_err(|e| OpenpiError::Handshake(format!("{addr}: {e}")))?;
         match ws.read()? {
             Message::Binary(b) => {
                 let meta = unpack(&b)?;

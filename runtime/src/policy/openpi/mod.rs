@@ -28,6 +28,8 @@ pub enum OpenpiError {
     Io(#[from] std::io::Error),
     #[error("websocket: {0}")]
     Ws(#[from] tungstenite::Error),
+    #[error("websocket handshake with {0} (is an openpi server listening there?)")]
+    Handshake(String),
     #[error("not msgpack: {0}")]
     Msgpack(String),
     #[error("observation: {0}")]
