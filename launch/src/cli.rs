@@ -40,6 +40,11 @@ pub enum Command {
     Eval(EvalCmd),
     /// Write oracle demonstrations (train seeds) as a dataset folder for `loho train`.
     GenData(GenDataCmd),
+    /// Export demonstrations or `loho run` recordings to another format.
+    Export {
+        #[command(subcommand)]
+        format: ExportCmd,
+    },
     /// Train a checkpoint on a dataset folder; `--resume` continues a killed run.
     Train(TrainCmd),
     /// Performance figures.
@@ -242,6 +247,12 @@ pub struct EvalCmd {
     pub device: DeviceArg,
 }
 
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataFormat {
+    Loho,
+    Lerobot,
+}
+
 /// Whether the policy hears the simulator's reward.
 #[derive(clap::ValueEnum, serde::Serialize, Debug, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -283,12 +294,31 @@ pub struct GenDataCmd {
     #[arg(long, requires = "dagger")]
     pub policy: Option<String>,
     /// Add to the dataset in `--out` instead of starting a new one (DAgger rounds).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "format")]
     pub append: bool,
+    /// `loho` (what `loho train` reads) or `lerobot` (a LeRobotDataset v3.0).
+    #[arg(long, value_enum, default_value_t = DataFormat::Loho)]
+    pub format: DataFormat,
     #[arg(long)]
     pub jobs: Option<usize>,
     #[command(flatten)]
     pub device: DeviceArg,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ExportCmd {
+    /// A LeRobotDataset v3.0, as Hugging Face LeRobot reads it (see docs/lerobot.md).
+    Lerobot(ExportLerobotCmd),
+}
+
+#[derive(Args, Debug)]
+pub struct ExportLerobotCmd {
+    /// `loho gen-data` folders and `loho run` MCAP recordings, in the order to export.
+    #[arg(long = "from", required = true, num_args = 1..)]
+    pub from: Vec<PathBuf>,
+    /// A new, empty folder.
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(Args, Debug)]

@@ -18,7 +18,7 @@ use std::sync::{mpsc, Arc};
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use loho_models::data::{Sample, Writer};
+use loho_models::data::{self, Sample, Writer};
 use loho_models::Keypose;
 use loho_sim::camera::{self, gaussian, Heightmap};
 use loho_sim::colors::{self, Split};
@@ -26,7 +26,8 @@ use loho_sim::rgbd::Rig;
 use loho_sim::{oracle, tasks};
 use loho_sim::{Action, Decision, Env, Oracle, Policy, TaskId};
 
-use crate::cli::{self, GenDataCmd};
+use crate::cli::{self, DataFormat, GenDataCmd};
+use crate::export::Export;
 use crate::policy::PolicyKind;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -45,6 +46,7 @@ pub fn command(c: GenDataCmd) -> Result<()> {
     let args = GenArgs {
         policy,
         append: c.append,
+        format: c.format,
         out: c.out.clone(),
         tasks: TaskId::parse_list(&c.tasks)?,
         episodes: c.episodes,
@@ -84,8 +86,9 @@ pub struct GenArgs {
     pub cameras: Option<Arc<Rig>>,
     /// DAgger: this policy acts (and `perturb` is not used); `None`: the oracle acts.
     pub policy: Option<PolicyKind>,
-    /// Add to the dataset in `out`.
+    /// Add to the dataset in `out` (loho's format only).
     pub append: bool,
+    pub format: DataFormat,
     pub jobs: usize,
 }
 
@@ -109,6 +112,7 @@ fn sample(env: &Env, step: usize, subtask: &str, keyposes: Vec<Keypose>) -> Samp
         keyposes,
         frame: String::new(),
         alternatives,
+        state: Some(Keypose::new(env.world().tip(), env.world().suction())),
     }
 }
 
@@ -193,12 +197,15 @@ pub fn generate(a: &GenArgs) -> Result<usize> {
                 .map(move |&t| (t, Split::Train.seed(a.first_episode + k)))
         })
         .collect();
-    let mut writer = if a.append {
-        Writer::append(&a.out)?
-    } else {
-        Writer::create(&a.out)?
+    let mut sink = match a.format {
+        DataFormat::Loho if a.append => Sink::Loho(Writer::append(&a.out)?),
+        DataFormat::Loho => Sink::Loho(Writer::create(&a.out)?),
+        DataFormat::Lerobot => Sink::LeRobot(Export {
+            dir: &a.out,
+            writer: None,
+        }),
     };
-    let before = writer.len();
+    let before = sink.len();
     let bar = ProgressBar::new(work.len() as u64).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} episodes  {elapsed} (eta {eta})  {msg}")
             .expect("template"),
@@ -227,16 +234,60 @@ pub fn generate(a: &GenArgs) -> Result<usize> {
         for (i, r) in rx {
             pending.insert(i, r);
             while let Some(r) = pending.remove(&due) {
-                for (s, rgb, h) in r? {
-                    writer.add(s, camera::HEIGHT, camera::WIDTH, &rgb, &h)?;
-                }
+                sink.add(r?)?;
                 due += 1;
                 bar.inc(1);
-                bar.set_message(format!("{} decisions", writer.len()));
+                bar.set_message(format!("{} decisions", sink.len()));
             }
         }
         Ok(())
     })?;
     bar.finish_and_clear();
-    Ok(writer.len() - before)
+    let n = sink.len() - before;
+    if let Sink::LeRobot(e) = sink {
+        e.finish()?;
+    }
+    Ok(n)
+}
+
+/// Where decisions go: loho's dataset folder or a LeRobotDataset.
+enum Sink<'a> {
+    Loho(Writer),
+    LeRobot(Export<'a>),
+}
+
+impl Sink<'_> {
+    fn add(&mut self, episode: Vec<Frame>) -> Result<()> {
+        let (rows, cols) = (camera::HEIGHT, camera::WIDTH);
+        match self {
+            Sink::Loho(w) => {
+                for (s, rgb, h) in episode {
+                    w.add(s, rows, cols, &rgb, &h)?;
+                }
+                Ok(())
+            }
+            Sink::LeRobot(e) => {
+                let steps: Vec<_> = episode
+                    .into_iter()
+                    .map(|(s, rgb, height)| {
+                        let f = data::Frame {
+                            rows,
+                            cols,
+                            rgb,
+                            height,
+                        };
+                        (s, f)
+                    })
+                    .collect();
+                e.add(&steps)
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Sink::Loho(w) => w.len(),
+            Sink::LeRobot(e) => e.writer.as_ref().map_or(0, |w| w.frames()),
+        }
+    }
 }

@@ -11,6 +11,7 @@
 pub mod bench;
 pub mod cli;
 pub mod eval;
+pub mod export;
 pub mod gendata;
 pub mod graph;
 pub mod nodes;
@@ -50,6 +51,7 @@ pub fn main_with<I: IntoIterator<Item = String>>(args: I) -> Result<()> {
         Command::Render(c) => render::command(c),
         Command::Eval(c) => eval::command(c),
         Command::GenData(c) => gendata::command(c),
+        Command::Export { format } => export::command(format),
         Command::Train(c) => train::command(c),
         Command::Bench { what } => bench::command(what),
         Command::Sim(c) => nodes::sim_command(c),

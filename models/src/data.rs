@@ -38,9 +38,13 @@ pub struct Sample {
     /// any order); training accepts each of them. Empty when there are none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alternatives: Vec<String>,
+    /// The tool's pose and suction when the frame was taken (LeRobot's
+    /// `observation.state`); absent in datasets written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<Keypose>,
 }
 
-fn io_err(path: &Path, e: impl std::fmt::Display) -> ModelError {
+pub(crate) fn io_err(path: &Path, e: impl std::fmt::Display) -> ModelError {
     ModelError::Data(format!("{}: {e}", path.display()))
 }
 
@@ -113,6 +117,24 @@ impl Writer {
     }
 }
 
+/// A height in metres as stored: 0..=254 over [0, HEIGHT_MAX], [`UNSEEN`] for NaN.
+pub(crate) fn quantise(h: f32) -> u8 {
+    if h.is_nan() {
+        return UNSEEN;
+    }
+    (h / HEIGHT_MAX * (UNSEEN - 1) as f32)
+        .round()
+        .clamp(0.0, (UNSEEN - 1) as f32) as u8
+}
+
+/// The height in metres a stored byte stands for (NaN for [`UNSEEN`]).
+pub(crate) fn dequantise(a: u8) -> f32 {
+    match a {
+        UNSEEN => f32::NAN,
+        a => a as f32 / (UNSEEN - 1) as f32 * HEIGHT_MAX,
+    }
+}
+
 fn encode_frame(
     rows: usize,
     cols: usize,
@@ -122,22 +144,26 @@ fn encode_frame(
     let mut data = Vec::with_capacity(rows * cols * 4);
     for (c, h) in rgb.chunks(3).zip(height) {
         data.extend_from_slice(c);
-        data.push(if h.is_nan() {
-            UNSEEN
-        } else {
-            (h / HEIGHT_MAX * (UNSEEN - 1) as f32)
-                .round()
-                .clamp(0.0, (UNSEEN - 1) as f32) as u8
-        });
+        data.push(quantise(*h));
     }
+    encode_png(rows, cols, png::ColorType::Rgba, &data)
+}
+
+/// An 8-bit PNG of `rows` × `cols` pixels of `color`.
+pub(crate) fn encode_png(
+    rows: usize,
+    cols: usize,
+    color: png::ColorType,
+    data: &[u8],
+) -> Result<Vec<u8>, ModelError> {
     let mut out = Vec::new();
     let mut enc = png::Encoder::new(&mut out, cols as u32, rows as u32);
-    enc.set_color(png::ColorType::Rgba);
+    enc.set_color(color);
     enc.set_depth(png::BitDepth::Eight);
     let png_err = |e: png::EncodingError| ModelError::Data(e.to_string());
     enc.write_header()
         .map_err(png_err)?
-        .write_image_data(&data)
+        .write_image_data(data)
         .map_err(png_err)?;
     Ok(out)
 }
@@ -150,29 +176,34 @@ pub struct Frame {
     pub height: Vec<f32>,
 }
 
-fn decode_frame(bytes: &[u8]) -> Result<Frame, ModelError> {
+/// An 8-bit PNG of `color`: its rows, columns and pixels.
+pub(crate) fn decode_png(
+    bytes: &[u8],
+    color: png::ColorType,
+) -> Result<(usize, usize, Vec<u8>), ModelError> {
     let png_err = |e: png::DecodingError| ModelError::Data(e.to_string());
     let mut reader = png::Decoder::new(Cursor::new(bytes))
         .read_info()
         .map_err(png_err)?;
     let mut buf = vec![0; reader.output_buffer_size().unwrap_or(0)];
     let info = reader.next_frame(&mut buf).map_err(png_err)?;
-    if info.color_type != png::ColorType::Rgba || info.bit_depth != png::BitDepth::Eight {
-        return Err(ModelError::Data("frame is not an 8-bit RGBA PNG".into()));
+    if info.color_type != color || info.bit_depth != png::BitDepth::Eight {
+        return Err(ModelError::Data(format!(
+            "image is {:?} {:?}, expected 8-bit {color:?}",
+            info.bit_depth, info.color_type
+        )));
     }
-    let (rows, cols) = (info.height as usize, info.width as usize);
-    let px = &buf[..rows * cols * 4];
+    buf.truncate(info.buffer_size());
+    Ok((info.height as usize, info.width as usize, buf))
+}
+
+fn decode_frame(bytes: &[u8]) -> Result<Frame, ModelError> {
+    let (rows, cols, px) = decode_png(bytes, png::ColorType::Rgba)?;
     Ok(Frame {
         rows,
         cols,
         rgb: px.chunks(4).flat_map(|p| [p[0], p[1], p[2]]).collect(),
-        height: px
-            .chunks(4)
-            .map(|p| match p[3] {
-                UNSEEN => f32::NAN,
-                a => a as f32 / (UNSEEN - 1) as f32 * HEIGHT_MAX,
-            })
-            .collect(),
+        height: px.chunks(4).map(|p| dequantise(p[3])).collect(),
     })
 }
 
@@ -237,6 +268,7 @@ mod tests {
             }],
             frame: String::new(),
             alternatives: vec!["pick up the blue block and place it on the blue bowl.".into()],
+            state: None,
         };
         let mut w = Writer::create(&dir).unwrap();
         w.add(sample.clone(), rows, cols, &rgb, &height).unwrap();

@@ -20,7 +20,7 @@
 //! - [`policy`]: the model in LoHoVLA's closed loop, as a runtime policy;
 //! - [`device`]: the CPU or a GPU (`cuda` feature);
 //! - [`checkpoint`]: the checkpoint folder; [`data`] and [`train`]: demonstrations and
-//!   training.
+//!   training; [`lerobot`]: demonstrations as a LeRobotDataset.
 
 pub mod anchor;
 pub mod backbone;
@@ -29,6 +29,7 @@ pub mod data;
 pub mod device;
 pub mod head;
 pub mod keypose;
+pub mod lerobot;
 pub mod model;
 pub mod ops;
 pub mod pointer;

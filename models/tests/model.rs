@@ -252,6 +252,7 @@ fn blocks(dir: &Path) -> Dataset {
             keyposes: vec![k(0.04, true), k(0.1, false)],
             frame: String::new(),
             alternatives: vec![],
+            state: None,
         };
         w.add(s, ROWS, COLS, &c, &h).unwrap();
     }

@@ -52,7 +52,7 @@ pub struct ReplaySummary {
 }
 
 /// The topic of an MCAP channel `/loho/<robot>/<topic>`, whatever the robot.
-fn topic_of(channel: &str) -> Option<&str> {
+pub fn topic_of(channel: &str) -> Option<&str> {
     let rest = channel.strip_prefix("/loho/")?;
     Some(rest.split_once('/')?.1)
 }

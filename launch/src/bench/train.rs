@@ -65,6 +65,7 @@ pub fn train(s: Setup, device: &DeviceSpec) -> Result<TrainBench> {
         cameras: None,
         policy: None,
         append: false,
+        format: crate::cli::DataFormat::Loho,
     })?;
     let runs = [true, false].map(|baseline| child(&dir, s, baseline, device));
     std::fs::remove_dir_all(&dir).ok();

@@ -269,7 +269,7 @@ pub fn run(
 }
 
 /// The RGB bytes and heights of a colour + depth pair, or why they are not a frame.
-fn frame(c: &Image, d: &Image) -> Result<(Vec<u8>, Vec<f32>), String> {
+pub fn frame(c: &Image, d: &Image) -> Result<(Vec<u8>, Vec<f32>), String> {
     c.check(crate::msg::encoding::RGB8, 3)
         .map_err(|e| format!("colour: {e}"))?;
     let h = d.to_f32().map_err(|e| format!("depth: {e}"))?;

@@ -1,0 +1,216 @@
+//! `loho export lerobot`: demonstrations (a `loho gen-data` folder) or recordings (`loho
+//! run` MCAP files) as a LeRobotDataset v3.0 ([`loho_models::lerobot`]).
+//!
+//! A dataset folder's episodes are its runs of one task and seed. A recording is one
+//! episode: each `policy/action` chunk is a decision, with the camera frame it was made
+//! on (its `obs_stamp`), the arm's state when that frame came, and the instruction.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{bail, ensure, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use loho_models::data::{Dataset, Frame, Sample};
+use loho_models::lerobot::{Summary, Writer};
+use loho_models::Keypose;
+use loho_runtime::keys;
+use loho_runtime::msg::{ActionChunk, ArmState, EpisodeEvent, Image, Message, StringMsg};
+use loho_runtime::policy::{chunk_decision, node::frame, Decision};
+use loho_runtime::replay::topic_of;
+use loho_sim::TaskId;
+
+use crate::cli::ExportCmd;
+
+/// `loho export`.
+pub fn command(c: ExportCmd) -> Result<()> {
+    let ExportCmd::Lerobot(c) = c;
+    let start = Instant::now();
+    let mut out = Export {
+        dir: &c.out,
+        writer: None,
+    };
+    for src in &c.from {
+        if src.join(loho_models::data::INDEX).exists() {
+            from_dataset(src, &mut out)
+        } else if src.extension().is_some_and(|e| e == "mcap") {
+            from_recording(src, &mut out)
+        } else {
+            bail!("neither a dataset folder (with samples.jsonl) nor an .mcap recording")
+        }
+        .with_context(|| src.display().to_string())?;
+    }
+    let s = out.finish()?;
+    println!(
+        "wrote {} episodes, {} frames, {} tasks to {} in {:.1} s",
+        s.episodes,
+        s.frames,
+        s.tasks,
+        c.out.display(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The writer, made when the first episode gives the frame size.
+pub struct Export<'a> {
+    pub dir: &'a Path,
+    pub writer: Option<Writer>,
+}
+
+impl Export<'_> {
+    pub fn add(&mut self, steps: &[(Sample, Frame)]) -> Result<()> {
+        let Some((_, f)) = steps.first() else {
+            return Ok(());
+        };
+        let w = match &mut self.writer {
+            Some(w) => w,
+            w => w.insert(Writer::create(self.dir, f.rows, f.cols)?),
+        };
+        Ok(w.add_episode(steps)?)
+    }
+
+    pub fn finish(self) -> Result<Summary> {
+        let w = self.writer.context("no episodes to export")?;
+        Ok(w.finish()?)
+    }
+}
+
+fn bar(len: usize, what: &str) -> ProgressBar {
+    ProgressBar::new(len as u64).with_style(
+        ProgressStyle::with_template(&format!("{{bar:40}} {{pos}}/{{len}} {what}  {{elapsed}}"))
+            .expect("template"),
+    )
+}
+
+fn from_dataset(dir: &Path, out: &mut Export) -> Result<()> {
+    let d = Dataset::open(dir)?;
+    let bar = bar(d.len(), "decisions");
+    let mut first = 0;
+    for i in 1..=d.len() {
+        let (a, b) = (&d.samples[i - 1], d.samples.get(i));
+        if b.is_some_and(|b| a.task == b.task && a.seed == b.seed && b.step > a.step) {
+            continue;
+        }
+        let steps = (first..i)
+            .map(|j| Ok((d.samples[j].clone(), d.frame(j)?)))
+            .collect::<Result<Vec<_>>>()?;
+        out.add(&steps)?;
+        bar.inc((i - first) as u64);
+        first = i;
+    }
+    bar.finish_and_clear();
+    Ok(())
+}
+
+/// The state as a keypose: the tool's pose and whether its suction is on.
+fn state(s: &ArmState) -> Keypose {
+    let p = &s.ee_pose.position;
+    Keypose {
+        x: p.x,
+        y: p.y,
+        z: p.z,
+        yaw: s.ee_pose.yaw(),
+        suction: s.gripper > 0.5,
+    }
+}
+
+/// Frames kept while waiting for the chunk decided on them.
+const FRAMES_KEPT: usize = 64;
+
+fn from_recording(path: &Path, out: &mut Export) -> Result<()> {
+    let bytes = std::fs::read(path)?;
+    let options = mcap::read::Options::IgnoreEndMagic.into();
+    // (stamp, colour, depth, the arm's state then), newest last.
+    let mut frames: Vec<(f64, Option<Image>, Option<Image>, Option<ArmState>)> = vec![];
+    let (mut arm, mut instruction, mut event) = (None::<ArmState>, None::<String>, None);
+    let mut decisions = vec![];
+    let stream = mcap::MessageStream::new_with_options(&bytes, options)?;
+    // A recording cut short by a kill is read up to the cut.
+    for m in stream.map_while(Result::ok) {
+        let Some(topic) = topic_of(&m.channel.topic) else {
+            continue;
+        };
+        let data = &m.data[..];
+        match topic {
+            keys::COLOR | keys::DEPTH => {
+                let img = Image::decode(data)?;
+                let t = img.header.stamp.as_secs_f64();
+                let i = match frames.iter().position(|f| f.0 == t) {
+                    Some(i) => i,
+                    None => {
+                        frames.push((t, None, None, arm.clone()));
+                        if frames.len() > FRAMES_KEPT {
+                            frames.remove(0);
+                        }
+                        frames.len() - 1
+                    }
+                };
+                match topic {
+                    keys::COLOR => frames[i].1 = Some(img),
+                    _ => frames[i].2 = Some(img),
+                }
+            }
+            keys::STATE => arm = Some(ArmState::decode(data)?),
+            keys::INSTRUCTION => instruction = Some(StringMsg::decode(data)?.data),
+            keys::EPISODE if event.is_none() => event = Some(EpisodeEvent::decode(data)?),
+            keys::ACTION => {
+                let chunk = ActionChunk::decode(data)?;
+                let t = chunk.obs_stamp.as_secs_f64();
+                let f = frames
+                    .iter()
+                    .find(|f| (f.0 - t).abs() < 1e-6)
+                    .with_context(|| {
+                        format!(
+                            "chunk {}: no frame at its obs_stamp {t:.6} s",
+                            chunk.chunk_id
+                        )
+                    })?;
+                let (Some(c), Some(d), Some(s)) = (&f.1, &f.2, &f.3) else {
+                    bail!(
+                        "chunk {}: its frame lacks colour, depth or the arm's state",
+                        chunk.chunk_id
+                    );
+                };
+                let (rgb, height) = frame(c, d).map_err(anyhow::Error::msg)?;
+                let keyposes = match chunk_decision(&chunk).map_err(anyhow::Error::msg)? {
+                    Decision::Act(a) => {
+                        vec![Keypose::new(a.pick, true), Keypose::new(a.place, false)]
+                    }
+                    Decision::Done(_) => vec![],
+                };
+                let sample = Sample {
+                    task: String::new(),
+                    seed: 0,
+                    step: decisions.len(),
+                    instruction: instruction
+                        .clone()
+                        .context("a chunk before any instruction")?,
+                    subtask: chunk.subtask,
+                    keyposes,
+                    frame: String::new(),
+                    alternatives: vec![],
+                    state: Some(state(s)),
+                };
+                let frame = Frame {
+                    rows: c.height as usize,
+                    cols: c.width as usize,
+                    rgb,
+                    height,
+                };
+                decisions.push((sample, frame));
+            }
+            _ => {}
+        }
+    }
+    let ev = event.context("no episode topic: record every topic, as `loho run` does")?;
+    ensure!(
+        !decisions.is_empty(),
+        "no policy/action chunks: nothing to export"
+    );
+    let task = TaskId::parse(&ev.task).map_or(ev.task.clone(), |t| t.letter().to_string());
+    for (s, _) in &mut decisions {
+        s.task.clone_from(&task);
+        s.seed = ev.seed;
+    }
+    out.add(&decisions)
+}
