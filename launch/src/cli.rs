@@ -14,7 +14,9 @@ use loho_sim::rgbd::Rig;
 use loho_sim::{Split, TaskId};
 
 mod bus;
+mod export;
 pub use bus::BusArgs;
+pub use export::{ExportCmd, ExportLerobotCmd};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -305,22 +307,6 @@ pub struct GenDataCmd {
     pub device: DeviceArg,
 }
 
-#[derive(Subcommand, Debug)]
-pub enum ExportCmd {
-    /// A LeRobotDataset v3.0, as Hugging Face LeRobot reads it (see docs/lerobot.md).
-    Lerobot(ExportLerobotCmd),
-}
-
-#[derive(Args, Debug)]
-pub struct ExportLerobotCmd {
-    /// `loho gen-data` folders and `loho run` MCAP recordings, in the order to export.
-    #[arg(long = "from", required = true, num_args = 1..)]
-    pub from: Vec<PathBuf>,
-    /// A new, empty folder.
-    #[arg(long)]
-    pub out: PathBuf,
-}
-
 #[derive(Args, Debug)]
 pub struct TrainCmd {
     #[arg(long, default_value = "data/train")]
@@ -510,6 +496,14 @@ pub enum BenchCommand {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Exporting oracle demonstrations as a LeRobotDataset against generating them.
+    Export {
+        /// Episodes to generate, spread over the tasks.
+        #[arg(long, default_value_t = 100)]
+        episodes: usize,
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// One of the two runs of `bench train`, in a process of its own: each sets up
     /// candle's threads its own way, which a process does once.
     #[command(hide = true)]
@@ -573,7 +567,7 @@ impl EpisodeArgs {
 
 /// Worker threads when `--jobs` is not given: all cores.
 pub fn jobs(jobs: Option<usize>) -> usize {
-    jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    jobs.unwrap_or_else(loho_models::cores)
 }
 
 /// `--camera`: `ideal` (no cameras), `benchmark`, or the path of a rig file.

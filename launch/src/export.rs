@@ -3,9 +3,10 @@
 //!
 //! A dataset folder's episodes are its runs of one task and seed. A recording is one
 //! episode: each `policy/action` chunk is a decision, with the camera frame it was made
-//! on (its `obs_stamp`), the arm's state when that frame came, and the instruction.
+//! on (its `obs_stamp`), the arm's state when that frame came (its first state, for a
+//! frame before it), and the instruction. A recording cut short is read up to the cut.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
@@ -25,21 +26,7 @@ use crate::cli::ExportCmd;
 pub fn command(c: ExportCmd) -> Result<()> {
     let ExportCmd::Lerobot(c) = c;
     let start = Instant::now();
-    let mut out = Export {
-        dir: &c.out,
-        writer: None,
-    };
-    for src in &c.from {
-        if src.join(loho_models::data::INDEX).exists() {
-            from_dataset(src, &mut out)
-        } else if src.extension().is_some_and(|e| e == "mcap") {
-            from_recording(src, &mut out)
-        } else {
-            bail!("neither a dataset folder (with samples.jsonl) nor an .mcap recording")
-        }
-        .with_context(|| src.display().to_string())?;
-    }
-    let s = out.finish()?;
+    let s = lerobot(&c.from, &c.out)?;
     println!(
         "wrote {} episodes, {} frames, {} tasks to {} in {:.1} s",
         s.episodes,
@@ -49,6 +36,25 @@ pub fn command(c: ExportCmd) -> Result<()> {
         start.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Exports dataset folders and recordings, in order, as a LeRobotDataset in `out`.
+pub fn lerobot(from: &[PathBuf], out: &Path) -> Result<Summary> {
+    let mut export = Export {
+        dir: out,
+        writer: None,
+    };
+    for src in from {
+        if src.join(loho_models::data::INDEX).exists() {
+            from_dataset(src, &mut export)
+        } else if src.extension().is_some_and(|e| e == "mcap") {
+            from_recording(src, &mut export)
+        } else {
+            bail!("neither a dataset folder (with samples.jsonl) nor an .mcap recording")
+        }
+        .with_context(|| src.display().to_string())?;
+    }
+    export.finish()
 }
 
 /// The writer, made when the first episode gives the frame size.
@@ -91,9 +97,12 @@ fn from_dataset(dir: &Path, out: &mut Export) -> Result<()> {
         if b.is_some_and(|b| a.task == b.task && a.seed == b.seed && b.step > a.step) {
             continue;
         }
-        let steps = (first..i)
-            .map(|j| Ok((d.samples[j].clone(), d.frame(j)?)))
-            .collect::<Result<Vec<_>>>()?;
+        let idx: Vec<usize> = (first..i).collect();
+        let steps = loho_models::par_map(&idx, loho_models::cores(), |&j| {
+            d.frame(j).map(|f| (d.samples[j].clone(), f))
+        })
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
         out.add(&steps)?;
         bar.inc((i - first) as u64);
         first = i;
@@ -117,11 +126,20 @@ fn state(s: &ArmState) -> Keypose {
 /// Frames kept while waiting for the chunk decided on them.
 const FRAMES_KEPT: usize = 64;
 
+/// A camera frame of a recording, as its two images come.
+struct Pending {
+    stamp: f64,
+    color: Option<Image>,
+    depth: Option<Image>,
+    /// The arm's state when the frame came.
+    state: Option<ArmState>,
+}
+
 fn from_recording(path: &Path, out: &mut Export) -> Result<()> {
     let bytes = std::fs::read(path)?;
     let options = mcap::read::Options::IgnoreEndMagic.into();
-    // (stamp, colour, depth, the arm's state then), newest last.
-    let mut frames: Vec<(f64, Option<Image>, Option<Image>, Option<ArmState>)> = vec![];
+    // Newest last.
+    let mut frames: Vec<Pending> = vec![];
     let (mut arm, mut instruction, mut event) = (None::<ArmState>, None::<String>, None);
     let mut decisions = vec![];
     let stream = mcap::MessageStream::new_with_options(&bytes, options)?;
@@ -131,14 +149,20 @@ fn from_recording(path: &Path, out: &mut Export) -> Result<()> {
             continue;
         };
         let data = &m.data[..];
+        let at = || format!("{topic} logged at {} ns", m.log_time);
         match topic {
             keys::COLOR | keys::DEPTH => {
-                let img = Image::decode(data)?;
+                let img = Image::decode(data).with_context(at)?;
                 let t = img.header.stamp.as_secs_f64();
-                let i = match frames.iter().position(|f| f.0 == t) {
+                let i = match frames.iter().position(|f| f.stamp == t) {
                     Some(i) => i,
                     None => {
-                        frames.push((t, None, None, arm.clone()));
+                        frames.push(Pending {
+                            stamp: t,
+                            color: None,
+                            depth: None,
+                            state: arm.clone(),
+                        });
                         if frames.len() > FRAMES_KEPT {
                             frames.remove(0);
                         }
@@ -146,26 +170,36 @@ fn from_recording(path: &Path, out: &mut Export) -> Result<()> {
                     }
                 };
                 match topic {
-                    keys::COLOR => frames[i].1 = Some(img),
-                    _ => frames[i].2 = Some(img),
+                    keys::COLOR => frames[i].color = Some(img),
+                    _ => frames[i].depth = Some(img),
                 }
             }
-            keys::STATE => arm = Some(ArmState::decode(data)?),
-            keys::INSTRUCTION => instruction = Some(StringMsg::decode(data)?.data),
-            keys::EPISODE if event.is_none() => event = Some(EpisodeEvent::decode(data)?),
+            keys::STATE => {
+                let state = ArmState::decode(data).with_context(at)?;
+                // A frame that came before the arm's first state gets the first one:
+                // the arm has not moved before the first decision.
+                for f in frames.iter_mut().filter(|f| f.state.is_none()) {
+                    f.state = Some(state.clone());
+                }
+                arm = Some(state);
+            }
+            keys::INSTRUCTION => instruction = Some(StringMsg::decode(data).with_context(at)?.data),
+            keys::EPISODE if event.is_none() => {
+                event = Some(EpisodeEvent::decode(data).with_context(at)?)
+            }
             keys::ACTION => {
-                let chunk = ActionChunk::decode(data)?;
+                let chunk = ActionChunk::decode(data).with_context(at)?;
                 let t = chunk.obs_stamp.as_secs_f64();
                 let f = frames
                     .iter()
-                    .find(|f| (f.0 - t).abs() < 1e-6)
+                    .find(|f| (f.stamp - t).abs() < 1e-6)
                     .with_context(|| {
                         format!(
                             "chunk {}: no frame at its obs_stamp {t:.6} s",
                             chunk.chunk_id
                         )
                     })?;
-                let (Some(c), Some(d), Some(s)) = (&f.1, &f.2, &f.3) else {
+                let (Some(c), Some(d), Some(s)) = (&f.color, &f.depth, &f.state) else {
                     bail!(
                         "chunk {}: its frame lacks colour, depth or the arm's state",
                         chunk.chunk_id

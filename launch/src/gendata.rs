@@ -200,10 +200,10 @@ pub fn generate(a: &GenArgs) -> Result<usize> {
     let mut sink = match a.format {
         DataFormat::Loho if a.append => Sink::Loho(Writer::append(&a.out)?),
         DataFormat::Loho => Sink::Loho(Writer::create(&a.out)?),
-        DataFormat::Lerobot => Sink::LeRobot(Export {
+        DataFormat::Lerobot => Sink::LeRobot(Box::new(Export {
             dir: &a.out,
             writer: None,
-        }),
+        })),
     };
     let before = sink.len();
     let bar = ProgressBar::new(work.len() as u64).with_style(
@@ -253,7 +253,7 @@ pub fn generate(a: &GenArgs) -> Result<usize> {
 /// Where decisions go: loho's dataset folder or a LeRobotDataset.
 enum Sink<'a> {
     Loho(Writer),
-    LeRobot(Export<'a>),
+    LeRobot(Box<Export<'a>>),
 }
 
 impl Sink<'_> {

@@ -146,7 +146,13 @@ fn encode_frame(
         data.extend_from_slice(c);
         data.push(quantise(*h));
     }
-    encode_png(rows, cols, png::ColorType::Rgba, &data)
+    encode_png(
+        rows,
+        cols,
+        png::ColorType::Rgba,
+        png::Compression::Balanced,
+        &data,
+    )
 }
 
 /// An 8-bit PNG of `rows` × `cols` pixels of `color`.
@@ -154,11 +160,13 @@ pub(crate) fn encode_png(
     rows: usize,
     cols: usize,
     color: png::ColorType,
+    compression: png::Compression,
     data: &[u8],
 ) -> Result<Vec<u8>, ModelError> {
     let mut out = Vec::new();
     let mut enc = png::Encoder::new(&mut out, cols as u32, rows as u32);
     enc.set_color(color);
+    enc.set_compression(compression);
     enc.set_depth(png::BitDepth::Eight);
     let png_err = |e: png::EncodingError| ModelError::Data(e.to_string());
     enc.write_header()

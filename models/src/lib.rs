@@ -72,6 +72,30 @@ pub enum ModelError {
     Candle(#[from] candle_core::Error),
 }
 
+/// `f` of each item, in order, the items split evenly over `threads` threads.
+pub fn par_map<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let f = &f;
+    std::thread::scope(|s| {
+        let parts: Vec<_> = items
+            .chunks(items.len().div_ceil(threads.max(1)).max(1))
+            .map(|part| s.spawn(move || part.iter().map(f).collect::<Vec<_>>()))
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|p| p.join().expect("a par_map thread panicked"))
+            .collect()
+    })
+}
+
+/// Every core this process may use.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// A standard normal draw (Box–Muller), for noise that must follow a seed.
 pub(crate) fn normal(rng: &mut impl Rng) -> f32 {
     let u1: f64 = rng.gen_range(f64::EPSILON..1.0);

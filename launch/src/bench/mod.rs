@@ -1,8 +1,9 @@
 //! `loho bench`: the performance figures, one bench per file ([`policy`], [`controller`],
-//! [`bus`], [`train`]), each measured against its baseline in the same run.
+//! [`bus`], [`train`], [`export`]), each measured against its baseline in the same run.
 
 pub mod bus;
 pub mod controller;
+pub mod export;
 pub mod policy;
 pub mod train;
 
@@ -66,6 +67,11 @@ pub fn command(what: BenchCommand) -> Result<()> {
             };
             let r = train::train(setup, &device.spec)?;
             train::print(&r);
+            crate::write_json(json.as_ref(), &r)
+        }
+        BenchCommand::Export { episodes, json } => {
+            let r = export::export(episodes.max(1))?;
+            export::print(&r);
             crate::write_json(json.as_ref(), &r)
         }
         BenchCommand::TrainRun {

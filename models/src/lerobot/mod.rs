@@ -28,6 +28,8 @@
 
 mod read;
 mod stats;
+#[cfg(test)]
+mod tests;
 mod write;
 
 use std::collections::BTreeMap;

@@ -133,22 +133,9 @@ impl Batcher {
             })
             .collect();
         let jobs: Vec<(usize, Option<usize>)> = idx.iter().copied().zip(offsets).collect();
-        let make = |part: &[(usize, Option<usize>)]| -> Result<Vec<Tensor>, ModelError> {
-            part.iter()
-                .map(|&(i, off)| self.frame(data, i, off))
-                .collect()
-        };
-        std::thread::scope(|s| {
-            let parts: Vec<_> = jobs
-                .chunks(jobs.len().div_ceil(threads.max(1)).max(1))
-                .map(|part| s.spawn(move || make(part)))
-                .collect();
-            let mut frames = Vec::with_capacity(jobs.len());
-            for p in parts {
-                frames.extend(p.join().expect("frame thread")?);
-            }
-            Ok(frames)
-        })
+        crate::par_map(&jobs, threads, |&(i, off)| self.frame(data, i, off))
+            .into_iter()
+            .collect()
     }
 
     /// Samples `idx` with their stem inputs `frames` as one batch, with every label.
