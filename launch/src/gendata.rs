@@ -92,6 +92,25 @@ pub struct GenArgs {
     pub jobs: usize,
 }
 
+impl GenArgs {
+    /// Oracle demonstrations of `episodes` per task into `out`, with gen-data's defaults.
+    pub fn oracle(out: PathBuf, tasks: &[TaskId], episodes: usize, format: DataFormat) -> Self {
+        Self {
+            out,
+            tasks: tasks.to_vec(),
+            episodes,
+            first_episode: 0,
+            perturb: 0.2,
+            all_colors: true,
+            jobs: cli::jobs(None),
+            cameras: None,
+            policy: None,
+            append: false,
+            format,
+        }
+    }
+}
+
 fn sample(env: &Env, step: usize, subtask: &str, keyposes: Vec<Keypose>) -> Sample {
     let mut alternatives: Vec<String> = env
         .current_goal()

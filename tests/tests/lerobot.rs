@@ -67,19 +67,24 @@ fn lerobot_type(f: &lerobot::Feature) -> DataType {
     }
 }
 
-#[test]
-fn oracle_demonstrations_round_trip_with_the_declared_schema() {
-    let (demos, out) = (tmp("demos"), tmp("exported"));
-    loho(&[
+/// Oracle demonstrations, two episodes of every task.
+fn gen_data(out: &std::path::Path, more: &[&str]) {
+    let args = [
         "gen-data",
         "--tasks",
         "all",
         "--episodes",
         "2",
         "--out",
-        s(&demos),
-    ])
-    .unwrap();
+        s(out),
+    ];
+    loho(&[&args[..], more].concat()).unwrap();
+}
+
+#[test]
+fn oracle_demonstrations_round_trip_with_the_declared_schema() {
+    let (demos, out) = (tmp("demos"), tmp("exported"));
+    gen_data(&demos, &[]);
     loho(&["export", "lerobot", "--from", s(&demos), "--out", s(&out)]).unwrap();
 
     let source = Dataset::open(&demos).unwrap();
@@ -131,18 +136,7 @@ fn oracle_demonstrations_round_trip_with_the_declared_schema() {
 
     // gen-data writes the same dataset directly.
     let direct = tmp("direct");
-    loho(&[
-        "gen-data",
-        "--tasks",
-        "all",
-        "--episodes",
-        "2",
-        "--out",
-        s(&direct),
-        "--format",
-        "lerobot",
-    ])
-    .unwrap();
+    gen_data(&direct, &["--format", "lerobot"]);
     let again = lerobot::read(&direct).unwrap();
     assert_eq!(again.len(), back.len());
     for ((a, fa), (b, fb)) in again.iter().zip(&back) {

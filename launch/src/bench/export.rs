@@ -28,19 +28,7 @@ pub fn export(episodes: usize) -> Result<ExportBench> {
     let dir = std::env::temp_dir().join(format!("loho-bench-export-{}", std::process::id()));
     std::fs::remove_dir_all(&dir).ok();
     let per_task = episodes.div_ceil(ALL_TASKS.len());
-    let args = |out: &str, format| GenArgs {
-        out: dir.join(out),
-        tasks: ALL_TASKS.to_vec(),
-        episodes: per_task,
-        first_episode: 0,
-        perturb: 0.2,
-        all_colors: true,
-        jobs: crate::cli::jobs(None),
-        cameras: None,
-        policy: None,
-        append: false,
-        format,
-    };
+    let args = |out: &str, format| GenArgs::oracle(dir.join(out), &ALL_TASKS, per_task, format);
     let timed = |f: &dyn Fn() -> Result<usize>| -> Result<(usize, f64)> {
         let t = Instant::now();
         let n = f()?;

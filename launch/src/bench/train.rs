@@ -54,19 +54,12 @@ pub struct Run {
 /// today's step, each in a process of its own, from the same initial weights and batches.
 pub fn train(s: Setup, device: &DeviceSpec) -> Result<TrainBench> {
     let dir = std::env::temp_dir().join(format!("loho-bench-train-{}", std::process::id()));
-    gendata::generate(&GenArgs {
-        out: dir.clone(),
-        tasks: ALL_TASKS.to_vec(),
-        episodes: 20,
-        first_episode: 0,
-        perturb: 0.2,
-        all_colors: true,
-        jobs: crate::cli::jobs(None),
-        cameras: None,
-        policy: None,
-        append: false,
-        format: crate::cli::DataFormat::Loho,
-    })?;
+    gendata::generate(&GenArgs::oracle(
+        dir.clone(),
+        &ALL_TASKS,
+        20,
+        crate::cli::DataFormat::Loho,
+    ))?;
     let runs = [true, false].map(|baseline| child(&dir, s, baseline, device));
     std::fs::remove_dir_all(&dir).ok();
     let [baseline, fused] = runs;
