@@ -216,6 +216,7 @@ impl Backbone {
         offset: usize,
         real: Option<&[bool]>,
         cache: bool,
+        both_ways: bool,
     ) -> Result<Tensor> {
         let (b, t, d) = x.dims3()?;
         if offset + t > self.max_len {
@@ -244,6 +245,7 @@ impl Backbone {
         let mask = Mask {
             prefix: self.prefix,
             past: offset,
+            both_ways: if both_ways { t } else { 0 },
             keys: keys.contains(&false).then(|| Arc::new(keys)),
         };
         // Token rows (b · t, d) from here on: the fewer views, the fewer gradients candle
@@ -278,10 +280,26 @@ impl Backbone {
     /// its keys and values to the cache. `offset` must equal the tokens already cached.
     /// `real` flags padding as in [`Backbone::forward_train`]; cached padding stays hidden.
     pub fn forward(&mut self, x: &Tensor, offset: usize, real: Option<&[bool]>) -> Result<Tensor> {
+        self.append(x, offset, real, false)
+    }
+
+    /// As [`Backbone::forward`], the new tokens seeing each other both ways: a block of
+    /// sub-task tokens filled in together (parallel decoding).
+    pub fn forward_block(&mut self, x: &Tensor, offset: usize) -> Result<Tensor> {
+        self.append(x, offset, None, true)
+    }
+
+    fn append(
+        &mut self,
+        x: &Tensor,
+        offset: usize,
+        real: Option<&[bool]>,
+        both_ways: bool,
+    ) -> Result<Tensor> {
         if offset != self.cached {
             candle_core::bail!("offset {offset} but {} tokens are cached", self.cached);
         }
-        let h = self.run(x, offset, real, true)?;
+        let h = self.run(x, offset, real, true, both_ways)?;
         self.cached += x.dim(1)?;
         Ok(h)
     }
@@ -289,13 +307,13 @@ impl Backbone {
     /// Hidden states of whole sequences, leaving the cache alone: what decoding would
     /// cost without a cache.
     pub fn forward_full(&mut self, x: &Tensor, real: Option<&[bool]>) -> Result<Tensor> {
-        self.run(x, 0, real, false)
+        self.run(x, 0, real, false, false)
     }
 
     /// Hidden states of whole sequences, differentiable, no cache. `real` (batch × tokens)
     /// is false for padding, which no token attends to.
     pub fn forward_train(&mut self, x: &Tensor, real: Option<&[bool]>) -> Result<Tensor> {
-        self.run(x, 0, real, false)
+        self.run(x, 0, real, false, false)
     }
 
     /// Tokens now in the cache.

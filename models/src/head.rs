@@ -32,6 +32,32 @@ pub struct HeadConfig {
     /// How a decision commits to the objects the pointers pick (default: as trained).
     #[serde(default)]
     pub pointing: Pointing,
+    /// How the sub-task text is written ([`crate::decode`]).
+    #[serde(default)]
+    pub decoding: Decoding,
+    /// Parallel decoding: tokens filled in together, and the passes that fill a block.
+    #[serde(default = "four")]
+    pub block: usize,
+    #[serde(default = "two")]
+    pub refine_steps: usize,
+}
+
+/// How the sub-task text is written: a token per forward pass, or blocks of tokens filled
+/// in together (docs/model.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decoding {
+    #[default]
+    Ar,
+    Parallel,
+}
+
+fn four() -> usize {
+    4
+}
+
+fn two() -> usize {
+    2
 }
 
 fn one() -> usize {
@@ -48,6 +74,23 @@ pub const KEYPOSE_DIMS: usize = 6;
 impl HeadConfig {
     pub fn action_dims(&self) -> usize {
         self.keyposes * KEYPOSE_DIMS
+    }
+
+    /// Why the decoding settings cannot run, if they cannot.
+    pub fn check_decoding(&self) -> std::result::Result<(), String> {
+        let (b, s) = (self.block, self.refine_steps);
+        if b == 0 {
+            return Err("head.block is 0: a block holds at least one token".into());
+        }
+        if s == 0 {
+            return Err("head.refine_steps is 0: a block takes at least one pass".into());
+        }
+        if s > b {
+            return Err(format!(
+                "head.refine_steps {s} > head.block {b}: each pass fixes at least one token"
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -182,6 +225,9 @@ mod tests {
             blocks: 2,
             keyposes: 2,
             flow_steps: 10,
+            decoding: Decoding::Ar,
+            block: 4,
+            refine_steps: 2,
         }
     }
 

@@ -16,6 +16,7 @@
 //! - [`anchor`]: the picked objects' centroid and yaw, that keyposes are relative to;
 //! - [`head`]: the flow-matching action head; [`keypose`]: its normalised outputs;
 //! - [`model`]: all of it in one sequence layout, with the tied language head;
+//! - [`decode`]: writing the sub-task, a token per pass or blocks in parallel;
 //! - [`vla`]: one decision (sub-task text, keyposes, timings) on a frame;
 //! - [`policy`]: the model in LoHoVLA's closed loop, as a runtime policy;
 //! - [`device`]: the CPU or a GPU (`cuda` feature);
@@ -26,6 +27,7 @@ pub mod anchor;
 pub mod backbone;
 pub mod checkpoint;
 pub mod data;
+pub mod decode;
 pub mod device;
 pub mod head;
 pub mod keypose;

@@ -78,6 +78,9 @@ impl Config {
                 blocks: 3,
                 keyposes: 2,
                 flow_steps: 10,
+                decoding: Default::default(),
+                block: 4,
+                refine_steps: 2,
             },
             vocab_size,
             max_instruction,
@@ -301,13 +304,38 @@ impl Loho {
 
     /// Feeds one token after the cache and returns its hidden state (1, d).
     pub fn feed(&mut self, id: u32) -> Result<Tensor> {
-        if self.backbone.cached() >= self.cfg.subtask_start() + self.cfg.max_subtask {
-            candle_core::bail!("sub-task longer than {} tokens", self.cfg.max_subtask);
-        }
-        let offset = self.backbone.cached();
+        let offset = self.room(1)?;
         self.backbone
             .forward(&self.embed_ids(&[id], 1)?, offset, None)?
             .get(0)
+    }
+
+    /// Feeds a block of tokens after the cache, seeing each other both ways (parallel
+    /// decoding), and returns their hidden states (k, d).
+    pub fn feed_block(&mut self, ids: &[u32]) -> Result<Tensor> {
+        let offset = self.room(ids.len())?;
+        self.backbone
+            .forward_block(&self.embed_ids(ids, 1)?, offset)?
+            .get(0)
+    }
+
+    /// The cache's length, if `n` more sub-task tokens fit after it.
+    fn room(&self, n: usize) -> Result<usize> {
+        let offset = self.backbone.cached();
+        if offset + n > self.cfg.subtask_start() + self.cfg.max_subtask {
+            candle_core::bail!("sub-task longer than {} tokens", self.cfg.max_subtask);
+        }
+        Ok(offset)
+    }
+
+    /// Tokens in the cache.
+    pub fn cached(&self) -> usize {
+        self.backbone.cached()
+    }
+
+    /// Drops the cached tokens after the first `len` (a block's trial pass).
+    pub fn rewind(&mut self, len: usize) -> Result<()> {
+        self.backbone.truncate_cache(len)
     }
 
     /// Hidden states of a whole sequence recomputed from scratch, without touching the

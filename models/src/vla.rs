@@ -9,9 +9,11 @@ use loho_runtime::policy::Plan;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::decode::{self, Mode};
+use crate::head::Decoding;
 use crate::keypose::{ActionScale, Keypose};
 use crate::model::{ids, Loho};
-use crate::vocab::Vocab;
+use crate::vocab::{Vocab, MASK};
 use crate::{checkpoint, normal, ModelError};
 
 /// Where a decision's time went.
@@ -21,8 +23,10 @@ pub struct Timing {
     pub prefill: Duration,
     /// Writing (or re-reading) the sub-task, one token at a time.
     pub decode: Duration,
-    /// Tokens fed one at a time.
+    /// Sub-task tokens written (or re-read), with `</sub>` and `<act>`.
     pub tokens: usize,
+    /// Forward passes that took (one per token autoregressively).
+    pub passes: usize,
     /// The action head's Euler steps.
     pub head: Duration,
     pub total: Duration,
@@ -52,11 +56,34 @@ pub struct Vla {
     instruction: Vec<u32>,
     /// True when the instruction was cut to fit `max_instruction`.
     pub truncated: bool,
+    /// How the sub-task is written: the checkpoint's `head.decoding`.
+    mode: Mode,
 }
 
 impl Vla {
     pub fn new(model: Loho, vocab: Vocab, seed: u64) -> Self {
+        let head = &model.config().head;
+        let mode = match (head.decoding, vocab.id(MASK)) {
+            (Decoding::Parallel, Some(mask)) => Mode::Parallel {
+                block: head.block,
+                steps: head.refine_steps,
+                mask,
+            },
+            // Blocks of one need no mask; checkpoint::load refuses larger ones without.
+            (Decoding::Parallel, None) => {
+                if head.block > 1 {
+                    tracing::warn!("no {MASK} token: parallel decoding in blocks of 1");
+                }
+                Mode::Parallel {
+                    block: 1,
+                    steps: 1,
+                    mask: ids::PAD,
+                }
+            }
+            (Decoding::Ar, _) => Mode::Ar,
+        };
         Self {
+            mode,
             model,
             vocab,
             rng: ChaCha8Rng::seed_from_u64(seed),
@@ -133,12 +160,13 @@ impl Vla {
             .config()
             .stem
             .frame(rgb, height, self.model.device())?;
-        let mut h = self.model.observe(&frame)?;
+        let h = self.model.observe(&frame)?;
         let prefill = t0.elapsed();
 
         let t1 = Instant::now();
         let max_words = self.model.config().max_subtask - 3;
-        let mut words = Vec::new();
+        let mut words;
+        let passes;
         match keep {
             Some(text) => {
                 words = self.vocab.encode(text)?;
@@ -146,29 +174,33 @@ impl Vla {
                 for &w in &words {
                     self.model.feed(w)?;
                 }
+                passes = words.len();
             }
-            None => loop {
-                let logits = self.model.logits(&h)?;
-                let next = if temperature > 0.0 {
-                    sample(&logits, temperature, &mut self.rng)?
-                } else {
-                    argmax(&logits)?
+            None => {
+                let mode = self.mode;
+                let rng = &mut self.rng;
+                let mut pick = |logits: &Tensor| -> candle_core::Result<(u32, f32)> {
+                    let t = if temperature > 0.0 {
+                        sample(logits, temperature, rng)?
+                    } else {
+                        argmax(logits)?
+                    };
+                    Ok((t, prob(logits, t)?))
                 };
-                if next == ids::END_SUB || words.len() == max_words {
-                    break;
-                }
-                words.push(next);
-                h = self.model.feed(next)?;
-            },
+                let w = decode::write(&mut self.model, h, max_words, mode, &mut pick)?;
+                (words, passes) = (w.words, w.passes);
+            }
         }
         let subtask = self.vocab.decode(&words);
         let mut tokens = words.len();
+        let mut passes = passes;
         let mut keyposes = Vec::new();
         let mut head = Duration::ZERO;
         if keep.is_some() || !subtask.starts_with("done") {
             self.model.feed(ids::END_SUB)?;
-            h = self.model.feed(ids::ACT)?;
+            let h = self.model.feed(ids::ACT)?;
             tokens += 2;
+            passes += 2;
             let t2 = Instant::now();
             let cfg = &self.model.config().head;
             let (dims, n, scale) = (cfg.action_dims(), cfg.samples.max(1), cfg.noise_scale);
@@ -205,6 +237,7 @@ impl Vla {
                 prefill,
                 decode,
                 tokens,
+                passes,
                 head,
                 total: t0.elapsed(),
             },
@@ -244,6 +277,14 @@ fn sample(logits: &Tensor, temperature: f32, rng: &mut ChaCha8Rng) -> candle_cor
         u -= pi;
     }
     Ok((p.len() - 1) as u32)
+}
+
+/// The probability softmax(logits) gives word `t`.
+fn prob(logits: &Tensor, t: u32) -> candle_core::Result<f32> {
+    let l: Vec<f32> = logits.flatten_all()?.to_vec1()?;
+    let top = l.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = l.iter().map(|v| (v - top).exp()).sum();
+    Ok((l[t as usize] - top).exp() / sum)
 }
 
 fn argmax(logits: &Tensor) -> candle_core::Result<u32> {

@@ -24,6 +24,9 @@ pub const SUB: &str = "<sub>";
 pub const END_SUB: &str = "</sub>";
 /// Where the action head reads the hidden state.
 pub const ACT: &str = "<act>";
+/// The blank a block of parallel decoding starts from; only in the vocabularies of
+/// checkpoints trained for it.
+pub const MASK: &str = "<mask>";
 /// Special tokens, with these ids (0..6) in every vocabulary.
 pub const SPECIALS: [&str; 6] = [PAD, UNK, BOS, SUB, END_SUB, ACT];
 

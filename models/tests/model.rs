@@ -429,3 +429,116 @@ fn a_labelled_keypose_is_anchored_on_its_object_in_training() {
         );
     }
 }
+
+/// A checkpoint of the fresh model that samples rewrites, and a copy of it named `name`
+/// whose config.json `edit` changes.
+fn edited(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> (PathBuf, PathBuf) {
+    let (m, vocab, vm) = fresh();
+    let (dir, copy) = (tmp(&format!("{name}-base")), tmp(name));
+    save(&vm, &m, &vocab, &dir);
+    let config = |dir: &Path, edit: &mut dyn FnMut(&mut serde_json::Value)| {
+        let path = dir.join("config.json");
+        let mut cfg: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        edit(&mut cfg);
+        std::fs::write(&path, cfg.to_string()).unwrap();
+    };
+    config(&dir, &mut |c| c["replan_temperature"] = 1.0.into());
+    save(&vm, &m, &vocab, &copy);
+    std::fs::copy(dir.join("config.json"), copy.join("config.json")).unwrap();
+    let mut edit = Some(edit);
+    config(&copy, &mut |c| (edit.take().unwrap())(c));
+    (dir, copy)
+}
+
+#[test]
+fn parallel_decoding_in_blocks_of_one_is_autoregressive_decoding() {
+    let (ar, par) = edited("dec-par", |c| {
+        c["head"]["decoding"] = "parallel".into();
+        c["head"]["block"] = 1.into();
+        c["head"]["refine_steps"] = 1.into();
+    });
+    let mut words = 0;
+    for (i, plan) in [Plan::Write, Plan::Rewrite, Plan::Rewrite]
+        .iter()
+        .enumerate()
+    {
+        let mut a = Vla::load(&ar, i as u64, &Device::Cpu).unwrap();
+        let mut b = Vla::load(&par, i as u64, &Device::Cpu).unwrap();
+        for (k, (rgb, h)) in [frame(200, 30, [78, 121, 167]), frame(40, 90, [225, 87, 89])]
+            .iter()
+            .enumerate()
+        {
+            a.start(texts()[k]).unwrap();
+            b.start(texts()[k]).unwrap();
+            let (oa, ob) = (
+                a.decide(rgb, h, plan).unwrap(),
+                b.decide(rgb, h, plan).unwrap(),
+            );
+            words += oa.timing.tokens;
+            assert_eq!(oa.subtask, ob.subtask);
+            assert_eq!(oa.keyposes, ob.keyposes);
+            assert_eq!(oa.timing.passes, ob.timing.passes);
+        }
+    }
+    assert!(
+        words > 30,
+        "the untrained model writes words ({words} in all)"
+    );
+    for d in [ar, par] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
+
+#[test]
+fn a_block_is_filled_in_its_passes_and_stays_in_the_cache() {
+    use loho_models::decode::{write, Mode};
+    let (mut m, _, _) = fresh();
+    let (rgb, h) = frame(200, 30, [78, 121, 167]);
+    m.start(&m.config().instruction_ids(&[7, 8, 9]).0).unwrap();
+    let f = m.config().stem.frame(&rgb, &h, &Device::Cpu).unwrap();
+    let last = m.observe(&f).unwrap();
+    let base = m.cached();
+    // A pick that never ends the sub-task: the highest-scoring word that is not `</sub>`.
+    let mut pick = |logits: &Tensor| -> candle_core::Result<(u32, f32)> {
+        let l: Vec<f32> = logits.to_vec1()?;
+        let (i, v) =
+            (6..l.len())
+                .map(|i| (i, l[i]))
+                .fold((6, f32::MIN), |a, b| if b.1 > a.1 { b } else { a });
+        Ok((i as u32, v))
+    };
+    let mode = Mode::Parallel {
+        block: 4,
+        steps: 2,
+        mask: 1,
+    };
+    let w = write(&mut m, last, 10, mode, &mut pick).unwrap();
+    assert_eq!(w.words.len(), 10);
+    // Blocks of 4, 4 and 2: two trial passes and one commit each.
+    assert_eq!(w.passes, 9);
+    assert_eq!(m.cached(), base + 10);
+}
+
+#[test]
+fn malformed_decoding_settings_are_named() {
+    for (block, steps, says) in [
+        (0, 1, "head.block is 0"),
+        (4, 0, "head.refine_steps is 0"),
+        (2, 3, "head.refine_steps 3 > head.block 2"),
+        (4, 2, "needs a <mask> token"),
+    ] {
+        let (base, dir) = edited("dec-bad", |c| {
+            c["head"]["decoding"] = "parallel".into();
+            c["head"]["block"] = block.into();
+            c["head"]["refine_steps"] = steps.into();
+        });
+        let err = Vla::load(&dir, 0, &Device::Cpu)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(err.contains(says), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+}

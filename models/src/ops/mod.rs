@@ -269,6 +269,9 @@ pub struct Mask {
     pub prefix: usize,
     /// Absolute position of the first query: the tokens already in a cache.
     pub past: usize,
+    /// The first `both_ways` queries see each other both ways: a block of sub-task tokens
+    /// filled in together (parallel decoding). 0 or 1: causal.
+    pub both_ways: usize,
     /// Per batch row and key (b × keys), false for padding no query may see. `None`:
     /// every key is a real token.
     pub keys: Option<Arc<Vec<bool>>>,
@@ -280,6 +283,8 @@ impl Mask {
         let p = self.past + q;
         if p < self.prefix {
             self.prefix - 1
+        } else if q < self.both_ways {
+            self.past + self.both_ways - 1
         } else {
             p
         }

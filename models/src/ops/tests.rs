@@ -119,6 +119,7 @@ fn attention_matches_an_additive_mask_and_hides_padding() {
     let mask = Mask {
         prefix: 4,
         past: 3,
+        both_ways: 0,
         keys: Some(Arc::new(keys)),
     };
     check(
@@ -177,6 +178,7 @@ fn packed_rows_are_the_real_tokens_and_attend_as_padded_ones() {
     let mask = Mask {
         prefix: 2,
         past: 0,
+        both_ways: 0,
         keys: Some(Arc::new(real.to_vec())),
     };
     let (q, k, v) = (randn(&[5, 6], 5), randn(&[5, 6], 6), randn(&[5, 6], 7));
@@ -193,5 +195,30 @@ fn packed_rows_are_the_real_tokens_and_attend_as_padded_ones() {
             let y = composite_attention(&q, &kt, &v, 0.5, &mask)?;
             y.index_select(&rows, 0)
         },
+    );
+}
+
+#[test]
+fn a_block_of_new_tokens_sees_itself_both_ways() {
+    let mask = Mask {
+        prefix: 2,
+        past: 5,
+        both_ways: 3,
+        keys: None,
+    };
+    // Queries 0..3 (positions 5..8) see up to position 7; the fourth is causal again.
+    assert_eq!(
+        (0..4).map(|q| mask.last_key(q)).collect::<Vec<_>>(),
+        [7, 7, 7, 8]
+    );
+    let (q, kt, v) = (
+        randn(&[1, 2, 4, 5], 3),
+        randn(&[1, 2, 5, 9], 4),
+        randn(&[1, 2, 9, 5], 5),
+    );
+    check(
+        &[&q, &kt, &v],
+        |t| attention(t[0], t[1], t[2], 0.5, &mask, None),
+        |t| composite_attention(t[0], t[1], t[2], 0.5, &mask),
     );
 }

@@ -1,0 +1,101 @@
+//! Writing the sub-task text after the frame: one token per forward pass (`ar`), or blocks
+//! of tokens filled in together over a few passes (`parallel`, discrete diffusion forcing).
+//!
+//! Both share the KV cache of the instruction, the objects and `<sub>`. A token is read
+//! from the hidden state one position before it, as in autoregressive decoding: a block's
+//! first token from the last committed token, its others from the block itself, whose
+//! tokens (`<mask>` until fixed) see each other both ways and every cached token. Each pass
+//! fixes the most confident of the open positions — a share so that the last pass fixes
+//! the rest — and is rolled back from the cache; the finished block is then fed once and
+//! stays, up to a `</sub>` it holds. Blocks of one token are autoregressive decoding
+//! exactly. docs/model.md draws the blocks.
+
+use candle_core::{Result, Tensor};
+
+use crate::model::{ids, Loho};
+
+/// How to write the sub-task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Ar,
+    /// Blocks of `block` tokens, each filled in `steps` passes from `mask` tokens.
+    Parallel {
+        block: usize,
+        steps: usize,
+        mask: u32,
+    },
+}
+
+/// The words written (without `</sub>`, all of them now in the cache) and the forward
+/// passes it took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub words: Vec<u32>,
+    pub passes: usize,
+}
+
+/// A token for each row of logits, with the probability the model gave it.
+pub type Pick<'a> = dyn FnMut(&Tensor) -> Result<(u32, f32)> + 'a;
+
+/// Writes at most `max_words` words after the cache, `last` being the hidden state (1, d)
+/// of its last token; `pick` chooses each word from its logits (greedy or sampled).
+pub fn write(
+    model: &mut Loho,
+    last: Tensor,
+    max_words: usize,
+    mode: Mode,
+    pick: &mut Pick,
+) -> Result<Written> {
+    let (block, steps, mask) = match mode {
+        Mode::Ar => (1, 1, ids::PAD),
+        Mode::Parallel { block, steps, mask } => (block.max(1), steps.clamp(1, block.max(1)), mask),
+    };
+    let mut out = Written {
+        words: vec![],
+        passes: 0,
+    };
+    let mut h = last;
+    while out.words.len() < max_words {
+        let k = block.min(max_words - out.words.len());
+        let steps = steps.min(k);
+        let base = model.cached();
+        let mut toks = vec![mask; k];
+        let mut open: Vec<usize> = (0..k).collect();
+        for step in 0..steps {
+            // The rows that predict positions 0..k: the last committed token's, then the
+            // block's own. A block of one needs no pass for that.
+            let rows = if k > 1 {
+                let hs = model.feed_block(&toks)?;
+                out.passes += 1;
+                model.rewind(base)?;
+                Tensor::cat(&[&h, &hs.narrow(0, 0, k - 1)?], 0)?
+            } else {
+                h.clone()
+            };
+            let logits = model.logits(&rows)?;
+            let mut chosen = open
+                .iter()
+                .map(|&i| Ok((i, pick(&logits.get(i)?)?)))
+                .collect::<Result<Vec<_>>>()?;
+            // Most confident first; ties go left to right.
+            chosen.sort_by(|a, b| b.1 .1.total_cmp(&a.1 .1).then(a.0.cmp(&b.0)));
+            let n = open.len().div_ceil(steps - step);
+            for &(i, (t, _)) in &chosen[..n] {
+                toks[i] = t;
+            }
+            open.retain(|i| !chosen[..n].iter().any(|c| c.0 == *i));
+        }
+        let end = toks.iter().position(|&t| t == ids::END_SUB);
+        let keep = end.unwrap_or(k);
+        if keep > 0 {
+            let hs = model.feed_block(&toks[..keep])?;
+            out.passes += 1;
+            h = hs.narrow(0, keep - 1, 1)?;
+        }
+        out.words.extend_from_slice(&toks[..keep]);
+        if end.is_some() {
+            break;
+        }
+    }
+    Ok(out)
+}
