@@ -168,6 +168,10 @@ pub struct DeviceArg {
     /// `cpu`, or `cuda` / `cuda:N` in a build with `--features cuda`.
     #[arg(long = "device", value_name = "DEVICE", default_value = "cpu")]
     pub spec: DeviceSpec,
+    /// How the model writes sub-tasks: `ar` or `parallel` [default: its config's
+    /// head.decoding].
+    #[arg(long)]
+    pub decoding: Option<loho_models::head::Decoding>,
 }
 
 #[derive(Args, Debug)]

@@ -128,7 +128,7 @@ impl Transport {
 pub fn command(c: EvalCmd) -> Result<()> {
     let args = EvalArgs {
         transport: Transport::parse(&c.transport, c.connect)?,
-        policy: PolicyKind::parse(&c.policy)?.on(c.device.spec)?,
+        policy: PolicyKind::parse(&c.policy)?.on(&c.device)?,
         tasks: TaskId::parse_list(&c.tasks)?,
         split: cli::split(&c.split)?,
         episodes: c.episodes,

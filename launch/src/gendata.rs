@@ -40,7 +40,7 @@ pub fn command(c: GenDataCmd) -> Result<()> {
         c.colors
     );
     let policy = match (&c.policy, c.dagger) {
-        (Some(p), true) => Some(PolicyKind::parse(p)?.on(c.device.spec)?),
+        (Some(p), true) => Some(PolicyKind::parse(p)?.on(&c.device)?),
         _ => None,
     };
     let args = GenArgs {

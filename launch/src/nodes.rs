@@ -143,9 +143,7 @@ pub fn replay_command(c: ReplayCmd) -> Result<()> {
 
 /// `loho policy`: until Ctrl-C.
 pub fn policy_command(c: PolicyCmd) -> Result<()> {
-    let mut p = PolicyKind::parse(&c.policy)?
-        .on(c.device.spec)?
-        .node(c.seed)?;
+    let mut p = PolicyKind::parse(&c.policy)?.on(&c.device)?.node(c.seed)?;
     let bus = open_bus(&c.bus, "policy")?;
     let cfg = PolicyConfig {
         instruction: c.instruction,
@@ -157,7 +155,7 @@ pub fn policy_command(c: PolicyCmd) -> Result<()> {
 
 /// `loho serve-openpi`: the policy behind openpi's protocol until Ctrl-C.
 pub fn serve_openpi_command(c: ServeOpenpiCmd) -> Result<()> {
-    let p = PolicyKind::parse(&c.policy)?.on(c.device.spec)?.node(0)?;
+    let p = PolicyKind::parse(&c.policy)?.on(&c.device)?.node(0)?;
     let server = loho_runtime::policy::openpi::Server::bind((c.host.as_str(), c.port), p)
         .with_context(|| format!("listening on {}:{}", c.host, c.port))?;
     tracing::info!(

@@ -5,18 +5,22 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use loho_models::{default_checkpoint, Device, DeviceSpec, ModelPolicy};
+use loho_models::head::Decoding;
+use loho_models::{default_checkpoint, Device, ModelPolicy};
 use loho_runtime::policy::openpi::{KeyMap, OpenpiPolicy};
 use loho_runtime::policy::Policy;
 use loho_sim::{Oracle, RandomPolicy};
+
+use crate::cli::DeviceArg;
 
 /// Which policy acts.
 #[derive(Debug, Clone)]
 pub enum PolicyKind {
     Oracle,
     Random,
-    /// A checkpoint folder (`default` is the shipped one), and the device it runs on.
-    Model(PathBuf, Device),
+    /// A checkpoint folder (`default` is the shipped one), the device it runs on, and
+    /// how it writes sub-tasks if not as its config says (`--decoding`).
+    Model(PathBuf, Device, Option<Decoding>),
     /// `openpi://HOST:PORT[?keys=FILE]`: an openpi server's policy, its observation and
     /// action keys as FILE says (default `configs/openpi/loho.toml`).
     Openpi {
@@ -30,8 +34,8 @@ impl PolicyKind {
         match s {
             "oracle" => Ok(Self::Oracle),
             "random" => Ok(Self::Random),
-            "default" => Ok(Self::Model(default_checkpoint(), Device::Cpu)),
-            dir if Path::new(dir).is_dir() => Ok(Self::Model(dir.into(), Device::Cpu)),
+            "default" => Ok(Self::Model(default_checkpoint(), Device::Cpu, None)),
+            dir if Path::new(dir).is_dir() => Ok(Self::Model(dir.into(), Device::Cpu, None)),
             url if url.starts_with("openpi://") => {
                 let rest = &url["openpi://".len()..];
                 let (addr, keys) = match rest.split_once("?keys=") {
@@ -54,11 +58,12 @@ impl PolicyKind {
         }
     }
 
-    /// The same policy, a model running on `device` (`--device`), opened once here so
-    /// that a device this build cannot use is an error before any episode starts.
-    pub fn on(self, device: DeviceSpec) -> Result<Self> {
+    /// The same policy, a model running on `--device` (opened once here, so that a
+    /// device this build cannot use is an error before any episode starts) and decoding
+    /// as `--decoding` says.
+    pub fn on(self, m: &DeviceArg) -> Result<Self> {
         Ok(match self {
-            Self::Model(dir, _) => Self::Model(dir, device.open()?),
+            Self::Model(dir, _, _) => Self::Model(dir, m.spec.open()?, m.decoding),
             other => other,
         })
     }
@@ -67,7 +72,7 @@ impl PolicyKind {
         match self {
             Self::Oracle => "oracle".into(),
             Self::Random => "random".into(),
-            Self::Model(dir, _) => dir.display().to_string(),
+            Self::Model(dir, ..) => dir.display().to_string(),
             Self::Openpi { addr, .. } => format!("openpi://{addr}"),
         }
     }
@@ -75,7 +80,7 @@ impl PolicyKind {
     /// The checkpoint folder, for commands that need a model.
     pub fn checkpoint(&self, command: &str) -> Result<&Path> {
         match self {
-            Self::Model(dir, _) => Ok(dir),
+            Self::Model(dir, ..) => Ok(dir),
             other => anyhow::bail!(
                 "{command} needs a checkpoint (default or a folder), not {}",
                 other.name()
@@ -88,10 +93,14 @@ impl PolicyKind {
         Ok(match self {
             Self::Oracle => Box::new(Oracle),
             Self::Random => Box::new(RandomPolicy::new(seed)),
-            Self::Model(dir, device) => Box::new(
-                ModelPolicy::load(dir, seed, device)
-                    .with_context(|| format!("loading the policy in {}", dir.display()))?,
-            ),
+            Self::Model(dir, device, decoding) => {
+                let mut p = ModelPolicy::load(dir, seed, device)
+                    .with_context(|| format!("loading the policy in {}", dir.display()))?;
+                if let Some(d) = decoding {
+                    p.vla_mut().set_decoding(*d)?;
+                }
+                Box::new(p)
+            }
             Self::Openpi { addr, keys } => {
                 let keys = KeyMap::load_or_default(keys.as_deref())?;
                 Box::new(

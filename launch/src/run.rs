@@ -50,7 +50,7 @@ pub fn command(c: RunCmd) -> Result<()> {
         task: c.episode.task()?,
         split: c.episode.split()?,
         episode: c.episode.episode,
-        policy: PolicyKind::parse(&c.policy)?.on(c.device.spec)?,
+        policy: PolicyKind::parse(&c.policy)?.on(&c.device)?,
         out: c.out,
         clock: if c.lockstep {
             ClockSource::Sim

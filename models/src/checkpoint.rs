@@ -10,9 +10,8 @@ use std::path::{Path, PathBuf};
 use candle_core::Device;
 use candle_nn::{VarBuilder, VarMap};
 
-use crate::head::Decoding;
 use crate::model::{Config, Loho, DTYPE};
-use crate::vocab::{Vocab, MASK};
+use crate::vocab::Vocab;
 use crate::ModelError;
 
 pub const CONFIG: &str = "config.json";
@@ -46,15 +45,8 @@ pub fn load(dir: &Path, device: &Device) -> Result<(Loho, Vocab), ModelError> {
             ),
         ));
     }
-    cfg.head
-        .check_decoding()
+    crate::decode::mode(&cfg.head, cfg.head.decoding, &vocab)
         .map_err(|e| err(&dir.join(CONFIG), e))?;
-    if cfg.head.decoding == Decoding::Parallel && cfg.head.block > 1 && vocab.id(MASK).is_none() {
-        return Err(err(
-            &dir.join(TOKENIZER),
-            format!("parallel decoding in blocks of {} needs a {MASK} token, which this vocabulary lacks: use a checkpoint trained for it, or head.decoding \"ar\"", cfg.head.block),
-        ));
-    }
     let weights = dir.join(WEIGHTS);
     if !weights.is_file() {
         return Err(err(&weights, "no such file"));

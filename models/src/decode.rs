@@ -12,7 +12,9 @@
 
 use candle_core::{Result, Tensor};
 
+use crate::head::{Decoding, HeadConfig};
 use crate::model::{ids, Loho};
+use crate::vocab::{Vocab, MASK};
 
 /// How to write the sub-task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +26,28 @@ pub enum Mode {
         steps: usize,
         mask: u32,
     },
+}
+
+/// The decoding mode of `decoding` with the model's block settings, or why it cannot run.
+pub fn mode(
+    head: &HeadConfig,
+    decoding: Decoding,
+    vocab: &Vocab,
+) -> std::result::Result<Mode, String> {
+    head.check_decoding()?;
+    match (decoding, vocab.id(MASK)) {
+        (Decoding::Ar, _) => Ok(Mode::Ar),
+        (Decoding::Parallel, mask) if head.block == 1 || mask.is_some() => Ok(Mode::Parallel {
+            block: head.block,
+            steps: head.refine_steps,
+            mask: mask.unwrap_or(ids::PAD),
+        }),
+        (Decoding::Parallel, _) => Err(format!(
+            "parallel decoding in blocks of {} needs a {MASK} token, which this vocabulary \
+             lacks: use a checkpoint trained for it, or head.decoding \"ar\" (--decoding ar)",
+            head.block
+        )),
+    }
 }
 
 /// The words written (without `</sub>`, all of them now in the cache) and the forward

@@ -52,6 +52,17 @@ pub enum Decoding {
     Parallel,
 }
 
+impl std::str::FromStr for Decoding {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "ar" => Ok(Self::Ar),
+            "parallel" => Ok(Self::Parallel),
+            other => Err(format!("unknown decoding {other:?}: use ar or parallel")),
+        }
+    }
+}
+
 fn four() -> usize {
     4
 }

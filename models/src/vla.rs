@@ -62,26 +62,17 @@ pub struct Vla {
 
 impl Vla {
     pub fn new(model: Loho, vocab: Vocab, seed: u64) -> Self {
-        let head = &model.config().head;
-        let mode = match (head.decoding, vocab.id(MASK)) {
-            (Decoding::Parallel, Some(mask)) => Mode::Parallel {
-                block: head.block,
-                steps: head.refine_steps,
-                mask,
-            },
-            // Blocks of one need no mask; checkpoint::load refuses larger ones without.
-            (Decoding::Parallel, None) => {
-                if head.block > 1 {
-                    tracing::warn!("no {MASK} token: parallel decoding in blocks of 1");
-                }
-                Mode::Parallel {
-                    block: 1,
-                    steps: 1,
-                    mask: ids::PAD,
-                }
+        let decoding = model.config().head.decoding;
+        // checkpoint::load refuses blocks over one without a mask; a model built in
+        // memory without one decodes in blocks of one.
+        let mode = decode::mode(&model.config().head, decoding, &vocab).unwrap_or_else(|_| {
+            tracing::warn!("no {MASK} token: parallel decoding in blocks of 1");
+            Mode::Parallel {
+                block: 1,
+                steps: 1,
+                mask: ids::PAD,
             }
-            (Decoding::Ar, _) => Mode::Ar,
-        };
+        });
         Self {
             mode,
             model,
@@ -90,6 +81,14 @@ impl Vla {
             instruction: Vec::new(),
             truncated: false,
         }
+    }
+
+    /// Writes sub-tasks as `decoding` says (`--decoding`), with the checkpoint's block and
+    /// refinement steps.
+    pub fn set_decoding(&mut self, decoding: Decoding) -> Result<(), ModelError> {
+        self.mode = decode::mode(&self.model.config().head, decoding, &self.vocab)
+            .map_err(ModelError::Data)?;
+        Ok(())
     }
 
     /// Restarts the random stream of the action samples.

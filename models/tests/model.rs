@@ -7,6 +7,7 @@ use candle_core::{Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use loho_models::checkpoint;
 use loho_models::data::{Dataset, Sample, Writer};
+use loho_models::head::Decoding;
 use loho_models::model::DTYPE;
 use loho_models::stem::SLOT_X;
 use loho_models::train::{TrainConfig, Trainer};
@@ -540,5 +541,14 @@ fn malformed_decoding_settings_are_named() {
         assert!(err.contains(says), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
         std::fs::remove_dir_all(&base).unwrap();
+    }
+    // `--decoding parallel` on a checkpoint with blocks of 4 and no <mask>: refused.
+    let (base, dir) = edited("dec-flag", |_| {});
+    let mut v = Vla::load(&dir, 0, &Device::Cpu).unwrap();
+    let err = v.set_decoding(Decoding::Parallel).unwrap_err().to_string();
+    assert!(err.contains("needs a <mask> token"), "{err}");
+    v.set_decoding(Decoding::Ar).unwrap();
+    for d in [base, dir] {
+        std::fs::remove_dir_all(d).unwrap();
     }
 }

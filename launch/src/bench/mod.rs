@@ -29,7 +29,7 @@ pub fn command(what: BenchCommand) -> Result<()> {
             std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
             let kind = PolicyKind::parse(&policy)?;
             let dir = kind.checkpoint("bench policy")?;
-            let r = policy::policy(dir, decisions.max(1), &device.spec.open()?)?;
+            let r = policy::policy(dir, decisions.max(1), &device.spec.open()?, device.decoding)?;
             policy::print(&r);
             crate::write_json(json.as_ref(), &r)
         }

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
+use loho_models::head::Decoding;
 use loho_models::vla::Timing;
 use loho_models::{Device, ModelPolicy};
 use loho_sim::{Env, Policy, Split, ALL_TASKS};
@@ -32,7 +33,12 @@ pub struct PolicyBench {
 
 /// Runs the policy on test episodes (tasks A–K in turn) until `decisions` decisions are
 /// timed, then times the same number of uncached tokens.
-pub fn policy(dir: &Path, decisions: usize, device: &Device) -> Result<PolicyBench> {
+pub fn policy(
+    dir: &Path,
+    decisions: usize,
+    device: &Device,
+    decoding: Option<Decoding>,
+) -> Result<PolicyBench> {
     let bar = ProgressBar::new(decisions as u64).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} decisions  {elapsed}")
             .expect("template"),
@@ -47,6 +53,9 @@ pub fn policy(dir: &Path, decisions: usize, device: &Device) -> Result<PolicyBen
         let mut env = Env::new(task, Split::Test, seed)?;
         let mut pol = ModelPolicy::load(dir, seed, device)
             .with_context(|| format!("loading {}", dir.display()))?;
+        if let Some(d) = decoding {
+            pol.vla_mut().set_decoding(d)?;
+        }
         while !env.is_done() && timings.len() < decisions {
             let obs = env.observe();
             let rgb = obs.rgb_bytes();
