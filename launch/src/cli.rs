@@ -300,7 +300,7 @@ pub struct GenDataCmd {
     #[arg(long, requires = "dagger")]
     pub policy: Option<String>,
     /// Add to the dataset in `--out` instead of starting a new one (DAgger rounds).
-    #[arg(long, conflicts_with = "format")]
+    #[arg(long)]
     pub append: bool,
     /// `loho` (what `loho train` reads) or `lerobot` (a LeRobotDataset v3.0).
     #[arg(long, value_enum, default_value_t = DataFormat::Loho)]

@@ -39,6 +39,10 @@ pub fn command(c: GenDataCmd) -> Result<()> {
         "unknown --colors {:?}: use all or split",
         c.colors
     );
+    anyhow::ensure!(
+        !(c.append && c.format == DataFormat::Lerobot),
+        "--append adds to loho's format only: a LeRobot dataset is written whole, into a new folder"
+    );
     let policy = match (&c.policy, c.dagger) {
         (Some(p), true) => Some(PolicyKind::parse(p)?.on(&c.device)?),
         _ => None,

@@ -228,6 +228,15 @@ fn a_run_recording_exports_its_decisions() {
         s(&run),
     ]);
     assert!(format!("{:#}", err.unwrap_err()).contains("not empty"));
+    let err = loho(&[
+        "gen-data",
+        "--format",
+        "lerobot",
+        "--append",
+        "--out",
+        s(&tmp("y")),
+    ]);
+    assert!(format!("{:#}", err.unwrap_err()).contains("--append adds to loho's format only"));
     std::fs::remove_dir_all(run).unwrap();
     std::fs::remove_dir_all(out).unwrap();
 }

@@ -152,7 +152,10 @@ impl Writer {
     /// A new dataset in `dir` (which must not hold one) of `rows` × `cols` frames.
     pub fn create(dir: &Path, rows: usize, cols: usize) -> Result<Self, ModelError> {
         if dir.read_dir().is_ok_and(|mut d| d.next().is_some()) {
-            return Err(err(dir, "is not empty: export into a new folder"));
+            return Err(err(
+                dir,
+                "is not empty: a LeRobot dataset is written into a new folder",
+            ));
         }
         std::fs::create_dir_all(dir).map_err(|e| err(dir, e))?;
         let features = features(rows, cols);
