@@ -13,7 +13,7 @@ use crate::decode::{self, Mode};
 use crate::head::Decoding;
 use crate::keypose::{ActionScale, Keypose};
 use crate::model::{ids, Loho};
-use crate::vocab::{Vocab, MASK};
+use crate::vocab::Vocab;
 use crate::{checkpoint, normal, ModelError};
 
 /// Where a decision's time went.
@@ -63,15 +63,11 @@ pub struct Vla {
 impl Vla {
     pub fn new(model: Loho, vocab: Vocab, seed: u64) -> Self {
         let decoding = model.config().head.decoding;
-        // checkpoint::load refuses blocks over one without a mask; a model built in
-        // memory without one decodes in blocks of one.
-        let mode = decode::mode(&model.config().head, decoding, &vocab).unwrap_or_else(|_| {
-            tracing::warn!("no {MASK} token: parallel decoding in blocks of 1");
-            Mode::Parallel {
-                block: 1,
-                steps: 1,
-                mask: ids::PAD,
-            }
+        // checkpoint::load refuses settings that cannot run; a model built in memory with
+        // them writes its sub-tasks autoregressively (what blocks of one do too).
+        let mode = decode::mode(&model.config().head, decoding, &vocab).unwrap_or_else(|e| {
+            tracing::warn!("{e}: writing sub-tasks autoregressively");
+            Mode::Ar
         });
         Self {
             mode,

@@ -18,9 +18,8 @@ const QUANTILES: [(f64, &str); 5] = [
 pub(super) struct Stats {
     /// Per feature, per dimension, every frame's value.
     numeric: BTreeMap<String, Vec<Vec<f64>>>,
-    /// Per image feature, per channel, a histogram of byte values.
-    images: BTreeMap<String, Vec<[u64; 256]>>,
-    frames: u64,
+    /// Per image feature, the images and, per channel, a histogram of byte values.
+    images: BTreeMap<String, (u64, Vec<[u64; 256]>)>,
 }
 
 /// The value at fractional rank `q` of `n` sorted values, interpolated as numpy does;
@@ -45,19 +44,16 @@ impl Stats {
 
     /// One image's pixels, `channels` interleaved.
     pub fn add_image(&mut self, key: &str, channels: usize, pixels: &[u8]) {
-        let hist = self
+        let (count, hist) = self
             .images
             .entry(key.to_string())
-            .or_insert_with(|| vec![[0; 256]; channels]);
+            .or_insert_with(|| (0, vec![[0; 256]; channels]));
+        *count += 1;
         for px in pixels.chunks_exact(channels) {
             for (h, v) in hist.iter_mut().zip(px) {
                 h[*v as usize] += 1;
             }
         }
-    }
-
-    pub fn frame_done(&mut self) {
-        self.frames += 1;
     }
 
     pub fn to_json(&self) -> Value {
@@ -85,10 +81,10 @@ impl Stats {
             }
             let mut m: Map<String, Value> =
                 per.into_iter().map(|(k, v)| (k.into(), json!(v))).collect();
-            m.insert("count".into(), json!([self.frames]));
+            m.insert("count".into(), json!([dims[0].len()]));
             out.insert(key.clone(), Value::Object(m));
         }
-        for (key, channels) in &self.images {
+        for (key, (count, channels)) in &self.images {
             let mut per: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
             for h in channels {
                 let n: u64 = h.iter().sum();
@@ -128,7 +124,7 @@ impl Stats {
                 .into_iter()
                 .map(|(k, v)| (k.into(), Value::Array(v)))
                 .collect();
-            m.insert("count".into(), json!([self.frames]));
+            m.insert("count".into(), json!([count]));
             out.insert(key.clone(), Value::Object(m));
         }
         Value::Object(out)
@@ -144,7 +140,6 @@ mod tests {
         let mut s = Stats::default();
         for v in [1.0, 2.0, 3.0, 4.0] {
             s.add("x", &[v, -v]);
-            s.frame_done();
         }
         s.add_image("im", 1, &[0, 255, 255, 0]);
         let j = s.to_json();
