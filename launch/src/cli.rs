@@ -15,8 +15,10 @@ use loho_sim::{Split, TaskId};
 
 mod bus;
 mod export;
+mod train;
 pub use bus::BusArgs;
 pub use export::{ExportCmd, ExportLerobotCmd};
+pub use train::TrainCmd;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -307,35 +309,6 @@ pub struct GenDataCmd {
     pub format: DataFormat,
     #[arg(long)]
     pub jobs: Option<usize>,
-    #[command(flatten)]
-    pub device: DeviceArg,
-}
-
-#[derive(Args, Debug)]
-pub struct TrainCmd {
-    #[arg(long, default_value = "data/train")]
-    pub data: PathBuf,
-    /// Run folder: the checkpoint, optimizer state, train.json and log.jsonl.
-    #[arg(long, default_value = "runs/train/loho-tiny")]
-    pub out: PathBuf,
-    #[arg(long)]
-    pub resume: bool,
-    /// Total steps [default: 8000; on --resume, the saved run's].
-    #[arg(long)]
-    pub steps: Option<usize>,
-    #[arg(long, default_value_t = 16)]
-    pub batch: usize,
-    #[arg(long, default_value_t = 1e-3)]
-    pub lr: f64,
-    /// Seed of the weights' initialisation and the batches' order.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Steps between checkpoints (also saved every 10 minutes).
-    #[arg(long, default_value_t = 250)]
-    pub save_every: usize,
-    /// Threads, each training on its share of every batch [default: all cores].
-    #[arg(long)]
-    pub threads: Option<usize>,
     #[command(flatten)]
     pub device: DeviceArg,
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use loho_models::data::Dataset;
-use loho_models::train::{TrainConfig, Trainer};
+use loho_models::train::{Parallel, TrainConfig, Trainer};
 use loho_models::vocab::Vocab;
 use loho_models::{Config, Device, DeviceSpec};
 
@@ -22,6 +22,12 @@ pub fn command(c: TrainCmd) -> Result<()> {
         config: TrainConfig {
             batch: c.batch,
             lr: c.lr,
+            warmup: c.warmup,
+            parallel: c.parallel.map(|block| Parallel {
+                block,
+                teacher: c.from.clone().unwrap_or_default(),
+                distill: c.distill,
+            }),
             seed: c.seed,
             palette: loho_sim::colors::ALL
                 .iter()
@@ -31,6 +37,7 @@ pub fn command(c: TrainCmd) -> Result<()> {
         },
         steps: c.steps,
         resume: c.resume,
+        from: c.from,
         save_every: c.save_every.max(1),
         threads: crate::cli::jobs(c.threads),
         device: c.device.spec,
@@ -44,6 +51,8 @@ pub struct TrainArgs {
     /// Total steps; on `--resume` this extends (or shortens) the saved schedule.
     pub steps: Option<usize>,
     pub resume: bool,
+    /// A checkpoint to fine-tune (else new weights).
+    pub from: Option<PathBuf>,
     pub save_every: usize,
     /// Threads a CPU step is split over.
     pub threads: usize,
@@ -103,6 +112,13 @@ pub fn train(a: &TrainArgs) -> Result<()> {
             t.state.config.steps
         );
         t
+    } else if let Some(from) = &a.from {
+        let mut tc = a.config.clone();
+        if let Some(steps) = a.steps {
+            tc.steps = steps;
+        }
+        Trainer::fine_tune(from, tc, &device)
+            .with_context(|| format!("fine-tuning {}", from.display()))?
     } else {
         let texts = data
             .samples
@@ -119,6 +135,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
     trainer.workers = shards;
     let steps = trainer.state.config.steps;
     let batch = trainer.state.config.batch;
+    let parallel = trainer.state.config.parallel.is_some();
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let log_path = a.out.join("log.jsonl");
     let mut log = std::fs::OpenOptions::new()
@@ -142,8 +159,12 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         ema = Some(e);
         let rate = (window_steps * batch) as f64 / window_start.elapsed().as_secs_f64();
         bar.set_position(trainer.state.step as u64);
+        let parallel = match parallel {
+            true => format!(" parallel {:.3} distill {:.3}", s.parallel, s.distill),
+            false => String::new(),
+        };
         bar.set_message(format!(
-            "loss {e:.3} (text {:.3} colour {:.3} action {:.3} pointer {:.3})  lr {:.1e}  {rate:.1} samples/s",
+            "loss {e:.3} (text {:.3} colour {:.3} action {:.3} pointer {:.3}{parallel})  lr {:.1e}  {rate:.1} samples/s",
             s.text, s.colour, s.action, s.pointer, s.lr
         ));
         let step = trainer.state.step;
@@ -152,7 +173,8 @@ pub fn train(a: &TrainArgs) -> Result<()> {
                 log,
                 "{}",
                 serde_json::json!({"step": step, "loss": s.loss, "text": s.text,
-                    "action": s.action, "pointer": s.pointer, "colour": s.colour, "lr": s.lr, "grad_norm": s.grad_norm,
+                    "action": s.action, "pointer": s.pointer, "colour": s.colour,
+                    "parallel": s.parallel, "distill": s.distill, "lr": s.lr, "grad_norm": s.grad_norm,
                     "samples_per_s": rate, "wall_s": trainer.state.wall_s})
             )?;
             window_start = Instant::now();

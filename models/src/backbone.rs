@@ -13,6 +13,7 @@
 //! have a backward: candle's own fused kernels have none and would silently leave most
 //! weights without gradient (docs/model.md).
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use candle_core::{DType, Module, Result, Tensor};
@@ -216,7 +217,7 @@ impl Backbone {
         offset: usize,
         real: Option<&[bool]>,
         cache: bool,
-        both_ways: bool,
+        blocks: Option<Vec<Range<usize>>>,
     ) -> Result<Tensor> {
         let (b, t, d) = x.dims3()?;
         if offset + t > self.max_len {
@@ -245,7 +246,7 @@ impl Backbone {
         let mask = Mask {
             prefix: self.prefix,
             past: offset,
-            both_ways: if both_ways { t } else { 0 },
+            blocks: blocks.map(Arc::new),
             keys: keys.contains(&false).then(|| Arc::new(keys)),
         };
         // Token rows (b · t, d) from here on: the fewer views, the fewer gradients candle
@@ -280,13 +281,15 @@ impl Backbone {
     /// its keys and values to the cache. `offset` must equal the tokens already cached.
     /// `real` flags padding as in [`Backbone::forward_train`]; cached padding stays hidden.
     pub fn forward(&mut self, x: &Tensor, offset: usize, real: Option<&[bool]>) -> Result<Tensor> {
-        self.append(x, offset, real, false)
+        self.append(x, offset, real, None)
     }
 
-    /// As [`Backbone::forward`], the new tokens seeing each other both ways: a block of
-    /// sub-task tokens filled in together (parallel decoding).
-    pub fn forward_block(&mut self, x: &Tensor, offset: usize) -> Result<Tensor> {
-        self.append(x, offset, None, true)
+    /// As [`Backbone::forward`], the new tokens from the `causal`-th on seeing each other
+    /// both ways: a block of sub-task tokens filled in together (parallel decoding), after
+    /// the words committed before it.
+    pub fn forward_block(&mut self, x: &Tensor, offset: usize, causal: usize) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        self.append(x, offset, None, Some(vec![offset + causal..offset + t; b]))
     }
 
     fn append(
@@ -294,12 +297,12 @@ impl Backbone {
         x: &Tensor,
         offset: usize,
         real: Option<&[bool]>,
-        both_ways: bool,
+        blocks: Option<Vec<Range<usize>>>,
     ) -> Result<Tensor> {
         if offset != self.cached {
             candle_core::bail!("offset {offset} but {} tokens are cached", self.cached);
         }
-        let h = self.run(x, offset, real, true, both_ways)?;
+        let h = self.run(x, offset, real, true, blocks)?;
         self.cached += x.dim(1)?;
         Ok(h)
     }
@@ -307,13 +310,19 @@ impl Backbone {
     /// Hidden states of whole sequences, leaving the cache alone: what decoding would
     /// cost without a cache.
     pub fn forward_full(&mut self, x: &Tensor, real: Option<&[bool]>) -> Result<Tensor> {
-        self.run(x, 0, real, false, false)
+        self.run(x, 0, real, false, None)
     }
 
     /// Hidden states of whole sequences, differentiable, no cache. `real` (batch × tokens)
-    /// is false for padding, which no token attends to.
-    pub fn forward_train(&mut self, x: &Tensor, real: Option<&[bool]>) -> Result<Tensor> {
-        self.run(x, 0, real, false, false)
+    /// is false for padding, which no token attends to; `blocks` gives each sequence the
+    /// positions that see each other both ways (a masked block of parallel decoding).
+    pub fn forward_train(
+        &mut self,
+        x: &Tensor,
+        real: Option<&[bool]>,
+        blocks: Option<Vec<Range<usize>>>,
+    ) -> Result<Tensor> {
+        self.run(x, 0, real, false, blocks)
     }
 
     /// Tokens now in the cache.
@@ -417,7 +426,7 @@ mod tests {
             assert!(d <= 1e-4, "step {step}: cached and full differ by {d}");
             // The training path (no cache) computes the same function.
             let train = full
-                .forward_train(&seq.narrow(1, 0, pos + 1).unwrap(), None)
+                .forward_train(&seq.narrow(1, 0, pos + 1).unwrap(), None, None)
                 .unwrap();
             let d = max_diff(&train, &all);
             assert!(
@@ -436,7 +445,7 @@ mod tests {
             .map(|i| ![3, 4, 9, 18, 19].contains(&i))
             .collect();
         let seq = randn((1, total, 32));
-        let all = train.forward_train(&seq, Some(&real)).unwrap();
+        let all = train.forward_train(&seq, Some(&real), None).unwrap();
         let head = cached
             .forward(&seq.narrow(1, 0, prefix).unwrap(), 0, Some(&real[..prefix]))
             .unwrap();
@@ -470,7 +479,7 @@ mod tests {
                 *v += (i as f32).sin();
             }
             let s = Tensor::new(s, &Device::Cpu).unwrap();
-            let out = train.forward_train(&s, Some(&real)).unwrap();
+            let out = train.forward_train(&s, Some(&real), None).unwrap();
             let first = |t: &Tensor| t.narrow(1, 0, 1).unwrap();
             (
                 max_diff(&first(&out), &first(&all)),
@@ -511,7 +520,7 @@ mod tests {
         let (mut m, _, vm) = pair(4);
         let x = randn((2, 10, 32));
         let target = randn((2, 10, 32));
-        let loss = (m.forward_train(&x, None).unwrap() - target)
+        let loss = (m.forward_train(&x, None, None).unwrap() - target)
             .unwrap()
             .sqr()
             .unwrap()

@@ -3,11 +3,13 @@
 //!
 //! Both share the KV cache of the instruction, the objects and `<sub>`. A token is read
 //! from the hidden state one position before it, as in autoregressive decoding: a block's
-//! first token from the last committed token, its others from the block itself, whose
+//! first token from the last committed word, its others from the block itself, whose
 //! tokens (`<mask>` until fixed) see each other both ways and every cached token. Each pass
 //! fixes the most confident of the open positions — a share so that the last pass fixes
-//! the rest — and is rolled back from the cache; the finished block is then fed once and
-//! stays, up to a `</sub>` it holds. Blocks of one token are autoregressive decoding
+//! the rest — and its block is rolled back from the cache. The fixed words go in causally,
+//! up to a `</sub>`, in front of the next pass: the cache holds what autoregressive
+//! decoding of the same words would hold, which is what training's rows see
+//! (`train::parallel`). Blocks of one token are autoregressive decoding
 //! exactly. docs/model.md draws the blocks.
 
 use candle_core::{Result, Tensor};
@@ -50,11 +52,13 @@ pub fn mode(
     }
 }
 
-/// The words written (without `</sub>`, all of them now in the cache) and the forward
-/// passes it took.
+/// The words written (without `</sub>`) and the forward passes it took. The last
+/// `unfed` words are not in the cache yet: the caller feeds them with what follows
+/// (`</sub> <act>`), or not at all when nothing follows ("done").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Written {
     pub words: Vec<u32>,
+    pub unfed: usize,
     pub passes: usize,
 }
 
@@ -63,6 +67,10 @@ pub type Pick<'a> = dyn FnMut(&Tensor) -> Result<(u32, f32)> + 'a;
 
 /// Writes at most `max_words` words after the cache, `last` being the hidden state (1, d)
 /// of its last token; `pick` chooses each word from its logits (greedy or sampled).
+///
+/// A block's words, once fixed, go into the cache causally with the next block's first
+/// pass (the same keys and values as fed one at a time): a block costs its `steps`
+/// passes, and autoregressive decoding one pass per word after the first.
 pub fn write(
     model: &mut Loho,
     last: Tensor,
@@ -76,26 +84,37 @@ pub fn write(
     };
     let mut out = Written {
         words: vec![],
+        unfed: 0,
         passes: 0,
     };
     let mut h = last;
     while out.words.len() < max_words {
         let k = block.min(max_words - out.words.len());
         let steps = steps.min(k);
-        let base = model.cached();
         let mut toks = vec![mask; k];
         let mut open: Vec<usize> = (0..k).collect();
         for step in 0..steps {
-            // The rows that predict positions 0..k: the last committed token's, then the
-            // block's own. A block of one needs no pass for that.
-            let rows = if k > 1 {
-                let hs = model.feed_block(&toks)?;
+            // The rows that predict positions 0..k: the last committed word's, then the
+            // block's own (a block of one needs none of its own).
+            let pending = out.words.len() - out.unfed..out.words.len();
+            let trial = if k > 1 { &toks[..] } else { &[] };
+            let mut rows = h.clone();
+            if !pending.is_empty() || !trial.is_empty() {
+                let base = model.cached();
+                let hs = model.feed_block(&out.words[pending.clone()], trial)?;
                 out.passes += 1;
-                model.rewind(base)?;
-                Tensor::cat(&[&h, &hs.narrow(0, 0, k - 1)?], 0)?
-            } else {
-                h.clone()
-            };
+                model.rewind(base + pending.len())?;
+                out.unfed = 0;
+                if !pending.is_empty() {
+                    h = hs.narrow(0, pending.len() - 1, 1)?;
+                }
+                if trial.len() > 1 {
+                    let own = hs.narrow(0, pending.len(), trial.len() - 1)?;
+                    rows = Tensor::cat(&[&h, &own], 0)?;
+                } else {
+                    rows = h.clone();
+                }
+            }
             let logits = model.logits(&rows)?;
             let mut chosen = open
                 .iter()
@@ -111,12 +130,8 @@ pub fn write(
         }
         let end = toks.iter().position(|&t| t == ids::END_SUB);
         let keep = end.unwrap_or(k);
-        if keep > 0 {
-            let hs = model.feed_block(&toks[..keep])?;
-            out.passes += 1;
-            h = hs.narrow(0, keep - 1, 1)?;
-        }
         out.words.extend_from_slice(&toks[..keep]);
+        out.unfed = keep;
         if end.is_some() {
             break;
         }

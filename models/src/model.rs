@@ -302,20 +302,23 @@ impl Loho {
         }
     }
 
-    /// Feeds one token after the cache and returns its hidden state (1, d).
-    pub fn feed(&mut self, id: u32) -> Result<Tensor> {
-        let offset = self.room(1)?;
+    /// Feeds tokens after the cache, each seeing those before it (as if fed one at a
+    /// time), and returns their hidden states (k, d).
+    pub fn feed(&mut self, ids: &[u32]) -> Result<Tensor> {
+        let offset = self.room(ids.len())?;
         self.backbone
-            .forward(&self.embed_ids(&[id], 1)?, offset, None)?
+            .forward(&self.embed_ids(ids, 1)?, offset, None)?
             .get(0)
     }
 
-    /// Feeds a block of tokens after the cache, seeing each other both ways (parallel
-    /// decoding), and returns their hidden states (k, d).
-    pub fn feed_block(&mut self, ids: &[u32]) -> Result<Tensor> {
+    /// Feeds `committed` tokens after the cache as [`Loho::feed`] does, then a `block`
+    /// that sees itself both ways (parallel decoding), in one pass; returns the hidden
+    /// states of both (committed + block, d).
+    pub fn feed_block(&mut self, committed: &[u32], block: &[u32]) -> Result<Tensor> {
+        let ids = [committed, block].concat();
         let offset = self.room(ids.len())?;
         self.backbone
-            .forward_block(&self.embed_ids(ids, 1)?, offset)?
+            .forward_block(&self.embed_ids(&ids, 1)?, offset, committed.len())?
             .get(0)
     }
 
@@ -372,16 +375,19 @@ impl Loho {
     // ---- training ----
 
     /// Hidden states (batch, tokens, d) of whole padded sequences, differentiable.
+    /// `blocks`: per sequence, the positions of a block of sub-task tokens that see each
+    /// other both ways (parallel decoding's training, [`crate::decode`]).
     pub fn forward_train(
         &mut self,
         instructions: &[u32],
         frames: &Tensor,
         subtasks: &[u32],
+        blocks: Option<Vec<std::ops::Range<usize>>>,
     ) -> Result<Tensor> {
         let b = frames.dim(0)?;
         let x = self.sequence(instructions, frames, subtasks, b)?;
         let real = self.real(instructions, frames, subtasks)?;
-        self.backbone.forward_train(&x, real.as_deref())
+        self.backbone.forward_train(&x, real.as_deref(), blocks)
     }
 
     /// Action-head conditions (n, d), pointer logits (n, keyposes, N) and anchors at the

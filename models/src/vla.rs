@@ -25,7 +25,9 @@ pub struct Timing {
     pub decode: Duration,
     /// Sub-task tokens written (or re-read), with `</sub>` and `<act>`.
     pub tokens: usize,
-    /// Forward passes that took (one per token autoregressively).
+    /// Forward passes that took: autoregressively one per written word, the first's
+    /// aside, and one for the last word with `</sub> <act>` (none after "done"; re-read
+    /// words go in with them).
     pub passes: usize,
     /// The action head's Euler steps.
     pub head: Duration,
@@ -161,15 +163,12 @@ impl Vla {
         let t1 = Instant::now();
         let max_words = self.model.config().max_subtask - 3;
         let mut words;
-        let passes;
+        let (unfed, passes);
         match keep {
             Some(text) => {
                 words = self.vocab.encode(text)?;
                 words.truncate(max_words);
-                for &w in &words {
-                    self.model.feed(w)?;
-                }
-                passes = words.len();
+                (unfed, passes) = (words.len(), 0);
             }
             None => {
                 let mode = self.mode;
@@ -183,7 +182,7 @@ impl Vla {
                     Ok((t, prob(logits, t)?))
                 };
                 let w = decode::write(&mut self.model, h, max_words, mode, &mut pick)?;
-                (words, passes) = (w.words, w.passes);
+                (words, unfed, passes) = (w.words, w.unfed, w.passes);
             }
         }
         let subtask = self.vocab.decode(&words);
@@ -192,10 +191,12 @@ impl Vla {
         let mut keyposes = Vec::new();
         let mut head = Duration::ZERO;
         if keep.is_some() || !subtask.starts_with("done") {
-            self.model.feed(ids::END_SUB)?;
-            let h = self.model.feed(ids::ACT)?;
+            // The words not yet in the cache, `</sub>` and `<act>`: one pass.
+            let rest = [&words[words.len() - unfed..], &[ids::END_SUB, ids::ACT]].concat();
+            let h = self.model.feed(&rest)?;
+            let h = h.narrow(0, rest.len() - 1, 1)?;
             tokens += 2;
-            passes += 2;
+            passes += 1;
             let t2 = Instant::now();
             let cfg = &self.model.config().head;
             let (dims, n, scale) = (cfg.action_dims(), cfg.samples.max(1), cfg.noise_scale);

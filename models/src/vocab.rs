@@ -50,6 +50,26 @@ impl Vocab {
             .enumerate()
             .map(|(i, w)| (w, i as u32))
             .collect();
+        Self::of(vocab)
+    }
+
+    /// This vocabulary with `token` added as the last id (a no-op if it has it already):
+    /// a fine-tune that needs a new token, such as [`MASK`], keeps every old id.
+    pub fn with(&self, token: &str) -> Result<Self, ModelError> {
+        let mut vocab = self.tok.get_vocab(true);
+        if !vocab.contains_key(token) {
+            vocab.insert(token.to_string(), vocab.len() as u32);
+        }
+        Self::of(vocab)
+    }
+
+    /// Whether every word of `other` has the same id here.
+    pub fn extends(&self, other: &Vocab) -> bool {
+        let mine = self.tok.get_vocab(true);
+        (other.tok.get_vocab(true).iter()).all(|(w, id)| mine.get(w) == Some(id))
+    }
+
+    fn of(vocab: HashMap<String, u32>) -> Result<Self, ModelError> {
         let model = WordLevel::builder()
             .vocab(vocab.into_iter().collect())
             .unk_token(UNK.into())
@@ -181,6 +201,20 @@ mod tests {
         let unk = v.id(UNK).unwrap();
         assert_eq!(ids.iter().filter(|&&i| i == unk).count(), 2);
         assert_eq!(v.decode(&ids), "pick up the.");
+    }
+
+    #[test]
+    fn an_added_token_takes_the_next_id_and_keeps_the_others() {
+        let v = vocab();
+        let w = v.with(MASK).unwrap();
+        assert_eq!(w.id(MASK), Some(v.len() as u32));
+        assert_eq!(w.len(), v.len() + 1);
+        let text = "pick up the red block.";
+        assert_eq!(v.encode(text).unwrap(), w.encode(text).unwrap());
+        // Typed text cannot produce it: the pre-tokenizer splits the brackets off.
+        assert!(!w.encode("<mask>").unwrap().contains(&(v.len() as u32)));
+        assert_eq!(w.with(MASK).unwrap().len(), w.len());
+        assert!(w.extends(&v) && !v.extends(&w));
     }
 
     #[test]

@@ -1,83 +1,16 @@
 //! The model end to end on real tensors: cached decoding against recomputation,
 //! checkpoints on disk, bad inputs, and a short training run that must learn.
 
-use std::path::{Path, PathBuf};
+mod common;
 
 use candle_core::{Device, Tensor};
-use candle_nn::{VarBuilder, VarMap};
+use common::*;
 use loho_models::checkpoint;
-use loho_models::data::{Dataset, Sample, Writer};
-use loho_models::head::Decoding;
-use loho_models::model::DTYPE;
 use loho_models::stem::SLOT_X;
 use loho_models::train::{TrainConfig, Trainer};
 use loho_models::vocab::Vocab;
-use loho_models::{Config, Keypose, Loho, ModelError, Vla};
+use loho_models::{ModelError, Vla};
 use loho_runtime::policy::Plan;
-
-const ROWS: usize = 320;
-const COLS: usize = 160;
-
-fn texts() -> Vec<&'static str> {
-    vec![
-        "put the blocks in the bowls with matching colors.",
-        "pick up the red block and place it on the blue bowl.",
-        "pick up the green block and place it on the red bowl.",
-        "done placing blocks in bowls.",
-    ]
-}
-
-/// The shipped shape, narrowed so tests run in seconds.
-fn small_config(vocab: usize) -> Config {
-    let mut c = Config::tiny(vocab);
-    c.backbone.d_model = 32;
-    c.backbone.n_layers = 2;
-    c.backbone.n_heads = 2;
-    c.backbone.d_ff = 64;
-    c.stem.hidden = 8;
-    c.head.hidden = 32;
-    c.head.blocks = 1;
-    c
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("loho-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
-/// A frame with a coloured 4 cm square at (row, col).
-fn frame(row: usize, col: usize, rgb: [u8; 3]) -> (Vec<u8>, Vec<f32>) {
-    let mut c = vec![51u8; ROWS * COLS * 3];
-    let mut h = vec![0f32; ROWS * COLS];
-    for r in row..(row + 13).min(ROWS) {
-        for k in col..(col + 13).min(COLS) {
-            c[(r * COLS + k) * 3..][..3].copy_from_slice(&rgb);
-            h[r * COLS + k] = 0.04;
-        }
-    }
-    (c, h)
-}
-
-/// A fresh model with its weights, on the small config.
-fn fresh() -> (Loho, Vocab, VarMap) {
-    let vocab = Vocab::build(texts()).unwrap();
-    let vm = VarMap::new();
-    let vb = VarBuilder::from_varmap(&vm, DTYPE, &Device::Cpu);
-    let model = Loho::new(&small_config(vocab.len()), vb).unwrap();
-    (model, vocab, vm)
-}
-
-fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar()
-        .unwrap()
-}
 
 #[test]
 fn the_model_ids_are_the_vocabulary_specials() {
@@ -120,12 +53,8 @@ fn cached_decoding_gives_the_logits_of_a_full_pass_at_every_step() {
         let v: Vec<f32> = cached.flatten_all().unwrap().to_vec1().unwrap();
         let next = (6..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap() as u32;
         seq.push(next);
-        hid = m.feed(next).unwrap();
+        hid = m.feed(&[next]).unwrap();
     }
-}
-
-fn save(vm: &VarMap, m: &Loho, vocab: &Vocab, dir: &Path) {
-    checkpoint::save(dir, m.config(), vocab, vm).unwrap();
 }
 
 #[test]
@@ -227,54 +156,12 @@ fn unknown_words_run_and_a_wrong_frame_is_an_error() {
     vla.decide(&rgb, &h, &Plan::Write).unwrap();
 }
 
-/// 32 samples of one red or green block each, picked and placed on a bowl.
-fn blocks(dir: &Path) -> Dataset {
-    let mut w = Writer::create(dir).unwrap();
-    let colors = [("red", [255, 87, 89]), ("green", [89, 169, 78])];
-    for i in 0..32 {
-        let (name, rgb) = colors[i % 2];
-        let (row, col) = (20 + (i * 37) % 280, 10 + (i * 53) % 130);
-        let (c, h) = frame(row, col, rgb);
-        let x = 0.25 + (col as f64 + 6.5) * 0.003125;
-        let y = -0.5 + (row as f64 + 6.5) * 0.003125;
-        let k = |z, suction| Keypose {
-            x,
-            y,
-            z,
-            yaw: 0.0,
-            suction,
-        };
-        let s = Sample {
-            task: "B".into(),
-            seed: i as u64,
-            step: 0,
-            instruction: texts()[0].into(),
-            subtask: format!("pick up the {name} block and place it on the blue bowl."),
-            keyposes: vec![k(0.04, true), k(0.1, false)],
-            frame: String::new(),
-            alternatives: vec![],
-            state: None,
-        };
-        w.add(s, ROWS, COLS, &c, &h).unwrap();
-    }
-    drop(w);
-    Dataset::open(dir).unwrap()
-}
-
 #[test]
 fn two_hundred_steps_on_32_samples_lower_the_loss_tenfold() {
     let dir = tmp("learn");
     let data = blocks(&dir);
     let vocab = Vocab::build(texts()).unwrap();
-    let tc = TrainConfig {
-        steps: 200,
-        batch: 8,
-        lr: 3e-3,
-        min_lr: 3e-4,
-        warmup: 20,
-        obs_noise: false,
-        ..Default::default()
-    };
+    let tc = short_run();
     let mut t = Trainer::new(&small_config(vocab.len()), vocab, tc, &Device::Cpu).unwrap();
     let losses: Vec<f32> = (0..200).map(|_| t.step(&data).unwrap().loss).collect();
     let first = losses[..10].iter().sum::<f32>() / 10.0;
@@ -428,127 +315,5 @@ fn a_labelled_keypose_is_anchored_on_its_object_in_training() {
             !near(a, &xy[0]) && !near(a, &xy[1]),
             "soft anchors mix: {soft:?}"
         );
-    }
-}
-
-/// A checkpoint of the fresh model that samples rewrites, and a copy of it named `name`
-/// whose config.json `edit` changes.
-fn edited(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> (PathBuf, PathBuf) {
-    let (m, vocab, vm) = fresh();
-    let (dir, copy) = (tmp(&format!("{name}-base")), tmp(name));
-    save(&vm, &m, &vocab, &dir);
-    let config = |dir: &Path, edit: &mut dyn FnMut(&mut serde_json::Value)| {
-        let path = dir.join("config.json");
-        let mut cfg: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        edit(&mut cfg);
-        std::fs::write(&path, cfg.to_string()).unwrap();
-    };
-    config(&dir, &mut |c| c["replan_temperature"] = 1.0.into());
-    save(&vm, &m, &vocab, &copy);
-    std::fs::copy(dir.join("config.json"), copy.join("config.json")).unwrap();
-    let mut edit = Some(edit);
-    config(&copy, &mut |c| (edit.take().unwrap())(c));
-    (dir, copy)
-}
-
-#[test]
-fn parallel_decoding_in_blocks_of_one_is_autoregressive_decoding() {
-    let (ar, par) = edited("dec-par", |c| {
-        c["head"]["decoding"] = "parallel".into();
-        c["head"]["block"] = 1.into();
-        c["head"]["refine_steps"] = 1.into();
-    });
-    let mut words = 0;
-    for (i, plan) in [Plan::Write, Plan::Rewrite, Plan::Rewrite]
-        .iter()
-        .enumerate()
-    {
-        let mut a = Vla::load(&ar, i as u64, &Device::Cpu).unwrap();
-        let mut b = Vla::load(&par, i as u64, &Device::Cpu).unwrap();
-        for (k, (rgb, h)) in [frame(200, 30, [78, 121, 167]), frame(40, 90, [225, 87, 89])]
-            .iter()
-            .enumerate()
-        {
-            a.start(texts()[k]).unwrap();
-            b.start(texts()[k]).unwrap();
-            let (oa, ob) = (
-                a.decide(rgb, h, plan).unwrap(),
-                b.decide(rgb, h, plan).unwrap(),
-            );
-            words += oa.timing.tokens;
-            assert_eq!(oa.subtask, ob.subtask);
-            assert_eq!(oa.keyposes, ob.keyposes);
-            assert_eq!(oa.timing.passes, ob.timing.passes);
-        }
-    }
-    assert!(
-        words > 30,
-        "the untrained model writes words ({words} in all)"
-    );
-    for d in [ar, par] {
-        std::fs::remove_dir_all(d).unwrap();
-    }
-}
-
-#[test]
-fn a_block_is_filled_in_its_passes_and_stays_in_the_cache() {
-    use loho_models::decode::{write, Mode};
-    let (mut m, _, _) = fresh();
-    let (rgb, h) = frame(200, 30, [78, 121, 167]);
-    m.start(&m.config().instruction_ids(&[7, 8, 9]).0).unwrap();
-    let f = m.config().stem.frame(&rgb, &h, &Device::Cpu).unwrap();
-    let last = m.observe(&f).unwrap();
-    let base = m.cached();
-    // A pick that never ends the sub-task: the highest-scoring word that is not `</sub>`.
-    let mut pick = |logits: &Tensor| -> candle_core::Result<(u32, f32)> {
-        let l: Vec<f32> = logits.to_vec1()?;
-        let (i, v) =
-            (6..l.len())
-                .map(|i| (i, l[i]))
-                .fold((6, f32::MIN), |a, b| if b.1 > a.1 { b } else { a });
-        Ok((i as u32, v))
-    };
-    let mode = Mode::Parallel {
-        block: 4,
-        steps: 2,
-        mask: 1,
-    };
-    let w = write(&mut m, last, 10, mode, &mut pick).unwrap();
-    assert_eq!(w.words.len(), 10);
-    // Blocks of 4, 4 and 2: two trial passes and one commit each.
-    assert_eq!(w.passes, 9);
-    assert_eq!(m.cached(), base + 10);
-}
-
-#[test]
-fn malformed_decoding_settings_are_named() {
-    for (block, steps, says) in [
-        (0, 1, "head.block is 0"),
-        (4, 0, "head.refine_steps is 0"),
-        (2, 3, "head.refine_steps 3 > head.block 2"),
-        (4, 2, "needs a <mask> token"),
-    ] {
-        let (base, dir) = edited("dec-bad", |c| {
-            c["head"]["decoding"] = "parallel".into();
-            c["head"]["block"] = block.into();
-            c["head"]["refine_steps"] = steps.into();
-        });
-        let err = Vla::load(&dir, 0, &Device::Cpu)
-            .err()
-            .expect("refused")
-            .to_string();
-        assert!(err.contains(says), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
-        std::fs::remove_dir_all(&base).unwrap();
-    }
-    // `--decoding parallel` on a checkpoint with blocks of 4 and no <mask>: refused.
-    let (base, dir) = edited("dec-flag", |_| {});
-    let mut v = Vla::load(&dir, 0, &Device::Cpu).unwrap();
-    let err = v.set_decoding(Decoding::Parallel).unwrap_err().to_string();
-    assert!(err.contains("needs a <mask> token"), "{err}");
-    v.set_decoding(Decoding::Ar).unwrap();
-    for d in [base, dir] {
-        std::fs::remove_dir_all(d).unwrap();
     }
 }

@@ -368,7 +368,7 @@ impl Attention {
                     continue;
                 }
             }
-            let seen = (self.mask.last_key(q) + 1).min(keys);
+            let seen = (self.mask.last_key(b, q) + 1).min(keys);
             let real = |k: usize| self.mask.real(b, keys, k);
             let max = (0..seen)
                 .filter(|&k| real(k))

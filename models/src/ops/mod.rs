@@ -14,6 +14,7 @@
 //! (the same maths, differentiable everywhere), and so does the CPU after
 //! [`set_fused`]`(false)`: the baseline `loho bench train` measures against.
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -269,22 +270,25 @@ pub struct Mask {
     pub prefix: usize,
     /// Absolute position of the first query: the tokens already in a cache.
     pub past: usize,
-    /// The first `both_ways` queries see each other both ways: a block of sub-task tokens
-    /// filled in together (parallel decoding). 0 or 1: causal.
-    pub both_ways: usize,
+    /// Per batch row, positions that see each other both ways: a block of sub-task tokens
+    /// filled in together (parallel decoding, and its training sequences). `None`: causal
+    /// after the prefix.
+    pub blocks: Option<Arc<Vec<Range<usize>>>>,
     /// Per batch row and key (b × keys), false for padding no query may see. `None`:
     /// every key is a real token.
     pub keys: Option<Arc<Vec<bool>>>,
 }
 
 impl Mask {
-    /// The last key query `q` (counted from the first new one) may see, padding aside.
-    fn last_key(&self, q: usize) -> usize {
+    /// The last key query `q` (counted from the first new one) of batch row `row` may see,
+    /// padding aside.
+    fn last_key(&self, row: usize, q: usize) -> usize {
         let p = self.past + q;
+        let block = self.blocks.as_ref().and_then(|b| b.get(row));
         if p < self.prefix {
             self.prefix - 1
-        } else if q < self.both_ways {
-            self.past + self.both_ways - 1
+        } else if let Some(b) = block.filter(|b| b.contains(&p)) {
+            b.end - 1
         } else {
             p
         }
@@ -297,7 +301,7 @@ impl Mask {
 
     /// Whether query `q` of batch row `row` sees key `k` of `keys`.
     fn allows(&self, row: usize, keys: usize, q: usize, k: usize) -> bool {
-        k <= self.last_key(q) && self.real(row, keys, k)
+        k <= self.last_key(row, q) && self.real(row, keys, k)
     }
 
     /// The additive mask (b, 1, t, s) for candle's composite softmax.

@@ -119,7 +119,7 @@ fn attention_matches_an_additive_mask_and_hides_padding() {
     let mask = Mask {
         prefix: 4,
         past: 3,
-        both_ways: 0,
+        blocks: None,
         keys: Some(Arc::new(keys)),
     };
     check(
@@ -178,7 +178,7 @@ fn packed_rows_are_the_real_tokens_and_attend_as_padded_ones() {
     let mask = Mask {
         prefix: 2,
         past: 0,
-        both_ways: 0,
+        blocks: None,
         keys: Some(Arc::new(real.to_vec())),
     };
     let (q, k, v) = (randn(&[5, 6], 5), randn(&[5, 6], 6), randn(&[5, 6], 7));
@@ -203,18 +203,23 @@ fn a_block_of_new_tokens_sees_itself_both_ways() {
     let mask = Mask {
         prefix: 2,
         past: 5,
-        both_ways: 3,
+        blocks: Some(Arc::new(vec![5..8, 6..8])),
         keys: None,
     };
-    // Queries 0..3 (positions 5..8) see up to position 7; the fourth is causal again.
+    // Row 0: queries 0..3 (positions 5..8) see up to position 7; the fourth is causal
+    // again. Row 1's block starts a position later.
     assert_eq!(
-        (0..4).map(|q| mask.last_key(q)).collect::<Vec<_>>(),
+        (0..4).map(|q| mask.last_key(0, q)).collect::<Vec<_>>(),
         [7, 7, 7, 8]
     );
+    assert_eq!(
+        (0..4).map(|q| mask.last_key(1, q)).collect::<Vec<_>>(),
+        [5, 7, 7, 8]
+    );
     let (q, kt, v) = (
-        randn(&[1, 2, 4, 5], 3),
-        randn(&[1, 2, 5, 9], 4),
-        randn(&[1, 2, 9, 5], 5),
+        randn(&[2, 2, 4, 5], 3),
+        randn(&[2, 2, 5, 9], 4),
+        randn(&[2, 2, 9, 5], 5),
     );
     check(
         &[&q, &kt, &v],

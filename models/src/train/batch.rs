@@ -1,6 +1,8 @@
 //! Samples of a dataset as one batch of tensors, with the label of every predicted word,
 //! action, pointer and colour.
 
+use std::ops::Range;
+
 use candle_core::Tensor;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -11,6 +13,7 @@ use super::*;
 use crate::data::Dataset;
 use crate::keypose::ActionScale;
 use crate::model::ids;
+use crate::vocab::MASK;
 use crate::ModelError;
 
 /// A batch ready for the model.
@@ -29,6 +32,18 @@ pub(super) struct Batch {
     pub(super) pointer: Vec<(u32, u32)>,
     /// (flat row of an object token, its colour word).
     pub(super) colour: Vec<(u32, u32)>,
+    /// Sequences before the parallel-decoding rows (all of them without those).
+    pub(super) ar_rows: usize,
+    /// Per sequence, the positions of its block that see each other both ways (empty for
+    /// the autoregressive rows); `None` without parallel rows.
+    pub(super) blocks: Option<Vec<Range<usize>>>,
+    /// (flat row, target) of every masked block token of the parallel rows.
+    pub(super) par_text: Vec<(u32, u32)>,
+    /// (index into `par_text`, a word as right there), as `also` for `text`.
+    pub(super) par_also: Vec<(u32, u32)>,
+    /// (index into `par_text`, the autoregressive row that predicts the same word from the
+    /// clean words before it): where the teacher's distribution is learnt.
+    pub(super) distill: Vec<(u32, u32)>,
 }
 
 /// What drawing a batch needs besides the model's weights, so that the next step's batch
@@ -72,10 +87,17 @@ impl Batcher {
             .map(|_| rng.gen_range(0..data.len()))
             .collect();
         let frames = self.frames(data, &idx, &mut rng, threads)?;
+        // A seed per sample for its parallel-decoding row; none drawn without them, so
+        // such runs draw what they always drew.
+        let blocks: Vec<u64> = match self.tc.parallel {
+            Some(_) => idx.iter().map(|_| rng.gen()).collect(),
+            None => vec![0; idx.len()],
+        };
         let per = idx.len().div_ceil(shards.max(1)).max(1);
         idx.chunks(per)
             .zip(frames.chunks(per))
-            .map(|(idx, frames)| self.batch(data, idx, frames))
+            .zip(blocks.chunks(per))
+            .map(|((idx, frames), blocks)| self.batch(data, idx, frames, blocks))
             .collect()
     }
 
@@ -138,8 +160,16 @@ impl Batcher {
             .collect()
     }
 
-    /// Samples `idx` with their stem inputs `frames` as one batch, with every label.
-    fn batch(&self, data: &Dataset, idx: &[usize], frames: &[Tensor]) -> Result<Batch, ModelError> {
+    /// Samples `idx` with their stem inputs `frames` as one batch, with every label; with
+    /// [`TrainConfig::parallel`], each sample again as a parallel-decoding row whose block
+    /// is drawn by its seed in `blocks`.
+    fn batch(
+        &self,
+        data: &Dataset,
+        idx: &[usize],
+        frames: &[Tensor],
+        blocks: &[u64],
+    ) -> Result<Batch, ModelError> {
         let cfg = &self.cfg;
         let mut instructions = Vec::new();
         let mut subs: Vec<Vec<u32>> = Vec::new();
@@ -179,6 +209,25 @@ impl Batcher {
             }
             subs.push(sub);
         }
+        let ar_rows = subs.len();
+        let parallel = match &self.tc.parallel {
+            Some(p) => {
+                let mask = self.vocab.id(MASK).ok_or_else(|| {
+                    ModelError::Data(format!("parallel training needs a {MASK} token"))
+                })?;
+                let max_words = cfg.max_subtask - 3;
+                let drawn: Vec<parallel::Block> = (subs.iter().zip(blocks))
+                    .map(|(sub, &seed)| parallel::draw(sub, p.block, max_words, mask, seed))
+                    .collect();
+                for (b, sub) in drawn.iter().zip(subs.clone()) {
+                    let mut row = sub[..=b.start].to_vec();
+                    row.extend(&b.input);
+                    subs.push(row);
+                }
+                drawn
+            }
+            None => Vec::new(),
+        };
         let sub_len = subs.iter().map(Vec::len).max().unwrap_or(1);
         let total = cfg.subtask_start() + sub_len;
         let start = cfg.subtask_start();
@@ -186,7 +235,34 @@ impl Batcher {
         let mut text = Vec::new();
         let mut also = Vec::new();
         let mut act_rows = Vec::new();
+        let (mut par_text, mut par_also, mut distill) = (Vec::new(), Vec::new(), Vec::new());
+        let mut ranges = vec![0..0; ar_rows];
+        for (b, block) in parallel.iter().enumerate() {
+            let first = start + 1 + block.start;
+            ranges.push(first..first + block.input.len());
+            // Token i of the block is read from position i − 1: the last clean word's for
+            // the first, which is `<sub>` (j = 0) for the first block.
+            for (i, &t) in block.target.iter().enumerate() {
+                if !block.masked[i] {
+                    continue;
+                }
+                let j = block.start + i;
+                let k = par_text.len() as u32;
+                par_text.push((((ar_rows + b) * total + start + j) as u32, t));
+                // Up to `</sub>`, what the autoregressive row j reads: its alternatives
+                // and the teacher's distribution there.
+                if j + 1 < subs[b].len() && subs[b][j + 1] == t {
+                    par_also.extend(branches(&subs[b], &alts[b], j).map(|w| (k, w)));
+                    distill.push((k, (b * total + start + j) as u32));
+                }
+            }
+        }
         for (b, sub) in subs.iter().enumerate() {
+            if b >= ar_rows {
+                subtasks.extend(sub);
+                subtasks.extend(std::iter::repeat_n(ids::PAD, sub_len - sub.len()));
+                continue;
+            }
             for j in 0..sub.len() {
                 let row = (b * total + start + j) as u32;
                 match sub.get(j + 1) {
@@ -204,10 +280,14 @@ impl Batcher {
             subtasks.extend(sub);
             subtasks.extend(std::iter::repeat_n(ids::PAD, sub_len - sub.len()));
         }
-        let frames = Tensor::cat(frames, 0)?;
+        let mut frames = Tensor::cat(frames, 0)?;
         let objects: Vec<Vec<Vec<f32>>> = frames.to_vec3()?;
         let pointer = pointer_labels(cfg, &objects, &act_rows, total, &actions);
         let colour = self.colour_labels(&objects, total)?;
+        if !parallel.is_empty() {
+            frames = Tensor::cat(&[&frames, &frames], 0)?;
+            instructions = instructions.repeat(2);
+        }
         Ok(Batch {
             instructions,
             frames,
@@ -218,6 +298,11 @@ impl Batcher {
             actions,
             pointer,
             colour,
+            ar_rows,
+            blocks: (!parallel.is_empty()).then_some(ranges),
+            par_text,
+            par_also,
+            distill,
         })
     }
 

@@ -20,7 +20,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use candle_core::Device;
+use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -31,11 +31,13 @@ mod init;
 mod labels;
 mod loss;
 mod optim;
+mod parallel;
 mod step;
 
 use batch::{Batch, Batcher};
 pub(crate) use init::seeded_var_builder;
 use optim::AdamW;
+pub use parallel::Parallel;
 use step::train_on;
 
 use crate::checkpoint::{self, write_atomic};
@@ -68,6 +70,9 @@ pub struct TrainConfig {
     /// and matching them is one attention hop instead of a binding learned from scratch.
     #[serde(default)]
     pub palette: Vec<(String, [u8; 3])>,
+    /// Also train parallel decoding: every sample again as a row with a masked block.
+    #[serde(default)]
+    pub parallel: Option<Parallel>,
 }
 
 /// Largest per-channel difference (0–255) between a region's mean colour and a palette
@@ -89,6 +94,7 @@ impl Default for TrainConfig {
             seed: 0,
             obs_noise: true,
             palette: Vec::new(),
+            parallel: None,
         }
     }
 }
@@ -127,6 +133,10 @@ pub struct StepStats {
     pub pointer: f32,
     /// Cross-entropy of object tokens on their colour words.
     pub colour: f32,
+    /// Cross-entropy of the masked block tokens of the parallel-decoding rows.
+    pub parallel: f32,
+    /// KL from the teacher's next-word distributions to theirs.
+    pub distill: f32,
     pub lr: f64,
     pub grad_norm: f32,
     /// Where the step's time went.
@@ -158,6 +168,8 @@ pub struct Trainer {
     /// (1 by default). The step's maths does not depend on it, so it is not saved.
     pub workers: usize,
     pub state: RunState,
+    /// The autoregressive checkpoint that parallel decoding is distilled from.
+    teacher: Option<Loho>,
 }
 
 /// A ChaCha stream for one use (`stream`) of one step of a run.
@@ -179,7 +191,22 @@ impl Trainer {
         let (map, vb) = seeded_var_builder(tc.seed, device);
         let model = Loho::new(cfg, vb)?;
         let opt = AdamW::new(&map, tc.weight_decay)?;
+        let teacher = match &tc.parallel {
+            Some(p) if p.distill > 0.0 => {
+                let (teacher, words) = checkpoint::load(&p.teacher, device)?;
+                if !vocab.extends(&words) {
+                    return Err(ModelError::Data(format!(
+                        "the teacher {} has words or ids this run's vocabulary lacks: \
+                         distil from the checkpoint the run started from",
+                        p.teacher.display()
+                    )));
+                }
+                Some(teacher)
+            }
+            _ => None,
+        };
         Ok(Self {
+            teacher,
             model,
             batcher: Batcher::new(cfg, vocab, &tc),
             params: map,
@@ -223,6 +250,49 @@ impl Trainer {
         Ok(t)
     }
 
+    /// A new run that starts from the weights of checkpoint `from` (its architecture,
+    /// vocabulary and decision settings) with fresh optimizer moments. With
+    /// [`TrainConfig::parallel`] the vocabulary gains `<mask>` (a new embedding row drawn
+    /// from the seed; every other weight as saved) and `head.block` the run's block.
+    pub fn fine_tune(from: &Path, tc: TrainConfig, device: &Device) -> Result<Self, ModelError> {
+        let mut cfg = checkpoint::read_config(from)?;
+        let mut vocab = Vocab::load(&from.join(checkpoint::TOKENIZER))?;
+        if let Some(p) = &tc.parallel {
+            vocab = vocab.with(crate::vocab::MASK)?;
+            cfg.vocab_size = vocab.len();
+            cfg.head.block = p.block;
+            cfg.head.refine_steps = cfg.head.refine_steps.min(p.block);
+            cfg.head
+                .check_decoding()
+                .map_err(|e| ModelError::Data(format!("--block: {e}")))?;
+        }
+        let t = Self::new(&cfg, vocab, tc, device)?;
+        let path = from.join(checkpoint::WEIGHTS);
+        let err = |reason: String| ModelError::Checkpoint {
+            path: path.clone(),
+            reason,
+        };
+        let saved =
+            candle_core::safetensors::load(&path, device).map_err(|e| err(e.to_string()))?;
+        for (name, var) in t.params.data().lock().expect("var map lock").iter() {
+            let old = saved
+                .get(name)
+                .ok_or_else(|| err(format!("no tensor {name}")))?;
+            let (have, want) = (old.dims().to_vec(), var.dims().to_vec());
+            let value = if have == want {
+                old.clone()
+            } else if have.len() == 2 && have[1] == want[1] && have[0] < want[0] {
+                // Rows appended to a table (the embedding of new words) keep their draw.
+                let new = var.as_tensor().narrow(0, have[0], want[0] - have[0])?;
+                Tensor::cat(&[old, &new], 0)?
+            } else {
+                return Err(err(format!("{name} is {have:?}, this run needs {want:?}")));
+            };
+            var.set(&value)?;
+        }
+        Ok(t)
+    }
+
     /// Saves a checkpoint that `loho eval --policy DIR` loads, plus what resuming needs.
     /// `train.json` is written last: a kill before it resumes from the previous save's step
     /// with these newer weights, which only repeats a few batches.
@@ -255,7 +325,13 @@ impl Trainer {
         let (batcher, prefetch, workers) = (&self.batcher, self.prefetch, self.workers);
         let (result, ahead) = std::thread::scope(|s| {
             let ahead = prefetch.then(|| s.spawn(|| batcher.draw(data, step + 1, 1, workers)));
-            let result = train_on(&self.model, &mut self.opt, &mut self.state, &batch);
+            let result = train_on(
+                &self.model,
+                self.teacher.as_ref(),
+                &mut self.opt,
+                &mut self.state,
+                &batch,
+            );
             let ahead = ahead.map(|h| h.join().expect("batch thread"));
             (result, ahead)
         });

@@ -27,12 +27,17 @@ use crate::{normal, ModelError};
 /// Forward, backward and update on one batch given as shards of consecutive samples.
 pub(super) fn train_on(
     model: &Loho,
+    teacher: Option<&Loho>,
     opt: &mut AdamW,
     state: &mut RunState,
     shards: &[Batch],
 ) -> Result<StepStats, ModelError> {
     let tc = &state.config;
     let totals = Counts::of(shards.iter());
+    let weights = Weights {
+        action: tc.action_weight,
+        distill: tc.parallel.as_ref().map_or(0.0, |p| p.distill),
+    };
     let flow = FlowNoise::draw(
         &mut step_rng(tc.seed, state.step, 1),
         totals.act,
@@ -46,8 +51,8 @@ pub(super) fn train_on(
             .map(|b| {
                 let acts = first..first + b.act_rows.len();
                 first = acts.end;
-                let (flow, totals) = (&flow, &totals);
-                s.spawn(move || shard(model, b, flow.rows(acts), totals, tc.action_weight))
+                let (flow, totals, weights) = (&flow, &totals, &weights);
+                s.spawn(move || shard(model, teacher, b, flow.rows(acts), totals, weights))
             })
             .collect();
         handles
@@ -69,6 +74,8 @@ pub(super) fn train_on(
         stats.action += s.stats.action;
         stats.pointer += s.stats.pointer;
         stats.colour += s.stats.colour;
+        stats.parallel += s.stats.parallel;
+        stats.distill += s.stats.distill;
         // Shards run side by side: a phase takes their mean.
         stats.phases.forward += s.stats.phases.forward / n;
         stats.phases.backward += s.stats.phases.backward / n;
@@ -86,6 +93,14 @@ struct Counts {
     colour: usize,
     act: usize,
     pointer: usize,
+    parallel: usize,
+    distill: usize,
+}
+
+/// Weights of the losses beside the words'.
+struct Weights {
+    action: f64,
+    distill: f64,
 }
 
 impl Counts {
@@ -95,12 +110,16 @@ impl Counts {
             colour: 0,
             act: 0,
             pointer: 0,
+            parallel: 0,
+            distill: 0,
         };
         for b in shards {
             c.text += b.text.len();
             c.colour += b.colour.len();
             c.act += b.act_rows.len();
             c.pointer += b.pointer.len();
+            c.parallel += b.par_text.len();
+            c.distill += b.distill.len();
         }
         c
     }
@@ -151,29 +170,35 @@ struct Shard {
 /// Forward and backward of one shard, its losses weighted by its share of the batch.
 fn shard(
     model: &Loho,
+    teacher: Option<&Loho>,
     b: &Batch,
     (noise, times): (Vec<f32>, Vec<f32>),
     totals: &Counts,
-    action_weight: f64,
+    weights: &Weights,
 ) -> Result<Shard, ModelError> {
     let t = Instant::now();
-    let (text, colour, action, pointer) = losses(model, b, noise, times)?;
+    let l = losses(model, teacher, b, noise, times)?;
     let own = Counts::of(std::iter::once(b));
-    let share = |n: usize, of: usize| n as f64 / of.max(1) as f64;
-    let text = (text * share(own.text, totals.text))?;
-    let colour = colour
-        .map(|c| c * share(own.colour, totals.colour))
-        .transpose()?;
-    let action = action.map(|a| a * share(own.act, totals.act)).transpose()?;
-    let pointer = pointer
-        .map(|p| p * share(own.pointer, totals.pointer))
-        .transpose()?;
+    let share = |x: Option<Tensor>, n: usize, of: usize| -> Result<Option<Tensor>, ModelError> {
+        Ok(x.map(|x| x * (n as f64 / of.max(1) as f64)).transpose()?)
+    };
+    let text = (l.text * (own.text as f64 / totals.text.max(1) as f64))?;
+    let colour = share(l.colour, own.colour, totals.colour)?;
+    let action = share(l.action, own.act, totals.act)?;
+    let pointer = share(l.pointer, own.pointer, totals.pointer)?;
+    let parallel = share(l.parallel, own.parallel, totals.parallel)?;
+    let distill = share(l.distill, own.distill, totals.distill)?;
     let mut loss = text.clone();
-    if let Some(c) = &colour {
-        loss = (loss + c)?;
-    }
-    for extra in [&action, &pointer].into_iter().flatten() {
-        loss = (loss + (extra * action_weight)?)?;
+    for (x, w) in [
+        (&colour, 1.0),
+        (&parallel, 1.0),
+        (&distill, weights.distill),
+        (&action, weights.action),
+        (&pointer, weights.action),
+    ] {
+        if let Some(x) = x {
+            loss = (loss + (x * w)?)?;
+        }
     }
     let forward = t.elapsed();
     let t = Instant::now();
@@ -197,50 +222,77 @@ fn shard(
             action: scalar(action)?,
             pointer: scalar(pointer)?,
             colour: scalar(colour)?,
+            parallel: scalar(parallel)?,
+            distill: scalar(distill)?,
             ..StepStats::default()
         },
     })
 }
 
-/// The losses of a batch: text, colour (`None` without labelled objects), action and
-/// pointer (`None` when the batch holds only "done" samples, or no keypose on an object);
-/// `noise` and `times` are the flow draws of its `<act>` rows, draw after draw.
-#[allow(clippy::type_complexity)]
+/// A batch's losses; all but the words' are `None` where the batch holds nothing they
+/// measure (no labelled object, only "done" samples, no keypose on an object, no
+/// parallel rows or no teacher).
+struct Losses {
+    text: Tensor,
+    colour: Option<Tensor>,
+    action: Option<Tensor>,
+    pointer: Option<Tensor>,
+    parallel: Option<Tensor>,
+    distill: Option<Tensor>,
+}
+
+/// The rows `rows` (flat indices) of hidden states `flat` (n, d).
+fn rows(flat: &Tensor, rows: impl Iterator<Item = u32>) -> candle_core::Result<Tensor> {
+    let rows: Vec<u32> = rows.collect();
+    let n = rows.len();
+    flat.index_select(&Tensor::from_vec(rows, n, flat.device())?, 0)
+}
+
+/// The losses of a batch; `noise` and `times` are the flow draws of its `<act>` rows,
+/// draw after draw.
 fn losses(
     model: &Loho,
+    teacher: Option<&Loho>,
     b: &Batch,
     noise: Vec<f32>,
     times: Vec<f32>,
-) -> Result<(Tensor, Option<Tensor>, Option<Tensor>, Option<Tensor>), ModelError> {
+) -> Result<Losses, ModelError> {
     let mut model = model.clone();
     let dev = model.device().clone();
     // Batches are drawn on the CPU.
     let frames = b.frames.to_device(&dev)?;
-    let h = model.forward_train(&b.instructions, &frames, &b.subtasks)?;
+    let h = model.forward_train(&b.instructions, &frames, &b.subtasks, b.blocks.clone())?;
     let (n, t, d) = h.dims3()?;
     let flat = h.reshape((n * t, d))?;
-    let rows: Vec<u32> = b.text.iter().map(|r| r.0).collect();
     let targets: Vec<u32> = b.text.iter().map(|r| r.1).collect();
-    let nt = rows.len();
-    let logits = model.logits(&flat.index_select(&Tensor::from_vec(rows, nt, &dev)?, 0)?)?;
+    let logits = model.logits(&rows(&flat, b.text.iter().map(|r| r.0))?)?;
     let text = set_cross_entropy(&logits, &targets, &b.also)?;
     let colour = if b.colour.is_empty() {
         None
     } else {
         let nc = b.colour.len();
-        let rows = Tensor::from_vec(b.colour.iter().map(|c| c.0).collect(), nc, &dev)?;
         let words = Tensor::from_vec(b.colour.iter().map(|c| c.1).collect(), nc, &dev)?;
-        let logits = model.logits(&flat.index_select(&rows, 0)?)?;
+        let logits = model.logits(&rows(&flat, b.colour.iter().map(|c| c.0))?)?;
         Some(candle_nn::loss::cross_entropy(&logits, &words)?)
+    };
+    let (parallel, distill) = parallel_losses(&model, teacher, b, &frames, &flat)?;
+    let mut out = Losses {
+        text,
+        colour,
+        action: None,
+        pointer: None,
+        parallel,
+        distill,
     };
     let na = b.act_rows.len();
     if na == 0 {
-        return Ok((text, colour, None, None));
+        return Ok(out);
     }
-    let (cond, pointer_logits, anchor) = model.act_train(&h, &frames, &b.act_rows, &b.pointer)?;
-    let pointer = if b.pointer.is_empty() {
-        None
-    } else {
+    let ar = h.narrow(0, 0, b.ar_rows)?;
+    let ar_frames = frames.narrow(0, 0, b.ar_rows)?;
+    let (cond, pointer_logits, anchor) =
+        model.act_train(&ar, &ar_frames, &b.act_rows, &b.pointer)?;
+    if !b.pointer.is_empty() {
         let (_, k, objects) = pointer_logits.dims3()?;
         let np = b.pointer.len();
         let which = Tensor::from_vec(b.pointer.iter().map(|p| p.0).collect(), np, &dev)?;
@@ -248,8 +300,8 @@ fn losses(
         let chosen = pointer_logits
             .reshape((na * k, objects))?
             .index_select(&which, 0)?;
-        Some(candle_nn::loss::cross_entropy(&chosen, &target)?)
-    };
+        out.pointer = Some(candle_nn::loss::cross_entropy(&chosen, &target)?);
+    }
     let m = times.len();
     let draws = m / na;
     let dims = model.config().head.action_dims();
@@ -259,11 +311,49 @@ fn losses(
         anchor.relative(row, action);
     }
     let target = Tensor::from_vec(target, (na, dims), &dev)?.repeat((draws, 1))?;
-    let action = model.head().loss(
+    out.action = Some(model.head().loss(
         &cond,
         &target,
         &Tensor::from_vec(noise, (m, dims), &dev)?,
         &Tensor::from_vec(times, m, &dev)?,
+    )?);
+    Ok(out)
+}
+
+/// The masked block tokens' cross-entropy, and their KL from the teacher's distribution
+/// where the autoregressive row predicts the same word (the teacher's vocabulary is this
+/// one's without `<mask>`, its first ids).
+fn parallel_losses(
+    model: &Loho,
+    teacher: Option<&Loho>,
+    b: &Batch,
+    frames: &Tensor,
+    flat: &Tensor,
+) -> Result<(Option<Tensor>, Option<Tensor>), ModelError> {
+    if b.par_text.is_empty() {
+        return Ok((None, None));
+    }
+    let logits = model.logits(&rows(flat, b.par_text.iter().map(|r| r.0))?)?;
+    let targets: Vec<u32> = b.par_text.iter().map(|r| r.1).collect();
+    let parallel = set_cross_entropy(&logits, &targets, &b.par_also)?;
+    let Some(teacher) = teacher.filter(|_| !b.distill.is_empty()) else {
+        return Ok((Some(parallel), None));
+    };
+    let ar = b.ar_rows;
+    let (ni, ns) = (b.instructions.len() / (2 * ar), b.subtasks.len() / (2 * ar));
+    let th = teacher.clone().forward_train(
+        &b.instructions[..ar * ni],
+        &frames.narrow(0, 0, ar)?,
+        &b.subtasks[..ar * ns],
+        None,
     )?;
-    Ok((text, colour, Some(action), pointer))
+    let (n, t, d) = th.dims3()?;
+    let th = rows(&th.reshape((n * t, d))?, b.distill.iter().map(|r| r.1))?;
+    let tl = teacher.logits(&th)?.detach();
+    let v = tl.dim(1)?;
+    let sl = rows(&logits, b.distill.iter().map(|r| r.0))?;
+    let log_s = candle_nn::ops::log_softmax(&sl, 1)?.narrow(1, 0, v)?;
+    let log_t = candle_nn::ops::log_softmax(&tl, 1)?;
+    let kl = (log_t.exp()? * (log_t - log_s)?)?.sum(1)?.mean_all()?;
+    Ok((Some(parallel), Some(kl)))
 }
