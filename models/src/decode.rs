@@ -5,8 +5,9 @@
 //! from the hidden state one position before it, as in autoregressive decoding: a block's
 //! first token from the last committed word, its others from the block itself, whose
 //! tokens (`<mask>` until fixed) see each other both ways and every cached token. Each pass
-//! fixes the most confident of the open positions — a share so that the last pass fixes
-//! the rest — and its block is rolled back from the cache. The fixed words go in causally,
+//! fixes the most confident of the open positions — a share so that the last of
+//! `refine_steps` passes fixes the rest, and any the model is `confidence` sure of — and
+//! its block is rolled back from the cache. The fixed words go in causally,
 //! up to a `</sub>`, in front of the next pass: the cache holds what autoregressive
 //! decoding of the same words would hold, which is what training's rows see
 //! (`train::parallel`). Blocks of one token are autoregressive decoding
@@ -19,13 +20,15 @@ use crate::model::{ids, Loho};
 use crate::vocab::{Vocab, MASK};
 
 /// How to write the sub-task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Mode {
     Ar,
-    /// Blocks of `block` tokens, each filled in `steps` passes from `mask` tokens.
+    /// Blocks of `block` tokens, each filled in at most `steps` passes from `mask`
+    /// tokens, a pass fixing its share and every token of at least `confidence`.
     Parallel {
         block: usize,
         steps: usize,
+        confidence: f32,
         mask: u32,
     },
 }
@@ -42,6 +45,7 @@ pub fn mode(
         (Decoding::Parallel, mask) if head.block == 1 || mask.is_some() => Ok(Mode::Parallel {
             block: head.block,
             steps: head.refine_steps,
+            confidence: head.confidence,
             mask: mask.unwrap_or(ids::PAD),
         }),
         (Decoding::Parallel, _) => Err(format!(
@@ -78,9 +82,14 @@ pub fn write(
     mode: Mode,
     pick: &mut Pick,
 ) -> Result<Written> {
-    let (block, steps, mask) = match mode {
-        Mode::Ar => (1, 1, ids::PAD),
-        Mode::Parallel { block, steps, mask } => (block.max(1), steps.clamp(1, block.max(1)), mask),
+    let (block, steps, confidence, mask) = match mode {
+        Mode::Ar => (1, 1, 1.0, ids::PAD),
+        Mode::Parallel {
+            block,
+            steps,
+            confidence,
+            mask,
+        } => (block.max(1), steps.clamp(1, block.max(1)), confidence, mask),
     };
     let mut out = Written {
         words: vec![],
@@ -93,7 +102,8 @@ pub fn write(
         let steps = steps.min(k);
         let mut toks = vec![mask; k];
         let mut open: Vec<usize> = (0..k).collect();
-        for step in 0..steps {
+        let mut step = 0;
+        while !open.is_empty() {
             // The rows that predict positions 0..k: the last committed word's, then the
             // block's own (a block of one needs none of its own).
             let pending = out.words.len() - out.unfed..out.words.len();
@@ -122,11 +132,14 @@ pub fn write(
                 .collect::<Result<Vec<_>>>()?;
             // Most confident first; ties go left to right.
             chosen.sort_by(|a, b| b.1 .1.total_cmp(&a.1 .1).then(a.0.cmp(&b.0)));
-            let n = open.len().div_ceil(steps - step);
+            let share = open.len().div_ceil(steps - step);
+            let sure = chosen.iter().take_while(|c| c.1 .1 >= confidence).count();
+            let n = share.max(sure);
             for &(i, (t, _)) in &chosen[..n] {
                 toks[i] = t;
             }
             open.retain(|i| !chosen[..n].iter().any(|c| c.0 == *i));
+            step += 1;
         }
         let end = toks.iter().position(|&t| t == ids::END_SUB);
         let keep = end.unwrap_or(k);

@@ -38,8 +38,17 @@ pub struct HeadConfig {
     /// Parallel decoding: tokens filled in together, and the passes that fill a block.
     #[serde(default = "four")]
     pub block: usize,
+    /// Passes at most; each fixes its share of the block's open tokens.
     #[serde(default = "two")]
     pub refine_steps: usize,
+    /// A pass also fixes every open token the model gives at least this probability
+    /// (1: only the share; lower takes fewer passes where the model is sure).
+    #[serde(default = "full")]
+    pub confidence: f32,
+}
+
+fn full() -> f32 {
+    1.0
 }
 
 /// How the sub-task text is written: a token per forward pass, or blocks of tokens filled
@@ -60,6 +69,15 @@ impl std::str::FromStr for Decoding {
             "parallel" => Ok(Self::Parallel),
             other => Err(format!("unknown decoding {other:?}: use ar or parallel")),
         }
+    }
+}
+
+impl std::fmt::Display for Decoding {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Ar => "ar",
+            Self::Parallel => "parallel",
+        })
     }
 }
 
@@ -99,6 +117,12 @@ impl HeadConfig {
         if s > b {
             return Err(format!(
                 "head.refine_steps {s} > head.block {b}: each pass fixes at least one token"
+            ));
+        }
+        if !(self.confidence > 0.0 && self.confidence <= 1.0) {
+            return Err(format!(
+                "head.confidence {} is not a probability in (0, 1]",
+                self.confidence
             ));
         }
         Ok(())
@@ -239,6 +263,7 @@ mod tests {
             decoding: Decoding::Ar,
             block: 4,
             refine_steps: 2,
+            confidence: 1.0,
         }
     }
 

@@ -81,6 +81,7 @@ impl Config {
                 decoding: Default::default(),
                 block: 4,
                 refine_steps: 2,
+                confidence: 1.0,
             },
             vocab_size,
             max_instruction,

@@ -58,21 +58,27 @@ fn a_block_is_filled_in_its_passes_and_stays_in_the_cache() {
     let f = m.config().stem.frame(&rgb, &h, &Device::Cpu).unwrap();
     let last = m.observe(&f).unwrap();
     let base = m.cached();
-    // A pick that never ends the sub-task: the highest-scoring word that is not `</sub>`.
+    // A pick that never ends the sub-task: the highest-scoring word that is not `</sub>`,
+    // given as 0.5 sure.
     let mut pick = |logits: &Tensor| -> candle_core::Result<(u32, f32)> {
         let l: Vec<f32> = logits.to_vec1()?;
-        let (i, v) =
+        let (i, _) =
             (6..l.len())
                 .map(|i| (i, l[i]))
                 .fold((6, f32::MIN), |a, b| if b.1 > a.1 { b } else { a });
-        Ok((i as u32, v))
+        Ok((i as u32, 0.5))
     };
-    let mode = Mode::Parallel {
+    let mode = |confidence| Mode::Parallel {
         block: 4,
         steps: 2,
+        confidence,
         mask: 1,
     };
-    let w = write(&mut m, last, 10, mode, &mut pick).unwrap();
+    // Every token as sure as 0.4 asks: each block in one pass.
+    let w = write(&mut m, last.clone(), 10, mode(0.4), &mut pick).unwrap();
+    assert_eq!((w.words.len(), w.passes, w.unfed), (10, 3, 2));
+    m.rewind(base).unwrap();
+    let w = write(&mut m, last, 10, mode(1.0), &mut pick).unwrap();
     assert_eq!(w.words.len(), 10);
     // Blocks of 4, 4 and 2: two passes each, a block's words going in with the next
     // block's first; the last block's are left to the caller.
@@ -95,12 +101,16 @@ fn malformed_decoding_settings_are_named() {
         (0, 1, "head.block is 0"),
         (4, 0, "head.refine_steps is 0"),
         (2, 3, "head.refine_steps 3 > head.block 2"),
+        (4, 4, "head.confidence 0 is not a probability"),
         (4, 2, "needs a <mask> token"),
     ] {
         let (base, dir) = edited("dec-bad", |c| {
             c["head"]["decoding"] = "parallel".into();
             c["head"]["block"] = block.into();
             c["head"]["refine_steps"] = steps.into();
+            if steps == 4 {
+                c["head"]["confidence"] = 0.0.into();
+            }
         });
         let err = Vla::load(&dir, 0, &Device::Cpu)
             .err()

@@ -251,9 +251,13 @@ fn gen_data_train_resume_eval_and_bench_a_checkpoint() {
     ])
     .unwrap();
     let b = read_json(&bench);
-    assert_eq!(b["decisions"], 3);
-    assert!(b["total"]["p50_ms"].as_f64().unwrap() > 0.0);
-    assert!(b["cache_speedup"].as_f64().unwrap() > 0.0);
+    // An autoregressive checkpoint: one mode.
+    assert_eq!(b["modes"].as_array().unwrap().len(), 1);
+    let ar = &b["modes"][0];
+    assert_eq!(ar["decoding"], "ar");
+    assert_eq!(ar["decisions"], 3);
+    assert!(ar["total"]["p50_ms"].as_f64().unwrap() > 0.0);
+    assert!(ar["cache_speedup"].as_f64().unwrap() > 0.0);
 
     // A broken checkpoint is a clear error, not a panic.
     std::fs::write(run.join("model.safetensors"), b"garbage").unwrap();

@@ -1,8 +1,10 @@
-//! `loho bench`: the performance figures, one bench per file ([`policy`], [`controller`],
-//! [`bus`], [`train`], [`export`]), each measured against its baseline in the same run.
+//! `loho bench`: the performance figures, one bench per file ([`policy`], [`decoding`],
+//! [`controller`], [`bus`], [`train`], [`export`]), each measured against its baseline in
+//! the same run.
 
 pub mod bus;
 pub mod controller;
+pub mod decoding;
 pub mod export;
 pub mod policy;
 pub mod train;
@@ -31,6 +33,20 @@ pub fn command(what: BenchCommand) -> Result<()> {
             let dir = kind.checkpoint("bench policy")?;
             let r = policy::policy(dir, decisions.max(1), &device.spec.open()?, device.decoding)?;
             policy::print(&r);
+            crate::write_json(json.as_ref(), &r)
+        }
+        BenchCommand::Decoding {
+            policy,
+            split,
+            episodes,
+            device,
+            json,
+        } => {
+            let kind = PolicyKind::parse(&policy)?;
+            let dir = kind.checkpoint("bench decoding")?;
+            let split = crate::cli::split(&split)?;
+            let r = decoding::decoding(dir, split, episodes.max(1), &device.spec.open()?)?;
+            decoding::print(&r);
             crate::write_json(json.as_ref(), &r)
         }
         BenchCommand::Controller {
