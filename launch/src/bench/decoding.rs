@@ -68,7 +68,9 @@ pub fn decoding(
                 ar_passes += a.timing.passes;
                 par_passes += p.timing.passes;
                 match Oracle.decide(&o)? {
-                    Decision::Act(action) => drop(env.step(&action)?),
+                    Decision::Act(action) => {
+                        env.step(&action)?;
+                    }
                     Decision::Done(_) => break,
                 }
             }
