@@ -25,9 +25,9 @@ pub fn command(c: TrainCmd) -> Result<()> {
             warmup: c.warmup,
             parallel: c.parallel.map(|block| Parallel {
                 block,
-                teacher: c.from.clone().unwrap_or_default(),
                 distill: c.distill,
             }),
+            flow_steps: c.flow_steps,
             seed: c.seed,
             palette: loho_sim::colors::ALL
                 .iter()

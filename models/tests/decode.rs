@@ -204,7 +204,6 @@ fn a_fine_tune_learns_to_write_in_parallel_blocks() {
     let parallel = |block| TrainConfig {
         parallel: Some(Parallel {
             block,
-            teacher: teacher.clone(),
             distill: 1.0,
         }),
         ..tc.clone()

@@ -317,3 +317,61 @@ fn a_labelled_keypose_is_anchored_on_its_object_in_training() {
         );
     }
 }
+
+/// `loho train --from CKPT --flow-steps 2`: the head learns to land in 2 Euler steps
+/// where its teacher's 10 land from the same noise, far nearer than 2 of the teacher's.
+#[test]
+fn a_flow_distilled_into_two_steps_lands_where_its_teachers_ten_do() {
+    let dir = tmp("flow-steps");
+    let data = blocks(&dir);
+    let vocab = Vocab::build(texts()).unwrap();
+    let mut t = Trainer::new(&small_config(vocab.len()), vocab, short_run(), &Device::Cpu).unwrap();
+    for _ in 0..200 {
+        t.step(&data).unwrap();
+    }
+    let teacher = dir.join("teacher");
+    t.save(&teacher).unwrap();
+    let tc = TrainConfig {
+        flow_steps: Some(2),
+        lr: 1e-3,
+        ..short_run()
+    };
+    let mut ft = Trainer::fine_tune(&teacher, tc, &Device::Cpu).unwrap();
+    for _ in 0..200 {
+        ft.step(&data).unwrap();
+    }
+    let student = dir.join("student");
+    ft.save(&student).unwrap();
+    // Each checkpoint at `steps` Euler steps, the same noise (the same seed) per frame.
+    let actions = |ckpt: &std::path::Path, steps: usize| -> Vec<f64> {
+        let cfg_path = ckpt.join("config.json");
+        let mut cfg: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+        cfg["head"]["flow_steps"] = steps.into();
+        std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+        let mut v = Vla::load(ckpt, 7, &Device::Cpu).unwrap();
+        let mut out = Vec::new();
+        for i in 0..data.len() {
+            let f = data.frame(i).unwrap();
+            v.start(&data.samples[i].instruction).unwrap();
+            let d = v.decide(&f.rgb, &f.height, &Plan::Write).unwrap();
+            out.extend(d.keyposes.iter().flat_map(|k| [k.x, k.y, k.z]));
+        }
+        out
+    };
+    let target = actions(&teacher, 10);
+    let err = |a: Vec<f64>| {
+        assert_eq!(a.len(), target.len(), "same sub-tasks, same keyposes");
+        a.iter()
+            .zip(&target)
+            .map(|(x, y)| (x - y).abs())
+            .sum::<f64>()
+            / a.len() as f64
+    };
+    let (before, after) = (err(actions(&teacher, 2)), err(actions(&student, 2)));
+    assert!(
+        after < before / 2.0,
+        "2 steps miss the teacher's 10 by {before:.4} m before, {after:.4} m after"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

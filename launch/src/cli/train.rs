@@ -25,6 +25,10 @@ pub struct TrainCmd {
     /// Weight of distilling the teacher's next-word distributions into the masked tokens.
     #[arg(long, default_value_t = 1.0)]
     pub distill: f64,
+    /// Distil the --from checkpoint's flow into this many Euler steps of the action head
+    /// (its head.flow_steps; docs/model.md).
+    #[arg(long, value_name = "K", requires = "from")]
+    pub flow_steps: Option<usize>,
     /// Total steps [default: 8000; on --resume, the saved run's].
     #[arg(long)]
     pub steps: Option<usize>,

@@ -73,6 +73,16 @@ pub struct TrainConfig {
     /// Also train parallel decoding: every sample again as a row with a masked block.
     #[serde(default)]
     pub parallel: Option<Parallel>,
+    /// A checkpoint (the fine-tune's start) that parallel decoding and a shorter flow
+    /// ([`Self::flow_steps`]) are distilled from; read only where one of them is.
+    #[serde(default)]
+    pub teacher: Option<std::path::PathBuf>,
+    /// Distil the teacher's flow into this many Euler steps (the run's
+    /// `head.flow_steps`): from the noise a decision starts at (`head.noise_scale`), the
+    /// head's few steps learn to land where the teacher's full flow lands, instead of
+    /// matching the flow to the demonstrated actions.
+    #[serde(default)]
+    pub flow_steps: Option<usize>,
 }
 
 /// Largest per-channel difference (0–255) between a region's mean colour and a palette
@@ -95,6 +105,8 @@ impl Default for TrainConfig {
             obs_noise: true,
             palette: Vec::new(),
             parallel: None,
+            teacher: None,
+            flow_steps: None,
         }
     }
 }
@@ -191,17 +203,26 @@ impl Trainer {
         let (map, vb) = seeded_var_builder(tc.seed, device);
         let model = Loho::new(cfg, vb)?;
         let opt = AdamW::new(&map, tc.weight_decay)?;
-        let teacher = match &tc.parallel {
-            Some(p) if p.distill > 0.0 => {
-                let (teacher, words) = checkpoint::load(&p.teacher, device)?;
+        let distill =
+            tc.parallel.as_ref().is_some_and(|p| p.distill > 0.0) || tc.flow_steps.is_some();
+        let teacher = match &tc.teacher {
+            Some(path) if distill => {
+                let (teacher, words) = checkpoint::load(path, device)?;
                 if !vocab.extends(&words) {
                     return Err(ModelError::Data(format!(
                         "the teacher {} has words or ids this run's vocabulary lacks: \
-                         distil from the checkpoint the run started from",
-                        p.teacher.display()
+                         learn from the checkpoint the run started from",
+                        path.display()
                     )));
                 }
                 Some(teacher)
+            }
+            None if distill => {
+                return Err(ModelError::Data(
+                    "distillation learns from a teacher checkpoint: fine-tune one (loho \
+                     train --from CHECKPOINT)"
+                        .into(),
+                ))
             }
             _ => None,
         };
@@ -251,12 +272,26 @@ impl Trainer {
     }
 
     /// A new run that starts from the weights of checkpoint `from` (its architecture,
-    /// vocabulary and decision settings) with fresh optimizer moments. With
+    /// vocabulary and decision settings) with fresh optimizer moments, `from` being the
+    /// [`TrainConfig::teacher`] unless one is given. With
     /// [`TrainConfig::parallel`] the vocabulary gains `<mask>` (a new embedding row drawn
     /// from the seed; every other weight as saved) and `head.block` the run's block.
-    pub fn fine_tune(from: &Path, tc: TrainConfig, device: &Device) -> Result<Self, ModelError> {
+    pub fn fine_tune(
+        from: &Path,
+        mut tc: TrainConfig,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
+        tc.teacher.get_or_insert_with(|| from.to_path_buf());
         let mut cfg = checkpoint::read_config(from)?;
         let mut vocab = Vocab::load(&from.join(checkpoint::TOKENIZER))?;
+        if let Some(k) = tc.flow_steps {
+            if k == 0 {
+                return Err(ModelError::Data(
+                    "--flow-steps 0: the flow takes at least one step".into(),
+                ));
+            }
+            cfg.head.flow_steps = k;
+        }
         if let Some(p) = &tc.parallel {
             vocab = vocab.with(crate::vocab::MASK)?;
             cfg.vocab_size = vocab.len();

@@ -19,11 +19,8 @@ use crate::model::ids;
 pub struct Parallel {
     /// Tokens per block (the checkpoint's `head.block`).
     pub block: usize,
-    /// The autoregressive checkpoint whose next-word distributions the masked tokens also
-    /// learn (the fine-tune's starting point).
-    pub teacher: std::path::PathBuf,
-    /// Weight of that distillation (KL from the teacher's distribution); 0 learns the
-    /// data's words alone.
+    /// Weight of learning the [`TrainConfig::teacher`](super::TrainConfig)'s next-word
+    /// distributions at the masked tokens (KL from them); 0 learns the data's words alone.
     pub distill: f64,
 }
 

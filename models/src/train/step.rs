@@ -37,6 +37,7 @@ pub(super) fn train_on(
     let weights = Weights {
         action: tc.action_weight,
         distill: tc.parallel.as_ref().map_or(0.0, |p| p.distill),
+        short_flow: tc.flow_steps.is_some(),
     };
     let flow = FlowNoise::draw(
         &mut step_rng(tc.seed, state.step, 1),
@@ -101,6 +102,9 @@ struct Counts {
 struct Weights {
     action: f64,
     distill: f64,
+    /// Whether the action loss distils the flow into fewer steps
+    /// ([`super::TrainConfig::flow_steps`]).
+    short_flow: bool,
 }
 
 impl Counts {
@@ -177,7 +181,7 @@ fn shard(
     weights: &Weights,
 ) -> Result<Shard, ModelError> {
     let t = Instant::now();
-    let l = losses(model, teacher, b, noise, times)?;
+    let l = losses(model, teacher, weights.short_flow, b, noise, times)?;
     let own = Counts::of(std::iter::once(b));
     let share = |x: Option<Tensor>, n: usize, of: usize| -> Result<Option<Tensor>, ModelError> {
         Ok(x.map(|x| x * (n as f64 / of.max(1) as f64)).transpose()?)
@@ -253,6 +257,7 @@ fn rows(flat: &Tensor, rows: impl Iterator<Item = u32>) -> candle_core::Result<T
 fn losses(
     model: &Loho,
     teacher: Option<&Loho>,
+    short_flow: bool,
     b: &Batch,
     noise: Vec<f32>,
     times: Vec<f32>,
@@ -275,7 +280,22 @@ fn losses(
         let logits = model.logits(&rows(&flat, b.colour.iter().map(|c| c.0))?)?;
         Some(candle_nn::loss::cross_entropy(&logits, &words)?)
     };
-    let (parallel, distill) = parallel_losses(&model, teacher, b, &frames, &flat)?;
+    // The teacher reads the autoregressive rows (what it was trained on).
+    let ar_frames = frames.narrow(0, 0, b.ar_rows)?;
+    let teacher = match teacher {
+        Some(t) => {
+            let (ni, ns) = (b.instructions.len() / n, b.subtasks.len() / n);
+            let th = t.clone().forward_train(
+                &b.instructions[..b.ar_rows * ni],
+                &ar_frames,
+                &b.subtasks[..b.ar_rows * ns],
+                None,
+            )?;
+            Some((t, th.detach()))
+        }
+        None => None,
+    };
+    let (parallel, distill) = parallel_losses(&model, teacher.as_ref(), b, &flat)?;
     let mut out = Losses {
         text,
         colour,
@@ -289,7 +309,6 @@ fn losses(
         return Ok(out);
     }
     let ar = h.narrow(0, 0, b.ar_rows)?;
-    let ar_frames = frames.narrow(0, 0, b.ar_rows)?;
     let (cond, pointer_logits, anchor) =
         model.act_train(&ar, &ar_frames, &b.act_rows, &b.pointer)?;
     if !b.pointer.is_empty() {
@@ -306,28 +325,38 @@ fn losses(
     let draws = m / na;
     let dims = model.config().head.action_dims();
     let cond = cond.repeat((draws, 1))?;
-    let mut target = b.actions.clone();
-    for (row, action) in target.chunks_mut(dims).enumerate() {
-        anchor.relative(row, action);
-    }
-    let target = Tensor::from_vec(target, (na, dims), &dev)?.repeat((draws, 1))?;
-    out.action = Some(model.head().loss(
-        &cond,
-        &target,
-        &Tensor::from_vec(noise, (m, dims), &dev)?,
-        &Tensor::from_vec(times, m, &dev)?,
-    )?);
+    let noise = Tensor::from_vec(noise, (m, dims), &dev)?;
+    out.action = Some(match (&teacher, short_flow) {
+        // The head's few steps from the noise a decision starts at, to where the
+        // teacher's full flow takes it.
+        (Some((t, th)), true) => {
+            let start = (noise * t.config().head.noise_scale as f64)?;
+            let (c, _, _) = t.act_train(th, &ar_frames, &b.act_rows, &b.pointer)?;
+            let end = t.head().sample(&c.repeat((draws, 1))?, &start)?.detach();
+            (model.head().sample(&cond, &start)? - end)?
+                .sqr()?
+                .mean_all()?
+        }
+        _ => {
+            let mut target = b.actions.clone();
+            for (row, action) in target.chunks_mut(dims).enumerate() {
+                anchor.relative(row, action);
+            }
+            let target = Tensor::from_vec(target, (na, dims), &dev)?.repeat((draws, 1))?;
+            let times = Tensor::from_vec(times, m, &dev)?;
+            model.head().loss(&cond, &target, &noise, &times)?
+        }
+    });
     Ok(out)
 }
 
 /// The masked block tokens' cross-entropy, and their KL from the teacher's distribution
-/// where the autoregressive row predicts the same word (the teacher's vocabulary is this
-/// one's without `<mask>`, its first ids).
+/// (from its hidden states of the autoregressive rows) where the autoregressive row
+/// predicts the same word (the teacher's vocabulary is this one's first ids).
 fn parallel_losses(
     model: &Loho,
-    teacher: Option<&Loho>,
+    teacher: Option<&(&Loho, Tensor)>,
     b: &Batch,
-    frames: &Tensor,
     flat: &Tensor,
 ) -> Result<(Option<Tensor>, Option<Tensor>), ModelError> {
     if b.par_text.is_empty() {
@@ -336,20 +365,12 @@ fn parallel_losses(
     let logits = model.logits(&rows(flat, b.par_text.iter().map(|r| r.0))?)?;
     let targets: Vec<u32> = b.par_text.iter().map(|r| r.1).collect();
     let parallel = set_cross_entropy(&logits, &targets, &b.par_also)?;
-    let Some(teacher) = teacher.filter(|_| !b.distill.is_empty()) else {
+    let Some((teacher, th)) = teacher.filter(|_| !b.distill.is_empty()) else {
         return Ok((Some(parallel), None));
     };
-    let ar = b.ar_rows;
-    let (ni, ns) = (b.instructions.len() / (2 * ar), b.subtasks.len() / (2 * ar));
-    let th = teacher.clone().forward_train(
-        &b.instructions[..ar * ni],
-        &frames.narrow(0, 0, ar)?,
-        &b.subtasks[..ar * ns],
-        None,
-    )?;
     let (n, t, d) = th.dims3()?;
     let th = rows(&th.reshape((n * t, d))?, b.distill.iter().map(|r| r.1))?;
-    let tl = teacher.logits(&th)?.detach();
+    let tl = teacher.logits(&th)?;
     let v = tl.dim(1)?;
     let sl = rows(&logits, b.distill.iter().map(|r| r.0))?;
     let log_s = candle_nn::ops::log_softmax(&sl, 1)?.narrow(1, 0, v)?;
