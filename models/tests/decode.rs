@@ -213,6 +213,15 @@ fn a_fine_tune_learns_to_write_in_parallel_blocks() {
         .expect("block 0 refused")
         .to_string();
     assert!(err.contains("head.block is 0"), "{err}");
+    let no_flow = TrainConfig {
+        flow_steps: Some(0),
+        ..tc.clone()
+    };
+    let err = Trainer::fine_tune(&teacher, no_flow, &Device::Cpu)
+        .err()
+        .expect("0 flow steps refused")
+        .to_string();
+    assert!(err.contains("at least one step"), "{err}");
 
     let mut ft = Trainer::fine_tune(&teacher, parallel(4), &Device::Cpu).unwrap();
     let student = dir.join("student");

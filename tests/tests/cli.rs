@@ -258,6 +258,65 @@ fn gen_data_train_resume_eval_and_bench_a_checkpoint() {
     assert_eq!(ar["decisions"], 3);
     assert!(ar["total"]["p50_ms"].as_f64().unwrap() > 0.0);
     assert!(ar["cache_speedup"].as_f64().unwrap() > 0.0);
+    // Comparing the decoding modes needs a checkpoint with `<mask>`: refused, with the fix.
+    let e = loho(&["bench", "decoding", "--policy", run.to_str().unwrap()]).unwrap_err();
+    assert!(format!("{e:#}").contains("needs a <mask> token"), "{e:#}");
+
+    // A parallel fine-tune of it: blocks of 0 refused; blocks of 4 bench in both modes.
+    let par = tmp("run-parallel");
+    let fine_tune = |block: &str| {
+        loho(&[
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            par.to_str().unwrap(),
+            "--from",
+            run.to_str().unwrap(),
+            "--parallel",
+            block,
+            "--steps",
+            "2",
+            "--batch",
+            "2",
+        ])
+    };
+    let e = fine_tune("0").unwrap_err();
+    assert!(format!("{e:#}").contains("head.block is 0"), "{e:#}");
+    fine_tune("4").unwrap();
+    loho(&[
+        "bench",
+        "policy",
+        "--policy",
+        par.to_str().unwrap(),
+        "--decisions",
+        "2",
+        "--json",
+        bench.to_str().unwrap(),
+    ])
+    .unwrap();
+    let b = read_json(&bench);
+    let modes: Vec<&str> = (b["modes"].as_array().unwrap().iter())
+        .map(|m| m["decoding"].as_str().unwrap())
+        .collect();
+    assert_eq!(modes, ["ar", "parallel"]);
+    assert!(b["parallel_over_ar"].as_f64().unwrap() > 0.0);
+    loho(&[
+        "bench",
+        "decoding",
+        "--policy",
+        par.to_str().unwrap(),
+        "--episodes",
+        "1",
+        "--json",
+        bench.to_str().unwrap(),
+    ])
+    .unwrap();
+    let b = read_json(&bench);
+    let frames = b["frames"].as_u64().unwrap();
+    assert!(frames >= 11, "{frames} frames");
+    assert!(b["same"].as_u64().unwrap() <= frames);
+    assert!(b["parallel_passes"].as_f64().unwrap() > 0.0);
 
     // A broken checkpoint is a clear error, not a panic.
     std::fs::write(run.join("model.safetensors"), b"garbage").unwrap();

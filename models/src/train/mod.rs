@@ -299,7 +299,7 @@ impl Trainer {
             cfg.head.refine_steps = cfg.head.refine_steps.min(p.block);
             cfg.head
                 .check_decoding()
-                .map_err(|e| ModelError::Data(format!("--block: {e}")))?;
+                .map_err(|e| ModelError::Data(format!("--parallel: {e}")))?;
         }
         let t = Self::new(&cfg, vocab, tc, device)?;
         let path = from.join(checkpoint::WEIGHTS);
