@@ -219,9 +219,8 @@ impl Batcher {
                 let drawn: Vec<parallel::Block> = (subs.iter().zip(blocks))
                     .map(|(sub, &seed)| parallel::draw(sub, p.block, max_words, mask, seed))
                     .collect();
-                for (b, sub) in drawn.iter().zip(subs.clone()) {
-                    let mut row = sub[..=b.start].to_vec();
-                    row.extend(&b.input);
+                for (i, b) in drawn.iter().enumerate() {
+                    let row = [&subs[i][..=b.start], &b.input].concat();
                     subs.push(row);
                 }
                 drawn

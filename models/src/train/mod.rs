@@ -180,7 +180,7 @@ pub struct Trainer {
     /// (1 by default). The step's maths does not depend on it, so it is not saved.
     pub workers: usize,
     pub state: RunState,
-    /// The autoregressive checkpoint that parallel decoding is distilled from.
+    /// The checkpoint parallel decoding and a shorter flow are distilled from.
     teacher: Option<Loho>,
 }
 
@@ -203,10 +203,10 @@ impl Trainer {
         let (map, vb) = seeded_var_builder(tc.seed, device);
         let model = Loho::new(cfg, vb)?;
         let opt = AdamW::new(&map, tc.weight_decay)?;
-        let distill =
+        let needs_teacher =
             tc.parallel.as_ref().is_some_and(|p| p.distill > 0.0) || tc.flow_steps.is_some();
         let teacher = match &tc.teacher {
-            Some(path) if distill => {
+            Some(path) if needs_teacher => {
                 let (teacher, words) = checkpoint::load(path, device)?;
                 if !vocab.extends(&words) {
                     return Err(ModelError::Data(format!(
@@ -217,7 +217,7 @@ impl Trainer {
                 }
                 Some(teacher)
             }
-            None if distill => {
+            None if needs_teacher => {
                 return Err(ModelError::Data(
                     "distillation learns from a teacher checkpoint: fine-tune one (loho \
                      train --from CHECKPOINT)"
