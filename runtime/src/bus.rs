@@ -1,7 +1,8 @@
 //! A typed bus over zenoh: publishers and subscribers that speak [`Message`]s, a
 //! latest-value slot for frames, and liveliness tokens. Keys are loho's
 //! (`loho/<robot>/<topic>`) or, with [`BusConfig::ros2`], those of a ROS 2 node on
-//! rmw_zenoh, with its attachments and graph tokens ([`crate::rmw`]).
+//! rmw_zenoh, with its attachments and graph tokens ([`crate::rmw`]). Frames to other
+//! processes of the same host take a ring in shared memory instead ([`crate::same_host`]).
 //!
 //! Decoding happens in the subscriber; a malformed payload never reaches user code as a
 //! value: it is counted, logged, and handed over as an error so nodes can report it.
@@ -18,6 +19,7 @@ use crate::cdr::CdrError;
 use crate::keys;
 use crate::msg::Message;
 use crate::rmw::{self, Attachment, EntityKind, NodeName, QosProfile, RmwError};
+use crate::same_host::{Declarer, Directory, Outbox, Sub, Via};
 use crate::secure::SecureError;
 
 mod config;
@@ -48,8 +50,11 @@ pub enum BusError {
 /// How a topic is sent (DESIGN §4 QoS).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Qos {
-    /// Camera frames and state: dropped under congestion; receivers keep the latest.
+    /// State and diagnostics: dropped under congestion; receivers keep the latest.
     Stream,
+    /// Camera frames: as `Stream`, and to processes of this host through a ring in shared
+    /// memory ([`crate::same_host`]).
+    Frames,
     /// Commands, e-stop, chunks: reliable, blocking, highest priority, not batched.
     Command,
 }
@@ -57,15 +62,16 @@ pub enum Qos {
 /// One zenoh session, scoped to a robot.
 #[derive(Clone)]
 pub struct Bus {
-    session: zenoh::Session,
+    /// The session, and a lock held while declaring anything on it: nodes on threads of
+    /// one process share it, and zenoh 1.10 races two threads declaring the same key (a
+    /// publisher borrows the wire id a subscriber's declaration is still announcing, and
+    /// the routing drops that publisher's interest and first data as "unknown scope").
+    d: Declarer,
     robot: String,
     secure: bool,
-    /// Held while declaring anything on the session: nodes on threads of one process
-    /// share it, and zenoh 1.10 races two threads declaring the same key (a publisher
-    /// borrows the wire id a subscriber's declaration is still announcing, and the routing
-    /// drops that publisher's interest and first data as "unknown scope").
-    declaring: Arc<Mutex<()>>,
     ros2: Option<Arc<Graph>>,
+    /// This host's frame rings, unless `BusConfig::ring` is off.
+    rings: Option<Arc<Directory>>,
 }
 
 /// This bus as a node of the ROS graph.
@@ -81,7 +87,11 @@ impl Bus {
         if cfg.ros2.is_some() && cfg.secure.is_some() {
             return Err(BusError::Ros2Secure);
         }
-        let session = zenoh::open(cfg.zenoh()?).wait()?;
+        let d = Declarer {
+            session: zenoh::open(cfg.zenoh()?).wait()?,
+            lock: Arc::default(),
+        };
+        let session = &d.session;
         let ros2 = match &cfg.ros2 {
             None => None,
             Some(r) => {
@@ -100,12 +110,17 @@ impl Bus {
                 }))
             }
         };
+        let rings = if cfg.ring && cfg.shared_memory && cfg.secure.is_none() && ros2.is_none() {
+            Some(Arc::new(Directory::start(&d, &cfg.robot)?))
+        } else {
+            None
+        };
         Ok(Self {
-            session,
+            d,
             robot: cfg.robot.clone(),
             secure: cfg.secure.is_some(),
-            declaring: Arc::default(),
             ros2,
+            rings,
         })
     }
 
@@ -147,10 +162,9 @@ impl Bus {
         Ok(Some((token, gid)))
     }
 
-    /// Runs a declaration on the session, one at a time (see [`Bus::declaring`]).
+    /// Runs a declaration on the session, one at a time (see [`Bus::d`]).
     fn declare<R>(&self, f: impl FnOnce(&zenoh::Session) -> R) -> R {
-        let _one = self.declaring.lock().unwrap_or_else(|e| e.into_inner());
-        f(&self.session)
+        self.d.declare(f)
     }
 
     /// Two sessions linked over loopback TCP on a free port (the first listens, the second
@@ -194,7 +208,7 @@ impl Bus {
         let inner = self.declare(|s| {
             let b = s.declare_publisher(key);
             match qos {
-                Qos::Stream => b
+                Qos::Stream | Qos::Frames => b
                     .congestion_control(CongestionControl::Drop)
                     .priority(Priority::DataHigh),
                 Qos::Command => b
@@ -216,7 +230,17 @@ impl Bus {
                 gid,
                 sequence: Default::default(),
             });
+        let ring = match (&self.rings, qos) {
+            (Some(_), Qos::Frames) => Some(Mutex::new(Outbox::new(
+                &inner,
+                self.d.clone(),
+                &self.robot,
+                topic,
+            )?)),
+            _ => None,
+        };
         Ok(Publisher {
+            ring,
             inner,
             ros2,
             _t: std::marker::PhantomData,
@@ -227,7 +251,7 @@ impl Bus {
     /// injection tests.
     pub fn put_bytes(&self, topic: &str, bytes: Vec<u8>) -> Result<(), BusError> {
         if self.ros2.is_none() {
-            return Ok(self.session.put(self.key(topic), bytes).wait()?);
+            return Ok(self.d.session.put(self.key(topic), bytes).wait()?);
         }
         let ty =
             crate::record::topic_type(topic).ok_or_else(|| BusError::UntypedTopic(topic.into()))?;
@@ -237,6 +261,7 @@ impl Bus {
             gid: [0; 16],
         };
         Ok(self
+            .d
             .session
             .put(self.data_key(topic, ty)?, bytes)
             .attachment(attachment.encode().to_vec())
@@ -249,10 +274,8 @@ impl Bus {
         T: Message,
         F: Fn(Result<T, CdrError>) + Send + Sync + 'static,
     {
-        let errors = Arc::new(AtomicU64::new(0));
-        let errs = errors.clone();
-        let shared = Arc::new(AtomicU64::new(0));
-        let shm = shared.clone();
+        let counts = Arc::new(Counts::default());
+        let c = counts.clone();
         let key = self.data_key(topic, T::TYPE_NAME)?;
         let token = self
             .announce(
@@ -266,26 +289,32 @@ impl Bus {
                 },
             )?
             .map(|(token, _)| token);
-        let inner = self.declare(|s| {
-            s.declare_subscriber(&key).callback(move |sample| {
-                if sample.payload().as_shm().is_some() {
-                    shm.fetch_add(1, Ordering::Relaxed);
-                }
-                let bytes = sample.payload().to_bytes();
-                let v = T::decode(&bytes);
-                if let Err(e) = &v {
-                    errs.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(key = %sample.key_expr(), "undecodable {}: {e}", T::TYPE_NAME);
-                }
-                on(v)
-            })
-            .wait()
-        })?;
+        let k = key.clone();
+        let deliver = Arc::new(move |bytes: &[u8], via: Via<'_>| {
+            let v = T::decode(bytes);
+            match via {
+                Via::Link => None,
+                Via::SharedMemory => Some(&c.shared),
+                Via::Ring(m) if m.intact() => Some(&c.ring),
+                // Overwritten while decoding: the ring lapped this reader, so newer
+                // frames follow (stream semantics, as a lapped reader skips).
+                Via::Ring(_) => return,
+            }
+            .map(|n| n.fetch_add(1, Ordering::Relaxed));
+            if let Err(e) = &v {
+                c.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(key = %k, "undecodable {}: {e}", T::TYPE_NAME);
+            }
+            on(v)
+        });
+        let inner = Sub::new(key, deliver, self.d.clone())?;
+        if let Some(rings) = &self.rings {
+            rings.add(&inner);
+        }
         Ok(Subscription {
             _inner: inner,
             _token: token,
-            errors,
-            shared,
+            counts,
         })
     }
 
@@ -438,6 +467,7 @@ impl Bus {
     ) -> Result<R, BusError> {
         let key = self.key(topic);
         let replies = self
+            .d
             .session
             .get(&key)
             .payload(q.encode())
@@ -460,6 +490,7 @@ impl Bus {
     /// Whether a node of this robot currently holds its liveliness token.
     pub fn is_alive(&self, node: &str, timeout: Duration) -> Result<bool, BusError> {
         let replies = self
+            .d
             .session
             .liveliness()
             .get(keys::alive(&self.robot, node))
@@ -471,6 +502,9 @@ impl Bus {
 
 /// A typed publisher.
 pub struct Publisher<T> {
+    /// A [`Qos::Frames`] publisher's ring (first: its matching listener goes before the
+    /// publisher).
+    ring: Option<Mutex<Outbox>>,
     inner: zenoh::pubsub::Publisher<'static>,
     ros2: Option<RosPublisher>,
     _t: std::marker::PhantomData<fn(&T)>,
@@ -485,6 +519,11 @@ struct RosPublisher {
 
 impl<T: Message> Publisher<T> {
     pub fn put(&self, msg: &T) -> Result<(), BusError> {
+        if let Some(ring) = &self.ring {
+            if !ring.lock().unwrap_or_else(|e| e.into_inner()).write(msg) {
+                return Ok(());
+            }
+        }
         let put = self.inner.put(msg.encode());
         let Some(r) = &self.ros2 else {
             return Ok(put.wait()?);
@@ -534,20 +573,30 @@ pub struct RawSubscription {
 /// Keeps a subscription alive; counts payloads that failed to decode, and those that
 /// came through shared memory.
 pub struct Subscription {
-    _inner: zenoh::pubsub::Subscriber<()>,
+    _inner: Arc<Sub>,
     /// Under ROS 2, the subscription's graph token.
     _token: Option<zenoh::liveliness::LivelinessToken>,
-    errors: Arc<AtomicU64>,
-    shared: Arc<AtomicU64>,
+    counts: Arc<Counts>,
+}
+
+#[derive(Default)]
+struct Counts {
+    errors: AtomicU64,
+    shared: AtomicU64,
+    ring: AtomicU64,
 }
 
 impl Subscription {
     pub fn decode_errors(&self) -> u64 {
-        self.errors.load(Ordering::Relaxed)
+        self.counts.errors.load(Ordering::Relaxed)
     }
-    /// Payloads read in place from another process's shared-memory segment.
+    /// Payloads read in place from another process's zenoh shared-memory segment.
     pub fn shared_memory_received(&self) -> u64 {
-        self.shared.load(Ordering::Relaxed)
+        self.counts.shared.load(Ordering::Relaxed)
+    }
+    /// Messages read from a same-host publisher's ring ([`crate::same_host`]).
+    pub fn ring_received(&self) -> u64 {
+        self.counts.ring.load(Ordering::Relaxed)
     }
 }
 

@@ -34,9 +34,62 @@ pub enum CdrError {
     Trailing(usize),
 }
 
+/// Where a [`Writer`] puts bytes: a growing `Vec`, or memory of a fixed size ([`Fixed`]).
+pub trait Sink {
+    fn put(&mut self, bytes: &[u8]);
+    /// Bytes put so far.
+    fn pos(&self) -> usize;
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes)
+    }
+    fn pos(&self) -> usize {
+        self.len()
+    }
+}
+
+/// Fixed memory written from its start: a frame encoded straight into a shared-memory
+/// slot. Whatever would run past its end is not written, and [`Fixed::fits`] says so.
+pub struct Fixed<'a> {
+    mem: &'a mut [u8],
+    len: usize,
+    fits: bool,
+}
+
+impl<'a> Fixed<'a> {
+    pub fn new(mem: &'a mut [u8]) -> Self {
+        Self {
+            mem,
+            len: 0,
+            fits: true,
+        }
+    }
+    /// The bytes written, if everything fitted.
+    pub fn fits(&self) -> Option<usize> {
+        self.fits.then_some(self.len)
+    }
+}
+
+impl Sink for Fixed<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        match self.mem.get_mut(self.len..self.len + bytes.len()) {
+            Some(to) if self.fits => {
+                to.copy_from_slice(bytes);
+                self.len += bytes.len();
+            }
+            _ => self.fits = false,
+        }
+    }
+    fn pos(&self) -> usize {
+        self.len
+    }
+}
+
 /// Serialises fields into a CDR payload.
-pub struct Writer {
-    buf: Vec<u8>,
+pub struct Writer<S: Sink = Vec<u8>> {
+    buf: S,
 }
 
 impl Default for Writer {
@@ -51,54 +104,60 @@ impl Writer {
     }
 
     pub fn with_capacity(n: usize) -> Self {
-        let mut buf = Vec::with_capacity(n + 4);
-        buf.extend_from_slice(&CDR_LE_HEADER);
+        Self::to(Vec::with_capacity(n + 4))
+    }
+}
+
+impl<S: Sink> Writer<S> {
+    /// A writer putting the encapsulation header and then the fields into `buf`.
+    pub fn to(mut buf: S) -> Self {
+        buf.put(&CDR_LE_HEADER);
         Self { buf }
     }
 
     fn align(&mut self, n: usize) {
-        let pos = self.buf.len() - 4;
+        let pos = self.buf.pos() - 4;
         let pad = (n - pos % n) % n;
-        self.buf.resize(self.buf.len() + pad, 0);
+        self.buf.put(&[0; 8][..pad]);
     }
 
     pub fn u8(&mut self, v: u8) {
-        self.buf.push(v);
+        self.buf.put(&[v]);
     }
     pub fn bool(&mut self, v: bool) {
-        self.buf.push(v as u8);
+        self.buf.put(&[v as u8]);
     }
     pub fn i8(&mut self, v: i8) {
-        self.buf.push(v as u8);
+        self.buf.put(&[v as u8]);
     }
     pub fn u16(&mut self, v: u16) {
         self.align(2);
-        self.buf.extend_from_slice(&v.to_le_bytes());
+        self.buf.put(&v.to_le_bytes());
     }
     pub fn u32(&mut self, v: u32) {
         self.align(4);
-        self.buf.extend_from_slice(&v.to_le_bytes());
+        self.buf.put(&v.to_le_bytes());
     }
     pub fn i32(&mut self, v: i32) {
         self.align(4);
-        self.buf.extend_from_slice(&v.to_le_bytes());
+        self.buf.put(&v.to_le_bytes());
     }
     pub fn u64(&mut self, v: u64) {
         self.align(8);
-        self.buf.extend_from_slice(&v.to_le_bytes());
+        self.buf.put(&v.to_le_bytes());
     }
     pub fn f32(&mut self, v: f32) {
         self.align(4);
-        self.buf.extend_from_slice(&v.to_le_bytes());
+        self.buf.put(&v.to_le_bytes());
     }
     pub fn f64(&mut self, v: f64) {
         self.align(8);
-        self.buf.extend_from_slice(&v.to_le_bytes());
+        self.buf.put(&v.to_le_bytes());
     }
     pub fn string(&mut self, s: &str) {
         self.u32(s.len() as u32 + 1);
-        self.buf.extend_from_slice(s.as_bytes());
-        self.buf.push(0);
+        self.buf.put(s.as_bytes());
+        self.buf.put(&[0]);
     }
     /// Sequence length prefix; the caller writes the elements.
     pub fn len(&mut self, n: usize) {
@@ -107,9 +166,9 @@ impl Writer {
     /// `sequence<uint8>`: the length then the raw bytes (no per-element alignment).
     pub fn bytes(&mut self, b: &[u8]) {
         self.len(b.len());
-        self.buf.extend_from_slice(b);
+        self.buf.put(b);
     }
-    pub fn finish(self) -> Vec<u8> {
+    pub fn finish(self) -> S {
         self.buf
     }
 }

@@ -39,9 +39,11 @@ pub mod perception;
 pub mod policy;
 pub mod record;
 pub mod replay;
+pub mod ring;
 pub mod rmw;
 pub mod robot;
 pub mod safety;
+pub(crate) mod same_host;
 pub mod secure;
 pub mod trajectory;
 

@@ -5,15 +5,15 @@
 //! so the Rust struct and the file a ROS 2 workspace builds cannot drift apart unnoticed
 //! (a test compares their field lists).
 
-use crate::cdr::{CdrError, Reader, Writer};
+use crate::cdr::{CdrError, Fixed, Reader, Sink, Writer};
 
 /// A value that can be a field of a message.
 pub trait Field: Sized {
     /// Fewest bytes one value can take on the wire; bounds sequence counts when decoding.
     const MIN_SIZE: usize;
-    fn write(&self, w: &mut Writer);
+    fn write<S: Sink>(&self, w: &mut Writer<S>);
     fn read(r: &mut Reader) -> Result<Self, CdrError>;
-    fn write_seq(v: &[Self], w: &mut Writer) {
+    fn write_seq<S: Sink>(v: &[Self], w: &mut Writer<S>) {
         w.len(v.len());
         v.iter().for_each(|x| x.write(w));
     }
@@ -37,6 +37,13 @@ pub trait Message: Field {
         self.write(&mut w);
         w.finish()
     }
+    /// [`Message::encode`] into `mem` (a shared-memory slot): its length, or `None` when
+    /// it does not fit.
+    fn encode_to(&self, mem: &mut [u8]) -> Option<usize> {
+        let mut w = Writer::to(Fixed::new(mem));
+        self.write(&mut w);
+        w.finish().fits()
+    }
     fn decode(payload: &[u8]) -> Result<Self, CdrError> {
         let mut r = Reader::new(payload)?;
         let v = Self::read(&mut r)?;
@@ -49,7 +56,7 @@ macro_rules! primitive {
     ($t:ty, $size:expr, $w:ident, $r:ident) => {
         impl Field for $t {
             const MIN_SIZE: usize = $size;
-            fn write(&self, w: &mut Writer) {
+            fn write<S: Sink>(&self, w: &mut Writer<S>) {
                 w.$w(*self)
             }
             fn read(r: &mut Reader) -> Result<Self, CdrError> {
@@ -69,14 +76,14 @@ primitive!(f64, 8, f64, f64);
 
 impl Field for u8 {
     const MIN_SIZE: usize = 1;
-    fn write(&self, w: &mut Writer) {
+    fn write<S: Sink>(&self, w: &mut Writer<S>) {
         w.u8(*self)
     }
     fn read(r: &mut Reader) -> Result<Self, CdrError> {
         r.u8()
     }
     // Image data is hundreds of kilobytes: copy it in one go.
-    fn write_seq(v: &[Self], w: &mut Writer) {
+    fn write_seq<S: Sink>(v: &[Self], w: &mut Writer<S>) {
         w.bytes(v)
     }
     fn read_seq(r: &mut Reader) -> Result<Vec<Self>, CdrError> {
@@ -86,7 +93,7 @@ impl Field for u8 {
 
 impl Field for String {
     const MIN_SIZE: usize = 4;
-    fn write(&self, w: &mut Writer) {
+    fn write<S: Sink>(&self, w: &mut Writer<S>) {
         w.string(self)
     }
     fn read(r: &mut Reader) -> Result<Self, CdrError> {
@@ -97,7 +104,7 @@ impl Field for String {
 /// A fixed-size array (`float64[9]`): its elements in order, no length on the wire.
 impl<T: Field + Copy + Default, const N: usize> Field for [T; N] {
     const MIN_SIZE: usize = N * T::MIN_SIZE;
-    fn write(&self, w: &mut Writer) {
+    fn write<S: Sink>(&self, w: &mut Writer<S>) {
         self.iter().for_each(|x| x.write(w));
     }
     fn read(r: &mut Reader) -> Result<Self, CdrError> {
@@ -111,7 +118,7 @@ impl<T: Field + Copy + Default, const N: usize> Field for [T; N] {
 
 impl<T: Field> Field for Vec<T> {
     const MIN_SIZE: usize = 4;
-    fn write(&self, w: &mut Writer) {
+    fn write<S: Sink>(&self, w: &mut Writer<S>) {
         T::write_seq(self, w)
     }
     fn read(r: &mut Reader) -> Result<Self, CdrError> {
@@ -128,7 +135,7 @@ macro_rules! message {
 
         impl Field for $name {
             const MIN_SIZE: usize = 0 $(+ <$t as Field>::MIN_SIZE)*;
-            fn write(&self, _w: &mut Writer) {
+            fn write<S: Sink>(&self, _w: &mut Writer<S>) {
                 $(self.$f.write(_w);)*
             }
             fn read(_r: &mut Reader) -> Result<Self, CdrError> {

@@ -148,12 +148,7 @@ fn ros2_raw_subscriptions_see_loho_topic_names() {
 #[test]
 fn frames_go_through_shared_memory_and_over_the_link_where_the_other_end_cannot() {
     for shared_memory in [true, false] {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let ep = format!("tcp/127.0.0.1:{port}");
+        let ep = format!("tcp/127.0.0.1:{}", loho_tests::free_port());
         let open = |listen: bool| {
             Bus::open(&BusConfig {
                 listen: if listen { vec![ep.clone()] } else { vec![] },

@@ -151,8 +151,8 @@ pub fn run(
     let _peers = bus.log_peers("sim", &["controller", "policy"], stop.clone())?;
     let eyes = match &cfg.cameras {
         None => Eyes::Top {
-            color: bus.publisher(keys::COLOR, Qos::Stream)?,
-            depth: bus.publisher(keys::DEPTH, Qos::Stream)?,
+            color: bus.publisher(keys::COLOR, Qos::Frames)?,
+            depth: bus.publisher(keys::DEPTH, Qos::Frames)?,
             info: bus.publisher(keys::INFO, Qos::Stream)?,
         },
         Some(rig) => Eyes::Cameras(
@@ -163,8 +163,8 @@ pub fn run(
                     let [color, depth, info] = c.topics();
                     Ok(CameraPubs {
                         frame_id: c.frame_id.clone(),
-                        color: bus.publisher(&color, Qos::Stream)?,
-                        depth: bus.publisher(&depth, Qos::Stream)?,
+                        color: bus.publisher(&color, Qos::Frames)?,
+                        depth: bus.publisher(&depth, Qos::Frames)?,
                         info: bus.publisher(&info, Qos::Stream)?,
                     })
                 })

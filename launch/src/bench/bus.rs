@@ -1,5 +1,8 @@
-//! `loho bench bus`: one RGB-D frame between two processes over zenoh, through shared
-//! memory and over loopback TCP, against the same bytes through an in-process channel.
+//! `loho bench bus`: one RGB-D frame between two processes of one host: through loho's
+//! frame ring (the default), zenoh's shared memory and loopback TCP, against the same
+//! bytes through an in-process channel. Every cross-process frame is followed by one
+//! in-process frame, so each leg's ratio compares runs of the same seconds (this VM's
+//! wake-up costs drift by 2–3× between runs a minute apart).
 
 use std::time::Duration;
 
@@ -13,20 +16,30 @@ use super::{tail, Tail};
 pub struct BusBench {
     pub frames: usize,
     pub bytes_per_frame: usize,
-    /// Publish → receipt in another process, the frame through shared memory (colour
-    /// then depth).
+    /// Publish → receipt in another process (colour then depth) as `loho run --graph
+    /// processes` sends frames: through the publisher's ring ([`loho_runtime::ring`]).
+    pub ring: Tail,
+    /// Of the ring leg's images (two a frame, warm-up included), how many the child read
+    /// from the ring.
+    pub ring_images: u64,
+    /// The same through zenoh's shared memory (rings off).
     pub zenoh_shared_memory: Tail,
-    /// Of the shared-memory leg's images (two a frame, warm-up included), how many the
-    /// child read in place from shared memory.
+    /// Of that leg's images, how many the child read in place from shared memory.
     pub shared_memory_images: u64,
     /// The same over loopback TCP, shared memory off at both ends.
     pub zenoh_tcp: Tail,
     /// An 8×4 frame (328 bytes, under the shared-memory threshold) across processes: the
     /// floor of any frame over zenoh on this host.
     pub zenoh_tiny_frame: Tail,
-    /// Send → receipt of the same bytes through a std channel to another thread.
+    /// Send → receipt of the same bytes through a std channel to another thread, all
+    /// legs' in-process frames together.
     pub in_process_channel: Tail,
-    /// Medians over the in-process median.
+    /// The in-process leg alone, before this process opened any zenoh session: faster
+    /// than between the legs' frames (its receiver and heap then share the process with
+    /// zenoh's runtime), so the ratios below are taken against the interleaved frames.
+    pub in_process_first: Tail,
+    /// Each leg's median over the median of the in-process frames between its frames.
+    pub ring_ratio_p50: f64,
     pub shared_memory_ratio_p50: f64,
     pub tcp_ratio_p50: f64,
 }
@@ -39,12 +52,14 @@ const PONG: &str = "bench/ack";
 
 /// The other end of `bench bus`: acknowledges every depth image with the time it
 /// arrived (both processes read the same system clock) and, as the frame id, how many
-/// images so far came through shared memory.
-pub fn bus_echo(endpoint: &str, shared_memory: bool) -> Result<()> {
+/// images so far came through a ring or zenoh's shared memory.
+pub fn bus_echo(endpoint: &str, shared_memory: bool, ring: bool) -> Result<()> {
     use loho_runtime::msg::{Header, Image, Time};
+    warm_heap();
     let bus = loho_runtime::Bus::open(&loho_runtime::BusConfig {
         connect: vec![endpoint.into()],
         shared_memory,
+        ring,
         ..Default::default()
     })?;
     let ack = bus.publisher::<Header>(PONG, loho_runtime::Qos::Command)?;
@@ -63,7 +78,7 @@ pub fn bus_echo(endpoint: &str, shared_memory: bool) -> Result<()> {
                 sec: (t / 1_000_000_000) as i32,
                 nanosec: (t % 1_000_000_000) as u32,
             },
-            frame_id: sub.shared_memory_received().to_string(),
+            frame_id: (sub.shared_memory_received() + sub.ring_received()).to_string(),
         })?;
     }
     Ok(())
@@ -75,6 +90,7 @@ pub fn bus_echo(endpoint: &str, shared_memory: bool) -> Result<()> {
 pub fn bus(frames: usize) -> Result<BusBench> {
     use loho_runtime::msg::{Header, Image, Message};
     use loho_sim::camera::{HEIGHT, WIDTH};
+    warm_heap();
     let env = Env::new(loho_sim::TaskId::B, Split::Test, Split::Test.seed(0))?;
     let hm = env.observe();
     let (w, h) = (WIDTH as u32, HEIGHT as u32);
@@ -87,40 +103,17 @@ pub fn bus(frames: usize) -> Result<BusBench> {
     };
     let (c, d) = make(0);
     let bytes = c.encode().len() + d.encode().len();
-
-    // In process: a thread receives each image's encoded bytes and decodes them, as a
-    // subscriber would, and answers after the depth image, as the echo process does.
-    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
-    let (back_tx, back_rx) = std::sync::mpsc::channel::<u64>();
-    let worker = std::thread::spawn(move || {
-        for bytes in rx {
-            match Image::decode(&bytes) {
-                Ok(img) if img.encoding == "32FC1" => {
-                    let _ = back_tx.send(loho_runtime::clock::wall_ns());
-                }
-                Ok(_) => {}
-                Err(_) => {
-                    let _ = back_tx.send(0);
-                }
-            }
-        }
-    });
-    let mut local = Vec::new();
-    for k in 0..frames {
-        let (c, d) = make(k);
-        let t = loho_runtime::clock::wall_ns();
-        tx.send(c.encode())?;
-        tx.send(d.encode())?;
-        let got = back_rx.recv()?;
-        anyhow::ensure!(got > 0, "an image did not decode");
-        local.push((got.saturating_sub(t)) as f64 * 1e-6);
-        std::thread::sleep(GAP);
-    }
-    drop(tx);
-    let _ = worker.join();
-
-    let (shm, shared_memory_images) = across(frames, &make, true)?;
-    let (tcp, _) = across(frames, &make, false)?;
+    let local = Local::start();
+    let first = (0..frames)
+        .map(|k| {
+            let t = local.frame(&make(k));
+            std::thread::sleep(GAP);
+            t
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let (ring, ring_images, ring_local) = across(frames, &make, Link::Ring, &local)?;
+    let (shm, shared_memory_images, shm_local) = across(frames, &make, Link::SharedMemory, &local)?;
+    let (tcp, _, tcp_local) = across(frames, &make, Link::Tcp, &local)?;
     // The same two messages, 8×4 pixels: what zenoh's wake-ups across processes cost alone.
     let tiny = |k: usize| {
         let header = Header::new(k as f64, "world");
@@ -129,31 +122,99 @@ pub fn bus(frames: usize) -> Result<BusBench> {
             Image::f32c1(header, 8, 4, &hm.height[..32]),
         )
     };
-    let (floor, _) = across(frames, &tiny, true)?;
-    let local = tail(local);
+    let (floor, _, _) = across(frames, &tiny, Link::SharedMemory, &local)?;
+    let ratio = |leg: &Tail, local: &[f64]| leg.p50_ms / tail(local.to_vec()).p50_ms;
     Ok(BusBench {
         frames,
         bytes_per_frame: bytes,
-        shared_memory_ratio_p50: shm.p50_ms / local.p50_ms,
-        tcp_ratio_p50: tcp.p50_ms / local.p50_ms,
+        ring_ratio_p50: ratio(&ring, &ring_local),
+        shared_memory_ratio_p50: ratio(&shm, &shm_local),
+        tcp_ratio_p50: ratio(&tcp, &tcp_local),
+        ring,
+        ring_images,
         zenoh_shared_memory: shm,
         shared_memory_images,
         zenoh_tcp: tcp,
         zenoh_tiny_frame: floor,
-        in_process_channel: local,
+        in_process_channel: tail([ring_local, shm_local, tcp_local].concat()),
+        in_process_first: tail(first),
     })
 }
 
 type Frame = (loho_runtime::msg::Image, loho_runtime::msg::Image);
 
-/// `frames` frames from this process to a child that acknowledges each, over loopback
-/// TCP, with both ends' shared memory on or off; the latencies, and how many images the
-/// child read from shared memory.
+/// Keeps freed image buffers in this process's heap. glibc otherwise hands 150–200 kB
+/// blocks back to the kernel on free and faults their pages in again on the next frame,
+/// at times and in amounts that depend on what else the process allocated: measured
+/// here, that moved the in-process leg between 0.06 and 0.22 ms from run to run. Both
+/// processes of the bench set the same, so every leg measures its transport.
+fn warm_heap() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only changes glibc's thresholds; called before the legs allocate.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+    }
+}
+
+/// The in-process leg: a thread receives each image's encoded bytes and decodes them, as a
+/// subscriber would, and answers after the depth image, as the echo process does.
+struct Local {
+    tx: std::sync::mpsc::Sender<Vec<u8>>,
+    back: std::sync::mpsc::Receiver<u64>,
+}
+
+impl Local {
+    /// The thread ends when `Local` is dropped.
+    fn start() -> Self {
+        use loho_runtime::msg::{Image, Message};
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        let (back_tx, back) = std::sync::mpsc::channel::<u64>();
+        std::thread::spawn(move || {
+            for bytes in rx {
+                match Image::decode(&bytes) {
+                    Ok(img) if img.encoding == "32FC1" => {
+                        let _ = back_tx.send(loho_runtime::clock::wall_ns());
+                    }
+                    Ok(_) => {}
+                    Err(_) => {
+                        let _ = back_tx.send(0);
+                    }
+                }
+            }
+        });
+        Self { tx, back }
+    }
+
+    /// One frame's send → receipt, in ms.
+    fn frame(&self, (c, d): &Frame) -> Result<f64> {
+        use loho_runtime::msg::Message;
+        let t = loho_runtime::clock::wall_ns();
+        self.tx.send(c.encode())?;
+        self.tx.send(d.encode())?;
+        let got = self.back.recv()?;
+        anyhow::ensure!(got > 0, "an image did not decode");
+        Ok(got.saturating_sub(t) as f64 * 1e-6)
+    }
+}
+
+/// How the frames of one leg travel between the two processes (linked over loopback TCP).
+#[derive(Clone, Copy, PartialEq)]
+enum Link {
+    Ring,
+    SharedMemory,
+    Tcp,
+}
+
+/// `frames` frames from this process to a child that acknowledges each, each followed by
+/// the same frame through `local`; the latencies, how many images the child read from a
+/// ring or shared memory, and the in-process latencies.
 fn across(
     frames: usize,
     make: &dyn Fn(usize) -> Frame,
-    shared_memory: bool,
-) -> Result<(Tail, u64)> {
+    link: Link,
+    local: &Local,
+) -> Result<(Tail, u64, Vec<f64>)> {
     use loho_runtime::msg::{Header, Image};
     // Across processes: this process listens, the child connects.
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
@@ -162,7 +223,8 @@ fn across(
     let endpoint = format!("tcp/127.0.0.1:{port}");
     let bus = loho_runtime::Bus::open(&loho_runtime::BusConfig {
         listen: vec![endpoint.clone()],
-        shared_memory,
+        shared_memory: link != Link::Tcp,
+        ring: link == Link::Ring,
         ..Default::default()
     })?;
     let (ack_tx, ack_rx) = std::sync::mpsc::channel::<(u64, u64)>();
@@ -175,11 +237,17 @@ fn across(
     let exe = std::env::current_exe()?;
     let mut child = std::process::Command::new(exe);
     child.args(["bench", "bus-echo", "--connect", &endpoint]);
-    if !shared_memory {
-        child.arg("--no-shared-memory");
+    match link {
+        Link::Ring => {}
+        Link::SharedMemory => {
+            child.arg("--no-ring");
+        }
+        Link::Tcp => {
+            child.arg("--no-shared-memory");
+        }
     }
     let mut child = child.spawn().context("starting the echo process")?;
-    let publisher = bus.publisher::<Image>(PING, loho_runtime::Qos::Stream)?;
+    let publisher = bus.publisher::<Image>(PING, loho_runtime::Qos::Frames)?;
     // Until the child answers: the link and its subscription are up.
     let warm = std::time::Instant::now();
     loop {
@@ -195,7 +263,7 @@ fn across(
         );
     }
     while ack_rx.try_recv().is_ok() {}
-    let mut remote = Vec::new();
+    let (mut remote, mut here) = (Vec::new(), Vec::new());
     let mut shared = 0;
     for k in 0..frames {
         let (c, d) = make(k);
@@ -210,33 +278,41 @@ fn across(
             Err(_) => tracing::warn!("frame {k} lost"),
         }
         std::thread::sleep(GAP);
+        here.push(local.frame(&make(k))?);
+        std::thread::sleep(GAP);
     }
     let _ = child.kill();
     let _ = child.wait();
-    Ok((tail(remote), shared))
+    Ok((tail(remote), shared, here))
 }
+
 pub fn print(r: &BusBench) {
     println!(
         "one RGB-D frame ({} bytes), {} frames, p50 / p99 ms",
         r.bytes_per_frame, r.frames
     );
     for (name, t) in [
+        ("two processes, ring (default)", &r.ring),
         (
             "zenoh, two processes, shared memory",
             &r.zenoh_shared_memory,
         ),
         ("zenoh, two processes, loopback TCP", &r.zenoh_tcp),
         ("zenoh, two processes, 8×4 frame", &r.zenoh_tiny_frame),
-        ("in-process channel", &r.in_process_channel),
+        ("in-process channel, between frames", &r.in_process_channel),
+        ("in-process channel, before zenoh", &r.in_process_first),
     ] {
         println!("{name:<38}{:>9.3}{:>9.3}", t.p50_ms, t.p99_ms);
     }
     println!(
-        "across processes / in-process at p50: shared memory {:.1}×, TCP {:.1}×",
-        r.shared_memory_ratio_p50, r.tcp_ratio_p50
+        "across processes / in-process at p50 (each leg against its own in-process frames): \
+         ring {:.1}×, shared memory {:.1}×, TCP {:.1}×",
+        r.ring_ratio_p50, r.shared_memory_ratio_p50, r.tcp_ratio_p50
     );
     println!(
-        "images read from shared memory: {} of {}",
+        "images read from the ring: {} of {}; from shared memory: {} of {}",
+        r.ring_images,
+        2 * r.frames,
         r.shared_memory_images,
         2 * r.frames
     );

@@ -68,7 +68,8 @@ pub fn command(what: BenchCommand) -> Result<()> {
         BenchCommand::BusEcho {
             connect,
             no_shared_memory,
-        } => bus::bus_echo(&connect, !no_shared_memory),
+            no_ring,
+        } => bus::bus_echo(&connect, !no_shared_memory, !no_ring),
         BenchCommand::Train {
             steps,
             batch,

@@ -114,5 +114,7 @@ pub enum BenchCommand {
         connect: String,
         #[arg(long)]
         no_shared_memory: bool,
+        #[arg(long)]
+        no_ring: bool,
     },
 }

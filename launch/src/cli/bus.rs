@@ -27,7 +27,8 @@ pub struct BusArgs {
     #[arg(long, requires = "secure")]
     pub identity: Option<String>,
     /// Send frames to processes of this host over the link, not through shared memory
-    /// (/dev/shm too small, e.g. Docker's 64 MB default).
+    /// (zenoh's segments or loho's frame rings; /dev/shm too small, e.g. Docker's 64 MB
+    /// default).
     #[arg(long)]
     pub no_shared_memory: bool,
     /// Speak ROS 2 natively: `rmw-zenoh` publishes and subscribes every topic as a ROS 2
@@ -62,6 +63,7 @@ impl BusArgs {
                 identity: self.identity.clone().unwrap_or_else(|| role.into()),
             }),
             shared_memory: !self.no_shared_memory,
+            ring: true,
             ros2: self.ros2.map(|Ros2Layout::RmwZenoh| Ros2 {
                 domain: self.domain.unwrap_or_else(|| {
                     std::env::var("ROS_DOMAIN_ID")

@@ -22,6 +22,10 @@ pub struct BusConfig {
     /// Large messages through shared memory to processes of this host (zenoh's transport
     /// optimisation); off: every byte over the link. Never under `secure`.
     pub shared_memory: bool,
+    /// [`crate::Qos::Frames`] to processes of this host through rings of our own
+    /// ([`crate::same_host`]), not zenoh. Only with `shared_memory`, never under `secure`
+    /// or `ros2`.
+    pub ring: bool,
     /// Publish and subscribe as a ROS 2 node on rmw_zenoh, not on loho's keys.
     pub ros2: Option<Ros2>,
     /// Join as a zenoh client of the router(s) in `connect` (ROS 2's `rmw_zenohd`, a
@@ -46,6 +50,7 @@ impl Default for BusConfig {
             connect: vec![],
             secure: None,
             shared_memory: true,
+            ring: true,
             ros2: None,
             client: false,
         }

@@ -103,8 +103,8 @@ pub fn run(bus: &Bus, rig: &Rig, stop: Arc<AtomicBool>) -> Result<(), BusError> 
         stale: Duration::from_secs_f64(rig.fusion.stale_s),
         fill: rig.fusion.fill,
         out: Out {
-            color: bus.publisher(keys::COLOR, Qos::Stream)?,
-            depth: bus.publisher(keys::DEPTH, Qos::Stream)?,
+            color: bus.publisher(keys::COLOR, Qos::Frames)?,
+            depth: bus.publisher(keys::DEPTH, Qos::Frames)?,
             info: bus.publisher(keys::INFO, Qos::Stream)?,
         },
         diag: Diagnostics::new(bus, "heightmap")?,
