@@ -152,6 +152,9 @@ impl Recorder {
             path: path.to_path_buf(),
             source,
         };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
         let file = File::create(path).map_err(io)?;
         let mut w = mcap::WriteOptions::new()
             .compression(Some(mcap::Compression::Zstd))

@@ -29,7 +29,9 @@ fn cmd(k: u32) -> EeCommand {
 
 #[test]
 fn a_recording_of_chosen_topics_replays_with_its_timing_and_no_commands() {
-    let path = std::env::temp_dir().join(format!("loho-replay-{}.mcap", std::process::id()));
+    // Into a folder that does not exist yet, as `runs/…` on a fresh clone.
+    let dir = std::env::temp_dir().join(format!("loho-replay-{}", std::process::id()));
+    let path = dir.join("runs").join("rec.mcap");
     let (graph, recorder_bus) = Bus::loopback_pair().unwrap();
     let topics: Vec<String> = [keys::STATE, keys::CMD_EE].map(String::from).into();
     let e = Recorder::start(&recorder_bus, &path, &["state/x".into()]).err();
@@ -180,5 +182,5 @@ fn a_recording_of_chosen_topics_replays_with_its_timing_and_no_commands() {
     let r = replay(&player, &path, &fast, &stop, &mut |_, _| {}).unwrap();
     assert!(r.cut_short);
     assert!(r.messages.get(keys::STATE).copied().unwrap_or(0) < recorded);
-    std::fs::remove_file(&path).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
 }
