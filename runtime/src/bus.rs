@@ -7,7 +7,7 @@
 //! Decoding happens in the subscriber; a malformed payload never reaches user code as a
 //! value: it is counted, logged, and handed over as an error so nodes can report it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,7 +23,10 @@ use crate::same_host::{Declarer, Directory, Outbox, Sub, Via};
 use crate::secure::SecureError;
 
 mod config;
+mod handles;
 pub use config::{BusConfig, Ros2, DEFAULT_ZENOH_CONFIG};
+use handles::Counts;
+pub use handles::{AliveWatch, Latest, Queryable, RawSubscription, Request, Subscription};
 
 #[derive(Debug, Error)]
 pub enum BusError {
@@ -534,83 +537,5 @@ impl<T: Message> Publisher<T> {
             gid: r.gid,
         };
         Ok(put.attachment(attachment.encode().to_vec()).wait()?)
-    }
-}
-
-/// Keeps a liveliness watch alive.
-pub struct AliveWatch {
-    _inner: zenoh::pubsub::Subscriber<()>,
-}
-
-/// Keeps a queryable declared.
-pub struct Queryable {
-    _inner: zenoh::query::Queryable<()>,
-}
-
-/// One query to a [`Bus::serve`]d topic, to be answered once.
-pub struct Request<Q> {
-    /// The query's payload, decoded.
-    pub body: Result<Q, CdrError>,
-    query: zenoh::query::Query,
-}
-
-impl<Q> Request<Q> {
-    pub fn reply<R: Message>(self, r: &R) -> Result<(), BusError> {
-        let key = self.query.key_expr().clone();
-        Ok(self.query.reply(key, r.encode()).wait()?)
-    }
-    /// Answers with an error the asker sees as [`BusError::Refused`].
-    pub fn refuse(self, reason: &str) -> Result<(), BusError> {
-        Ok(self.query.reply_err(reason.to_string()).wait()?)
-    }
-}
-
-/// Keeps a raw subscription alive.
-pub struct RawSubscription {
-    _inner: zenoh::pubsub::Subscriber<()>,
-}
-
-/// Keeps a subscription alive; counts payloads that failed to decode, and those that
-/// came through shared memory.
-pub struct Subscription {
-    _inner: Arc<Sub>,
-    /// Under ROS 2, the subscription's graph token.
-    _token: Option<zenoh::liveliness::LivelinessToken>,
-    counts: Arc<Counts>,
-}
-
-#[derive(Default)]
-struct Counts {
-    errors: AtomicU64,
-    shared: AtomicU64,
-    ring: AtomicU64,
-}
-
-impl Subscription {
-    pub fn decode_errors(&self) -> u64 {
-        self.counts.errors.load(Ordering::Relaxed)
-    }
-    /// Payloads read in place from another process's zenoh shared-memory segment.
-    pub fn shared_memory_received(&self) -> u64 {
-        self.counts.shared.load(Ordering::Relaxed)
-    }
-    /// Messages read from a same-host publisher's ring ([`crate::same_host`]).
-    pub fn ring_received(&self) -> u64 {
-        self.counts.ring.load(Ordering::Relaxed)
-    }
-}
-
-/// The newest value on a topic (DESIGN §4: a slow reader never works on a backlog).
-pub struct Latest<T> {
-    slot: Arc<Mutex<Option<T>>>,
-    sub: Subscription,
-}
-
-impl<T: Clone> Latest<T> {
-    pub fn get(&self) -> Option<T> {
-        self.slot.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-    pub fn decode_errors(&self) -> u64 {
-        self.sub.decode_errors()
     }
 }

@@ -30,6 +30,14 @@ fn hub() -> (Bus, String, impl Fn(bool) -> Bus) {
     (a, ep, peer)
 }
 
+/// A bare zenoh session of another process of this user, linked to `ep`.
+fn mallory(ep: &str) -> zenoh::Session {
+    let mut cfg = zenoh::Config::from_json5(loho_runtime::bus::DEFAULT_ZENOH_CONFIG).unwrap();
+    cfg.insert_json5("connect/endpoints", &format!("[\"{ep}\"]"))
+        .unwrap();
+    zenoh::open(cfg).wait().unwrap()
+}
+
 type Seen = Arc<Mutex<Vec<Image>>>;
 
 fn watch(bus: &Bus) -> (Seen, Subscription) {
@@ -137,10 +145,7 @@ fn a_false_announcement_is_ignored() {
     // zenoh peers do not forward for one another: mallory links to the subscriber.
     let (b, ep, peer) = hub();
     let (seen, sub) = watch(&b);
-    let mut cfg = zenoh::Config::from_json5(loho_runtime::bus::DEFAULT_ZENOH_CONFIG).unwrap();
-    cfg.insert_json5("connect/endpoints", &format!("[\"{ep}\"]"))
-        .unwrap();
-    let mallory = zenoh::open(cfg).wait().unwrap();
+    let mallory = mallory(&ep);
     // A file of ours under /dev/shm that is not a ring, one that does not exist, and a
     // name that is not a ring's.
     let pid = std::process::id();
@@ -178,10 +183,7 @@ fn a_false_announcement_is_ignored() {
 fn garbage_in_a_ring_is_counted_not_delivered() {
     let (b, ep, _) = hub();
     let (seen, sub) = watch(&b);
-    let mut cfg = zenoh::Config::from_json5(loho_runtime::bus::DEFAULT_ZENOH_CONFIG).unwrap();
-    cfg.insert_json5("connect/endpoints", &format!("[\"{ep}\"]"))
-        .unwrap();
-    let mallory = zenoh::open(cfg).wait().unwrap();
+    let mallory = mallory(&ep);
     let mut ring = loho_runtime::ring::RingWriter::create(1024).unwrap();
     let key = format!(
         "loho/{}/@ring/{}/{}/{}/{}",
