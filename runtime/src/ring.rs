@@ -3,7 +3,7 @@
 //! each slot guarded by a sequence lock and the whole ring woken by one futex.
 //!
 //! zenoh's shared memory moves a frame's bytes without a copy, but still wakes an I/O
-//! task in each process for every message (0.14–0.3 ms on a 2-core machine, most of a
+//! task in each process for every message (0.13–0.32 ms on a 2-core machine, most of a
 //! frame's latency). Here the writer encodes the message straight into a slot and wakes
 //! the readers' threads directly, only those asleep; a reader watches the ring briefly
 //! before it sleeps. A reader that falls a whole ring behind skips to the newest message
@@ -160,9 +160,10 @@ fn futex_wait(word: &AtomicU32, seen: u32, timeout: Duration) {
     };
 }
 
-/// How long a reader watches for the next message before it sleeps: a frame's images
-/// come back to back (colour, then depth), and a wake across processes costs tens of µs
-/// here, several times this. A std channel's receiver spins the same way before parking.
+/// How long a reader watches for the next message before it sleeps: a frame's depth
+/// image follows its colour image by the ~30 µs its encoding takes, and a wake across
+/// processes costs tens of µs more here. A std channel's receiver spins the same way
+/// before parking.
 const SPIN: Duration = Duration::from_micros(50);
 
 /// Whether `word` moved from `seen` within [`SPIN`].

@@ -1,8 +1,8 @@
 //! `loho bench bus`: one RGB-D frame between two processes of one host: through loho's
 //! frame ring (the default), zenoh's shared memory and loopback TCP, against the same
 //! bytes through an in-process channel. Every cross-process frame is followed by one
-//! in-process frame, so each leg's ratio compares runs of the same seconds (this VM's
-//! wake-up costs drift by 2–3× between runs a minute apart).
+//! in-process frame, so each leg's ratio compares runs of the same seconds (on this VM the
+//! in-process leg alone moved between 0.056 and 0.181 ms from one run to the next).
 
 use std::time::Duration;
 
@@ -34,9 +34,9 @@ pub struct BusBench {
     /// Send → receipt of the same bytes through a std channel to another thread, all
     /// legs' in-process frames together.
     pub in_process_channel: Tail,
-    /// The in-process leg alone, before this process opened any zenoh session: faster
-    /// than between the legs' frames (its receiver and heap then share the process with
-    /// zenoh's runtime), so the ratios below are taken against the interleaved frames.
+    /// The in-process leg alone, before this process opened any zenoh session, beside
+    /// the interleaved frames the ratios below are taken against (measured here: within
+    /// ±20 % of them, either side).
     pub in_process_first: Tail,
     /// Each leg's median over the median of the in-process frames between its frames.
     pub ring_ratio_p50: f64,
@@ -146,7 +146,8 @@ type Frame = (loho_runtime::msg::Image, loho_runtime::msg::Image);
 /// Keeps freed image buffers in this process's heap. glibc otherwise hands 150–200 kB
 /// blocks back to the kernel on free and faults their pages in again on the next frame,
 /// at times and in amounts that depend on what else the process allocated: measured
-/// here, that moved the in-process leg between 0.06 and 0.22 ms from run to run. Both
+/// here, that put the in-process frames between the zenoh legs' at 0.19–0.22 ms, against
+/// 0.08–0.12 with it. Both
 /// processes of the bench set the same, so every leg measures its transport.
 fn warm_heap() {
     #[cfg(target_env = "gnu")]
