@@ -2,8 +2,8 @@
 //! openrr's `arci` (one small trait per concern; this one is an end-effector-servoed arm
 //! with a suction tool).
 
-use loho_runtime::msg::ArmState;
-use loho_runtime::trajectory::EePose;
+use loho_core::msg::ArmState;
+use loho_core::pose::EePose;
 use thiserror::Error;
 
 /// Why an arm did not do what it was asked. The arm node reports it on `diagnostics` and
@@ -43,4 +43,14 @@ pub trait Arm: Send {
     fn estop(&mut self) -> Result<(), ArmError> {
         self.hold()
     }
+}
+
+/// A tool moved by an emulated controller rather than by the arm node: the simulator's
+/// tool behind a UR emulator, which follows the emulated arm's TCP and suction.
+pub trait ToolFollower: Send + Sync {
+    /// Where the tool is now: the emulated arm starts there.
+    fn tip(&self) -> EePose;
+
+    /// The tool goes toward `target` (`None`: it holds where it is), suction `on`.
+    fn follow(&self, target: Option<EePose>, on: bool);
 }

@@ -14,23 +14,24 @@
 //!   fails, e.g. a lost controller) is reported once on `diagnostics` per new fault, and
 //!   its `state` keeps going out with the fault, so the controller stops the chunk;
 //!   setpoints are not passed on until the fault clears.
-//! - `state` at `state_hz`, liveliness token `@alive/<name>`, diagnostics.
+//! - `state` at 120 Hz (the node's tick), liveliness token `@alive/arm`, diagnostics.
 //!
-//! One event loop: the zenoh callbacks only push `Event`s into a channel, and the loop
-//! selects between them and its tick.
+//! The loop, the e-stop latch, the peers and the token are the runtime's
+//! (`loho_runtime::node`); this node says what it does with each setpoint and status,
+//! on each tick, when the e-stop changes and when it stops.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::select;
+use loho_core::config::RuntimeConfig;
+use loho_core::msg::{ArmState, DiagnosticArray, EeCommand, ExecStatus};
+use loho_core::pose::EePose;
+use loho_core::safety::SafetyFilter;
 use loho_runtime::bus::{Bus, BusError, Publisher, Qos};
-use loho_runtime::config::RuntimeConfig;
 use loho_runtime::diagnostics::Diagnostics;
 use loho_runtime::keys;
-use loho_runtime::msg::{ArmState, BoolMsg, DiagnosticArray, EeCommand, ExecStatus};
-use loho_runtime::safety::SafetyFilter;
-use loho_runtime::trajectory::EePose;
+use loho_runtime::node::{self as runner, Context, Node, NodeSpec};
 use thiserror::Error;
 
 use crate::arm::{Arm, ArmError};
@@ -43,23 +44,24 @@ pub enum NodeError {
 
 #[derive(Debug, Clone)]
 pub struct ArmNodeConfig {
-    /// The node's name: its liveliness token and its diagnostics.
-    pub name: &'static str,
+    /// The node's name, peers and period (its `state` rate), following the e-stop.
+    pub node: NodeSpec,
     /// Hold when no setpoint came for this long; `None` where setpoints are the clock.
     pub watchdog: Option<Duration>,
-    /// `state` messages per second.
-    pub state_hz: f64,
     /// The workspace box (`safety`) and the watchdog's timeout.
     pub runtime: RuntimeConfig,
 }
 
+/// `state` messages per second.
+const STATE_HZ: f64 = 120.0;
+
 impl ArmNodeConfig {
     /// An arm in real time with the limits and watchdog of `runtime`.
     pub fn realtime(runtime: &RuntimeConfig) -> Self {
+        let period = Duration::from_secs_f64(1.0 / STATE_HZ);
         Self {
-            name: "arm",
+            node: NodeSpec::new("arm", runtime, period).with_estop(),
             watchdog: Some(Duration::from_millis(runtime.watchdog.timeout_ms)),
-            state_hz: 120.0,
             runtime: runtime.clone(),
         }
     }
@@ -73,25 +75,17 @@ impl ArmNodeConfig {
     }
 }
 
-/// What reaches the loop from the bus.
+/// What reaches the node from the bus.
 enum Event {
     Cmd(EeCommand),
-    EStop(bool),
     Status(ExecStatus),
-    Bad(&'static str, String),
 }
 
-impl Event {
-    fn estop(b: BoolMsg) -> Self {
-        Self::EStop(b.data)
-    }
-}
-
-struct Node<'a> {
+struct ArmNode<'a> {
     arm: &'a mut dyn Arm,
     cfg: &'a ArmNodeConfig,
     state: Publisher<ArmState>,
-    diag: Diagnostics,
+    diag: Arc<Diagnostics>,
     filter: SafetyFilter,
     /// The arm's clock at its last state: the stamp of diagnostics.
     now: f64,
@@ -99,9 +93,6 @@ struct Node<'a> {
     following: Option<Instant>,
     /// The watchdog held the arm while a chunk was streaming.
     tripped: bool,
-    estop: bool,
-    /// Whether `estop` false releases it (not under `--secure`).
-    releasable: bool,
     /// The chunk the controller says is streaming.
     running: Option<u64>,
     /// The last state published, and the fault last reported (empty: none).
@@ -109,55 +100,81 @@ struct Node<'a> {
     fault: String,
 }
 
-/// Runs the arm node on the calling thread until `stop` is set.
+/// Runs the arm node on the calling thread until `stop` is set; the arm holds when it
+/// stops.
 pub fn run(
     bus: &Bus,
     arm: &mut dyn Arm,
     cfg: &ArmNodeConfig,
     stop: Arc<AtomicBool>,
 ) -> Result<(), NodeError> {
-    let _peers = bus.log_peers(cfg.name, &["controller"], stop.clone())?;
-    let (tx, events) = crossbeam_channel::unbounded();
-    let _cmd = bus.forward(keys::CMD_EE, &tx, Event::Cmd, Event::Bad)?;
-    let _status = bus.forward(keys::EXEC_STATUS, &tx, Event::Status, Event::Bad)?;
-    let _estop = bus.forward(keys::ESTOP, &tx, Event::estop, Event::Bad)?;
-    // Last, so that a controller that sees the arm alive finds it subscribed.
-    let _alive = bus.alive(cfg.name)?;
-    let mut node = Node {
-        arm,
-        cfg,
-        state: bus.publisher(keys::STATE, Qos::Stream)?,
-        diag: Diagnostics::new(bus, cfg.name)?,
-        filter: SafetyFilter::new(&cfg.runtime.robot),
-        now: 0.0,
-        following: None,
-        tripped: false,
-        estop: false,
-        releasable: !bus.is_secure(),
-        running: None,
-        last: None,
-        fault: String::new(),
-    };
-    node.publish_state()?;
-    let ticks = crossbeam_channel::tick(Duration::from_secs_f64(1.0 / cfg.state_hz.max(1.0)));
-    while !stop.load(Ordering::Relaxed) {
-        select! {
-            recv(events) -> e => match e {
-                Ok(e) => node.handle(e)?,
-                Err(_) => break,
-            },
-            recv(ticks) -> _ => {
-                node.watchdog()?;
-                node.publish_state()?;
-            }
-        }
-    }
-    // Whoever stops the node stops the arm.
-    node.hold("node stopping")?;
+    runner::run(bus, &cfg.node, stop, |inputs| {
+        inputs.forward(keys::CMD_EE, Event::Cmd)?;
+        inputs.forward(keys::EXEC_STATUS, Event::Status)?;
+        let mut node = ArmNode {
+            arm,
+            cfg,
+            state: inputs.bus().publisher(keys::STATE, Qos::Stream)?,
+            diag: inputs.diagnostics(),
+            filter: SafetyFilter::new(&cfg.runtime.robot),
+            now: 0.0,
+            following: None,
+            tripped: false,
+            running: None,
+            last: None,
+            fault: String::new(),
+        };
+        node.publish_state()?;
+        Ok(node)
+    })?;
     Ok(())
 }
 
-impl Node<'_> {
+impl Node for ArmNode<'_> {
+    type Event = Event;
+    type Error = NodeError;
+
+    fn now(&self) -> f64 {
+        self.now
+    }
+
+    fn event(&mut self, cx: &mut Context<Event>, event: Event) -> Result<(), NodeError> {
+        match event {
+            Event::Cmd(c) => self.command(&c, cx.estop())?,
+            Event::Status(s) => match s.state {
+                ExecStatus::RUNNING => self.running = Some(s.chunk_id),
+                _ if self.running == Some(s.chunk_id) => self.running = None,
+                _ => {}
+            },
+        }
+        Ok(())
+    }
+
+    fn tick(&mut self, _: &mut Context<Event>) -> Result<(), NodeError> {
+        self.watchdog()?;
+        Ok(self.publish_state()?)
+    }
+
+    /// Latched: the arm stops as hard as it may, and setpoints are ignored until it
+    /// clears; cleared: it holds where it is, not going on to the old target.
+    fn estop(&mut self, _: &mut Context<Event>, on: bool) -> Result<(), NodeError> {
+        self.following = None;
+        if !on {
+            return Ok(self.hold("e-stop cleared")?);
+        }
+        if let Err(e) = self.arm.estop() {
+            self.report(DiagnosticArray::ERROR, "e-stop failed", &e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Whoever stops the node stops the arm.
+    fn stop(&mut self, _: &mut Context<Event>) -> Result<(), NodeError> {
+        Ok(self.hold("node stopping")?)
+    }
+}
+
+impl ArmNode<'_> {
     fn report(&self, level: u8, what: &str, why: &str) -> Result<(), BusError> {
         self.diag.report(self.now, level, what, why)
     }
@@ -166,17 +183,6 @@ impl Node<'_> {
     fn arm_failed(&mut self, what: &str, e: ArmError) -> Result<(), BusError> {
         self.report(DiagnosticArray::ERROR, what, &e.to_string())?;
         self.hold("arm error")
-    }
-
-    /// The e-stop: the arm stops as hard as it may, and setpoints are ignored until it
-    /// clears.
-    fn latch_estop(&mut self) -> Result<(), BusError> {
-        self.estop = true;
-        self.following = None;
-        if let Err(e) = self.arm.estop() {
-            self.report(DiagnosticArray::ERROR, "e-stop failed", &e.to_string())?;
-        }
-        Ok(())
     }
 
     /// A fault reported by the arm (empty: none), said once when it changes.
@@ -225,63 +231,10 @@ impl Node<'_> {
         Ok(())
     }
 
-    fn handle(&mut self, event: Event) -> Result<(), BusError> {
-        match event {
-            Event::Cmd(c) => self.command(&c),
-            Event::Status(s) => {
-                match s.state {
-                    ExecStatus::RUNNING => self.running = Some(s.chunk_id),
-                    _ if self.running == Some(s.chunk_id) => self.running = None,
-                    _ => {}
-                }
-                Ok(())
-            }
-            Event::EStop(on) => {
-                if on == self.estop {
-                    return Ok(());
-                }
-                if !on && !self.releasable {
-                    return self.report(
-                        DiagnosticArray::WARN,
-                        "e-stop release ignored",
-                        loho_runtime::secure::RELEASE_IGNORED,
-                    );
-                }
-                // Holding means staying where the arm is, not going on to the target.
-                if on {
-                    self.latch_estop()?;
-                } else {
-                    self.estop = false;
-                    self.hold("e-stop cleared")?;
-                }
-                let what = if on {
-                    "e-stop: holding"
-                } else {
-                    "e-stop cleared"
-                };
-                self.report(DiagnosticArray::WARN, what, "estop topic")
-            }
-            Event::Bad(topic, why) if topic == keys::ESTOP => {
-                // An e-stop message nobody can read is taken as an e-stop.
-                self.latch_estop()?;
-                self.report(
-                    DiagnosticArray::ERROR,
-                    "undecodable estop",
-                    &format!("{why}; e-stop latched"),
-                )
-            }
-            Event::Bad(topic, why) => self.report(
-                DiagnosticArray::ERROR,
-                &format!("undecodable {topic}"),
-                &why,
-            ),
-        }
-    }
-
     /// One setpoint: checked, then to the arm.
-    fn command(&mut self, c: &EeCommand) -> Result<(), BusError> {
+    fn command(&mut self, c: &EeCommand, estop: bool) -> Result<(), BusError> {
         // Refused without a word: the e-stop and the fault were reported when they came.
-        if self.estop || !self.fault.is_empty() {
+        if estop || !self.fault.is_empty() {
             return Ok(());
         }
         let pose = EePose::from_pose(&c.target);

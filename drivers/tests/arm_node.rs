@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use loho_core::config::RuntimeConfig;
+use loho_core::msg::{ArmState, BoolMsg, DiagnosticArray, EeCommand, ExecStatus, Header, Pose};
+use loho_core::pose::EePose;
 use loho_drivers::{Arm, ArmError, ArmNodeConfig};
-use loho_runtime::config::RuntimeConfig;
-use loho_runtime::msg::{ArmState, BoolMsg, DiagnosticArray, EeCommand, ExecStatus, Header, Pose};
-use loho_runtime::trajectory::EePose;
 use loho_runtime::{keys, Bus, Qos};
 use loho_tests::eventually;
 
@@ -219,7 +219,7 @@ fn the_arm_node_guards_any_arm() {
     for _ in 0..5 {
         cmd.put(&command(0.45, 0.0)).unwrap();
     }
-    eventually("the e-stop is reported", || said("e-stop: holding"));
+    eventually("the e-stop is reported", || said("e-stop latched"));
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(log.lock().unwrap().servos().len(), before);
     estop.put(&BoolMsg { data: false }).unwrap();

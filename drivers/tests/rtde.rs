@@ -335,9 +335,9 @@ fn garbage_never_panics() {
 /// as the emulator's secondary interface reads it.
 #[test]
 fn fuzzed_packet_streams_and_programs_are_errors_or_round_trips() {
+    use loho_core::robot::Robot;
     use loho_drivers::ur::program::ControlProgram;
     use loho_drivers::ur::UrConfig;
-    use loho_runtime::robot::Robot;
     use loho_tests::fuzz;
     let n = fuzz::inputs(100_000);
     let recipe = Recipe::accepted(

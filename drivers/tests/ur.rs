@@ -10,19 +10,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use loho_core::clock::ClockSource;
+use loho_core::config::RuntimeConfig;
+use loho_core::msg::{
+    ActionChunk, ArmState, BoolMsg, DiagnosticArray, ExecStatus, Header, Keypose, Pose, Time,
+};
+use loho_core::pose::EePose;
+use loho_core::robot::Robot;
+use loho_core::trajectory::{pick_place, PrimitiveParams};
 use loho_drivers::ur::emulator::{Snapshot, PLAYING, PROTECTIVE_STOP, STOPPED};
 use loho_drivers::ur::program::{state, ControlProgram};
 use loho_drivers::ur::rtde::{self, Recipe, Reply, Request, TextMessage, Value};
 use loho_drivers::ur::{Emulator, EmulatorConfig, UrArm, UrConfig};
 use loho_drivers::{Arm, ArmError, ArmNodeConfig};
 use loho_runtime::bus::Subscription;
-use loho_runtime::config::RuntimeConfig;
 use loho_runtime::controller::{self, ControllerConfig};
-use loho_runtime::msg::{
-    ActionChunk, ArmState, BoolMsg, DiagnosticArray, ExecStatus, Header, Keypose, Pose, Time,
-};
-use loho_runtime::robot::Robot;
-use loho_runtime::trajectory::{pick_place, EePose, PrimitiveParams};
 use loho_runtime::{keys, Bus, Qos};
 use loho_tests::{eventually, log, put_until, wait_for, Log};
 
@@ -217,11 +219,16 @@ fn stream(arm: &mut UrArm, poses: &[EePose]) -> (f64, f64) {
 
 fn plan_from(arm: &mut UrArm, pick: EePose, place: EePose) -> Vec<EePose> {
     let start = pose(&arm.state().unwrap());
-    pick_place(start, pick, place, &PrimitiveParams::default())
-        .unwrap()
-        .iter()
-        .map(|s| s.pose)
-        .collect()
+    pick_place(
+        start,
+        pick,
+        place,
+        &PrimitiveParams::for_robot(Robot::ur5e()),
+    )
+    .unwrap()
+    .iter()
+    .map(|s| s.pose)
+    .collect()
 }
 
 #[test]
@@ -344,11 +351,8 @@ impl Graph {
         });
         let (b, s) = (node_bus, stop.clone());
         let ctrl = std::thread::spawn(move || {
-            let cfg = ControllerConfig {
-                runtime,
-                watch: vec![],
-                ..Default::default()
-            };
+            let mut cfg = ControllerConfig::new(&runtime, ClockSource::Wall);
+            cfg.node.watch.clear();
             controller::run(&b, &cfg, s).unwrap();
         });
         let (status, a) = log::<ExecStatus>(&bus, keys::EXEC_STATUS);

@@ -7,12 +7,12 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use loho_core::pose::EePose;
+use loho_core::robot::Robot;
 use loho_drivers::ur::program::mode;
 use loho_drivers::ur::rtde::{self, Recipe, Reply, Request, Value};
 use loho_drivers::ur::{UrArm, UrConfig};
 use loho_drivers::{Arm, ArmError};
-use loho_runtime::robot::Robot;
-use loho_runtime::trajectory::EePose;
 use loho_tests::{eventually, wait_for};
 
 /// The recipe `id` of `names` as the controller's table types them, and the types.

@@ -11,9 +11,9 @@
 
 use std::path::Path;
 
+use loho_core::policy::Plan;
+use loho_core::pose::EePose;
 use loho_models::{Keypose, Vla};
-use loho_runtime::policy::Plan;
-use loho_runtime::trajectory::EePose;
 use loho_sim::{Decision, Env, Oracle, Policy, Split, ALL_TASKS};
 
 fn xy_cm(k: &Keypose, p: &EePose) -> f64 {
@@ -38,8 +38,8 @@ fn main() -> anyhow::Result<()> {
             let written = vla.decide(&rgb, &h, &Plan::Write)?.subtask;
             let told = vla.decide(&rgb, &h, &Plan::Keep(oracle.subtask.clone()))?;
             let (dp, dq) = (
-                xy_cm(&told.keyposes[0], &oracle.pick),
-                xy_cm(&told.keyposes[1], &oracle.place),
+                xy_cm(&told.keyposes[0], &oracle.pick.pose()),
+                xy_cm(&told.keyposes[1], &oracle.place.pose()),
             );
             println!(
                 "{} seed {}: pick {dp:.1} cm, place {dq:.1} cm off\n  oracle: {}\n  model:  {written}",

@@ -1,26 +1,34 @@
-//! The command line's shape: every subcommand and flag as clap types. What a command does
-//! lives in the module named for it.
+//! The command line's shape: the subcommands, and the flags several commands share
+//! (episode, device, bus, UR ports). Each command's own flags live beside its body, in
+//! the module named for it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use loho_core::config_file::ConfigFile;
+use loho_core::perception::camera::Rig as RigConfig;
 use loho_models::DeviceSpec;
-use loho_runtime::config::ConfigFile;
-use loho_runtime::perception::camera::Rig as RigConfig;
 use loho_sim::env::Env;
 use loho_sim::rgbd::Rig;
 use loho_sim::{Split, TaskId};
 
-mod bench;
 mod bus;
-mod export;
-mod train;
-pub use bench::BenchCommand;
 pub use bus::BusArgs;
-pub use export::{ExportCmd, ExportLerobotCmd};
-pub use train::TrainCmd;
+
+use crate::bench::BenchCommand;
+use crate::certs::CertsCmd;
+use crate::eval::EvalCmd;
+use crate::export::ExportCmd;
+use crate::gendata::GenDataCmd;
+use crate::nodes::{
+    ControllerCmd, DriverCmd, HeightmapCmd, PolicyCmd, RecordCmd, ReplayCmd, ServeOpenpiCmd,
+    SimCmd, UrEmulatorCmd,
+};
+use crate::render::RenderCmd;
+use crate::run::RunCmd;
+use crate::train::TrainCmd;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -31,6 +39,10 @@ pub use train::TrainCmd;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// More log lines on stderr: `-v` info (the default, except for `run`, which prints
+    /// its story with warnings only), `-vv` debug. `RUST_LOG` wins over both.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 }
 
 #[derive(Subcommand, Debug)]
@@ -91,49 +103,6 @@ pub enum Command {
     Certs(CertsCmd),
 }
 
-#[derive(Args, Debug)]
-pub struct CertsCmd {
-    #[arg(long, default_value = "certs")]
-    pub out: PathBuf,
-    /// A node's name, its identity (repeatable) [default: sim, controller, policy,
-    /// heightmap, driver, client, observer].
-    #[arg(long = "node")]
-    pub nodes: Vec<String>,
-    /// A host name or address the nodes are reached at as tls/HOST:PORT (repeatable)
-    /// [default: localhost, 127.0.0.1].
-    #[arg(long = "host")]
-    pub hosts: Vec<String>,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum DriverCmd {
-    /// A Universal Robots e-Series arm over RTDE (see docs/deploy.md).
-    Ur(UrDriverCmd),
-}
-
-#[derive(Args, Debug)]
-pub struct UrDriverCmd {
-    /// The controller's address (e.g. 192.168.1.10).
-    #[arg(long)]
-    pub host: String,
-    #[command(flatten)]
-    pub ur: UrPorts,
-    /// Runtime limits, watchdog and robot file [default: configs/runtime.toml].
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    #[command(flatten)]
-    pub bus: BusArgs,
-}
-
-#[derive(Args, Debug)]
-pub struct UrEmulatorCmd {
-    /// The address the emulator listens on (loopback unless you mean otherwise).
-    #[arg(long, default_value = "127.0.0.1")]
-    pub listen: std::net::IpAddr,
-    #[command(flatten)]
-    pub ur: UrPorts,
-}
-
 /// A UR controller's ports.
 #[derive(Args, Debug)]
 pub struct UrPorts {
@@ -145,13 +114,17 @@ pub struct UrPorts {
 }
 
 impl UrPorts {
-    /// An emulator on these ports.
-    pub fn emulator(&self, listen: std::net::IpAddr) -> loho_drivers::ur::EmulatorConfig {
+    /// An emulator of the arm `robot` on these ports.
+    pub fn emulator(
+        &self,
+        listen: std::net::IpAddr,
+        robot: &loho_core::robot::Robot,
+    ) -> loho_drivers::ur::EmulatorConfig {
         loho_drivers::ur::EmulatorConfig {
             listen,
             rtde_port: self.rtde_port,
             script_port: self.script_port,
-            ..Default::default()
+            kinematics: robot.kinematics.clone(),
         }
     }
 }
@@ -176,249 +149,6 @@ pub struct DeviceArg {
     /// head.decoding].
     #[arg(long)]
     pub decoding: Option<loho_models::head::Decoding>,
-}
-
-#[derive(Args, Debug)]
-pub struct RunCmd {
-    #[command(flatten)]
-    pub episode: EpisodeArgs,
-    /// A checkpoint: `default` (the shipped one) or a folder.
-    #[arg(long, default_value = "default")]
-    pub policy: String,
-    /// Where the recording and the GIF go.
-    #[arg(long, default_value = "runs")]
-    pub out: PathBuf,
-    /// Run the simulator in lockstep (as fast as the loop goes) instead of real time.
-    #[arg(long)]
-    pub lockstep: bool,
-    /// Runtime rates and limits [default: configs/runtime.toml, compiled in].
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// Give up after this many seconds of wall-clock time.
-    #[arg(long, default_value_t = 900)]
-    pub timeout: u64,
-    /// Where the run's one session listens and connects, and how it names its topics
-    /// (`--ros2 rmw-zenoh` to watch it from ROS 2 tools) [default: embedded, loopback].
-    #[command(flatten)]
-    pub bus: BusArgs,
-    #[command(flatten)]
-    pub device: DeviceArg,
-}
-
-#[derive(Args, Debug)]
-pub struct RenderCmd {
-    #[command(flatten)]
-    pub episode: EpisodeArgs,
-    #[arg(long)]
-    pub out: PathBuf,
-}
-
-#[derive(Args, Debug)]
-pub struct EvalCmd {
-    #[arg(long, default_value = "oracle")]
-    pub policy: String,
-    #[arg(long, default_value = "all")]
-    pub tasks: String,
-    #[arg(long, default_value = "test")]
-    pub split: String,
-    #[arg(long, default_value_t = 50)]
-    pub episodes: usize,
-    /// First episode number within the split (each episode's benchmark seed is derived
-    /// from its number).
-    #[arg(long = "episode", visible_alias = "seed", default_value_t = 0)]
-    pub first_episode: u64,
-    /// Worker threads (default: all cores).
-    #[arg(long)]
-    pub jobs: Option<usize>,
-    #[arg(long)]
-    pub json: Option<PathBuf>,
-    /// `local` calls the policy and the simulator directly; `zenoh` runs every
-    /// episode through the sim, controller and policy nodes (lockstep); `infer` asks
-    /// a policy node for each decision through its `policy/infer` queryable.
-    #[arg(long, default_value = "local")]
-    pub transport: String,
-    /// With `--transport infer`: the endpoint of a running `loho policy` to use
-    /// instead of one started here (repeatable).
-    #[arg(long)]
-    pub connect: Vec<String>,
-    /// `reward`: the policy is told the reward so far (LoHoVLA's closed loop in the
-    /// simulator); `none`: it is not, as on a robot (the simulator still scores).
-    #[arg(long, value_enum, default_value_t = Feedback::Reward)]
-    pub feedback: Feedback,
-    /// `ur-emulator`: every episode through the nodes in real time, the arm a UR
-    /// controller emulator driven over RTDE by the UR driver.
-    #[arg(long, value_enum, default_value_t = ArmKind::Sim)]
-    pub arm: ArmKind,
-    /// What the policy sees: `ideal` (the benchmark's top-down heightmap), `benchmark`
-    /// (its front, left and right RGB-D cameras, realistic, fused), or a rig file.
-    #[arg(long, default_value = "ideal")]
-    pub camera: String,
-    #[command(flatten)]
-    pub device: DeviceArg,
-}
-
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DataFormat {
-    Loho,
-    Lerobot,
-}
-
-/// Whether the policy hears the simulator's reward.
-#[derive(clap::ValueEnum, serde::Serialize, Debug, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Feedback {
-    Reward,
-    #[value(name = "none")]
-    #[serde(rename = "none")]
-    Unscored,
-}
-
-#[derive(Args, Debug)]
-pub struct GenDataCmd {
-    #[arg(long, default_value = "data/train")]
-    pub out: PathBuf,
-    #[arg(long, default_value = "all")]
-    pub tasks: String,
-    /// Episodes per task.
-    #[arg(long, default_value_t = 600)]
-    pub episodes: usize,
-    /// First train episode number.
-    #[arg(long = "episode", visible_alias = "seed", default_value_t = 0)]
-    pub first_episode: u64,
-    /// Probability that an executed action is shifted a few cm (the label stays the
-    /// oracle's), so the data shows recoveries.
-    #[arg(long, default_value_t = 0.2)]
-    pub perturb: f64,
-    /// Colours of tasks B–K: `all` 11 (the shipped model's data) or `split` (train's 7).
-    #[arg(long, default_value = "all")]
-    pub colors: String,
-    /// Frames from the `ideal` heightmap or fused from the `benchmark` cameras (or a rig
-    /// file's), as `loho eval --camera`.
-    #[arg(long, default_value = "ideal")]
-    pub camera: String,
-    /// DAgger: this policy (`default` or a checkpoint folder) acts, with its sampling,
-    /// and every state it reaches is labelled with the oracle's decision there.
-    #[arg(long, requires = "policy")]
-    pub dagger: bool,
-    /// The policy `--dagger` rolls out.
-    #[arg(long, requires = "dagger")]
-    pub policy: Option<String>,
-    /// Add to the dataset in `--out` instead of starting a new one (DAgger rounds).
-    #[arg(long)]
-    pub append: bool,
-    /// `loho` (what `loho train` reads) or `lerobot` (a LeRobotDataset v3.0).
-    #[arg(long, value_enum, default_value_t = DataFormat::Loho)]
-    pub format: DataFormat,
-    #[arg(long)]
-    pub jobs: Option<usize>,
-    #[command(flatten)]
-    pub device: DeviceArg,
-}
-
-#[derive(Args, Debug)]
-pub struct SimCmd {
-    #[command(flatten)]
-    pub episode: EpisodeArgs,
-    /// Camera frames per second (real time) or frame repeats while idle (lockstep).
-    #[arg(long, default_value_t = 10.0)]
-    pub fps: f64,
-    #[arg(long)]
-    pub lockstep: bool,
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// Exit once the episode is over.
-    #[arg(long)]
-    pub exit_when_done: bool,
-    /// `ur-emulator`: the arm is a UR controller emulator on `--rtde-port` and
-    /// `--script-port` (loopback), for `loho driver ur` to drive.
-    #[arg(long, value_enum, default_value_t = ArmKind::Sim)]
-    pub arm: ArmKind,
-    #[command(flatten)]
-    pub ur: UrPorts,
-    /// `ideal`: the top-down heightmap on `camera/top/*`; `benchmark` (or a rig file):
-    /// perspective RGB-D cameras on `camera/<name>/*`, for `loho heightmap` to fuse.
-    #[arg(long, default_value = "ideal")]
-    pub cameras: String,
-    #[command(flatten)]
-    pub bus: BusArgs,
-}
-
-#[derive(Args, Debug)]
-pub struct RecordCmd {
-    /// The MCAP file to write.
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Only these topics, e.g. camera/top/color,state [default: every topic].
-    #[arg(long, value_delimiter = ',')]
-    pub topics: Vec<String>,
-    #[command(flatten)]
-    pub bus: BusArgs,
-}
-
-#[derive(Args, Debug)]
-pub struct ReplayCmd {
-    /// The MCAP file (`loho run`'s or `loho record`'s; one cut short by a kill replays up
-    /// to the cut).
-    pub file: PathBuf,
-    /// Only these topics [default: all but sub-tasks, chunks, cmd/ee, exec/status and
-    /// estop, which the nodes under test write]. Naming cmd/ee or policy/action can move
-    /// an arm listening on this bus.
-    #[arg(long, value_delimiter = ',')]
-    pub topics: Vec<String>,
-    /// Playback speed (2: twice as fast).
-    #[arg(long, default_value_t = 1.0)]
-    pub speed: f64,
-    #[command(flatten)]
-    pub bus: BusArgs,
-}
-
-#[derive(Args, Debug)]
-pub struct HeightmapCmd {
-    /// The rig file: cameras, their poses and topics [default: configs/cameras/benchmark.toml].
-    #[arg(long)]
-    pub rig: Option<PathBuf>,
-    #[command(flatten)]
-    pub bus: BusArgs,
-}
-
-#[derive(Args, Debug)]
-pub struct ControllerCmd {
-    /// Pace setpoints by the simulator's `clock` (for a lockstep simulator).
-    #[arg(long)]
-    pub sim_time: bool,
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    #[command(flatten)]
-    pub bus: BusArgs,
-}
-
-#[derive(Args, Debug)]
-pub struct PolicyCmd {
-    #[arg(long, default_value = "default")]
-    pub policy: String,
-    /// Seed of the action head's noise.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// The task, where nothing publishes `instruction` (a robot without a simulator).
-    #[arg(long)]
-    pub instruction: Option<String>,
-    #[command(flatten)]
-    pub bus: BusArgs,
-    #[command(flatten)]
-    pub device: DeviceArg,
-}
-
-#[derive(Args, Debug)]
-pub struct ServeOpenpiCmd {
-    /// The address to listen on; 0.0.0.0 serves other machines.
-    #[arg(long, default_value = "127.0.0.1")]
-    pub host: String,
-    #[arg(long, default_value_t = 8000)]
-    pub port: u16,
-    #[arg(long, default_value = "default")]
-    pub policy: String,
-    #[command(flatten)]
-    pub device: DeviceArg,
 }
 
 /// Which benchmark episode.

@@ -1,23 +1,79 @@
 //! `loho eval`: the benchmark table, episodes spread over worker threads.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use loho_runtime::clock::ClockSource;
+use loho_core::clock::ClockSource;
+use loho_core::policy::{Policy, Unscored};
 use loho_runtime::policy::remote::RemotePolicy;
-use loho_runtime::policy::{Policy, Unscored};
 use loho_sim::rgbd::Rig;
 use loho_sim::{run_episode, EpisodeResult, Split, TaskId};
 use serde::Serialize;
 
 use loho_runtime::{Bus, BusConfig};
 
-use crate::cli::{self, ArmKind, EvalCmd, Feedback};
-use crate::nodes::ArmPath;
+use crate::cli::{self, ArmKind, DeviceArg};
 use crate::policy::PolicyKind;
+use crate::wiring::ArmPath;
+
+#[derive(Args, Debug)]
+pub struct EvalCmd {
+    #[arg(long, default_value = "oracle")]
+    pub policy: String,
+    #[arg(long, default_value = "all")]
+    pub tasks: String,
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    #[arg(long, default_value_t = 50)]
+    pub episodes: usize,
+    /// First episode number within the split (each episode's benchmark seed is derived
+    /// from its number).
+    #[arg(long = "episode", visible_alias = "seed", default_value_t = 0)]
+    pub first_episode: u64,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// `local` calls the policy and the simulator directly; `zenoh` runs every
+    /// episode through the sim, controller and policy nodes (lockstep); `infer` asks
+    /// a policy node for each decision through its `policy/infer` queryable.
+    #[arg(long, default_value = "local")]
+    pub transport: String,
+    /// With `--transport infer`: the endpoint of a running `loho policy` to use
+    /// instead of one started here (repeatable).
+    #[arg(long)]
+    pub connect: Vec<String>,
+    /// `reward`: the policy is told the reward so far (LoHoVLA's closed loop in the
+    /// simulator); `none`: it is not, as on a robot (the simulator still scores).
+    #[arg(long, value_enum, default_value_t = Feedback::Reward)]
+    pub feedback: Feedback,
+    /// `ur-emulator`: every episode through the nodes in real time, the arm a UR
+    /// controller emulator driven over RTDE by the UR driver.
+    #[arg(long, value_enum, default_value_t = ArmKind::Sim)]
+    pub arm: ArmKind,
+    /// What the policy sees: `ideal` (the benchmark's top-down heightmap), `benchmark`
+    /// (its front, left and right RGB-D cameras, realistic, fused), or a rig file.
+    #[arg(long, default_value = "ideal")]
+    pub camera: String,
+    #[command(flatten)]
+    pub device: DeviceArg,
+}
+
+/// Whether the policy hears the simulator's reward.
+#[derive(clap::ValueEnum, serde::Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Feedback {
+    Reward,
+    #[value(name = "none")]
+    #[serde(rename = "none")]
+    Unscored,
+}
 
 #[derive(Debug, Serialize)]
 pub struct TaskRow {
@@ -32,13 +88,30 @@ pub struct TaskRow {
     pub repicks: usize,
 }
 
-#[derive(Debug, Serialize)]
-pub struct Failure {
+/// How one episode went, as `--json` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EpisodeRow {
     pub task: String,
     pub seed: u64,
     pub total_reward: f64,
+    pub success: bool,
     pub steps: usize,
+    pub repicks: usize,
     pub subtasks: Vec<String>,
+}
+
+impl From<&EpisodeResult> for EpisodeRow {
+    fn from(r: &EpisodeResult) -> Self {
+        Self {
+            task: r.task.letter().to_string(),
+            seed: r.seed,
+            total_reward: r.total_reward,
+            success: r.success,
+            steps: r.steps,
+            repicks: r.repicks,
+            subtasks: r.subtasks.clone(),
+        }
+    }
 }
 
 /// What `--json` writes.
@@ -59,7 +132,11 @@ pub struct Report {
     pub mean_score: f64,
     pub mean_success_rate: f64,
     pub wall_s: f64,
-    pub failures: Vec<Failure>,
+    /// The episodes that did not succeed (also in `results`).
+    pub failures: Vec<EpisodeRow>,
+    /// Every episode, by task and seed: what a change that must not alter behaviour is
+    /// compared on.
+    pub results: Vec<EpisodeRow>,
 }
 
 pub struct EvalArgs {
@@ -82,13 +159,13 @@ impl EvalArgs {
     /// One episode in this process: `policy` (told the reward or not) on the simulator,
     /// seen as `--camera` says.
     fn run(&self, task: TaskId, seed: u64, policy: Box<dyn Policy>) -> Result<EpisodeResult> {
-        let mut policy = self.told(policy);
+        let mut policy = self.with_feedback(policy);
         let cams = self.cameras.clone();
         Ok(run_episode(task, self.split, seed, policy.as_mut(), cams)?)
     }
 
     /// What acts in an episode: `policy`, told the reward or not.
-    fn told(&self, policy: Box<dyn Policy>) -> Box<dyn Policy> {
+    fn with_feedback(&self, policy: Box<dyn Policy>) -> Box<dyn Policy> {
         match self.feedback {
             Feedback::Reward => policy,
             Feedback::Unscored => Box::new(Unscored(policy)),
@@ -155,7 +232,7 @@ pub fn command(c: EvalCmd) -> Result<()> {
             f.subtasks.last().map_or("", |s| s.as_str())
         );
     }
-    crate::write_json(c.json.as_ref(), &report)
+    crate::json::write(c.json.as_ref(), &report)
 }
 
 /// Runs every (task, episode) pair; episode k of a task uses the split's seed number
@@ -247,14 +324,9 @@ pub fn evaluate(a: &EvalArgs) -> Result<Report> {
         failures: results
             .iter()
             .filter(|r| !r.success)
-            .map(|r| Failure {
-                task: r.task.letter().to_string(),
-                seed: r.seed,
-                total_reward: r.total_reward,
-                steps: r.steps,
-                subtasks: r.subtasks.clone(),
-            })
+            .map(EpisodeRow::from)
             .collect(),
+        results: results.iter().map(EpisodeRow::from).collect(),
     })
 }
 
@@ -277,8 +349,8 @@ fn episode_through_nodes(a: &EvalArgs, task: TaskId, seed: u64) -> Result<Episod
         exit_when_done: true,
         cameras: a.cameras.clone(),
     };
-    let policy = a.told(a.policy.make(seed)?);
-    crate::nodes::episode(&bus, &sim, &arm, policy, None, Duration::from_secs(900))
+    let policy = a.with_feedback(a.policy.make(seed)?);
+    crate::wiring::episode(&bus, &sim, &arm, policy, None, Duration::from_secs(900))
 }
 
 /// The policy node `policy/infer` queries go to, and the session they go through.

@@ -10,17 +10,32 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
+use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use loho_core::msg::{ActionChunk, ArmState, EpisodeEvent, Image, Message, StringMsg};
+use loho_core::policy::codec::{chunk_decision, Frame as Pair};
 use loho_models::data::{Dataset, Frame, Sample};
 use loho_models::lerobot::{Summary, Writer};
 use loho_models::Keypose;
 use loho_runtime::keys;
-use loho_runtime::msg::{ActionChunk, ArmState, EpisodeEvent, Image, Message, StringMsg};
-use loho_runtime::policy::{chunk_decision, node::frame, Decision};
 use loho_runtime::replay::topic_of;
 use loho_sim::TaskId;
 
-use crate::cli::ExportCmd;
+#[derive(Subcommand, Debug)]
+pub enum ExportCmd {
+    /// A LeRobotDataset v3.0, as Hugging Face LeRobot reads it (see docs/lerobot.md).
+    Lerobot(ExportLerobotCmd),
+}
+
+#[derive(Args, Debug)]
+pub struct ExportLerobotCmd {
+    /// `loho gen-data` folders and `loho run` MCAP recordings, in the order to export.
+    #[arg(long = "from", required = true, num_args = 1..)]
+    pub from: Vec<PathBuf>,
+    /// A new, empty folder.
+    #[arg(long)]
+    pub out: PathBuf,
+}
 
 /// `loho export`.
 pub fn command(c: ExportCmd) -> Result<()> {
@@ -205,13 +220,11 @@ fn from_recording(path: &Path, out: &mut Export) -> Result<()> {
                         chunk.chunk_id
                     );
                 };
-                let (rgb, height) = frame(c, d).map_err(anyhow::Error::msg)?;
-                let keyposes = match chunk_decision(&chunk).map_err(anyhow::Error::msg)? {
-                    Decision::Act(a) => {
-                        vec![Keypose::new(a.pick, true), Keypose::new(a.place, false)]
-                    }
-                    Decision::Done(_) => vec![],
-                };
+                let Pair { rgb, height, .. } =
+                    Pair::from_images(c, d).map_err(anyhow::Error::msg)?;
+                let keyposes = chunk_decision(&chunk)
+                    .map_err(anyhow::Error::msg)?
+                    .keyposes();
                 let sample = Sample {
                     task: String::new(),
                     seed: 0,

@@ -17,20 +17,69 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 
 use anyhow::{Context, Result};
+use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use loho_models::data::{self, Sample, Writer};
 use loho_models::Keypose;
 use loho_sim::camera::{self, gaussian, Heightmap};
-use loho_sim::colors::{self, Split};
 use loho_sim::rgbd::Rig;
+use loho_sim::{colors, Split};
 use loho_sim::{oracle, tasks};
 use loho_sim::{Action, Decision, Env, Oracle, Policy, TaskId};
 
-use crate::cli::{self, DataFormat, GenDataCmd};
+use crate::cli::{self, DeviceArg};
 use crate::export::Export;
 use crate::policy::PolicyKind;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+#[derive(Args, Debug)]
+pub struct GenDataCmd {
+    #[arg(long, default_value = "data/train")]
+    pub out: PathBuf,
+    #[arg(long, default_value = "all")]
+    pub tasks: String,
+    /// Episodes per task.
+    #[arg(long, default_value_t = 600)]
+    pub episodes: usize,
+    /// First train episode number.
+    #[arg(long = "episode", visible_alias = "seed", default_value_t = 0)]
+    pub first_episode: u64,
+    /// Probability that an executed action is shifted a few cm (the label stays the
+    /// oracle's), so the data shows recoveries.
+    #[arg(long, default_value_t = 0.2)]
+    pub perturb: f64,
+    /// Colours of tasks B–K: `all` 11 (the shipped model's data) or `split` (train's 7).
+    #[arg(long, default_value = "all")]
+    pub colors: String,
+    /// Frames from the `ideal` heightmap or fused from the `benchmark` cameras (or a rig
+    /// file's), as `loho eval --camera`.
+    #[arg(long, default_value = "ideal")]
+    pub camera: String,
+    /// DAgger: this policy (`default` or a checkpoint folder) acts, with its sampling,
+    /// and every state it reaches is labelled with the oracle's decision there.
+    #[arg(long, requires = "policy")]
+    pub dagger: bool,
+    /// The policy `--dagger` rolls out.
+    #[arg(long, requires = "dagger")]
+    pub policy: Option<String>,
+    /// Add to the dataset in `--out` instead of starting a new one (DAgger rounds).
+    #[arg(long)]
+    pub append: bool,
+    /// `loho` (what `loho train` reads) or `lerobot` (a LeRobotDataset v3.0).
+    #[arg(long, value_enum, default_value_t = DataFormat::Loho)]
+    pub format: DataFormat,
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    #[command(flatten)]
+    pub device: DeviceArg,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataFormat {
+    Loho,
+    Lerobot,
+}
 
 /// `loho gen-data`.
 pub fn command(c: GenDataCmd) -> Result<()> {
@@ -147,9 +196,9 @@ fn perturbed(a: &Action, rng: &mut ChaCha8Rng) -> Action {
     } else {
         (&mut a.pick, 0.012)
     };
-    let w = camera::workspace();
-    k.x = (k.x + sigma * gaussian(rng)).clamp(w.x[0], w.x[1]);
-    k.y = (k.y + sigma * gaussian(rng)).clamp(w.y[0], w.y[1]);
+    let (x, y) = (camera::grid().x(), camera::grid().y());
+    k.x = (k.x + sigma * gaussian(rng)).clamp(x[0], x[1]);
+    k.y = (k.y + sigma * gaussian(rng)).clamp(y[0], y[1]);
     a
 }
 
@@ -180,7 +229,7 @@ fn episode(task: TaskId, seed: u64, a: &GenArgs) -> Result<Vec<Frame>> {
         match &label {
             Decision::Done(text) => push(&mut out, sample(&env, step, text, vec![]), &rgb, &obs),
             Decision::Act(act) => {
-                let kp = vec![Keypose::new(act.pick, true), Keypose::new(act.place, false)];
+                let kp = act.keyposes().to_vec();
                 push(&mut out, sample(&env, step, &act.subtask, kp), &rgb, &obs);
             }
         }

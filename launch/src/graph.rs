@@ -67,7 +67,7 @@ impl Drop for Running {
 pub fn launch(path: &Path) -> Result<()> {
     let graph = Graph::load(path)?;
     let exe = std::env::current_exe().context("finding the loho executable")?;
-    let stop = crate::ctrl_c()?;
+    let stop = crate::process::ctrl_c()?;
     let mut nodes = Vec::new();
     for n in &graph.node {
         let child = Command::new(&exe)

@@ -1,38 +1,166 @@
-//! Wiring the nodes of DESIGN §2: one episode through the simulator (scene and arm),
-//! controller and policy nodes on one bus (`loho run`, `loho eval --transport zenoh`),
-//! and each node alone (`loho sim`, `loho controller`, `loho policy`).
+//! Each node alone, as a command with its flags: `loho sim`, `controller`, `heightmap`,
+//! `record`, `replay`, `policy`, `serve-openpi`, `driver ur`, `ur-emulator`. The wiring
+//! of several nodes in one process is [`crate::wiring`].
 
 use std::net::IpAddr;
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use loho_drivers::ur::{Emulator, EmulatorConfig, UrArm, UrConfig};
-use loho_drivers::{Arm, ArmError, ArmNodeConfig, SimArm};
-use loho_runtime::bus::Latest;
-use loho_runtime::clock::ClockSource;
-use loho_runtime::config::ConfigFile;
-use loho_runtime::config::RuntimeConfig;
+use clap::{Args, Subcommand};
+use loho_core::clock::ClockSource;
+use loho_core::config::RuntimeConfig;
+use loho_core::config_file::ConfigFile;
+use loho_core::perception::camera::Rig as RigConfig;
+use loho_core::robot::Robot;
+use loho_drivers::ur::{Emulator, UrArm, UrConfig};
+use loho_drivers::{ArmError, ArmNodeConfig};
 use loho_runtime::controller::{self, ControllerConfig};
-use loho_runtime::msg::ArmState;
-use loho_runtime::perception::camera::Rig as RigConfig;
-use loho_runtime::policy::node::{self as policy, DecisionReport, PolicyConfig};
-use loho_runtime::policy::{Decision, Observation, Policy, PolicyError};
+use loho_runtime::policy::node::{self as policy, PolicyConfig};
 use loho_runtime::record::Recorder;
 use loho_runtime::replay::{self, ReplayOptions};
-use loho_runtime::{keys, Bus};
-use loho_sim::arm::SharedStage;
 use loho_sim::node::{self, SimConfig};
-use loho_sim::EpisodeResult;
 
-use crate::cli::{
-    ArmKind, ControllerCmd, HeightmapCmd, PolicyCmd, RecordCmd, ReplayCmd, ServeOpenpiCmd, SimCmd,
-    UrDriverCmd, UrEmulatorCmd,
-};
+use crate::cli::{ArmKind, BusArgs, DeviceArg, EpisodeArgs, UrPorts};
 use crate::policy::PolicyKind;
-use crate::{ctrl_c, open_bus};
+use crate::process::{ctrl_c, open_bus};
+use crate::wiring::{runtime_config, simulator, ArmPath};
+
+#[derive(Args, Debug)]
+pub struct SimCmd {
+    #[command(flatten)]
+    pub episode: EpisodeArgs,
+    /// Camera frames per second (real time) or frame repeats while idle (lockstep).
+    #[arg(long, default_value_t = 10.0)]
+    pub fps: f64,
+    #[arg(long)]
+    pub lockstep: bool,
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Exit once the episode is over.
+    #[arg(long)]
+    pub exit_when_done: bool,
+    /// `ur-emulator`: the arm is a UR controller emulator on `--rtde-port` and
+    /// `--script-port` (loopback), for `loho driver ur` to drive.
+    #[arg(long, value_enum, default_value_t = ArmKind::Sim)]
+    pub arm: ArmKind,
+    #[command(flatten)]
+    pub ur: UrPorts,
+    /// `ideal`: the top-down heightmap on `camera/top/*`; `benchmark` (or a rig file):
+    /// perspective RGB-D cameras on `camera/<name>/*`, for `loho heightmap` to fuse.
+    #[arg(long, default_value = "ideal")]
+    pub cameras: String,
+    #[command(flatten)]
+    pub bus: BusArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ControllerCmd {
+    /// Pace setpoints by the simulator's `clock` (for a lockstep simulator).
+    #[arg(long)]
+    pub sim_time: bool,
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub bus: BusArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct RecordCmd {
+    /// The MCAP file to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Only these topics, e.g. camera/top/color,state [default: every topic].
+    #[arg(long, value_delimiter = ',')]
+    pub topics: Vec<String>,
+    #[command(flatten)]
+    pub bus: BusArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ReplayCmd {
+    /// The MCAP file (`loho run`'s or `loho record`'s; one cut short by a kill replays up
+    /// to the cut).
+    pub file: PathBuf,
+    /// Only these topics [default: all but sub-tasks, chunks, cmd/ee, exec/status and
+    /// estop, which the nodes under test write]. Naming cmd/ee or policy/action can move
+    /// an arm listening on this bus.
+    #[arg(long, value_delimiter = ',')]
+    pub topics: Vec<String>,
+    /// Playback speed (2: twice as fast).
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+    #[command(flatten)]
+    pub bus: BusArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct HeightmapCmd {
+    /// The rig file: cameras, their poses and topics [default: configs/cameras/benchmark.toml].
+    #[arg(long)]
+    pub rig: Option<PathBuf>,
+    #[command(flatten)]
+    pub bus: BusArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct PolicyCmd {
+    #[arg(long, default_value = "default")]
+    pub policy: String,
+    /// Seed of the action head's noise.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// The task, where nothing publishes `instruction` (a robot without a simulator).
+    #[arg(long)]
+    pub instruction: Option<String>,
+    #[command(flatten)]
+    pub bus: BusArgs,
+    #[command(flatten)]
+    pub device: DeviceArg,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeOpenpiCmd {
+    /// The address to listen on; 0.0.0.0 serves other machines.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    #[arg(long, default_value_t = 8000)]
+    pub port: u16,
+    #[arg(long, default_value = "default")]
+    pub policy: String,
+    #[command(flatten)]
+    pub device: DeviceArg,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DriverCmd {
+    /// A Universal Robots e-Series arm over RTDE (see docs/deploy.md).
+    Ur(UrDriverCmd),
+}
+
+#[derive(Args, Debug)]
+pub struct UrDriverCmd {
+    /// The controller's address (e.g. 192.168.1.10).
+    #[arg(long)]
+    pub host: String,
+    #[command(flatten)]
+    pub ur: UrPorts,
+    /// Runtime limits, watchdog and robot file [default: configs/runtime.toml].
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub bus: BusArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct UrEmulatorCmd {
+    /// The address the emulator listens on (loopback unless you mean otherwise).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub listen: std::net::IpAddr,
+    #[command(flatten)]
+    pub ur: UrPorts,
+}
 
 /// `loho sim`: the scene and arm nodes until the episode is over (with
 /// `--exit-when-done`) or Ctrl-C.
@@ -53,7 +181,9 @@ pub fn sim_command(c: SimCmd) -> Result<()> {
     };
     let arm = match c.arm {
         ArmKind::Sim => ArmPath::Direct,
-        ArmKind::UrEmulator => ArmPath::Emulator(c.ur.emulator(IpAddr::from([127, 0, 0, 1]))),
+        ArmKind::UrEmulator => ArmPath::Emulator(Box::new(
+            c.ur.emulator(IpAddr::from([127, 0, 0, 1]), &cfg.runtime.robot),
+        )),
     };
     let bus = open_bus(&c.bus, "sim")?;
     let r = simulator(&bus, &cfg, &node::stage(&cfg)?, &arm, ctrl_c()?)?;
@@ -76,7 +206,7 @@ pub fn controller_command(c: ControllerCmd) -> Result<()> {
         ClockSource::Wall
     };
     let bus = open_bus(&c.bus, "controller")?;
-    controller::run(&bus, &controller_config(&runtime, clock), ctrl_c()?)?;
+    controller::run(&bus, &ControllerConfig::new(&runtime, clock), ctrl_c()?)?;
     Ok(())
 }
 
@@ -87,7 +217,8 @@ pub fn heightmap_command(c: HeightmapCmd) -> Result<()> {
         None => RigConfig::benchmark().clone(),
     };
     let bus = open_bus(&c.bus, "heightmap")?;
-    loho_runtime::perception::node::run(&bus, &rig, ctrl_c()?)?;
+    let runtime = RuntimeConfig::default();
+    loho_runtime::heightmap::run(&bus, &rig, &runtime, ctrl_c()?)?;
     Ok(())
 }
 
@@ -199,7 +330,7 @@ pub fn ur_driver_command(c: UrDriverCmd) -> Result<()> {
 /// `loho ur-emulator`: a UR controller with nothing to move but its own kinematic arm,
 /// until Ctrl-C.
 pub fn ur_emulator_command(c: UrEmulatorCmd) -> Result<()> {
-    let cfg = c.ur.emulator(c.listen);
+    let cfg = c.ur.emulator(c.listen, Robot::ur5e());
     let e = Emulator::start(cfg, None).context("starting the UR emulator")?;
     println!(
         "UR emulator: RTDE on {}, secondary interface on {}",
@@ -211,257 +342,4 @@ pub fn ur_emulator_command(c: UrEmulatorCmd) -> Result<()> {
         std::thread::sleep(Duration::from_millis(50));
     }
     Ok(())
-}
-
-/// `configs/runtime.toml`'s values, or the file given.
-pub fn runtime_config(path: Option<&Path>) -> Result<RuntimeConfig> {
-    match path {
-        Some(p) => {
-            RuntimeConfig::load(p).with_context(|| format!("runtime config {}", p.display()))
-        }
-        None => Ok(RuntimeConfig::default()),
-    }
-}
-
-/// The controller's settings on `clock`.
-pub fn controller_config(runtime: &RuntimeConfig, clock: ClockSource) -> ControllerConfig {
-    ControllerConfig {
-        runtime: runtime.clone(),
-        clock,
-        ..Default::default()
-    }
-}
-
-/// What moves the simulated arm.
-#[derive(Debug, Clone)]
-pub enum ArmPath {
-    /// The simulator's own arm behind the generic arm node.
-    Direct,
-    /// A UR controller emulator on these ports moves it, for a UR driver elsewhere
-    /// (`loho sim --arm ur-emulator`).
-    Emulator(EmulatorConfig),
-    /// The whole deployment path in this process: the emulator on free loopback ports,
-    /// and the UR driver's arm node driving it over RTDE.
-    Driven,
-}
-
-/// The simulator as it runs in one process: the scene node and what moves its arm (see
-/// [`ArmPath`]), over one stage; returns the scene's result once all stopped.
-pub fn simulator(
-    bus: &Bus,
-    cfg: &SimConfig,
-    stage: &SharedStage,
-    path: &ArmPath,
-    stop: Arc<AtomicBool>,
-) -> Result<EpisodeResult> {
-    anyhow::ensure!(
-        matches!(path, ArmPath::Direct) || cfg.clock == ClockSource::Wall,
-        "a UR controller runs in real time: drop --lockstep"
-    );
-    let start = |e: EmulatorConfig| {
-        let (r, s) = (e.rtde_port, e.script_port);
-        Emulator::start(e, Some(stage.clone()))
-            .with_context(|| format!("starting the UR emulator on ports {r} and {s}"))
-    };
-    let realtime = ArmNodeConfig::realtime(&cfg.runtime);
-    let (emulator, arm): (_, Option<(Box<dyn Arm>, _)>) = match path {
-        ArmPath::Direct => (
-            None,
-            Some(match cfg.clock {
-                ClockSource::Wall => (Box::new(SimArm::realtime(stage.clone())), realtime),
-                ClockSource::Sim => (
-                    Box::new(SimArm::lockstep(stage.clone(), node::clock_publisher(bus)?)),
-                    ArmNodeConfig::lockstep(&cfg.runtime),
-                ),
-            }),
-        ),
-        ArmPath::Emulator(e) => (Some(start(e.clone())?), None),
-        ArmPath::Driven => {
-            let e = start(EmulatorConfig {
-                rtde_port: 0,
-                script_port: 0,
-                ..Default::default()
-            })?;
-            let watchdog = Duration::from_millis(cfg.runtime.watchdog.timeout_ms);
-            let ur = UrConfig {
-                rtde_port: e.rtde_addr().port(),
-                script_port: e.script_addr().port(),
-                ..UrConfig::new("127.0.0.1", &cfg.runtime.robot, watchdog)
-            };
-            let arm = UrArm::connect(ur).context("the UR driver")?;
-            (Some(e), Some((Box::new(arm), realtime)))
-        }
-    };
-    let arm = arm
-        .map(|(mut arm, arm_cfg)| {
-            let (b, s) = (bus.clone(), stop.clone());
-            std::thread::Builder::new()
-                .name("arm".into())
-                .spawn(move || loho_drivers::node::run(&b, arm.as_mut(), &arm_cfg, s))
-        })
-        .transpose()?;
-    let result = node::run(bus, cfg, stage.clone(), stop.clone());
-    // The episode is over (or failed): the arm stops with it.
-    stop.store(true, Ordering::Relaxed);
-    if let Some(arm) = arm {
-        arm.join()
-            .map_err(|_| anyhow::anyhow!("the arm thread panicked"))?
-            .context("arm node")?;
-    }
-    drop(emulator);
-    Ok(result?)
-}
-
-/// A policy that reads the scene (the oracle), lent the simulator's at each decision.
-struct WithScene {
-    policy: Box<dyn Policy>,
-    stage: SharedStage,
-}
-
-impl Policy for WithScene {
-    fn reset(&mut self) {
-        self.policy.reset();
-    }
-    fn decide(&mut self, obs: &Observation) -> Result<Decision, PolicyError> {
-        let s = self.stage.lock();
-        self.policy.decide(&Observation {
-            scene: Some(&s.env),
-            ..*obs
-        })
-    }
-}
-
-/// The nodes running on threads of this process.
-pub struct Running {
-    stop: Arc<AtomicBool>,
-    sim: std::thread::JoinHandle<Result<EpisodeResult>>,
-    others: Vec<(&'static str, std::thread::JoinHandle<Result<()>>)>,
-    /// The arm's state: a fault that stays ends the episode.
-    arm: Latest<ArmState>,
-}
-
-/// How long an arm fault (a protective stop) may last before the episode ends as it
-/// stands: nothing moves the arm until someone clears it.
-const FAULT_ENDS_EPISODE: Duration = Duration::from_secs(3);
-
-/// Starts the simulator (scene and arm), controller and policy nodes on `bus`, each on its
-/// own thread. A policy that reads the scene (the oracle) is lent the simulator's.
-pub fn spawn(
-    bus: &Bus,
-    sim: &SimConfig,
-    arm: &ArmPath,
-    ctrl: ControllerConfig,
-    policy: Box<dyn Policy>,
-    reports: Option<mpsc::Sender<DecisionReport>>,
-) -> Result<Running> {
-    let stage = node::stage(sim)?;
-    let mut policy = if policy.reads_scene() {
-        Box::new(WithScene {
-            policy,
-            stage: stage.clone(),
-        })
-    } else {
-        policy
-    };
-    let stop = Arc::new(AtomicBool::new(false));
-    let (b, s) = (bus.clone(), stop.clone());
-    let ctrl = std::thread::Builder::new()
-        .name("controller".into())
-        .spawn(move || Ok(controller::run(&b, &ctrl, s)?))?;
-    let (b, s) = (bus.clone(), stop.clone());
-    let pol = std::thread::Builder::new()
-        .name("policy".into())
-        .spawn(move || {
-            let cfg = PolicyConfig {
-                reports,
-                ..Default::default()
-            };
-            Ok(policy::run(&b, policy.as_mut(), &cfg, s)?)
-        })?;
-    let mut others = vec![("controller", ctrl), ("policy", pol)];
-    if let Some(rig) = &sim.cameras {
-        // The cameras' pictures reach the policy as real ones would: fused by the node.
-        let (b, s, rig) = (bus.clone(), stop.clone(), rig.config().clone());
-        let fuse = std::thread::Builder::new()
-            .name("heightmap".into())
-            .spawn(move || Ok(loho_runtime::perception::node::run(&b, &rig, s)?))?;
-        others.push(("heightmap", fuse));
-    }
-    let (b, s, cfg, arm) = (bus.clone(), stop.clone(), sim.clone(), arm.clone());
-    let sim = std::thread::Builder::new()
-        .name("sim".into())
-        .spawn(move || {
-            let r = simulator(&b, &cfg, &stage, &arm, s.clone());
-            // The episode is over (or failed): the other nodes stop with it.
-            s.store(true, Ordering::Relaxed);
-            r
-        })?;
-    Ok(Running {
-        stop,
-        sim,
-        others,
-        arm: bus.latest(keys::STATE)?,
-    })
-}
-
-impl Running {
-    pub fn stop(&self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-
-    /// Waits for the simulator to finish (at most `timeout`), stops the other nodes and
-    /// returns the simulator's result, or the first node's error.
-    pub fn join(self, timeout: Duration) -> Result<EpisodeResult> {
-        let started = Instant::now();
-        let mut timed_out = false;
-        let mut faulted: Option<Instant> = None;
-        while !self.sim.is_finished() {
-            if started.elapsed() > timeout && !timed_out {
-                tracing::error!("episode still running after {timeout:?}: stopping it");
-                timed_out = true;
-                self.stop();
-            }
-            let fault = self.arm.get().map(|s| s.fault).unwrap_or_default();
-            match (fault.is_empty(), faulted) {
-                (true, _) => faulted = None,
-                (false, None) => faulted = Some(Instant::now()),
-                (false, Some(at)) if at.elapsed() > FAULT_ENDS_EPISODE => {
-                    tracing::error!("the arm stays faulted ({fault}): ending the episode");
-                    self.stop();
-                }
-                _ => {}
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.stop();
-        let sim = self
-            .sim
-            .join()
-            .map_err(|_| anyhow::anyhow!("the sim thread panicked"))?;
-        for (name, h) in self.others {
-            h.join()
-                .map_err(|_| anyhow::anyhow!("the {name} thread panicked"))?
-                .context(name)?;
-        }
-        anyhow::ensure!(!timed_out, "the episode did not finish within {timeout:?}");
-        sim.context("simulator")
-    }
-}
-
-/// Runs one episode through the three nodes on `bus` until the simulator says it is
-/// over (or `timeout` passes); returns the simulator's result.
-pub fn episode(
-    bus: &Bus,
-    sim: &SimConfig,
-    arm: &ArmPath,
-    policy: Box<dyn Policy>,
-    reports: Option<mpsc::Sender<DecisionReport>>,
-    timeout: Duration,
-) -> Result<EpisodeResult> {
-    let cfg = SimConfig {
-        exit_when_done: true,
-        ..sim.clone()
-    };
-    let ctrl = controller_config(&sim.runtime, sim.clock);
-    spawn(bus, &cfg, arm, ctrl, policy, reports)?.join(timeout)
 }

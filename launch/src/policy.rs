@@ -5,10 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use loho_core::policy::Policy;
 use loho_models::head::Decoding;
 use loho_models::{default_checkpoint, Device, ModelPolicy};
 use loho_runtime::policy::openpi::{KeyMap, OpenpiPolicy};
-use loho_runtime::policy::Policy;
 use loho_sim::{Oracle, RandomPolicy};
 
 use crate::cli::DeviceArg;

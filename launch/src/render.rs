@@ -2,15 +2,24 @@
 
 use std::fs::File;
 use std::io::BufWriter;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use clap::Args;
 use loho_sim::camera::{self, Heightmap};
 use loho_sim::env::Env;
 use loho_sim::world::World;
 use loho_sim::{Split, ALL_TASKS};
 
-use crate::cli::RenderCmd;
+use crate::cli::EpisodeArgs;
+
+#[derive(Args, Debug)]
+pub struct RenderCmd {
+    #[command(flatten)]
+    pub episode: EpisodeArgs,
+    #[arg(long)]
+    pub out: PathBuf,
+}
 
 /// `loho tasks`: the eleven tasks, each with an instruction of test episode 0.
 pub fn tasks() -> Result<()> {

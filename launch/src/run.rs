@@ -8,19 +8,48 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use loho_runtime::clock::ClockSource;
-use loho_runtime::config::RuntimeConfig;
+use clap::Args;
+use loho_core::clock::ClockSource;
+use loho_core::config::RuntimeConfig;
+use loho_core::msg::{EpisodeEvent, Image, StringMsg};
+use loho_core::policy::Decision;
+use loho_runtime::bus::Subscription;
 use loho_runtime::keys;
-use loho_runtime::msg::{EpisodeEvent, Image, StringMsg};
-use loho_runtime::policy::Decision;
 use loho_runtime::record::Recorder;
 use loho_runtime::{Bus, BusConfig};
 use loho_sim::node::SimConfig;
 use loho_sim::{Split, TaskId};
 
-use crate::cli::RunCmd;
-use crate::nodes;
+use crate::cli::{BusArgs, DeviceArg, EpisodeArgs};
 use crate::policy::PolicyKind;
+use crate::wiring;
+
+#[derive(Args, Debug)]
+pub struct RunCmd {
+    #[command(flatten)]
+    pub episode: EpisodeArgs,
+    /// A checkpoint: `default` (the shipped one) or a folder.
+    #[arg(long, default_value = "default")]
+    pub policy: String,
+    /// Where the recording and the GIF go.
+    #[arg(long, default_value = "runs")]
+    pub out: PathBuf,
+    /// Run the simulator in lockstep (as fast as the loop goes) instead of real time.
+    #[arg(long)]
+    pub lockstep: bool,
+    /// Runtime rates and limits [default: configs/runtime.toml, compiled in].
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Give up after this many seconds of wall-clock time.
+    #[arg(long, default_value_t = 900)]
+    pub timeout: u64,
+    /// Where the run's one session listens and connects, and how it names its topics
+    /// (`--ros2 rmw-zenoh` to watch it from ROS 2 tools) [default: embedded, loopback].
+    #[command(flatten)]
+    pub bus: BusArgs,
+    #[command(flatten)]
+    pub device: DeviceArg,
+}
 
 pub struct RunArgs {
     pub task: TaskId,
@@ -37,11 +66,75 @@ pub struct RunArgs {
 
 /// Frames kept for the GIF: the first and the one after each scored step.
 #[derive(Default)]
-struct Film {
+struct GifFrames {
     frames: Vec<Vec<u8>>,
     /// The stamp the next wanted frame must reach.
     want: Option<f64>,
     last_step: Option<u32>,
+}
+
+/// What `loho run` prints as the episode goes (the instruction, each step's reward) and
+/// the frames it keeps for the GIF, from the bus.
+struct Console {
+    gif: Arc<Mutex<GifFrames>>,
+    _subscriptions: [Subscription; 3],
+}
+
+impl Console {
+    fn watch(bus: &Bus) -> Result<Self> {
+        let gif_frames = Arc::new(Mutex::new(GifFrames {
+            want: Some(0.0),
+            ..Default::default()
+        }));
+        let f = gif_frames.clone();
+        let frames = bus.subscribe::<Image, _>(keys::COLOR, move |img| {
+            let Ok(img) = img else { return };
+            let mut gif_frames = f.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(stamp) = gif_frames.want {
+                if img.header.stamp.as_secs_f64() >= stamp && img.check("rgb8", 3).is_ok() {
+                    gif_frames.frames.push(img.data);
+                    gif_frames.want = None;
+                }
+            }
+        })?;
+        let f = gif_frames.clone();
+        let events = bus.subscribe::<EpisodeEvent, _>(keys::EPISODE, move |e| {
+            let Ok(e) = e else { return };
+            let mut gif_frames = f.lock().unwrap_or_else(|p| p.into_inner());
+            if gif_frames.last_step.is_some_and(|s| s >= e.step) || e.step == 0 {
+                return;
+            }
+            gif_frames.last_step = Some(e.step);
+            gif_frames.want = Some(e.header.stamp.as_secs_f64());
+            println!(
+                "step {}/{}: reward {:+.2}  total {:.2}{}",
+                e.step,
+                e.max_steps,
+                e.reward,
+                e.total_reward,
+                if e.done { "  (done)" } else { "" }
+            );
+        })?;
+        let instruction = {
+            let said = Arc::new(Mutex::new(false));
+            bus.subscribe::<StringMsg, _>(keys::INSTRUCTION, move |m| {
+                let mut said = said.lock().unwrap_or_else(|p| p.into_inner());
+                if let (Ok(m), false) = (m, *said) {
+                    println!("instruction: {}", m.data);
+                    *said = true;
+                }
+            })?
+        };
+        Ok(Self {
+            gif: gif_frames,
+            _subscriptions: [frames, events, instruction],
+        })
+    }
+
+    /// The frames kept, in order.
+    fn gif_frames(&self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.gif.lock().unwrap_or_else(|p| p.into_inner()).frames)
+    }
 }
 
 /// `loho run`.
@@ -57,7 +150,7 @@ pub fn command(c: RunCmd) -> Result<()> {
         } else {
             ClockSource::Wall
         },
-        runtime: nodes::runtime_config(c.config.as_deref())?,
+        runtime: wiring::runtime_config(c.config.as_deref())?,
         timeout: Duration::from_secs(c.timeout),
         bus: c.bus.config("run"),
     })
@@ -76,7 +169,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
 
     // The console: sub-tasks with their latency, rewards per step.
     let (rtx, rrx) = mpsc::channel();
-    let console = std::thread::spawn(move || {
+    let printer = std::thread::spawn(move || {
         for r in rrx {
             let r: loho_runtime::policy::node::DecisionReport = r;
             let ms = r.latency.as_secs_f64() * 1e3;
@@ -86,49 +179,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
             }
         }
     });
-    let film = Arc::new(Mutex::new(Film {
-        want: Some(0.0),
-        ..Default::default()
-    }));
-    let f = film.clone();
-    let _frames = bus.subscribe::<Image, _>(keys::COLOR, move |img| {
-        let Ok(img) = img else { return };
-        let mut film = f.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(stamp) = film.want {
-            if img.header.stamp.as_secs_f64() >= stamp && img.check("rgb8", 3).is_ok() {
-                film.frames.push(img.data);
-                film.want = None;
-            }
-        }
-    })?;
-    let f = film.clone();
-    let _events = bus.subscribe::<EpisodeEvent, _>(keys::EPISODE, move |e| {
-        let Ok(e) = e else { return };
-        let mut film = f.lock().unwrap_or_else(|p| p.into_inner());
-        if film.last_step.is_some_and(|s| s >= e.step) || e.step == 0 {
-            return;
-        }
-        film.last_step = Some(e.step);
-        film.want = Some(e.header.stamp.as_secs_f64());
-        println!(
-            "step {}/{}: reward {:+.2}  total {:.2}{}",
-            e.step,
-            e.max_steps,
-            e.reward,
-            e.total_reward,
-            if e.done { "  (done)" } else { "" }
-        );
-    })?;
-    let _instruction = {
-        let said = Arc::new(Mutex::new(false));
-        bus.subscribe::<StringMsg, _>(keys::INSTRUCTION, move |m| {
-            let mut said = said.lock().unwrap_or_else(|p| p.into_inner());
-            if let (Ok(m), false) = (m, *said) {
-                println!("instruction: {}", m.data);
-                *said = true;
-            }
-        })?
-    };
+    let console = Console::watch(&bus)?;
 
     let sim = SimConfig {
         task: a.task,
@@ -153,18 +204,18 @@ pub fn run(a: &RunArgs) -> Result<()> {
         },
         a.policy.name()
     );
-    let result = nodes::episode(
+    let result = wiring::episode(
         &bus,
         &sim,
-        &nodes::ArmPath::Direct,
+        &wiring::ArmPath::Direct,
         policy,
         Some(rtx),
         a.timeout,
     );
     let summary = recorder.finish()?;
-    let _ = console.join();
+    let _ = printer.join();
     let r = result?;
-    let frames = std::mem::take(&mut film.lock().unwrap_or_else(|p| p.into_inner()).frames);
+    let frames = console.gif_frames();
     crate::render::write_gif(&gif_path, &frames)?;
     let total: u64 = summary.messages.values().sum();
     println!(

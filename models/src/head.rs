@@ -24,10 +24,10 @@ pub struct HeadConfig {
     pub flow_steps: usize,
     /// Actions sampled per decision (in one batch); the medoid is taken, so a stray
     /// sample does not become a stray motion. Chosen on the val split, not trained.
-    #[serde(default = "one")]
+    #[serde(default = "default_samples")]
     pub samples: usize,
     /// Scale of the flow's starting noise (1 = as trained; below 1 leans to the mode).
-    #[serde(default = "unit")]
+    #[serde(default = "default_noise_scale")]
     pub noise_scale: f32,
     /// How a decision commits to the objects the pointers pick (default: as trained).
     #[serde(default)]
@@ -36,18 +36,31 @@ pub struct HeadConfig {
     #[serde(default)]
     pub decoding: Decoding,
     /// Parallel decoding: tokens filled in together, and the passes that fill a block.
-    #[serde(default = "four")]
+    #[serde(default = "default_block")]
     pub block: usize,
     /// Passes at most; each fixes its share of the block's open tokens.
-    #[serde(default = "two")]
+    #[serde(default = "default_refine_steps")]
     pub refine_steps: usize,
     /// A pass also fixes every open token the model gives at least this probability
     /// (1: only the share; lower takes fewer passes where the model is sure).
-    #[serde(default = "full")]
+    #[serde(default = "default_confidence")]
     pub confidence: f32,
 }
 
-fn full() -> f32 {
+// What a config written before a field existed gets for it.
+fn default_samples() -> usize {
+    1
+}
+fn default_noise_scale() -> f32 {
+    1.0
+}
+fn default_block() -> usize {
+    4
+}
+fn default_refine_steps() -> usize {
+    2
+}
+fn default_confidence() -> f32 {
     1.0
 }
 
@@ -79,22 +92,6 @@ impl std::fmt::Display for Decoding {
             Self::Parallel => "parallel",
         })
     }
-}
-
-fn four() -> usize {
-    4
-}
-
-fn two() -> usize {
-    2
-}
-
-fn one() -> usize {
-    1
-}
-
-fn unit() -> f32 {
-    1.0
 }
 
 /// Numbers per keypose: x, y, z, sin yaw, cos yaw, suction.

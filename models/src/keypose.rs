@@ -2,8 +2,8 @@
 //! bounds (the robot's, [`Workspace`]) to [−1, 1], yaw as (sin, cos) so it has no seam,
 //! suction as ±1.
 
-pub use loho_runtime::robot::Workspace;
-pub use loho_runtime::trajectory::Keypose;
+pub use loho_core::pose::Keypose;
+pub use loho_core::robot::Workspace;
 
 use crate::head::KEYPOSE_DIMS;
 

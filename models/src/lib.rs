@@ -1,5 +1,5 @@
-//! The LoHoVLA-style model of loho, in candle (DESIGN §6). No simulator; of the runtime
-//! it uses only the [`Policy`](loho_runtime::policy::Policy) trait it implements
+//! The LoHoVLA-style model of loho, in candle (docs/model.md). No simulator; of the runtime
+//! it uses only the [`Policy`](loho_core::policy::Policy) trait it implements
 //! ([`ModelPolicy`]).
 //!
 //! Main types: [`Loho`] (the network, candle-transformers style), [`Vla`] (one decision

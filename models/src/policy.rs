@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
-use loho_runtime::policy::{Action, ClosedLoop, Decision, Observation, Plan, Policy, PolicyError};
+use loho_core::policy::{Action, ClosedLoop, Decision, Observation, Plan, Policy, PolicyError};
 
 use crate::vla::Output;
 use crate::{ModelError, Vla};
@@ -54,11 +54,12 @@ impl ModelPolicy {
         let out = self.vla.decide(obs.rgb, obs.height, plan)?;
         let d = match &out.keyposes[..] {
             [] => Decision::Done(out.subtask.clone()),
-            [pick, place] => Decision::Act(Action {
-                subtask: out.subtask.clone(),
-                pick: pick.pose(),
-                place: place.pose(),
-            }),
+            // The primitive's roles by position: suction on at the first, off at the second.
+            [pick, place] => Decision::Act(Action::pick_place(
+                out.subtask.clone(),
+                pick.pose(),
+                place.pose(),
+            )),
             other => {
                 return Err(ModelError::Data(format!(
                     "the model gives {} keyposes; pick-and-place needs 2",

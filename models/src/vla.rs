@@ -5,12 +5,14 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use candle_core::{Device, Tensor};
-use loho_runtime::policy::Plan;
+use loho_core::policy::Plan;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::decode::{self, Mode};
 use crate::head::Decoding;
+use loho_core::subtask::{self, PlaceKind};
+
 use crate::keypose::{ActionScale, Keypose};
 use crate::model::{ids, Loho};
 use crate::vocab::Vocab;
@@ -190,7 +192,7 @@ impl Vla {
         let mut passes = passes;
         let mut keyposes = Vec::new();
         let mut head = Duration::ZERO;
-        if keep.is_some() || !subtask.starts_with("done") {
+        if keep.is_some() || !subtask::is_done(&subtask) {
             // The words not yet in the cache, `</sub>` and `<act>`: one pass.
             let rest = [&words[words.len() - unfed..], &[ids::END_SUB, ids::ACT]].concat();
             let h = self.model.feed(&rest)?;
@@ -204,11 +206,10 @@ impl Vla {
                 .map(|_| scale * normal(&mut self.rng))
                 .collect();
             let noise = Tensor::from_vec(noise, (n, dims), self.model.device())?;
-            let place = subtask.trim_end_matches('.');
-            let on_zone = place.ends_with("zone");
-            // "… on the top left area", "… on the center": a spot no object marks.
+            let place = subtask::place_kind(&subtask);
+            let on_zone = place == PlaceKind::Zone;
             let mut open = vec![false; cfg.keyposes];
-            open[cfg.keyposes - 1] = place.ends_with("area") || place.ends_with("center");
+            open[cfg.keyposes - 1] = place == PlaceKind::Open;
             let w = self.model.pointer_weights(&h, on_zone)?;
             let w = cfg.pointing.choose(&w, &open, &mut self.rng)?;
             let (cond, anchor) = self.model.act_condition(&h, &w)?;

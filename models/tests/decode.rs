@@ -5,9 +5,9 @@ mod common;
 
 use candle_core::{Device, Tensor};
 use common::*;
+use loho_core::policy::Plan;
 use loho_models::head::Decoding;
 use loho_models::Vla;
-use loho_runtime::policy::Plan;
 
 #[test]
 fn parallel_decoding_in_blocks_of_one_is_autoregressive_decoding() {

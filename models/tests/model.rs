@@ -5,12 +5,12 @@ mod common;
 
 use candle_core::{Device, Tensor};
 use common::*;
+use loho_core::policy::Plan;
 use loho_models::checkpoint;
 use loho_models::stem::SLOT_X;
 use loho_models::train::{TrainConfig, Trainer};
 use loho_models::vocab::Vocab;
 use loho_models::{ModelError, Vla};
-use loho_runtime::policy::Plan;
 
 #[test]
 fn the_model_ids_are_the_vocabulary_specials() {

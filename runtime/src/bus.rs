@@ -15,12 +15,12 @@ use thiserror::Error;
 use zenoh::qos::{CongestionControl, Priority};
 use zenoh::Wait;
 
-use crate::cdr::CdrError;
 use crate::keys;
-use crate::msg::Message;
 use crate::rmw::{self, Attachment, EntityKind, NodeName, QosProfile, RmwError};
 use crate::same_host::{Declarer, Directory, Outbox, Sub, Via};
 use crate::secure::SecureError;
+use loho_core::cdr::CdrError;
+use loho_core::msg::Message;
 
 mod config;
 mod handles;
@@ -50,7 +50,7 @@ pub enum BusError {
     Ros2Secure,
 }
 
-/// How a topic is sent (DESIGN §4 QoS).
+/// How a topic is sent: its QoS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Qos {
     /// State and diagnostics: dropped under congestion; receivers keep the latest.
@@ -256,11 +256,10 @@ impl Bus {
         if self.ros2.is_none() {
             return Ok(self.d.session.put(self.key(topic), bytes).wait()?);
         }
-        let ty =
-            crate::record::topic_type(topic).ok_or_else(|| BusError::UntypedTopic(topic.into()))?;
+        let ty = keys::topic_type(topic).ok_or_else(|| BusError::UntypedTopic(topic.into()))?;
         let attachment = Attachment {
             sequence: 0,
-            stamp_ns: crate::clock::wall_ns() as i64,
+            stamp_ns: loho_core::clock::wall_ns() as i64,
             gid: [0; 16],
         };
         Ok(self
@@ -321,26 +320,6 @@ impl Bus {
         })
     }
 
-    /// Sends every message on `topic` into a node's event channel as `event(message)`,
-    /// and a payload that does not decode as `bad(topic, why)`: the one shape of a node's
-    /// subscriptions (callbacks only push events; the node's loop handles them).
-    pub fn forward<T, E>(
-        &self,
-        topic: &'static str,
-        events: &crossbeam_channel::Sender<E>,
-        event: fn(T) -> E,
-        bad: fn(&'static str, String) -> E,
-    ) -> Result<Subscription, BusError>
-    where
-        T: Message + 'static,
-        E: Send + 'static,
-    {
-        let tx = events.clone();
-        self.subscribe::<T, _>(topic, move |m| {
-            let _ = tx.send(m.map_or_else(|e| bad(topic, e.to_string()), event));
-        })
-    }
-
     /// A slot always holding the newest well-formed message on `topic`.
     pub fn latest<T: Message + Send + 'static>(&self, topic: &str) -> Result<Latest<T>, BusError> {
         let slot = Arc::new(Mutex::new(None::<T>));
@@ -374,33 +353,6 @@ impl Bus {
                 .wait()
         })?;
         Ok(AliveWatch { _inner: inner })
-    }
-
-    /// Logs when one of `peers` appears or goes (a node that died is said at once, not
-    /// found out later by its silence), unless `stopping` says this node is on its way
-    /// out too. Keep the watches for as long as it matters.
-    pub fn log_peers(
-        &self,
-        me: &'static str,
-        peers: &[&'static str],
-        stopping: Arc<std::sync::atomic::AtomicBool>,
-    ) -> Result<Vec<AliveWatch>, BusError> {
-        peers
-            .iter()
-            .map(|&peer| {
-                let stopping = stopping.clone();
-                self.watch_alive(peer, move |up| {
-                    if stopping.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    if up {
-                        tracing::info!("{me}: {peer} is up");
-                    } else {
-                        tracing::warn!("{me}: {peer} lost (its liveliness token is gone)");
-                    }
-                })
-            })
-            .collect()
     }
 
     /// Calls `on` with the topic (the key without `loho/<robot>/`) and the raw payload
@@ -533,7 +485,7 @@ impl<T: Message> Publisher<T> {
         };
         let attachment = Attachment {
             sequence: r.sequence.fetch_add(1, Ordering::Relaxed) + 1,
-            stamp_ns: crate::clock::wall_ns() as i64,
+            stamp_ns: loho_core::clock::wall_ns() as i64,
             gid: r.gid,
         };
         Ok(put.attachment(attachment.encode().to_vec()).wait()?)

@@ -1,5 +1,5 @@
 //! The controller node: each action chunk becomes the pick-and-place primitive's
-//! setpoints ([`trajectory`](crate::trajectory)), streamed on `cmd/ee` at the control
+//! setpoints ([`trajectory`](loho_core::trajectory)), streamed on `cmd/ee` at the control
 //! rate from this node's own thread, every one through the [`SafetyFilter`].
 //!
 //! A chunk is checked whole before its first setpoint (a plan that would leave the
@@ -9,31 +9,32 @@
 //! protective stop, a lost controller); the driver's watchdog then holds the arm. Every outcome is
 //! reported on `exec/status`, every refusal also on `diagnostics`.
 //!
-//! One event loop: the zenoh callbacks only push `Event`s into a channel. Between
-//! chunks the loop waits on it (with a tick for its checks); while a chunk streams, the
-//! loop takes the events that came during each control period, so the e-stop, a lost
-//! peer or the simulator's clock are seen at the next setpoint.
+//! The loop is the runtime's (`crate::node`): between chunks it waits for events (with a
+//! tick for its checks); while a chunk streams, the controller takes the events that came
+//! during each control period ([`Context::next`]), so the e-stop, a lost peer or the
+//! simulator's clock are seen at the next setpoint.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{select, Receiver, RecvTimeoutError};
+use loho_core::clock::{wall_s, ClockSource};
+use loho_core::config::RuntimeConfig;
+use loho_core::msg::{
+    ActionChunk, ArmState, Clock, DiagnosticArray, EeCommand, ExecStatus, Header,
+};
+use loho_core::policy::codec::chunk_action;
+use loho_core::pose::EePose;
+use loho_core::safety::SafetyFilter;
+use loho_core::trajectory::{pick_place, PrimitiveParams};
 use thiserror::Error;
 
 use crate::bus::{Bus, BusError, Latest, Publisher, Qos};
-use crate::clock::{wall_s, ClockSource};
-use crate::config::RuntimeConfig;
 use crate::diagnostics::Diagnostics;
 use crate::keys;
-use crate::msg::{
-    ActionChunk, ArmState, BoolMsg, Clock, DiagnosticArray, EeCommand, ExecStatus, Header,
-};
+use crate::node::{self as runner, Context, Node, NodeSpec};
 use crate::pacing;
-use crate::policy::chunk_action;
-use crate::safety::SafetyFilter;
-use crate::trajectory::{pick_place, EePose, PrimitiveParams};
 
 #[derive(Debug, Error)]
 pub enum ControllerError {
@@ -46,46 +47,36 @@ pub struct ControllerConfig {
     pub runtime: RuntimeConfig,
     pub primitive: PrimitiveParams,
     pub clock: ClockSource,
-    /// Nodes whose liveliness the controller follows: losing one stops the chunk.
-    pub watch: Vec<String>,
+    /// Its name and peers, following the e-stop; losing a watched peer stops the chunk.
+    pub node: NodeSpec,
     /// How long to wait for the arm's state, the sim clock, or a watched node.
     pub peer_timeout: Duration,
 }
 
-impl Default for ControllerConfig {
-    fn default() -> Self {
+impl ControllerConfig {
+    /// The controller of `runtime`'s robot and peers on `clock`.
+    pub fn new(runtime: &RuntimeConfig, clock: ClockSource) -> Self {
+        let node = NodeSpec::new("controller", runtime, Duration::from_millis(20));
         Self {
-            runtime: RuntimeConfig::default(),
-            primitive: PrimitiveParams::default(),
-            clock: ClockSource::Wall,
-            watch: vec!["policy".into()],
+            runtime: runtime.clone(),
+            primitive: PrimitiveParams::for_robot(&runtime.robot),
+            clock,
+            node: node.with_estop(),
             peer_timeout: Duration::from_secs(2),
         }
     }
 }
 
-/// What reaches the loop from the bus.
-enum Event {
-    Chunk(ActionChunk),
-    EStop(bool),
-    Clock(f64),
-    /// A watched node's liveliness token came (true) or went (false).
-    Alive(usize, bool),
-    Bad(&'static str, String),
-}
-
-impl Event {
-    fn estop(b: BoolMsg) -> Self {
-        Self::EStop(b.data)
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        Self::new(&RuntimeConfig::default(), ClockSource::Wall)
     }
 }
 
-/// A watched node, as its liveliness token says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Peer {
-    Unseen,
-    Alive,
-    Lost,
+/// What reaches the controller from the bus.
+enum Event {
+    Chunk(ActionChunk),
+    Clock(f64),
 }
 
 /// How one chunk ended.
@@ -95,22 +86,16 @@ enum End {
     Failed(String),
 }
 
-struct Node<'a> {
+struct Controller<'a> {
     cfg: &'a ControllerConfig,
-    stop: Arc<AtomicBool>,
-    events: Receiver<Event>,
     /// Chunks that came while another streamed, in order.
     queued: VecDeque<ActionChunk>,
-    estop: bool,
-    /// Whether `estop` false releases it (not under `--secure`).
-    releasable: bool,
-    watched: Vec<(String, Peer)>,
     state: Latest<ArmState>,
     state_errors: u64,
     last_clock: f64,
     cmd: Publisher<EeCommand>,
     status: Publisher<ExecStatus>,
-    diag: Diagnostics,
+    diag: Arc<Diagnostics>,
     filter: SafetyFilter,
 }
 
@@ -120,66 +105,37 @@ pub fn run(
     cfg: &ControllerConfig,
     stop: Arc<AtomicBool>,
 ) -> Result<(), ControllerError> {
-    let _peers = bus.log_peers("controller", &["sim", "arm"], stop.clone())?;
-    let (tx, events) = crossbeam_channel::unbounded();
-    let _estop = bus.forward(keys::ESTOP, &tx, Event::estop, Event::Bad)?;
-    let _chunks = bus.forward(keys::ACTION, &tx, Event::Chunk, Event::Bad)?;
-    let clock = |c: Clock| Event::Clock(c.clock.as_secs_f64());
-    let _clock = bus.forward(keys::CLOCK, &tx, clock, Event::Bad)?;
-    let mut watches = Vec::new();
-    for (i, name) in cfg.watch.iter().enumerate() {
-        let t = tx.clone();
-        watches.push(bus.watch_alive(name, move |up| {
-            let _ = t.send(Event::Alive(i, up));
-        })?);
-    }
-    // Last, so that a policy that sees the controller alive finds it subscribed.
-    let _alive = bus.alive("controller")?;
-    let mut node = Node {
-        cfg,
-        stop: stop.clone(),
-        events,
-        queued: VecDeque::new(),
-        estop: false,
-        releasable: !bus.is_secure(),
-        watched: cfg
-            .watch
-            .iter()
-            .map(|n| (n.clone(), Peer::Unseen))
-            .collect(),
-        state: bus.latest::<ArmState>(keys::STATE)?,
-        state_errors: 0,
-        last_clock: f64::NEG_INFINITY,
-        cmd: bus.publisher(keys::CMD_EE, Qos::Command)?,
-        status: bus.publisher(keys::EXEC_STATUS, Qos::Command)?,
-        diag: Diagnostics::new(bus, "controller")?,
-        filter: SafetyFilter::new(&cfg.runtime.robot),
-    };
-    let prio = cfg.runtime.controller.realtime_priority;
-    if cfg.clock == ClockSource::Wall && prio > 0 {
-        match pacing::realtime_priority(prio) {
-            Ok(()) => tracing::info!("controller: real-time priority SCHED_FIFO {prio}"),
-            Err(why) => node.report(DiagnosticArray::WARN, "no real-time priority", &why)?,
+    runner::run(bus, &cfg.node, stop, |inputs| {
+        inputs.forward(keys::ACTION, Event::Chunk)?;
+        inputs.forward(keys::CLOCK, |c: Clock| Event::Clock(c.clock.as_secs_f64()))?;
+        let bus = inputs.bus();
+        let node = Controller {
+            cfg,
+            queued: VecDeque::new(),
+            state: bus.latest::<ArmState>(keys::STATE)?,
+            state_errors: 0,
+            last_clock: f64::NEG_INFINITY,
+            cmd: bus.publisher(keys::CMD_EE, Qos::Command)?,
+            status: bus.publisher(keys::EXEC_STATUS, Qos::Command)?,
+            diag: inputs.diagnostics(),
+            filter: SafetyFilter::new(&cfg.runtime.robot),
+        };
+        let prio = cfg.runtime.controller.realtime_priority;
+        if cfg.clock == ClockSource::Wall && prio > 0 {
+            match pacing::realtime_priority(prio) {
+                Ok(()) => tracing::info!("controller: real-time priority SCHED_FIFO {prio}"),
+                Err(why) => node.report(DiagnosticArray::WARN, "no real-time priority", &why)?,
+            }
         }
-    }
-    let ticks = crossbeam_channel::tick(Duration::from_millis(20));
-    while !stop.load(Ordering::Relaxed) {
-        if let Some(chunk) = node.queued.pop_front() {
-            node.execute(&chunk)?;
-            continue;
-        }
-        select! {
-            recv(node.events) -> e => match e {
-                Ok(e) => node.handle(e)?,
-                Err(_) => break,
-            },
-            recv(ticks) -> _ => node.check_state()?,
-        }
-    }
+        Ok(node)
+    })?;
     Ok(())
 }
 
-impl Node<'_> {
+impl Node for Controller<'_> {
+    type Event = Event;
+    type Error = ControllerError;
+
     fn now(&self) -> f64 {
         match self.cfg.clock {
             ClockSource::Wall => wall_s(),
@@ -187,71 +143,45 @@ impl Node<'_> {
         }
     }
 
+    fn event(&mut self, cx: &mut Context<Event>, e: Event) -> Result<(), ControllerError> {
+        self.handle(e);
+        while let Some(chunk) = self.queued.pop_front() {
+            self.execute(cx, &chunk)?;
+        }
+        Ok(())
+    }
+
+    fn tick(&mut self, _: &mut Context<Event>) -> Result<(), ControllerError> {
+        Ok(self.check_state()?)
+    }
+}
+
+impl Controller<'_> {
     fn report(&self, level: u8, what: &str, why: &str) -> Result<(), BusError> {
         self.diag.report(self.now(), level, what, why)
     }
 
-    fn handle(&mut self, e: Event) -> Result<(), BusError> {
+    fn handle(&mut self, e: Event) {
         match e {
             Event::Chunk(c) => self.queued.push_back(c),
-            Event::EStop(on) => self.set_estop(on)?,
             Event::Clock(t) => self.last_clock = self.last_clock.max(t),
-            Event::Alive(i, up) => self.watched[i].1 = if up { Peer::Alive } else { Peer::Lost },
-            Event::Bad(topic, why) if topic == keys::ESTOP => {
-                // An e-stop message nobody can read is taken as an e-stop.
-                self.report(
-                    DiagnosticArray::ERROR,
-                    "undecodable estop",
-                    &format!("{why}; e-stop latched"),
-                )?;
-                self.set_estop(true)?;
-            }
-            Event::Bad(topic, why) => self.report(
-                DiagnosticArray::ERROR,
-                &format!("undecodable {topic}"),
-                &why,
-            )?,
+        }
+    }
+
+    /// Handles the events that have come, without waiting.
+    fn drain(&mut self, cx: &mut Context<Event>) -> Result<(), BusError> {
+        while let Some(e) = cx.poll(self.now())? {
+            self.handle(e);
         }
         Ok(())
     }
 
-    /// Handles every event that has come, without waiting.
-    fn drain(&mut self) -> Result<(), BusError> {
-        while let Ok(e) = self.events.try_recv() {
-            self.handle(e)?;
+    /// Handles events until `deadline`.
+    fn wait_until(&mut self, cx: &mut Context<Event>, deadline: Instant) -> Result<(), BusError> {
+        while let Some(e) = cx.next(deadline, self.now())? {
+            self.handle(e);
         }
         Ok(())
-    }
-
-    /// Handles events until `deadline` (or `stop`); false when the channel closed.
-    fn wait_until(&mut self, deadline: Instant) -> Result<bool, BusError> {
-        loop {
-            match self.events.recv_deadline(deadline) {
-                Ok(e) => self.handle(e)?,
-                Err(RecvTimeoutError::Timeout) => return Ok(true),
-                Err(RecvTimeoutError::Disconnected) => return Ok(false),
-            }
-        }
-    }
-
-    fn set_estop(&mut self, on: bool) -> Result<(), BusError> {
-        if on == self.estop {
-            return Ok(());
-        }
-        if !on && !self.releasable {
-            return self.report(
-                DiagnosticArray::WARN,
-                "e-stop release ignored",
-                crate::secure::RELEASE_IGNORED,
-            );
-        }
-        self.estop = on;
-        let what = if on {
-            "e-stop latched"
-        } else {
-            "e-stop cleared"
-        };
-        self.report(DiagnosticArray::WARN, what, "estop topic")
     }
 
     fn check_state(&mut self) -> Result<(), BusError> {
@@ -277,18 +207,16 @@ impl Node<'_> {
     }
 
     /// Waits (up to the peer timeout) until the sim clock reaches `t`.
-    fn wait_clock(&mut self, t: f64) -> Result<bool, BusError> {
+    fn wait_clock(&mut self, cx: &mut Context<Event>, t: f64) -> Result<bool, BusError> {
         let deadline = Instant::now() + self.cfg.peer_timeout;
-        self.drain()?;
+        self.drain(cx)?;
         while self.last_clock < t - 1e-9 {
-            if Instant::now() >= deadline || self.stop.load(Ordering::Relaxed) {
+            if Instant::now() >= deadline || cx.stopping() {
                 return Ok(false);
             }
             let until = deadline.min(Instant::now() + Duration::from_millis(50));
-            match self.events.recv_deadline(until) {
-                Ok(e) => self.handle(e)?,
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return Ok(false),
+            if let Some(e) = cx.next(until, self.now())? {
+                self.handle(e);
             }
         }
         Ok(true)
@@ -300,30 +228,23 @@ impl Node<'_> {
         (!fault.is_empty()).then(|| format!("arm: {fault}"))
     }
 
-    fn lost_peer(&self) -> Option<&str> {
-        self.watched
-            .iter()
-            .find(|(_, p)| *p == Peer::Lost)
-            .map(|(n, _)| n.as_str())
-    }
-
-    fn execute(&mut self, chunk: &ActionChunk) -> Result<(), BusError> {
+    fn execute(&mut self, cx: &mut Context<Event>, chunk: &ActionChunk) -> Result<(), BusError> {
         let id = chunk.chunk_id;
         if chunk.keyposes.is_empty() {
             return self.publish_status(id, ExecStatus::COMPLETE, &chunk.subtask);
         }
-        self.drain()?;
+        self.drain(cx)?;
         // Not a bad chunk, a stop: the policy may send it again once the e-stop clears.
-        if self.estop {
+        if cx.estop() {
             return self.publish_status(id, ExecStatus::STOPPED, "e-stop is latched");
         }
         if let Some(why) = self.arm_fault() {
             return self.publish_status(id, ExecStatus::STOPPED, &why);
         }
-        let end = match self.plan(chunk)? {
+        let end = match self.plan(cx, chunk)? {
             Ok((start, plan)) => {
                 self.publish_status(id, ExecStatus::RUNNING, &chunk.subtask)?;
-                self.stream(id, start, &plan)?
+                self.stream(cx, id, start, &plan)?
             }
             Err(why) => End::Failed(why),
         };
@@ -344,16 +265,17 @@ impl Node<'_> {
     #[allow(clippy::type_complexity)]
     fn plan(
         &mut self,
+        cx: &mut Context<Event>,
         chunk: &ActionChunk,
     ) -> Result<Result<(EePose, Vec<(EePose, bool)>), String>, BusError> {
-        if let Some(n) = self.lost_peer().map(str::to_string) {
+        if let Some(n) = cx.lost().map(str::to_string) {
             // A chunk from a restarted policy: give its token time to arrive.
             let deadline = Instant::now() + self.cfg.peer_timeout;
-            while self.lost_peer().is_some() && Instant::now() < deadline {
+            while cx.lost().is_some() && Instant::now() < deadline {
                 let until = deadline.min(Instant::now() + Duration::from_millis(5));
-                self.wait_until(until)?;
+                self.wait_until(cx, until)?;
             }
-            if self.lost_peer().is_some() {
+            if cx.lost().is_some() {
                 return Ok(Err(format!("{n} is not alive")));
             }
         }
@@ -361,6 +283,12 @@ impl Node<'_> {
             Ok(a) => a,
             Err(why) => return Ok(Err(why)),
         };
+        // Where the decision aims, as the simulator checks it in-process: the same filter.
+        for (name, k) in [("pick", action.pick.pose()), ("place", action.place.pose())] {
+            if let Err(r) = self.filter.check_keypose(&k) {
+                return Ok(Err(format!("rejected: {name} {r}")));
+            }
+        }
         let deadline = Instant::now() + self.cfg.peer_timeout;
         let state = loop {
             if let Some(s) = self.state.get() {
@@ -374,14 +302,13 @@ impl Node<'_> {
         let start = EePose::from_pose(&state.ee_pose);
         let params = PrimitiveParams {
             rate_hz: self.cfg.runtime.controller.rate_hz,
-            reach: self.cfg.runtime.robot.limits.reach,
             ..self.cfg.primitive
         };
-        let plan: Vec<(EePose, bool)> = match pick_place(start, action.pick, action.place, &params)
-        {
-            Ok(sp) => sp.iter().map(|s| (s.pose, s.suction)).collect(),
-            Err(e) => return Ok(Err(e.to_string())),
-        };
+        let plan: Vec<(EePose, bool)> =
+            match pick_place(start, action.pick.pose(), action.place.pose(), &params) {
+                Ok(sp) => sp.iter().map(|s| (s.pose, s.suction)).collect(),
+                Err(e) => return Ok(Err(e.to_string())),
+            };
         let poses: Vec<EePose> = plan.iter().map(|p| p.0).collect();
         Ok(self
             .filter
@@ -390,24 +317,30 @@ impl Node<'_> {
             .map_err(|r| format!("rejected: {r}")))
     }
 
-    fn stream(&mut self, id: u64, start: EePose, plan: &[(EePose, bool)]) -> Result<End, BusError> {
+    fn stream(
+        &mut self,
+        cx: &mut Context<Event>,
+        id: u64,
+        start: EePose,
+        plan: &[(EePose, bool)],
+    ) -> Result<End, BusError> {
         let dt = 1.0 / self.cfg.runtime.controller.rate_hz;
         let spin = Duration::from_micros(self.cfg.runtime.controller.spin_us);
         self.filter.reset(start);
         // Any clock at all: the loop below then paces on it.
-        if self.cfg.clock == ClockSource::Sim && !self.wait_clock(f64::MIN)? {
+        if self.cfg.clock == ClockSource::Sim && !self.wait_clock(cx, f64::MIN)? {
             return Ok(End::Failed("no sim clock".into()));
         }
         let t0 = self.now();
         let wall0 = Instant::now();
         for (k, (pose, suction)) in plan.iter().enumerate() {
-            if self.stop.load(Ordering::Relaxed) {
+            if cx.stopping() {
                 return Ok(End::Stopped("controller shutting down".into()));
             }
-            if self.estop {
+            if cx.estop() {
                 return Ok(End::Stopped("e-stop".into()));
             }
-            if let Some(n) = self.lost_peer() {
+            if let Some(n) = cx.lost() {
                 return Ok(End::Stopped(format!("{n} lost")));
             }
             if let Some(why) = self.arm_fault() {
@@ -429,10 +362,10 @@ impl Node<'_> {
                     // period's precision), then what came meanwhile.
                     let due = wall0 + Duration::from_secs_f64((k + 1) as f64 * dt);
                     pacing::wait_until(due, spin);
-                    self.drain()?;
+                    self.drain(cx)?;
                 }
                 ClockSource::Sim => {
-                    if !self.wait_clock(t)? {
+                    if !self.wait_clock(cx, t)? {
                         return Ok(End::Stopped("sim clock stalled".into()));
                     }
                 }

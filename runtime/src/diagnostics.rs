@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::bus::{Bus, BusError, Publisher, Qos};
 use crate::keys;
-use crate::msg::DiagnosticArray;
+use loho_core::msg::DiagnosticArray;
 
 /// Reports of one kind a node sends in a second, at most.
 pub const PER_SECOND: u32 = 10;

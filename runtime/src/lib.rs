@@ -1,52 +1,39 @@
-//! loho's runtime: what travels between nodes and how, and the nodes that need no
-//! simulator and no model (controller, policy node around any [`policy::Policy`]).
+//! loho's runtime: how messages travel between nodes (zenoh, same-host rings, ROS 2 over
+//! rmw_zenoh, TLS, recording), and the nodes that need no simulator and no model. What
+//! travels (messages, poses, decisions, the `Policy` trait) is `loho-core`, below it.
 //!
-//! Main types: [`Bus`] (a typed zenoh session), [`Message`] (a ROS 2 message in CDR),
-//! [`policy::Policy`], [`config::RuntimeConfig`] with its [`robot::Robot`],
-//! [`safety::SafetyFilter`].
+//! Main types: [`Bus`] (a typed zenoh session), [`node::Node`] (what every node is) and
+//! [`node::run`] (the loop that runs it), the controller and the policy node
+//! ([`policy::node`]) around any `loho_core::policy::Policy`.
 //!
-//! - [`cdr`]: CDR little-endian encoding, the bytes ROS 2 puts on the wire;
-//! - [`msg`]: every message type of the system, field for field as its ROS 2 definition;
 //! - [`keys`]: key expressions under `loho/<robot>/`;
+//! - [`node`]: the one shape of a node and the loop that runs every node;
 //! - [`bus`]: a typed zenoh bus (publishers, subscribers, latest-value slots, liveliness);
-//! - [`trajectory`]: the pick-and-place primitive as timed end-effector setpoints, shared
-//!   by the simulator and the controller that drives real arms;
-//! - [`clock`]: the wall clock, and which clock a graph runs on;
+//! - [`ring`]: same-host frame rings in shared memory;
+//! - [`rmw`]: ROS 2's keys, attachments and graph tokens on rmw_zenoh;
+//! - [`secure`]: mutual TLS and access control;
 //! - [`pacing`]: the control thread's deadline wait and real-time priority;
-//! - [`config`]: `configs/runtime.toml` (control rate, watchdog, robot);
-//! - [`robot`]: `configs/robots/*.toml` (workspace, limits, kinematics);
-//! - [`safety`]: the filter every setpoint passes;
 //! - [`diagnostics`]: what a node reports on `diagnostics`;
-//! - [`policy`]: the [`Policy`](policy::Policy) trait every policy implements, LoHoVLA's
-//!   closed loop, the policy node and a remote policy over `policy/infer`;
+//! - [`policy`]: the policy node, a remote policy over `policy/infer`, openpi both ways;
 //! - [`controller`]: the controller node (chunks → safe setpoints at the control rate);
+//! - [`heightmap`]: the node fusing calibrated RGB-D cameras into the heightmap
+//!   (`loho heightmap`);
 //! - [`record`]: every topic into an MCAP file with its ROS 2 schema;
-//! - [`replay`]: a recording published back with its timing;
-//! - [`perception`]: the top-down heightmap every policy reads, calibrated RGB-D cameras
-//!   and their fusion into it (`loho heightmap`).
+//! - [`replay`]: a recording published back with its timing.
 
 pub mod bus;
-pub mod cdr;
-pub mod clock;
-pub mod config;
 pub mod controller;
 pub mod diagnostics;
+pub mod heightmap;
 pub mod keys;
-pub mod msg;
-pub mod msgdef;
+pub mod node;
 pub mod pacing;
-pub mod perception;
 pub mod policy;
 pub mod record;
 pub mod replay;
 pub mod ring;
 pub mod rmw;
-pub mod robot;
-pub mod safety;
 pub(crate) mod same_host;
 pub mod secure;
-pub mod trajectory;
 
 pub use bus::{Bus, BusConfig, BusError, Qos};
-pub use cdr::CdrError;
-pub use msg::Message;

@@ -21,9 +21,8 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 
 use crate::bus::{Bus, BusError, RawSubscription};
-use crate::keys;
-use crate::msg::*;
-use crate::msgdef;
+use crate::keys::{topic_type, TOPICS};
+use loho_core::msgdef;
 
 #[derive(Debug, Error)]
 pub enum RecordError {
@@ -67,37 +66,6 @@ pub fn check_topics(topics: &[String]) -> Result<(), RecordError> {
 /// The longest a recording keeps messages before its chunk goes to the file.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
-/// Every topic of DESIGN §4 with its message type.
-pub const TOPICS: &[(&str, &str)] = &[
-    (keys::COLOR, Image::TYPE_NAME),
-    (keys::DEPTH, Image::TYPE_NAME),
-    (keys::INFO, HeightmapInfo::TYPE_NAME),
-    (keys::STATE, ArmState::TYPE_NAME),
-    (keys::INSTRUCTION, StringMsg::TYPE_NAME),
-    (keys::SUBTASK, StringMsg::TYPE_NAME),
-    (keys::ACTION, ActionChunk::TYPE_NAME),
-    (keys::CMD_EE, EeCommand::TYPE_NAME),
-    (keys::EXEC_STATUS, ExecStatus::TYPE_NAME),
-    (keys::EPISODE, EpisodeEvent::TYPE_NAME),
-    (keys::ESTOP, BoolMsg::TYPE_NAME),
-    (keys::DIAGNOSTICS, DiagnosticArray::TYPE_NAME),
-    (keys::CLOCK, Clock::TYPE_NAME),
-];
-
-/// The type of a topic: one of [`TOPICS`], or a camera's (`camera/<name>/color`, `…/depth`:
-/// `sensor_msgs/Image`; `camera/<name>/info`: `sensor_msgs/CameraInfo`).
-pub fn topic_type(topic: &str) -> Option<&'static str> {
-    if let Some((_, ty)) = TOPICS.iter().find(|(t, _)| *t == topic) {
-        return Some(ty);
-    }
-    let rest = topic.strip_prefix("camera/")?;
-    match rest.split_once('/')? {
-        (_, "color" | "depth") => Some(Image::TYPE_NAME),
-        (_, "info") => Some(CameraInfo::TYPE_NAME),
-        _ => None,
-    }
-}
-
 /// The `ros2msg` schema text of a type: its definition, then each type it uses once,
 /// after a line of `=` and `MSG: pkg/Type`, as `ros2 bag` writes them.
 pub fn ros2msg_schema(type_name: &str) -> Option<String> {
@@ -128,7 +96,7 @@ pub struct RecordSummary {
     pub path: PathBuf,
     /// Messages per topic.
     pub messages: BTreeMap<String, u64>,
-    /// Samples on keys that are neither topics of DESIGN §4 nor cameras (not written).
+    /// Samples on keys that are neither loho's topics nor cameras (not written).
     pub skipped: u64,
 }
 
@@ -161,7 +129,7 @@ impl Recorder {
             .profile("ros2")
             .create(BufWriter::new(file))
             .map_err(mc)?;
-        // Every topic of DESIGN §4 recorded has its channel from the start; cameras get
+        // Every topic of loho recorded has its channel from the start; cameras get
         // theirs with their first message.
         let mut schemas = HashMap::new();
         let prefix = bus.key("");
@@ -229,7 +197,7 @@ impl Recorder {
         });
         let on = |sink: mpsc::Sender<_>| {
             move |topic: &str, bytes| {
-                let _ = sink.send((topic.to_string(), bytes, crate::clock::wall_ns()));
+                let _ = sink.send((topic.to_string(), bytes, loho_core::clock::wall_ns()));
             }
         };
         let subs = if topics.is_empty() {
@@ -280,7 +248,7 @@ mod tests {
         }
         let img = super::ros2msg_schema("sensor_msgs/msg/Image").unwrap();
         assert_eq!(img.matches("MSG: ").count(), 2, "{img}");
-        for (_, ty) in super::TOPICS {
+        for (_, ty) in crate::keys::TOPICS {
             assert!(super::ros2msg_schema(ty).is_some(), "{ty}");
         }
     }

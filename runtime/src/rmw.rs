@@ -11,7 +11,7 @@
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::msgdef::{self, Array, FieldDef};
+use loho_core::msgdef::{self, Array, FieldDef};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum RmwError {
@@ -374,7 +374,7 @@ mod tests {
         for (ty, hash) in published.iter().chain(&ours) {
             assert_eq!(type_hash(ty).unwrap(), format!("RIHS01_{hash}"), "{ty}");
         }
-        let every = crate::msgdef::definitions();
+        let every = loho_core::msgdef::definitions();
         assert_eq!(
             every.len(),
             published.len() + ours.len(),

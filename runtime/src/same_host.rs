@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use zenoh::Wait;
 
-use crate::msg::Message;
 use crate::ring::{Read, RingReader, RingWriter};
+use loho_core::msg::Message;
 
 /// How a subscription got a message.
 pub(crate) enum Via<'a> {

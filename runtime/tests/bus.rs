@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use loho_runtime::msg::{Header, Image, StringMsg};
+use loho_core::msg::{Header, Image, StringMsg};
 use loho_runtime::{keys, Bus, BusConfig, Qos};
 use loho_tests::eventually;
 

@@ -2,7 +2,7 @@
 //! panic, never an allocation the bytes cannot back, and whatever decodes re-encodes to
 //! bytes that decode to the same encoding again.
 
-use loho_runtime::msg::*;
+use loho_core::msg::*;
 use loho_tests::fuzz;
 
 /// Valid messages with every sequence and string non-empty, the seeds of the mutations.

@@ -4,7 +4,7 @@
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use loho_runtime::msg::*;
+use loho_core::msg::*;
 use loho_runtime::record::{RecordError, Recorder};
 use loho_runtime::replay::{replay, ReplayOptions};
 use loho_runtime::{keys, Bus, Qos};

@@ -3,8 +3,8 @@
 
 use std::sync::{Arc, Mutex};
 
+use loho_core::msg::{Header, Image};
 use loho_runtime::bus::Subscription;
-use loho_runtime::msg::{Header, Image};
 use loho_runtime::{keys, Bus, BusConfig, Qos};
 use loho_tests::{eventually, free_port};
 use zenoh::Wait;

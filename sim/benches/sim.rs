@@ -5,7 +5,8 @@
 
 use std::time::Instant;
 
-use loho_runtime::trajectory::{pick_place, PrimitiveParams};
+use loho_core::robot::Robot;
+use loho_core::trajectory::{pick_place, PrimitiveParams};
 use loho_sim::camera::{perspective, render};
 use loho_sim::colors::ALL;
 use loho_sim::goal::{GoalStep, Target};
@@ -51,7 +52,13 @@ fn main() {
         let (mut w, step) = ten_blocks();
         let t = Instant::now();
         while let Some(a) = plan(&w, &step) {
-            let sp = pick_place(w.tip(), a.pick, a.place, &PrimitiveParams::default()).unwrap();
+            let sp = pick_place(
+                w.tip(),
+                a.pick.pose(),
+                a.place.pose(),
+                &PrimitiveParams::for_robot(Robot::ur5e()),
+            )
+            .unwrap();
             w.execute(&sp, 5.0);
         }
         w.wait(10.0);

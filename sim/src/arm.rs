@@ -1,13 +1,13 @@
 //! The simulated arm's side of the world: the setpoint the tool servos to and its suction,
 //! in one [`Stage`] with the episode. The scene node ([`node`](crate::node)) steps physics,
-//! renders and scores it; the arm driver (`loho_drivers::sim::SimArm`, behind the generic
+//! renders and scores it; the arm driver (`loho_drivers::sim_arm::SimArm`, behind the generic
 //! arm node) takes setpoints into it. Both hold the same [`SharedStage`], so there is one
 //! `World`, and a lockstep episode stays one deterministic sequence of physics steps.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use loho_runtime::robot::Limits;
-use loho_runtime::trajectory::EePose;
+use loho_core::pose::EePose;
+use loho_core::robot::Limits;
 
 use crate::env::Env;
 use crate::world::DT;

@@ -5,11 +5,10 @@
 //! each object paints only the cells under its footprint, so a frame costs tens of
 //! microseconds and evaluation never waits on the camera.
 
+use loho_core::robot::Robot;
 use rand::Rng;
 
-pub use loho_runtime::perception::grid::{
-    info, pixel, pixel_to_world, workspace, world_to_pixel, Heightmap, HEIGHT, WIDTH, Z_MAX,
-};
+pub use loho_core::perception::grid::{Grid, Heightmap, HEIGHT, WIDTH, Z_MAX};
 
 use crate::colors::TABLE;
 use crate::vec3::{add, cross, dot, mul, normalize, sub};
@@ -17,6 +16,12 @@ use crate::world::{
     Kind, ObjPose, World, BOWL_FLOOR, BOWL_HEIGHT, BOWL_INNER, BOWL_OUTER, ZONE_BORDER,
     ZONE_OUTLINE,
 };
+
+/// The benchmark's heightmap: the UR5e's workspace (`configs/robots/ur5e.toml`) in
+/// square cells.
+pub fn grid() -> Grid {
+    Grid::new(&Robot::ur5e().workspace)
+}
 
 /// Height of a painted zone outline (m).
 const ZONE_Z: f64 = 0.001;
@@ -95,17 +100,14 @@ fn raster(
     surface: impl Fn([f64; 3]) -> Option<(f64, [u8; 3])>,
 ) {
     let [cx, cy, _] = pose.pos;
-    let u0 = ((cy - radius - workspace().y[0]) / pixel())
-        .floor()
-        .max(0.0) as usize;
-    let u1 = (((cy + radius - workspace().y[0]) / pixel()).ceil().max(0.0) as usize).min(HEIGHT);
-    let v0 = ((cx - radius - workspace().x[0]) / pixel())
-        .floor()
-        .max(0.0) as usize;
-    let v1 = (((cx + radius - workspace().x[0]) / pixel()).ceil().max(0.0) as usize).min(WIDTH);
+    let g = grid();
+    let u0 = ((cy - radius - g.y()[0]) / g.pixel()).floor().max(0.0) as usize;
+    let u1 = (((cy + radius - g.y()[0]) / g.pixel()).ceil().max(0.0) as usize).min(HEIGHT);
+    let v0 = ((cx - radius - g.x()[0]) / g.pixel()).floor().max(0.0) as usize;
+    let v1 = (((cx + radius - g.x()[0]) / g.pixel()).ceil().max(0.0) as usize).min(WIDTH);
     for u in u0..u1 {
         for v in v0..v1 {
-            let (x, y) = pixel_to_world(u, v);
+            let (x, y) = g.pixel_to_world(u, v);
             let local = pose.inverse_transform([x, y, pose.pos[2]]);
             if let Some((z, c)) = surface(local) {
                 paint(hm, u, v, z, c);
@@ -199,9 +201,8 @@ fn floor_color(world: &World, p: [f64; 3]) -> [u8; 3] {
             }
         }
     }
-    if (workspace().x[0]..workspace().x[1]).contains(&p[0])
-        && (workspace().y[0]..workspace().y[1]).contains(&p[1])
-    {
+    let g = grid();
+    if (g.x()[0]..g.x()[1]).contains(&p[0]) && (g.y()[0]..g.y()[1]).contains(&p[1]) {
         TABLE
     } else {
         [120, 120, 120]

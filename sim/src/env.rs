@@ -3,20 +3,23 @@
 
 use std::sync::Arc;
 
-use loho_runtime::trajectory::{pick_place, PrimitiveParams, TrajectoryError};
+use loho_core::robot::Robot;
+use loho_core::safety::{Rejection, SafetyFilter};
+use loho_core::subtask;
+use loho_core::trajectory::{pick_place, PrimitiveParams, TrajectoryError};
 use thiserror::Error;
 
 use crate::camera::{self, Heightmap};
-use crate::colors::Split;
 use crate::goal::{GoalStep, Goals, SUCCESS};
 use crate::rgbd::{Cameras, Rig, Shot};
+use crate::split::Split;
 use crate::tasks::{self, Episode, TaskError, TaskId};
 use crate::world::{Outcome, World};
 
 /// Simulated seconds the scene may take to come to rest after an action (Ravens: 5 s).
 pub const SETTLE_S: f64 = 5.0;
 
-pub use loho_runtime::policy::{Action, Decision, Observation, Policy, PolicyError};
+pub use loho_core::policy::{Action, Decision, Observation, Policy, PolicyError};
 
 #[derive(Debug, Error)]
 pub enum EnvError {
@@ -31,9 +34,10 @@ pub enum EnvError {
 /// Why an action was not executed (the step still counts).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Rejected {
+    /// A keypose ("pick" or "place") the safety filter refused: not finite, or outside
+    /// the workspace (`configs/robots/ur5e.toml`).
+    Unsafe(&'static str, Rejection),
     Trajectory(TrajectoryError),
-    /// A keypose outside the workspace (`configs/robots/ur5e.toml`).
-    Outside(&'static str),
 }
 
 /// The result of one step.
@@ -52,6 +56,11 @@ pub struct Env {
     steps: usize,
     total: f64,
     pub params: PrimitiveParams,
+    /// What every keypose passes before it is planned, as on the bus.
+    filter: SafetyFilter,
+    /// The sub-task of every step and the "done" text, in order; the re-picks among them.
+    subtasks: Vec<String>,
+    repicks: Repicks,
     /// Perspective cameras whose fused heightmap is the observation, or `None` for the
     /// ideal top-down heightmap.
     cameras: Option<Cameras>,
@@ -64,6 +73,9 @@ impl Env {
 
     /// An environment over an episode built elsewhere (for example with another palette).
     pub fn from_episode(mut episode: Episode) -> Self {
+        // The benchmark's arm: its reach shapes the primitive, its workspace bounds the
+        // keyposes.
+        let robot = Robot::ur5e();
         episode.world.settle(1.0);
         let mut goals = Goals::new(episode.steps.clone());
         let total = goals.update(&episode.world);
@@ -72,7 +84,10 @@ impl Env {
             goals,
             steps: 0,
             total,
-            params: PrimitiveParams::default(),
+            params: PrimitiveParams::for_robot(robot),
+            filter: SafetyFilter::new(robot),
+            subtasks: Vec::new(),
+            repicks: Repicks::default(),
             cameras: None,
         }
     }
@@ -176,6 +191,9 @@ impl Env {
         self.steps += 1;
         let before = self.total;
         self.total = self.goals.update(&self.episode.world);
+        if let Some(said) = self.subtasks.last() {
+            self.repicks.record(said, self.total - before);
+        }
         Ok(StepResult {
             reward: self.total - before,
             total: self.total,
@@ -186,17 +204,14 @@ impl Env {
     }
 
     fn execute(&mut self, a: &Action) -> Result<Outcome, Rejected> {
-        for (name, k) in [("pick", &a.pick), ("place", &a.place)] {
-            if !k.is_finite() {
-                return Err(Rejected::Trajectory(TrajectoryError::NotFinite(name)));
-            }
-            if !camera::workspace().contains(k) {
-                return Err(Rejected::Outside(name));
-            }
+        for (name, k) in [("pick", a.pick.pose()), ("place", a.place.pose())] {
+            self.filter
+                .check_keypose(&k)
+                .map_err(|r| Rejected::Unsafe(name, r))?;
         }
         let world = &mut self.episode.world;
-        let sp =
-            pick_place(world.tip(), a.pick, a.place, &self.params).map_err(Rejected::Trajectory)?;
+        let sp = pick_place(world.tip(), a.pick.pose(), a.place.pose(), &self.params)
+            .map_err(Rejected::Trajectory)?;
         Ok(world.execute(&sp, SETTLE_S))
     }
 }
@@ -219,15 +234,15 @@ pub struct EpisodeResult {
 /// had placed for reward: the policy undoing its own progress, as B's "picks a block
 /// already in its bowl again".
 #[derive(Debug, Default, Clone)]
-pub struct Repicks {
+struct Repicks {
     placed: Vec<String>,
-    pub count: usize,
+    count: usize,
 }
 
 impl Repicks {
     /// A scored step: its sub-task and its reward.
-    pub fn record(&mut self, subtask: &str, reward: f64) {
-        let Some(pick) = crate::oracle::picked(subtask) else {
+    fn record(&mut self, subtask: &str, reward: f64) {
+        let Some(pick) = subtask::picked(subtask) else {
             return;
         };
         if self.placed.iter().any(|p| p == pick) {
@@ -263,29 +278,59 @@ impl Env {
         policy: &mut dyn Policy,
         mut on_step: impl FnMut(&Action, &StepResult),
     ) -> Result<EpisodeResult, EnvError> {
-        let (mut subtasks, mut repicks) = (Vec::new(), Repicks::default());
         while !self.is_done() {
             match self.ask(policy)? {
                 Decision::Done(text) => {
-                    subtasks.push(text);
+                    self.said(&text);
                     break;
                 }
                 Decision::Act(a) => {
-                    subtasks.push(a.subtask.clone());
+                    self.said(&a.subtask);
                     let r = self.step(&a)?;
-                    repicks.record(&a.subtask, r.reward);
                     on_step(&a, &r);
                 }
             }
         }
-        Ok(EpisodeResult {
+        Ok(self.result())
+    }
+
+    /// Records the sub-task the next step acts on, or the policy's "done": what
+    /// [`EpisodeResult::subtasks`] lists and re-picks are counted from.
+    pub fn said(&mut self, subtask: &str) {
+        self.subtasks.push(subtask.to_string());
+    }
+
+    /// How the episode went so far.
+    pub fn result(&self) -> EpisodeResult {
+        EpisodeResult {
             task: self.episode.task,
             seed: self.episode.seed,
             total_reward: self.total_reward(),
             success: self.success(),
             steps: self.steps_taken(),
-            subtasks,
-            repicks: repicks.count,
-        })
+            subtasks: self.subtasks.clone(),
+            repicks: self.repicks.count,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pick_of_an_object_placed_for_reward_is_a_repick() {
+        let mut r = Repicks::default();
+        let red = "pick up the red block and place it on the red bowl.";
+        r.record("pick up the blue block and place it on the red bowl.", 0.0);
+        r.record(red, 0.25);
+        r.record(
+            "pick up the blue block and place it on the blue bowl.",
+            0.25,
+        );
+        assert_eq!(r.count, 0, "blue failed once, then was placed: a retry");
+        r.record(red, 0.0);
+        r.record("done putting blocks.", 0.0);
+        assert_eq!(r.count, 1, "red had been placed");
     }
 }

@@ -1,14 +1,14 @@
-//! The LoHoRavens tabletop, rebuilt in Rust (DESIGN §5).
+//! The LoHoRavens tabletop, rebuilt in Rust (docs/simulator.md).
 //!
 //! Main types: [`Env`] (an episode: observe, act, score), [`TaskId`], [`Oracle`],
 //! [`world::World`], [`arm::SharedStage`] (the world shared by the scene node and the
 //! simulated arm's driver).
 //!
 //! - [`world`]: rapier3d physics at 240 Hz: blocks, bowls, zones and the suction tool;
-//! - [`ur5e`]: the arm's kinematics (DH, inverse kinematics) for joint states;
 //! - [`camera`]: the ideal top-down RGB-D heightmap and a perspective view for people;
 //!   [`rgbd`]: the benchmark's perspective RGB-D cameras with a realistic camera model;
 //! - [`tasks`]: tasks A–K, their scenes, texts and goals; [`goal`]: how they are scored;
+//! - [`colors`]: the palette; [`split`]: the seeds and colours of train, val and test;
 //! - [`env`]: an episode as an environment; [`oracle`]: the scripted expert and a random
 //!   baseline;
 //! - [`arm`]: the simulated arm's setpoint, shared by the scene and the arm driver;
@@ -26,12 +26,12 @@ pub mod node;
 pub mod oracle;
 pub mod rgbd;
 pub mod scene;
+pub mod split;
 pub mod tasks;
-pub mod ur5e;
 pub(crate) mod vec3;
 pub mod world;
 
-pub use colors::Split;
 pub use env::{run_episode, Action, Decision, Env, EpisodeResult, Policy};
 pub use oracle::{Oracle, RandomPolicy};
+pub use split::Split;
 pub use tasks::{TaskId, ALL_TASKS};

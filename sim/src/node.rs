@@ -11,36 +11,34 @@
 //! physics to their stamps, and `clock` says so: as fast as the loop allows, and the same
 //! episode whatever the machine's load).
 //!
-//! The node is one event loop: zenoh callbacks only push `Event`s into a channel, and
-//! the loop selects between them and its tick (a physics step in real time, a repeat of
-//! the last frame and the clock at the camera rate in lockstep).
+//! The loop is the runtime's (`loho_runtime::node`): after each `exec/status` and each
+//! tick (a physics step in real time, a repeat of the last frame and the clock at the
+//! camera rate in lockstep) the scene moves on as far as it can.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{select, Receiver};
-use loho_runtime::bus::{Bus, BusError, Publisher, Qos};
-use loho_runtime::clock::ClockSource;
-use loho_runtime::config::RuntimeConfig;
-use loho_runtime::diagnostics::Diagnostics;
-use loho_runtime::keys;
-use loho_runtime::msg::{
-    CameraInfo, Clock, DiagnosticArray, EpisodeEvent, ExecStatus, Header, HeightmapInfo, Image,
-    StringMsg, Time,
+use loho_core::clock::ClockSource;
+use loho_core::config::RuntimeConfig;
+use loho_core::msg::{
+    CameraInfo, Clock, EpisodeEvent, ExecStatus, Header, HeightmapInfo, Image, StringMsg, Time,
 };
+use loho_runtime::bus::{Bus, BusError, Publisher, Qos};
+use loho_runtime::keys;
+use loho_runtime::node::{self as runner, Context, Node, NodeSpec};
 use thiserror::Error;
 
 use crate::arm::{SharedStage, Stage};
 use crate::camera::{self, Heightmap};
-use crate::colors::Split;
-use crate::env::{EnvError, EpisodeResult, Repicks, SETTLE_S};
+use crate::env::{EnvError, EpisodeResult, SETTLE_S};
 use crate::rgbd::{Rig, Shot};
+use crate::split::Split;
 use crate::tasks::TaskId;
 use crate::world::{Outcome, DT};
 
 /// The frame id of every pose the simulator publishes.
-pub use loho_runtime::perception::grid::FRAME;
+pub use loho_core::perception::grid::FRAME;
 
 #[derive(Debug, Error)]
 pub enum NodeError {
@@ -70,15 +68,9 @@ pub struct SimConfig {
     pub cameras: Option<Arc<Rig>>,
 }
 
-/// What reaches the loop from the bus.
-enum Event {
-    Status(ExecStatus),
-    Bad(&'static str, String),
-}
-
 /// Where frames go: the ideal heightmap, or each perspective camera.
 #[allow(clippy::large_enum_variant)] // one per node
-enum Eyes {
+enum FrameOutputs {
     Top {
         color: Publisher<Image>,
         depth: Publisher<Image>,
@@ -94,14 +86,14 @@ struct CameraPubs {
     info: Publisher<CameraInfo>,
 }
 
-/// The last picture, as the eyes take it.
+/// The last picture, as the outputs take it.
 enum Frame {
     Top(Heightmap),
     Cameras(Vec<Shot>),
 }
 
 struct Pubs {
-    eyes: Eyes,
+    outputs: FrameOutputs,
     instruction: Publisher<StringMsg>,
     episode: Publisher<EpisodeEvent>,
     clock: Publisher<Clock>,
@@ -111,7 +103,11 @@ struct Scene {
     cfg: SimConfig,
     stage: SharedStage,
     p: Pubs,
-    diag: Diagnostics,
+    /// Real time: when physics started, the physics steps taken since, and the
+    /// simulated time of the next frame.
+    start: Instant,
+    steps: u64,
+    next_frame: f64,
     frame: Frame,
     /// When `frame` was rendered (simulated seconds): its stamp.
     frame_t: f64,
@@ -121,8 +117,6 @@ struct Scene {
     scored: Vec<u64>,
     over: bool,
     last_event: EpisodeEvent,
-    subtasks: Vec<String>,
-    repicks: Repicks,
 }
 
 /// The episode of `cfg` on a stage for this node and the arm driver.
@@ -147,189 +141,172 @@ pub fn run(
     stage: SharedStage,
     stop: Arc<AtomicBool>,
 ) -> Result<EpisodeResult, NodeError> {
-    let _alive = bus.alive("sim")?;
-    let _peers = bus.log_peers("sim", &["controller", "policy"], stop.clone())?;
-    let eyes = match &cfg.cameras {
-        None => Eyes::Top {
-            color: bus.publisher(keys::COLOR, Qos::Frames)?,
-            depth: bus.publisher(keys::DEPTH, Qos::Frames)?,
-            info: bus.publisher(keys::INFO, Qos::Stream)?,
-        },
-        Some(rig) => Eyes::Cameras(
-            rig.config()
-                .cameras
-                .iter()
-                .map(|c| {
-                    let [color, depth, info] = c.topics();
-                    Ok(CameraPubs {
-                        frame_id: c.frame_id.clone(),
-                        color: bus.publisher(&color, Qos::Frames)?,
-                        depth: bus.publisher(&depth, Qos::Frames)?,
-                        info: bus.publisher(&info, Qos::Stream)?,
-                    })
-                })
-                .collect::<Result<_, BusError>>()?,
-        ),
-    };
-    let p = Pubs {
-        eyes,
-        instruction: bus.publisher(keys::INSTRUCTION, Qos::Command)?,
-        episode: bus.publisher(keys::EPISODE, Qos::Command)?,
-        clock: clock_publisher(bus)?,
-    };
-    let (tx, events) = crossbeam_channel::unbounded();
-    let _status = bus.forward(keys::EXEC_STATUS, &tx, Event::Status, Event::Bad)?;
-    let (frame, frame_t) = {
-        let s = stage.lock();
-        tracing::info!(
-            task = cfg.task.name(),
-            seed = cfg.seed,
-            "sim: {}",
-            s.env.instruction()
-        );
-        (look(&s), s.env.world().time())
-    };
-    let mut scene = Scene {
-        cfg: cfg.clone(),
-        stage,
-        p,
-        diag: Diagnostics::new(bus, "sim")?,
-        frame,
-        frame_t,
-        pending: None,
-        scored: Vec::new(),
-        over: false,
-        last_event: EpisodeEvent::default(),
-        subtasks: Vec::new(),
-        repicks: Repicks::default(),
-    };
-    scene.last_event = scene.event(&scene.stage.lock(), 0.0);
-    scene.publish_frame()?;
-    match cfg.clock {
-        ClockSource::Wall => scene.realtime(&events, &stop)?,
-        ClockSource::Sim => scene.lockstep(&events, &stop)?,
-    }
-    // Before the liveliness token goes: nodes sharing `stop` know this is the end.
-    stop.store(true, Ordering::Relaxed);
-    let s = scene.stage.lock();
-    Ok(EpisodeResult {
-        task: cfg.task,
-        seed: cfg.seed,
-        total_reward: s.env.total_reward(),
-        success: s.env.success(),
-        steps: s.env.steps_taken(),
-        subtasks: std::mem::take(&mut scene.subtasks),
-        repicks: scene.repicks.count,
-    })
-}
-
-impl Scene {
-    fn now(&self) -> f64 {
-        self.stage.lock().env.world().time()
-    }
-
-    fn done(&self, stop: &AtomicBool) -> bool {
-        stop.load(Ordering::Relaxed) || (self.over && self.cfg.exit_when_done)
-    }
-
-    fn handle(&mut self, event: Event) -> Result<(), NodeError> {
-        match event {
-            Event::Status(s) => match s.state {
-                ExecStatus::RUNNING => self.subtasks.push(s.reason),
-                ExecStatus::DONE | ExecStatus::FAILED if !self.scored.contains(&s.chunk_id) => {
-                    self.scored.push(s.chunk_id);
-                    self.pending = Some((s.chunk_id, self.now()));
-                }
-                ExecStatus::COMPLETE if !self.over => {
-                    self.subtasks.push(s.reason);
-                    self.over = true;
-                    self.last_event = self.event(&self.stage.lock(), 0.0);
-                    self.p.episode.put(&self.last_event)?;
-                }
-                _ => {}
-            },
-            Event::Bad(topic, why) => self.diag.report(
-                self.now(),
-                DiagnosticArray::ERROR,
-                &format!("undecodable {topic}"),
-                &why,
-            )?,
-        }
-        Ok(())
-    }
-
-    fn realtime(&mut self, events: &Receiver<Event>, stop: &AtomicBool) -> Result<(), NodeError> {
-        let start = Instant::now();
-        let frame_every = 1.0 / self.cfg.fps.max(0.1);
-        let mut next_frame = self.now() + frame_every;
-        let mut steps = 0u64;
-        let ticks = crossbeam_channel::tick(Duration::from_secs_f64(DT));
-        while !self.done(stop) {
-            select! {
-                recv(events) -> e => match e {
-                    Ok(e) => self.handle(e)?,
-                    Err(_) => break,
-                },
-                recv(ticks) -> _ => {}
-            }
-            let due = (start.elapsed().as_secs_f64() / DT) as u64;
-            if due > steps + 240 {
-                tracing::warn!(
-                    "sim: {} physics steps behind real time; skipping",
-                    due - steps
-                );
-                steps = due - 1;
-            }
-            let now = {
-                let mut s = self.stage.lock();
-                while steps < due {
-                    s.physics_step(&self.cfg.runtime.robot.limits);
-                    steps += 1;
-                }
-                s.env.world().time()
-            };
-            if let Some((_, ended)) = self.pending {
-                // The arm node streams in parallel with this one: the chunk is over once
-                // the arm holds (its watchdog, after the last setpoint) and the scene rests.
-                let rest = {
-                    let s = self.stage.lock();
-                    s.holding() && s.env.world().is_still()
-                };
-                if rest || now - ended > SETTLE_S {
-                    self.score()?;
-                }
-            }
-            if now >= next_frame {
-                next_frame = now + frame_every;
-                self.render();
-                self.publish_frame()?;
-            }
-        }
-        Ok(())
-    }
-
-    fn lockstep(&mut self, events: &Receiver<Event>, stop: &AtomicBool) -> Result<(), NodeError> {
+    let period = match cfg.clock {
+        ClockSource::Wall => DT,
         // A tick, not a wait for a quiet spell: payloads that do not decode arrive as
         // events too, and a flood of them once kept the first frame and clock from being
         // repeated to nodes that subscribed after they went out (the policy waited ~10 s,
         // the controller gave a chunk up for "no sim clock").
-        let ticks = crossbeam_channel::tick(Duration::from_secs_f64(1.0 / self.cfg.fps.max(0.1)));
-        self.publish_clock()?;
-        while !self.done(stop) {
-            select! {
-                recv(events) -> e => match e {
-                    Ok(e) => self.handle(e)?,
-                    Err(_) => break,
-                },
-                recv(ticks) -> _ => {
-                    self.publish_clock()?;
-                    self.publish_frame()?;
-                }
+        ClockSource::Sim => 1.0 / cfg.fps.max(0.1),
+    };
+    let spec = NodeSpec::new("sim", &cfg.runtime, Duration::from_secs_f64(period));
+    let scene = runner::run(bus, &spec, stop, |inputs| {
+        inputs.forward(keys::EXEC_STATUS, |s: ExecStatus| s)?;
+        Scene::new(inputs.bus(), cfg, stage)
+    })?;
+    let result = scene.stage.lock().env.result();
+    Ok(result)
+}
+
+impl Node for Scene {
+    type Event = ExecStatus;
+    type Error = NodeError;
+
+    fn now(&self) -> f64 {
+        self.stage.lock().env.world().time()
+    }
+
+    fn event(&mut self, _: &mut Context<ExecStatus>, s: ExecStatus) -> Result<(), NodeError> {
+        self.status(s)?;
+        self.go_on()
+    }
+
+    fn tick(&mut self, _: &mut Context<ExecStatus>) -> Result<(), NodeError> {
+        if self.cfg.clock == ClockSource::Sim {
+            self.publish_clock()?;
+            self.publish_frame()?;
+        }
+        self.go_on()
+    }
+
+    fn finished(&self) -> bool {
+        self.over && self.cfg.exit_when_done
+    }
+}
+
+impl Scene {
+    /// The scene of `stage` with its publishers, its first frame out.
+    fn new(bus: &Bus, cfg: &SimConfig, stage: SharedStage) -> Result<Self, NodeError> {
+        let outputs = match &cfg.cameras {
+            None => FrameOutputs::Top {
+                color: bus.publisher(keys::COLOR, Qos::Frames)?,
+                depth: bus.publisher(keys::DEPTH, Qos::Frames)?,
+                info: bus.publisher(keys::INFO, Qos::Stream)?,
+            },
+            Some(rig) => FrameOutputs::Cameras(
+                rig.config()
+                    .cameras
+                    .iter()
+                    .map(|c| {
+                        let [color, depth, info] = c.topics();
+                        Ok(CameraPubs {
+                            frame_id: c.frame_id.clone(),
+                            color: bus.publisher(&color, Qos::Frames)?,
+                            depth: bus.publisher(&depth, Qos::Frames)?,
+                            info: bus.publisher(&info, Qos::Stream)?,
+                        })
+                    })
+                    .collect::<Result<_, BusError>>()?,
+            ),
+        };
+        let p = Pubs {
+            outputs,
+            instruction: bus.publisher(keys::INSTRUCTION, Qos::Command)?,
+            episode: bus.publisher(keys::EPISODE, Qos::Command)?,
+            clock: clock_publisher(bus)?,
+        };
+        let (frame, frame_t) = {
+            let s = stage.lock();
+            tracing::info!(
+                task = cfg.task.name(),
+                seed = cfg.seed,
+                "sim: {}",
+                s.env.instruction()
+            );
+            (look(&s), s.env.world().time())
+        };
+        let mut scene = Scene {
+            cfg: cfg.clone(),
+            stage,
+            p,
+            start: Instant::now(),
+            steps: 0,
+            next_frame: frame_t + 1.0 / cfg.fps.max(0.1),
+            frame,
+            frame_t,
+            pending: None,
+            scored: Vec::new(),
+            over: false,
+            last_event: EpisodeEvent::default(),
+        };
+        scene.last_event = scene.episode_event(&scene.stage.lock(), 0.0);
+        scene.publish_frame()?;
+        if cfg.clock == ClockSource::Sim {
+            scene.publish_clock()?;
+        }
+        Ok(scene)
+    }
+
+    fn status(&mut self, s: ExecStatus) -> Result<(), NodeError> {
+        match s.state {
+            ExecStatus::RUNNING => self.stage.lock().env.said(&s.reason),
+            ExecStatus::DONE | ExecStatus::FAILED if !self.scored.contains(&s.chunk_id) => {
+                self.scored.push(s.chunk_id);
+                self.pending = Some((s.chunk_id, self.now()));
             }
+            ExecStatus::COMPLETE if !self.over => {
+                self.stage.lock().env.said(&s.reason);
+                self.over = true;
+                self.last_event = self.episode_event(&self.stage.lock(), 0.0);
+                self.p.episode.put(&self.last_event)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// As far as the scene can go now: in real time, physics up to the wall clock, the
+    /// ended chunk scored once the scene rests, a frame when one is due; in lockstep (the
+    /// arm's setpoints advance physics), the ended chunk settled and scored.
+    fn go_on(&mut self) -> Result<(), NodeError> {
+        if self.cfg.clock == ClockSource::Sim {
             if self.pending.is_some() {
                 self.stage.lock().env.world_mut().settle(SETTLE_S);
                 self.score()?;
             }
+            return Ok(());
+        }
+        let due = (self.start.elapsed().as_secs_f64() / DT) as u64;
+        if due > self.steps + 240 {
+            tracing::warn!(
+                "sim: {} physics steps behind real time; skipping",
+                due - self.steps
+            );
+            self.steps = due - 1;
+        }
+        let now = {
+            let mut s = self.stage.lock();
+            while self.steps < due {
+                s.physics_step(&self.cfg.runtime.robot.limits);
+                self.steps += 1;
+            }
+            s.env.world().time()
+        };
+        if let Some((_, ended)) = self.pending {
+            // The arm node streams in parallel with this one: the chunk is over once
+            // the arm holds (its watchdog, after the last setpoint) and the scene rests.
+            let rest = {
+                let s = self.stage.lock();
+                s.holding() && s.env.world().is_still()
+            };
+            if rest || now - ended > SETTLE_S {
+                self.score()?;
+            }
+        }
+        if now >= self.next_frame {
+            self.next_frame = now + 1.0 / self.cfg.fps.max(0.1);
+            self.render();
+            self.publish_frame()?;
         }
         Ok(())
     }
@@ -355,8 +332,6 @@ impl Scene {
                 Outcome::GraspFailed
             };
             let r = s.env.score_step(Ok(outcome))?;
-            let subtask = self.subtasks.last().map_or("", String::as_str);
-            self.repicks.record(subtask, r.reward);
             tracing::debug!(
                 chunk = id,
                 step = s.env.steps_taken(),
@@ -365,7 +340,7 @@ impl Scene {
                 "sim: scored"
             );
             self.over = r.done;
-            self.last_event = self.event(&s, r.reward);
+            self.last_event = self.episode_event(&s, r.reward);
         }
         if self.cfg.clock == ClockSource::Sim {
             self.publish_clock()?;
@@ -377,7 +352,7 @@ impl Scene {
         Ok(())
     }
 
-    fn event(&self, s: &Stage, reward: f64) -> EpisodeEvent {
+    fn episode_event(&self, s: &Stage, reward: f64) -> EpisodeEvent {
         let ep = &s.env.episode;
         EpisodeEvent {
             header: Header::new(s.env.world().time(), FRAME),
@@ -399,15 +374,15 @@ impl Scene {
         let instruction = self.stage.lock().env.instruction().to_string();
         self.p.instruction.put(&StringMsg { data: instruction })?;
         self.p.episode.put(&self.last_event)?;
-        match (&self.p.eyes, &self.frame) {
-            (Eyes::Top { color, depth, info }, Frame::Top(hm)) => {
+        match (&self.p.outputs, &self.frame) {
+            (FrameOutputs::Top { color, depth, info }, Frame::Top(hm)) => {
                 let h = Header::new(self.frame_t, FRAME);
                 let (w, ht) = (camera::WIDTH as u32, camera::HEIGHT as u32);
                 color.put(&Image::rgb8(h.clone(), w, ht, hm.rgb_bytes()))?;
                 depth.put(&Image::f32c1(h.clone(), w, ht, &hm.height))?;
-                info.put(&camera::info(h))
+                info.put(&camera::grid().info(h))
             }
-            (Eyes::Cameras(pubs), Frame::Cameras(shots)) => {
+            (FrameOutputs::Cameras(pubs), Frame::Cameras(shots)) => {
                 let rig = self.cfg.cameras.as_ref().expect("cameras publish shots");
                 for (i, (p, shot)) in pubs.iter().zip(shots).enumerate() {
                     let h = Header::new(self.frame_t, &p.frame_id);
@@ -420,7 +395,7 @@ impl Scene {
                 }
                 Ok(())
             }
-            _ => unreachable!("frames are taken by the eyes they go to"),
+            _ => unreachable!("frames are taken by the outputs they go to"),
         }
     }
 
@@ -431,7 +406,7 @@ impl Scene {
     }
 }
 
-/// What the simulator's eyes see now.
+/// What the simulator's outputs see now.
 fn look(s: &Stage) -> Frame {
     match s.env.shoot() {
         Some(shots) => Frame::Cameras(shots),

@@ -5,9 +5,10 @@
 //! object's top face rather than at a random visible cell, so a demonstration's pick
 //! point is the one a learner can best infer.
 
+use loho_core::subtask;
 use std::f64::consts::FRAC_PI_4;
 
-use loho_runtime::trajectory::{wrap_angle, EePose};
+use loho_core::pose::{wrap_angle, EePose};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -57,15 +58,6 @@ fn fold_quarter(a: f64) -> f64 {
 
 fn dist3(a: [f64; 3], b: [f64; 3]) -> f64 {
     ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)).sqrt()
-}
-
-/// The object a sub-task in the oracle's words picks: `{pick}` of "pick up the {pick} and
-/// place it on the {place}.".
-pub fn picked(subtask: &str) -> Option<&str> {
-    subtask
-        .strip_prefix("pick up the ")?
-        .split(" and place it")
-        .next()
 }
 
 /// The next pick-and-place for the current goal step, or `None` when nothing is left
@@ -141,16 +133,8 @@ pub fn plans(world: &World, step: &GoalStep) -> Vec<Action> {
         let rel = [0.0, 0.0, z_top - o.pos[2]];
         let place = EePose::new(t.pos[0], t.pos[1], t.pos[2] + rel[2], pick_yaw + turn);
         let pick = EePose::new(o.pos[0], o.pos[1], z_top, pick_yaw);
-        let subtask = format!(
-            "pick up the {} and place it on the {}.",
-            step.pick_names[i],
-            place_name(world, step, j)
-        );
-        out.push(Action {
-            subtask,
-            pick,
-            place,
-        });
+        let subtask = subtask::pick_place(&step.pick_names[i], &place_name(world, step, j));
+        out.push(Action::pick_place(subtask, pick, place));
     }
     out
 }
@@ -238,7 +222,7 @@ impl RandomPolicy {
     fn spot(&mut self, obs: &Observation) -> EePose {
         let u = self.rng.gen_range(0..obs.rows);
         let v = self.rng.gen_range(0..obs.cols);
-        let (x, y) = camera::pixel_to_world(u, v);
+        let (x, y) = camera::grid().pixel_to_world(u, v);
         let h = obs.height[u * obs.cols + v];
         EePose::new(x, y, h as f64, self.rng.gen_range(-FRAC_PI_4..FRAC_PI_4))
     }
@@ -258,11 +242,11 @@ impl Policy for RandomPolicy {
                 obs.cols
             )));
         }
-        Ok(Decision::Act(Action {
-            subtask: "pick up the block and place it on the zone.".into(),
-            pick: self.spot(obs),
-            place: self.spot(obs),
-        }))
+        Ok(Decision::Act(Action::pick_place(
+            subtask::pick_place("block", "zone"),
+            self.spot(obs),
+            self.spot(obs),
+        )))
     }
 }
 
@@ -290,22 +274,5 @@ mod tests {
         let m = matching(&allowed, |i, j| if (i, j) == (0, 1) { 0.0 } else { 1.0 });
         assert_eq!(m[0].map(|x| x.0), Some(0));
         assert_eq!(m[1].map(|x| x.0), Some(1));
-    }
-
-    #[test]
-    fn a_pick_of_an_object_placed_for_reward_is_a_repick() {
-        let mut r = crate::env::Repicks::default();
-        let red = "pick up the red block and place it on the red bowl.";
-        r.record("pick up the blue block and place it on the red bowl.", 0.0);
-        r.record(red, 0.25);
-        r.record(
-            "pick up the blue block and place it on the blue bowl.",
-            0.25,
-        );
-        assert_eq!(r.count, 0, "blue failed once, then was placed: a retry");
-        r.record(red, 0.0);
-        r.record("done putting blocks.", 0.0);
-        assert_eq!(r.count, 1, "red had been placed");
-        assert_eq!(picked(red), Some("red block"));
     }
 }

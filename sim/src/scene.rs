@@ -78,8 +78,8 @@ impl Layout {
         r: f64,
         region: Region,
     ) -> Option<(f64, f64, f64)> {
-        let w = camera::workspace();
-        let (mut x0, mut x1, mut y0, mut y1) = (w.x[0] + r, w.x[1] - r, w.y[0] + r, w.y[1] - r);
+        let (x, y) = (camera::grid().x(), camera::grid().y());
+        let (mut x0, mut x1, mut y0, mut y1) = (x[0] + r, x[1] - r, y[0] + r, y[1] - r);
         if let Region::Inside(a) = region {
             x0 = x0.max(a.x.0 + r);
             x1 = x1.min(a.x.1 - r);

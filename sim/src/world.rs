@@ -1,5 +1,5 @@
 //! The physical tabletop: rapier bodies for blocks and bowls, flat zones, and the suction
-//! tool that the setpoints of [`loho_runtime::trajectory`] move.
+//! tool that the setpoints of [`loho_core::trajectory`] move.
 //!
 //! The tool is moved kinematically, like Ravens' position-controlled arm. A held object
 //! becomes kinematic and rides rigidly with the tip: the ideal fixed joint of the suction
@@ -7,7 +7,8 @@
 //! found by sweeping the tip (a ray) or the held object (its shape) down by the next
 //! step's motion, so contact is exact whatever the speed.
 
-use loho_runtime::trajectory::{resume_index, EePose, Phase, Setpoint};
+use loho_core::pose::{EePose, HOME};
+use loho_core::trajectory::{resume_index, Phase, Setpoint};
 use rapier3d::math::{Pose, Rotation, Vector};
 use rapier3d::parry::query::{cast_shapes, ShapeCastOptions};
 use rapier3d::prelude::*;
@@ -155,10 +156,6 @@ pub struct World {
     held: Option<(usize, Pose)>,
     time: f64,
 }
-
-/// Where the tool rests between primitives: above the middle of the workspace, out of the
-/// way of the camera's view of the objects it does not render anyway.
-pub const HOME: EePose = EePose::new(0.5, 0.0, 0.45, 0.0);
 
 impl Default for World {
     fn default() -> Self {

@@ -1,6 +1,7 @@
 //! Actions the simulator must refuse: nothing moves, the step is spent, no panic.
 
-use loho_runtime::trajectory::{EePose, TrajectoryError};
+use loho_core::pose::EePose;
+use loho_core::safety::Rejection;
 use loho_sim::env::{Action, EnvError, Rejected};
 use loho_sim::world::ObjPose;
 use loho_sim::{Env, Split, TaskId};
@@ -11,10 +12,19 @@ fn snapshot(env: &Env) -> (Vec<ObjPose>, EePose) {
 }
 
 fn action(pick: EePose, place: EePose) -> Action {
-    Action {
-        subtask: "pick up the red block and place it on the red bowl.".into(),
+    Action::pick_place(
+        "pick up the red block and place it on the red bowl.",
         pick,
         place,
+    )
+}
+
+fn outside(axis: &'static str, value: f64, [lo, hi]: [f64; 2]) -> Rejection {
+    Rejection::Outside {
+        axis,
+        value,
+        lo,
+        hi,
     }
 }
 
@@ -25,23 +35,24 @@ fn nan_and_out_of_workspace_actions_are_rejected_without_motion() {
     let cases = [
         (
             action(EePose::new(f64::NAN, 0.0, 0.04, 0.0), ok),
-            Rejected::Trajectory(TrajectoryError::NotFinite("pick")),
+            Rejected::Unsafe("pick", Rejection::NotFinite),
         ),
         (
             action(ok, EePose::new(0.5, 0.0, 0.04, f64::INFINITY)),
-            Rejected::Trajectory(TrajectoryError::NotFinite("place")),
+            Rejected::Unsafe("place", Rejection::NotFinite),
         ),
         (
             action(EePose::new(0.9, 0.0, 0.04, 0.0), ok),
-            Rejected::Outside("pick"),
+            Rejected::Unsafe("pick", outside("x", 0.9, [0.25, 0.75])),
         ),
         (
             action(ok, EePose::new(0.5, -0.7, 0.04, 0.0)),
-            Rejected::Outside("place"),
+            Rejected::Unsafe("place", outside("y", -0.7, [-0.5, 0.5])),
         ),
         (
+            // Below the table: the keypose box of the robot file, not the tip's reach.
             action(ok, EePose::new(0.5, 0.0, -0.2, 0.0)),
-            Rejected::Outside("place"),
+            Rejected::Unsafe("place", outside("z", -0.2, [0.0, 0.3])),
         ),
     ];
     for (i, (a, why)) in cases.into_iter().enumerate() {
@@ -89,7 +100,7 @@ fn picking_empty_table_lifts_nothing() {
                 && (u - 10..u + 10).all(|uu| (v - 10..v + 10).all(|vv| hm.at(uu, vv).1 == 0.0))
         })
         .unwrap();
-    let (x, y) = loho_sim::camera::pixel_to_world(u, v);
+    let (x, y) = loho_sim::camera::grid().pixel_to_world(u, v);
     let before = snapshot(&env).0;
     let r = env
         .step(&action(

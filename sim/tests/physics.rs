@@ -1,8 +1,9 @@
 //! The physical world: towers stand, objects rest where geometry says, the camera draws
 //! what is there, and the same seed gives the same episode bit for bit.
 
-use loho_runtime::trajectory::pick_place;
-use loho_sim::camera::{self, render, world_to_pixel};
+use loho_core::robot::Robot;
+use loho_core::trajectory::{pick_place, PrimitiveParams};
+use loho_sim::camera::{self, grid, render};
 use loho_sim::colors::{self, TABLE};
 use loho_sim::env::{Observation, PolicyError};
 use loho_sim::goal::{GoalStep, Target};
@@ -46,7 +47,13 @@ fn oracle_tower_of_four_stands_for_ten_seconds() {
     step.symmetry = vec![std::f64::consts::FRAC_PI_2; 4];
     for _ in 0..4 {
         let a = plan(&w, &step).expect("a block left to stack");
-        let sp = pick_place(w.tip(), a.pick, a.place, &Default::default()).unwrap();
+        let sp = pick_place(
+            w.tip(),
+            a.pick.pose(),
+            a.place.pose(),
+            &PrimitiveParams::for_robot(Robot::ur5e()),
+        )
+        .unwrap();
         assert_eq!(w.execute(&sp, 5.0), Outcome::Placed);
     }
     assert!(plan(&w, &step).is_none(), "the oracle thinks it is done");
@@ -129,7 +136,7 @@ fn a_block_renders_at_its_pixels_height_and_colour() {
     );
     w.settle(1.0);
     let hm = render(&w);
-    let (u, v) = world_to_pixel(0.5, 0.1).unwrap();
+    let (u, v) = grid().world_to_pixel(0.5, 0.1).unwrap();
     assert_eq!((u, v), (192, 80));
     let (c, h) = hm.at(u, v);
     assert_eq!(c, red().rgb);
@@ -156,7 +163,7 @@ fn a_block_renders_at_its_pixels_height_and_colour() {
     w.settle(1.0);
     let hm = render(&w);
     let at = |x: f64, y: f64| {
-        let (u, v) = world_to_pixel(x, y).unwrap();
+        let (u, v) = grid().world_to_pixel(x, y).unwrap();
         hm.at(u, v)
     };
     assert_eq!(at(0.525, 0.1).0, red().rgb);

@@ -2,7 +2,7 @@
 //! and with a placed object knocked off again. Objects are dropped a few millimetres
 //! above their targets and left to physics, so a wrong target height shows up as a miss.
 
-use loho_sim::camera::{pixel_to_world, HEIGHT, WIDTH};
+use loho_sim::camera::{grid, HEIGHT, WIDTH};
 use loho_sim::goal::Target;
 use loho_sim::world::ObjPose;
 use loho_sim::{Env, Split, TaskId, ALL_TASKS};
@@ -71,7 +71,7 @@ fn free_spot(env: &Env, away: [f64; 3]) -> (f64, f64) {
     for u in (20..HEIGHT - 20).step_by(8) {
         for v in (20..WIDTH - 20).step_by(8) {
             if clear(u, v) {
-                let (x, y) = pixel_to_world(u, v);
+                let (x, y) = grid().pixel_to_world(u, v);
                 let d = (x - away[0]).powi(2) + (y - away[1]).powi(2);
                 if best.is_none_or(|(_, bd)| d > bd) {
                     best = Some(((x, y), d));

@@ -11,8 +11,9 @@ use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use loho_core::Message;
 use loho_runtime::bus::{Publisher, Subscription};
-use loho_runtime::{Bus, Message};
+use loho_runtime::Bus;
 
 /// Set in a child's environment: the `loho` arguments it runs, joined by U+001F.
 const CHILD: &str = "LOHO_CHILD_ARGS";
@@ -173,8 +174,8 @@ pub fn lockstep_episode(
     scheme: &str,
     args: &[&str],
     observers: &[String],
-    events: &Log<loho_runtime::msg::EpisodeEvent>,
-) -> loho_runtime::msg::EpisodeEvent {
+    events: &Log<loho_core::msg::EpisodeEvent>,
+) -> loho_core::msg::EpisodeEvent {
     let ep = || format!("{scheme}/127.0.0.1:{}", free_port());
     let [sim, controller, policy] = [ep(), ep(), ep()];
     let connect: Vec<&str> = observers

@@ -359,7 +359,7 @@ fn the_default_policy_loads_and_runs_an_episode() {
 /// every message decodable, and a GIF.
 #[test]
 fn run_records_every_topic_to_mcap_and_a_gif() {
-    use loho_runtime::Message;
+    use loho_core::Message;
     let out = tmp("run");
     loho(&[
         "run",
@@ -378,7 +378,7 @@ fn run_records_every_topic_to_mcap_and_a_gif() {
         .expect("a summary section");
     let mut topics: Vec<String> = summary.channels.values().map(|c| c.topic.clone()).collect();
     topics.sort();
-    let mut want: Vec<String> = loho_runtime::record::TOPICS
+    let mut want: Vec<String> = loho_runtime::keys::TOPICS
         .iter()
         .map(|(t, _)| format!("/loho/arm0/{t}"))
         .collect();
@@ -394,10 +394,10 @@ fn run_records_every_topic_to_mcap_and_a_gif() {
         let m = m.unwrap();
         *per_topic.entry(m.channel.topic.clone()).or_default() += 1;
         if m.channel.topic.ends_with("/episode") {
-            loho_runtime::msg::EpisodeEvent::decode(&m.data).unwrap();
+            loho_core::msg::EpisodeEvent::decode(&m.data).unwrap();
         }
         if m.channel.topic.ends_with("/cmd/ee") {
-            let c = loho_runtime::msg::EeCommand::decode(&m.data).unwrap();
+            let c = loho_core::msg::EeCommand::decode(&m.data).unwrap();
             assert!(c.target.is_finite());
         }
     }

@@ -4,10 +4,10 @@
 
 use std::time::{Duration, Instant};
 
+use loho_core::msg::{ArmState, EeCommand, Header, Pose};
 use loho_drivers::ur::program::state;
 use loho_drivers::ur::{Emulator, EmulatorConfig};
 use loho_runtime::keys;
-use loho_runtime::msg::{ArmState, EeCommand, Header, Pose};
 use loho_runtime::{Bus, BusConfig, Qos};
 use loho_tests::{free_port, serve_as_child, wait_for, Node};
 

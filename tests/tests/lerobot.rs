@@ -150,7 +150,7 @@ fn oracle_demonstrations_round_trip_with_the_declared_schema() {
 
 #[test]
 fn a_run_recording_exports_its_decisions() {
-    use loho_runtime::Message;
+    use loho_core::Message;
     let run = tmp("run");
     loho(&[
         "run",
@@ -180,7 +180,7 @@ fn a_run_recording_exports_its_decisions() {
         .unwrap()
         .map(Result::unwrap)
         .filter(|m| m.channel.topic.ends_with("/policy/action"))
-        .map(|m| loho_runtime::msg::ActionChunk::decode(&m.data).unwrap())
+        .map(|m| loho_core::msg::ActionChunk::decode(&m.data).unwrap())
         .collect();
     let back = lerobot::read(&out).unwrap();
     assert!(!chunks.is_empty());

@@ -12,11 +12,12 @@
 
 use std::time::{Duration, Instant};
 
-use loho_runtime::keys;
-use loho_runtime::msg::{
+use loho_core::msg::{
     ActionChunk, ArmState, BoolMsg, DiagnosticArray, EeCommand, EpisodeEvent, ExecStatus, Header,
-    Image, InferRequest, Keypose, Pose, StringMsg,
+    Image, InferRequest, StringMsg,
 };
+use loho_core::policy::codec::chunk;
+use loho_runtime::keys;
 use loho_runtime::{Bus, BusConfig, BusError, Qos};
 use loho_sim::camera::{HEIGHT, WIDTH};
 use loho_sim::colors::TABLE;
@@ -221,28 +222,9 @@ impl Graph {
 /// The oracle's first pick-and-place of the sim's episode, as a chunk.
 fn oracle_chunk(id: u64) -> ActionChunk {
     let env = Env::new(TaskId::B, Split::Test, Split::Test.seed(2)).unwrap();
-    let Decision::Act(a) = env.ask(&mut Oracle).unwrap() else {
-        panic!("oracle has work")
-    };
-    let pose = |p: &loho_runtime::trajectory::EePose| Pose::from_xyz_yaw(p.x, p.y, p.z, p.yaw);
-    ActionChunk {
-        header: Header::new(0.0, "world"),
-        chunk_id: id,
-        subtask: a.subtask.clone(),
-        keyposes: vec![
-            Keypose {
-                pose: pose(&a.pick),
-                gripper: 1.0,
-                duration: 0.0,
-            },
-            Keypose {
-                pose: pose(&a.place),
-                gripper: 0.0,
-                duration: 0.0,
-            },
-        ],
-        ..Default::default()
-    }
+    let decision = env.ask(&mut Oracle).unwrap();
+    assert!(matches!(decision, Decision::Act(_)), "oracle has work");
+    chunk(&decision, 0.0, id)
 }
 
 fn frames_and_a_chunk_cross_processes(g: &mut Graph) {
@@ -293,7 +275,7 @@ fn recorder_killed_outright(g: &mut Graph) {
         test,
     ]);
     std::thread::sleep(Duration::from_millis(3500));
-    let killed = loho_runtime::clock::wall_ns();
+    let killed = loho_core::clock::wall_ns();
     drop(recorder); // SIGKILL: no footer, no index, the open chunk lost
     let bytes = std::fs::read(&out).unwrap();
     std::fs::remove_file(&out).unwrap();
@@ -351,7 +333,7 @@ fn garbage_on_every_key(g: &mut Graph) {
         &[0, 1, 0, 0, 0xff, 0xff, 0xff, 0x7f],
         &[0, 1, 0, 0, 1, 2, 3],
     ];
-    for (topic, _) in loho_runtime::record::TOPICS {
+    for (topic, _) in loho_runtime::keys::TOPICS {
         for bytes in garbage {
             g.bus.put_bytes(topic, bytes.to_vec()).unwrap();
         }

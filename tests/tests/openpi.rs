@@ -11,10 +11,10 @@ use std::net::TcpStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use loho_core::perception::grid::{HEIGHT, WIDTH};
+use loho_core::policy::{Decision, Observation, Plan, Policy};
 use loho_models::{default_checkpoint, Device, ModelPolicy};
-use loho_runtime::perception::grid::{HEIGHT, WIDTH};
 use loho_runtime::policy::openpi::{get, keys, pack, unpack, NdArray};
-use loho_runtime::policy::{Decision, Observation, Plan, Policy};
 use loho_sim::{Env, Split, TaskId};
 use loho_tests::{free_port, run_in_order, serve_as_child, Node, Test};
 use rmpv::Value;

@@ -7,11 +7,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use loho_runtime::clock::ClockSource;
+use loho_core::clock::ClockSource;
+use loho_core::config::RuntimeConfig;
+use loho_core::msg::{CameraInfo, DiagnosticArray, Header, HeightmapInfo, Image, Message};
+use loho_core::perception::camera::{Intrinsics, Rig as RigConfig};
+use loho_core::perception::grid;
+use loho_runtime::heightmap as node;
 use loho_runtime::keys;
-use loho_runtime::msg::{CameraInfo, DiagnosticArray, Header, HeightmapInfo, Image, Message};
-use loho_runtime::perception::camera::{Intrinsics, Rig as RigConfig};
-use loho_runtime::perception::{grid, node};
 use loho_runtime::record::Recorder;
 use loho_runtime::{Bus, BusConfig, Qos};
 use loho_sim::node::SimConfig;
@@ -64,7 +66,9 @@ fn the_simulators_cameras_fused_by_the_node_are_the_ideal_heightmap() {
         loho_sim::node::run(&b, &c, loho_sim::node::stage(&c).unwrap(), s).unwrap();
     });
     let b = nodes.clone();
-    let stop_fuse = spawn(move |s| node::run(&b, RigConfig::benchmark(), s).unwrap());
+    let stop_fuse = spawn(move |s| {
+        node::run(&b, RigConfig::benchmark(), &RuntimeConfig::default(), s).unwrap()
+    });
     let rec_path = std::env::temp_dir().join(format!("loho-cams-{}.mcap", std::process::id()));
     let rec = Recorder::start(&test, &rec_path, &[]).unwrap();
     let depth = test.latest::<Image>(keys::DEPTH).unwrap();
@@ -90,7 +94,7 @@ fn the_simulators_cameras_fused_by_the_node_are_the_ideal_heightmap() {
     assert_eq!(color.data.len(), grid::WIDTH * grid::HEIGHT * 3);
     // The map carries its source frames' stamp (the scene's time) and the ideal map's info.
     assert_eq!(depth.header.stamp, color.header.stamp);
-    assert_eq!(info, grid::info(depth.header.clone()));
+    assert_eq!(info, loho_sim::camera::grid().info(depth.header.clone()));
     std::thread::sleep(Duration::from_millis(500));
     let summary = rec.finish().unwrap();
     stop_sim.store(true, Ordering::Relaxed);
@@ -156,7 +160,7 @@ fn wrong_frames_and_sizes_are_refused_and_a_silent_camera_holds_the_map() {
     rig.fusion.stale_s = 0.5;
     let b = nodes.clone();
     let r = rig.clone();
-    let stop = spawn(move |s| node::run(&b, &r, s).unwrap());
+    let stop = spawn(move |s| node::run(&b, &r, &RuntimeConfig::default(), s).unwrap());
     let (maps, _m) = log::<Image>(&test, keys::DEPTH);
     let (diags, _d) = log::<DiagnosticArray>(&test, keys::DIAGNOSTICS);
     let pubs: Vec<_> = rig

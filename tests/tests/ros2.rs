@@ -11,10 +11,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use loho_runtime::bus::{Ros2, DEFAULT_ZENOH_CONFIG};
-use loho_runtime::msg::{
+use loho_core::msg::{
     ActionChunk, ArmState, BoolMsg, EpisodeEvent, ExecStatus, Image, Keypose, Message,
 };
+use loho_runtime::bus::{Ros2, DEFAULT_ZENOH_CONFIG};
 use loho_runtime::rmw::{self, Attachment};
 use loho_runtime::{keys, Bus, BusConfig, Qos};
 use loho_tests::{free_port, log, run_in_order, serve_as_child, Node, Test};
@@ -121,7 +121,7 @@ fn estop_stops_chunks(mut controller: Node, loho: &Bus, ros: &zenoh::Session) {
         );
         let attachment = Attachment {
             sequence,
-            stamp_ns: loho_runtime::clock::wall_ns() as i64,
+            stamp_ns: loho_core::clock::wall_ns() as i64,
             gid: [0x42; 16],
         };
         ros.put(&key, BoolMsg { data: true }.encode())

@@ -9,11 +9,11 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use loho_runtime::keys;
-use loho_runtime::msg::{
+use loho_core::msg::{
     ActionChunk, ArmState, BoolMsg, DiagnosticArray, EeCommand, EpisodeEvent, ExecStatus, Header,
     Keypose, Pose, StringMsg,
 };
+use loho_runtime::keys;
 use loho_runtime::secure::Secure;
 use loho_runtime::{Bus, BusConfig, BusError, Qos};
 use loho_tests::{

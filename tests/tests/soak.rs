@@ -15,11 +15,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use loho::nodes::{episode, ArmPath};
-use loho_runtime::clock::ClockSource;
-use loho_runtime::config::RuntimeConfig;
-use loho_runtime::msg::*;
-use loho_runtime::record::TOPICS;
+use loho::wiring::{episode, ArmPath};
+use loho_core::clock::ClockSource;
+use loho_core::config::RuntimeConfig;
+use loho_core::msg::*;
+use loho_runtime::keys::TOPICS;
 use loho_runtime::{keys, Bus, BusConfig};
 use loho_sim::node::SimConfig;
 use loho_sim::{EpisodeResult, Oracle, Split, TaskId};

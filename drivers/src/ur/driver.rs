@@ -19,9 +19,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use loho_runtime::msg::{ArmState, Header};
-use loho_runtime::robot::Robot;
-use loho_runtime::trajectory::EePose;
+use loho_core::msg::{ArmState, Header};
+use loho_core::pose::EePose;
+use loho_core::robot::Robot;
 
 use super::frames::{tcp_to_matrix, BaseFrame};
 use super::program::{self, mode, ControlProgram};

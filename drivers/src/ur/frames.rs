@@ -3,9 +3,8 @@
 //! frame as position and rotation vector (`p[x, y, z, rx, ry, rz]`). The base frame's
 //! place in the world comes from the robot file (`[kinematics] base`).
 
-use loho_runtime::robot::Kinematics;
-use loho_runtime::trajectory::EePose;
-use loho_sim::ur5e::tip_target;
+use loho_core::kinematics::{tip_target, Kinematics};
+use loho_core::pose::EePose;
 use nalgebra::{Matrix4, Rotation3, UnitQuaternion, Vector3};
 
 /// The robot's base frame in the world: translation and yaw.
@@ -112,8 +111,8 @@ mod tests {
             }
         }
         // Tool down with yaw 0 is a half turn about x: p[…, π, 0, 0].
-        let tcp =
-            BaseFrame::from(loho_sim::ur5e::params()).to_tcp(&EePose::new(0.5, 0.0, 0.1, 0.0));
+        let tcp = BaseFrame::from(&loho_core::robot::Robot::ur5e().kinematics)
+            .to_tcp(&EePose::new(0.5, 0.0, 0.1, 0.0));
         assert!((tcp[3].abs() - std::f64::consts::PI).abs() < 1e-9 && tcp[4].abs() < 1e-9);
     }
 }

@@ -54,7 +54,7 @@ const PONG: &str = "bench/ack";
 /// arrived (both processes read the same system clock) and, as the frame id, how many
 /// images so far came through a ring or zenoh's shared memory.
 pub fn bus_echo(endpoint: &str, shared_memory: bool, ring: bool) -> Result<()> {
-    use loho_runtime::msg::{Header, Image, Time};
+    use loho_core::msg::{Header, Image, Time};
     warm_heap();
     let bus = loho_runtime::Bus::open(&loho_runtime::BusConfig {
         connect: vec![endpoint.into()],
@@ -65,7 +65,7 @@ pub fn bus_echo(endpoint: &str, shared_memory: bool, ring: bool) -> Result<()> {
     let ack = bus.publisher::<Header>(PONG, loho_runtime::Qos::Command)?;
     let (tx, rx) = std::sync::mpsc::channel();
     let sub = bus.subscribe::<Image, _>(PING, move |m| {
-        let t = loho_runtime::clock::wall_ns();
+        let t = loho_core::clock::wall_ns();
         if let Ok(img) = m {
             if img.encoding == "32FC1" {
                 let _ = tx.send(t);
@@ -88,7 +88,7 @@ pub fn bus_echo(endpoint: &str, shared_memory: bool, ring: bool) -> Result<()> {
 /// this process and a child over loopback zenoh, against the same bytes through an
 /// in-process channel, `frames` times each.
 pub fn bus(frames: usize) -> Result<BusBench> {
-    use loho_runtime::msg::{Header, Image, Message};
+    use loho_core::msg::{Header, Image, Message};
     use loho_sim::camera::{HEIGHT, WIDTH};
     warm_heap();
     let env = Env::new(loho_sim::TaskId::B, Split::Test, Split::Test.seed(0))?;
@@ -111,9 +111,10 @@ pub fn bus(frames: usize) -> Result<BusBench> {
             t
         })
         .collect::<Result<Vec<_>>>()?;
-    let (ring, ring_images, ring_local) = across(frames, &make, Link::Ring, &local)?;
-    let (shm, shared_memory_images, shm_local) = across(frames, &make, Link::SharedMemory, &local)?;
-    let (tcp, _, tcp_local) = across(frames, &make, Link::Tcp, &local)?;
+    let (ring, ring_images, ring_local) = measure_link(frames, &make, Link::Ring, &local)?;
+    let (shm, shared_memory_images, shm_local) =
+        measure_link(frames, &make, Link::SharedMemory, &local)?;
+    let (tcp, _, tcp_local) = measure_link(frames, &make, Link::Tcp, &local)?;
     // The same two messages, 8×4 pixels: what zenoh's wake-ups across processes cost alone.
     let tiny = |k: usize| {
         let header = Header::new(k as f64, "world");
@@ -122,7 +123,7 @@ pub fn bus(frames: usize) -> Result<BusBench> {
             Image::f32c1(header, 8, 4, &hm.height[..32]),
         )
     };
-    let (floor, _, _) = across(frames, &tiny, Link::SharedMemory, &local)?;
+    let (floor, _, _) = measure_link(frames, &tiny, Link::SharedMemory, &local)?;
     let ratio = |leg: &Tail, local: &[f64]| leg.p50_ms / tail(local.to_vec()).p50_ms;
     Ok(BusBench {
         frames,
@@ -141,7 +142,7 @@ pub fn bus(frames: usize) -> Result<BusBench> {
     })
 }
 
-type Frame = (loho_runtime::msg::Image, loho_runtime::msg::Image);
+type Frame = (loho_core::msg::Image, loho_core::msg::Image);
 
 /// Keeps freed image buffers in this process's heap. glibc otherwise hands 150–200 kB
 /// blocks back to the kernel on free and faults their pages in again on the next frame,
@@ -168,14 +169,14 @@ struct Local {
 impl Local {
     /// The thread ends when `Local` is dropped.
     fn start() -> Self {
-        use loho_runtime::msg::{Image, Message};
+        use loho_core::msg::{Image, Message};
         let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
         let (back_tx, back) = std::sync::mpsc::channel::<u64>();
         std::thread::spawn(move || {
             for bytes in rx {
                 match Image::decode(&bytes) {
                     Ok(img) if img.encoding == "32FC1" => {
-                        let _ = back_tx.send(loho_runtime::clock::wall_ns());
+                        let _ = back_tx.send(loho_core::clock::wall_ns());
                     }
                     Ok(_) => {}
                     Err(_) => {
@@ -189,8 +190,8 @@ impl Local {
 
     /// One frame's send → receipt, in ms.
     fn frame(&self, (c, d): &Frame) -> Result<f64> {
-        use loho_runtime::msg::Message;
-        let t = loho_runtime::clock::wall_ns();
+        use loho_core::msg::Message;
+        let t = loho_core::clock::wall_ns();
         self.tx.send(c.encode())?;
         self.tx.send(d.encode())?;
         let got = self.back.recv()?;
@@ -210,13 +211,13 @@ enum Link {
 /// `frames` frames from this process to a child that acknowledges each, each followed by
 /// the same frame through `local`; the latencies, how many images the child read from a
 /// ring or shared memory, and the in-process latencies.
-fn across(
+fn measure_link(
     frames: usize,
     make: &dyn Fn(usize) -> Frame,
     link: Link,
     local: &Local,
 ) -> Result<(Tail, u64, Vec<f64>)> {
-    use loho_runtime::msg::{Header, Image};
+    use loho_core::msg::{Header, Image};
     // Across processes: this process listens, the child connects.
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -268,7 +269,7 @@ fn across(
     let mut shared = 0;
     for k in 0..frames {
         let (c, d) = make(k);
-        let t = loho_runtime::clock::wall_ns();
+        let t = loho_core::clock::wall_ns();
         publisher.put(&c)?;
         publisher.put(&d)?;
         match ack_rx.recv_timeout(Duration::from_secs(2)) {

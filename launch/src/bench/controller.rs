@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
+use loho_core::msg::EeCommand;
 use loho_models::{Device, ModelPolicy};
 use loho_runtime::keys;
-use loho_runtime::msg::EeCommand;
 use loho_sim::{Env, Policy, Split};
 use serde::Serialize;
 
@@ -38,11 +38,11 @@ pub struct ControllerBench {
 /// model deciding back to back on another thread, so the policy's compute competes with
 /// the controller's thread the whole time.
 pub fn controller(dir: &Path, rates: &[f64], seconds: f64) -> Result<Vec<ControllerBench>> {
-    let shipped = loho_runtime::config::RuntimeConfig::default().controller;
+    let shipped = loho_core::config::RuntimeConfig::default().controller;
     let mut out = Vec::new();
     for &rate in rates {
         for pacing in ["sleep", "spin+rt"] {
-            let mut runtime = loho_runtime::config::RuntimeConfig::default();
+            let mut runtime = loho_core::config::RuntimeConfig::default();
             runtime.controller.rate_hz = rate;
             if pacing == "sleep" {
                 runtime.controller.spin_us = 0;
@@ -67,7 +67,7 @@ fn realtime_granted(priority: i32) -> bool {
 
 fn one(
     dir: &Path,
-    runtime: loho_runtime::config::RuntimeConfig,
+    runtime: loho_core::config::RuntimeConfig,
     seconds: f64,
 ) -> Result<ControllerBench> {
     let rate = runtime.controller.rate_hz;
@@ -84,18 +84,18 @@ fn one(
         split: Split::Test,
         seed: Split::Test.seed(0),
         fps: 10.0,
-        clock: loho_runtime::clock::ClockSource::Wall,
+        clock: loho_core::clock::ClockSource::Wall,
         runtime: runtime.clone(),
         exit_when_done: true,
         cameras: None,
     };
     let (tx, rx) = std::sync::mpsc::channel();
     let policy = Box::new(ModelPolicy::load(dir, 0, &Device::Cpu)?);
-    let ctrl = crate::nodes::controller_config(&runtime, sim.clock);
-    let running = crate::nodes::spawn(
+    let ctrl = loho_runtime::controller::ControllerConfig::new(&runtime, sim.clock);
+    let running = crate::wiring::spawn(
         &bus,
         &sim,
-        &crate::nodes::ArmPath::Direct,
+        &crate::wiring::ArmPath::Direct,
         ctrl,
         policy,
         Some(tx),

@@ -8,9 +8,9 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
+use loho_core::policy::Plan;
 use loho_models::head::Decoding;
 use loho_models::{Device, Vla};
-use loho_runtime::policy::Plan;
 use loho_sim::{Decision, Env, Oracle, Policy, Split, ALL_TASKS};
 use serde::Serialize;
 

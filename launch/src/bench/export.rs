@@ -7,7 +7,7 @@ use anyhow::Result;
 use loho_sim::ALL_TASKS;
 use serde::Serialize;
 
-use crate::cli::DataFormat;
+use crate::gendata::DataFormat;
 use crate::gendata::{self, GenArgs};
 
 #[derive(Debug, Serialize)]

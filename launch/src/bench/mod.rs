@@ -9,13 +9,128 @@ pub mod export;
 pub mod policy;
 pub mod train;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
+use clap::Subcommand;
 use serde::Serialize;
 
-use crate::cli::BenchCommand;
+use crate::cli::DeviceArg;
 use crate::policy::PolicyKind;
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Decision latency of a checkpoint on test frames: stem + prefill, per-token decode,
+    /// action head, total (p50, p95), and per-token decode without the KV cache.
+    Policy {
+        #[arg(long, default_value = "default")]
+        policy: String,
+        #[arg(long, default_value_t = 100)]
+        decisions: usize,
+        /// Threads for the model (the figure the issue asks for is on one core).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        #[command(flatten)]
+        device: DeviceArg,
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// How often parallel decoding writes the sub-task autoregressive decoding writes
+    /// (both greedy, one checkpoint), on every frame of oracle episodes, with the forward
+    /// passes each takes.
+    Decoding {
+        #[arg(long, default_value = "default")]
+        policy: String,
+        /// `val` chooses settings; `test` reports a shipped checkpoint once.
+        #[arg(long, default_value = "val")]
+        split: String,
+        /// Episodes per task.
+        #[arg(long, default_value_t = 20)]
+        episodes: usize,
+        #[command(flatten)]
+        device: DeviceArg,
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Period jitter of `cmd/ee` (p50, p99) at each control rate while the real-time
+    /// loop runs with the policy.
+    Controller {
+        #[arg(long, default_value = "default")]
+        policy: String,
+        /// Control rates to measure, in Hz.
+        #[arg(long, value_delimiter = ',', default_value = "125,500")]
+        rates: Vec<f64>,
+        /// Seconds of loop per rate.
+        #[arg(long, default_value_t = 20.0)]
+        seconds: f64,
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Latency (p50, p99) of one 320×160 RGB-D frame between two processes over zenoh
+    /// through shared memory and over loopback TCP, against an in-process channel, in one run.
+    Bus {
+        #[arg(long, default_value_t = 500)]
+        frames: usize,
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Training throughput (samples/s) of the shipped configuration and where a step's
+    /// time goes, on a small oracle dataset made for the run.
+    Train {
+        #[arg(long, default_value_t = 30)]
+        steps: usize,
+        #[arg(long, default_value_t = 16)]
+        batch: usize,
+        /// Threads (the training recipe's machine has 2).
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        #[command(flatten)]
+        device: DeviceArg,
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Exporting oracle demonstrations as a LeRobotDataset against generating them.
+    Export {
+        /// Episodes to generate, spread over the tasks.
+        #[arg(long, default_value_t = 100)]
+        episodes: usize,
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// One of the two runs of `bench train`, in a process of its own: each sets up
+    /// candle's threads its own way, which a process does once.
+    #[command(hide = true)]
+    TrainRun {
+        /// The dataset `bench train` made.
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        steps: usize,
+        #[arg(long)]
+        batch: usize,
+        #[arg(long)]
+        threads: usize,
+        /// The baseline step instead of today's.
+        #[arg(long)]
+        baseline: bool,
+        #[command(flatten)]
+        device: DeviceArg,
+        /// Where the run's figures go.
+        #[arg(long)]
+        json: PathBuf,
+    },
+    /// The other process of `bench bus`.
+    #[command(hide = true)]
+    BusEcho {
+        #[arg(long)]
+        connect: String,
+        #[arg(long)]
+        no_shared_memory: bool,
+        #[arg(long)]
+        no_ring: bool,
+    },
+}
 
 /// `loho bench …`.
 pub fn command(what: BenchCommand) -> Result<()> {
@@ -33,7 +148,7 @@ pub fn command(what: BenchCommand) -> Result<()> {
             let dir = kind.checkpoint("bench policy")?;
             let r = policy::policy(dir, decisions.max(1), &device.spec.open()?, device.decoding)?;
             policy::print(&r);
-            crate::write_json(json.as_ref(), &r)
+            crate::json::write(json.as_ref(), &r)
         }
         BenchCommand::Decoding {
             policy,
@@ -47,7 +162,7 @@ pub fn command(what: BenchCommand) -> Result<()> {
             let split = crate::cli::split(&split)?;
             let r = decoding::decoding(dir, split, episodes.max(1), &device.spec.open()?)?;
             decoding::print(&r);
-            crate::write_json(json.as_ref(), &r)
+            crate::json::write(json.as_ref(), &r)
         }
         BenchCommand::Controller {
             policy,
@@ -58,12 +173,12 @@ pub fn command(what: BenchCommand) -> Result<()> {
             let kind = PolicyKind::parse(&policy)?;
             let r = controller::controller(kind.checkpoint("bench controller")?, &rates, seconds)?;
             controller::print(&r);
-            crate::write_json(json.as_ref(), &r)
+            crate::json::write(json.as_ref(), &r)
         }
         BenchCommand::Bus { frames, json } => {
             let r = bus::bus(frames.max(1))?;
             bus::print(&r);
-            crate::write_json(json.as_ref(), &r)
+            crate::json::write(json.as_ref(), &r)
         }
         BenchCommand::BusEcho {
             connect,
@@ -84,12 +199,12 @@ pub fn command(what: BenchCommand) -> Result<()> {
             };
             let r = train::train(setup, &device.spec)?;
             train::print(&r);
-            crate::write_json(json.as_ref(), &r)
+            crate::json::write(json.as_ref(), &r)
         }
         BenchCommand::Export { episodes, json } => {
             let r = export::export(episodes.max(1))?;
             export::print(&r);
-            crate::write_json(json.as_ref(), &r)
+            crate::json::write(json.as_ref(), &r)
         }
         BenchCommand::TrainRun {
             data,

@@ -58,7 +58,7 @@ pub fn train(s: Setup, device: &DeviceSpec) -> Result<TrainBench> {
         dir.clone(),
         &ALL_TASKS,
         20,
-        crate::cli::DataFormat::Loho,
+        crate::gendata::DataFormat::Loho,
     ))?;
     let runs = [true, false].map(|baseline| child(&dir, s, baseline, device));
     std::fs::remove_dir_all(&dir).ok();
@@ -131,7 +131,7 @@ pub fn run_in_process(
     crate::train::keep_freed_memory();
     let data = Dataset::open(data).with_context(|| format!("reading {}", data.display()))?;
     let r = run(&data, s.steps, s.batch, !baseline, shards, &device)?;
-    crate::write_json(Some(json), &r)
+    crate::json::write(Some(json), &r)
 }
 
 fn run(

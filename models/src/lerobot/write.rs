@@ -184,49 +184,8 @@ impl Writer {
         let Some((first, _)) = steps.first() else {
             return Err(io_err(&self.dir, "an episode without frames"));
         };
-        let where_ = |s: &Sample| format!("task {} seed {} step {}", s.task, s.seed, s.step);
         let n = steps.len();
-        let (mut state, mut action, mut done) = (vec![], vec![], vec![]);
-        for (s, f) in steps {
-            if s.instruction != first.instruction || s.task != first.task || s.seed != first.seed {
-                return Err(ModelError::Data(format!(
-                    "{}: an episode is one task, seed and instruction; {} differs",
-                    where_(first),
-                    where_(s)
-                )));
-            }
-            let pixels = f.rows * f.cols;
-            if (f.rows, f.cols) != (self.rows, self.cols)
-                || f.rgb.len() != pixels * 3
-                || f.height.len() != pixels
-            {
-                return Err(ModelError::FrameSize {
-                    expected: (self.rows, self.cols),
-                    rgb: f.rgb.len(),
-                    height: f.height.len(),
-                });
-            }
-            let st = s.state.ok_or_else(|| {
-                ModelError::Data(format!(
-                    "{}: no arm state (the dataset predates it); regenerate it with `loho gen-data`",
-                    where_(s)
-                ))
-            })?;
-            let (pick, place) = match s.keyposes[..] {
-                [pick, place] => (pick, place),
-                [] => (st, st),
-                _ => {
-                    return Err(ModelError::Data(format!(
-                        "{}: {} keyposes where a decision has 2 (pick, place) or none (done)",
-                        where_(s),
-                        s.keyposes.len()
-                    )))
-                }
-            };
-            state.extend(pose(&st));
-            action.extend(pose(&pick).into_iter().chain(pose(&place)));
-            done.push(s.keyposes.is_empty());
-        }
+        let (state, action, done) = self.rows(first, steps)?;
         let task_index = match self.tasks.iter().position(|t| *t == first.instruction) {
             Some(i) => i,
             None => {
@@ -301,6 +260,74 @@ impl Writer {
         let batch =
             RecordBatch::try_new(self.schema.clone(), arrays).map_err(|e| io_err(&self.dir, e))?;
 
+        self.write_batch(&batch)?;
+        self.episodes.push(EpisodeRow {
+            task: first.instruction.clone(),
+            length: n,
+            file: self.files,
+            from,
+            letter: first.task.clone(),
+            seed: first.seed,
+        });
+        self.frames += n;
+        Ok(())
+    }
+
+    /// The state, action (pick then place) and done columns of an episode's steps, each
+    /// checked: one task, seed and instruction, frames of the dataset's size, an arm state.
+    #[allow(clippy::type_complexity)]
+    fn rows(
+        &self,
+        first: &Sample,
+        steps: &[(Sample, Frame)],
+    ) -> Result<(Vec<f32>, Vec<f32>, Vec<bool>), ModelError> {
+        let where_ = |s: &Sample| format!("task {} seed {} step {}", s.task, s.seed, s.step);
+        let (mut state, mut action, mut done) = (vec![], vec![], vec![]);
+        for (s, f) in steps {
+            if s.instruction != first.instruction || s.task != first.task || s.seed != first.seed {
+                return Err(ModelError::Data(format!(
+                    "{}: an episode is one task, seed and instruction; {} differs",
+                    where_(first),
+                    where_(s)
+                )));
+            }
+            let pixels = f.rows * f.cols;
+            if (f.rows, f.cols) != (self.rows, self.cols)
+                || f.rgb.len() != pixels * 3
+                || f.height.len() != pixels
+            {
+                return Err(ModelError::FrameSize {
+                    expected: (self.rows, self.cols),
+                    rgb: f.rgb.len(),
+                    height: f.height.len(),
+                });
+            }
+            let st = s.state.ok_or_else(|| {
+                ModelError::Data(format!(
+                    "{}: no arm state (the dataset predates it); regenerate it with `loho gen-data`",
+                    where_(s)
+                ))
+            })?;
+            let (pick, place) = match s.keyposes[..] {
+                [pick, place] => (pick, place),
+                [] => (st, st),
+                _ => {
+                    return Err(ModelError::Data(format!(
+                        "{}: {} keyposes where a decision has 2 (pick, place) or none (done)",
+                        where_(s),
+                        s.keyposes.len()
+                    )))
+                }
+            };
+            state.extend(pose(&st));
+            action.extend(pose(&pick).into_iter().chain(pose(&place)));
+            done.push(s.keyposes.is_empty());
+        }
+        Ok((state, action, done))
+    }
+
+    /// `batch` into the current data file, or a new one once the current is full.
+    fn write_batch(&mut self, batch: &RecordBatch) -> Result<(), ModelError> {
         let full = self.data.as_ref().is_some_and(|w| {
             w.bytes_written() + w.in_progress_size() >= (self.file_mb << 20) as usize
         });
@@ -312,16 +339,7 @@ impl Writer {
             self.data = Some(parquet_file(&path, self.schema.clone())?);
         }
         let w = self.data.as_mut().expect("opened above");
-        w.write(&batch).map_err(|e| io_err(&path, e))?;
-        self.episodes.push(EpisodeRow {
-            task: first.instruction.clone(),
-            length: n,
-            file: self.files,
-            from,
-            letter: first.task.clone(),
-            seed: first.seed,
-        });
-        self.frames += n;
+        w.write(batch).map_err(|e| io_err(&path, e))?;
         Ok(())
     }
 

@@ -46,6 +46,14 @@ pub(super) struct Batch {
     pub(super) distill: Vec<(u32, u32)>,
 }
 
+/// Samples as token ids and encoded keyposes, before they are laid out in rows.
+struct Encoded {
+    instructions: Vec<u32>,
+    subs: Vec<Vec<u32>>,
+    alts: Vec<Vec<Vec<u32>>>,
+    actions: Vec<f32>,
+}
+
 /// What drawing a batch needs besides the model's weights, so that the next step's batch
 /// can be drawn on a second thread while the model trains on this one.
 pub(super) struct Batcher {
@@ -160,16 +168,9 @@ impl Batcher {
             .collect()
     }
 
-    /// Samples `idx` with their stem inputs `frames` as one batch, with every label; with
-    /// [`TrainConfig::parallel`], each sample again as a parallel-decoding row whose block
-    /// is drawn by its seed in `blocks`.
-    fn batch(
-        &self,
-        data: &Dataset,
-        idx: &[usize],
-        frames: &[Tensor],
-        blocks: &[u64],
-    ) -> Result<Batch, ModelError> {
+    /// The token ids of samples `idx` (instructions, each sub-task with `<act>` where it
+    /// acts, and its alternatives) and their encoded keyposes.
+    fn encode(&self, data: &Dataset, idx: &[usize]) -> Result<Encoded, ModelError> {
         let cfg = &self.cfg;
         let mut instructions = Vec::new();
         let mut subs: Vec<Vec<u32>> = Vec::new();
@@ -209,6 +210,31 @@ impl Batcher {
             }
             subs.push(sub);
         }
+        Ok(Encoded {
+            instructions,
+            subs,
+            alts,
+            actions,
+        })
+    }
+
+    /// Samples `idx` with their stem inputs `frames` as one batch, with every label; with
+    /// [`TrainConfig::parallel`], each sample again as a parallel-decoding row whose block
+    /// is drawn by its seed in `blocks`.
+    fn batch(
+        &self,
+        data: &Dataset,
+        idx: &[usize],
+        frames: &[Tensor],
+        blocks: &[u64],
+    ) -> Result<Batch, ModelError> {
+        let cfg = &self.cfg;
+        let Encoded {
+            mut instructions,
+            mut subs,
+            alts,
+            actions,
+        } = self.encode(data, idx)?;
         let ar_rows = subs.len();
         let parallel = match &self.tc.parallel {
             Some(p) => {

@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 use zenoh::Wait;
 
 use super::BusError;
-use crate::cdr::CdrError;
-use crate::msg::Message;
 use crate::same_host::Sub;
+use loho_core::cdr::CdrError;
+use loho_core::msg::Message;
 
 /// Keeps a liveliness watch alive.
 pub struct AliveWatch {
@@ -75,7 +75,7 @@ impl Subscription {
     }
 }
 
-/// The newest value on a topic (DESIGN §4: a slow reader never works on a backlog).
+/// The newest value on a topic (a slow reader never works on a backlog).
 pub struct Latest<T> {
     pub(super) slot: Arc<Mutex<Option<T>>>,
     pub(super) sub: Subscription,

@@ -2,7 +2,7 @@
 //! and the instruction go to a [`Policy`] on this node's own thread, and its decision
 //! goes out as `policy/subtask` and `policy/action`.
 //!
-//! Decision points (DESIGN §7): the first frame of an episode; after the simulator scored
+//! Decision points (docs/runtime.md): the first frame of an episode; after the simulator scored
 //! the step of the last chunk (`episode`, which also carries the reward the closed loop
 //! needs; the simulator repeats its latest event with its frames, so a policy that
 //! restarts mid-episode knows where it is); half a second after the controller stopped the
@@ -11,29 +11,30 @@
 //! decision always uses a frame newer than the one the last decision saw, so nothing acts
 //! twice on one picture. Nothing is decided while the e-stop is latched.
 //!
-//! The node also serves `policy/infer` (DESIGN §4): a query carries one observation and
+//! The node also serves `policy/infer`: a query carries one observation and
 //! the caller's closed-loop choice (keep the sub-task or write a new one) and is answered
 //! with one chunk, on this same thread, between the node's own decisions. The server keeps
 //! no state per caller, so simulators on many machines can share one policy.
 //!
-//! One event loop: the zenoh callbacks push events (and queries) into a channel or fill
-//! latest-value slots (frames, instruction, e-stop), and the loop selects between the
-//! channel and a tick that looks at the slots.
+//! The loop is the runtime's (`crate::node`, which also latches the e-stop and follows
+//! the controller's liveliness): episode events, statuses and queries are events; frames
+//! and the instruction are latest-value slots, looked at after each event and each tick.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::select;
+use loho_core::config::RuntimeConfig;
+use loho_core::msg::{
+    ActionChunk, DiagnosticArray, EpisodeEvent, ExecStatus, Image, InferRequest, StringMsg,
+};
+use loho_core::policy::codec::{chunk, served, Frame};
+use loho_core::policy::{Decision, Policy};
 
-use crate::bus::{Bus, BusError, Qos, Request};
+use crate::bus::{Bus, BusError, Latest, Publisher, Qos, Request};
 use crate::diagnostics::Diagnostics;
 use crate::keys;
-use crate::msg::{
-    ActionChunk, BoolMsg, DiagnosticArray, EpisodeEvent, ExecStatus, Image, InferRequest, StringMsg,
-};
-
-use super::{chunk, Decision, Observation, Plan, Policy};
+use crate::node::{self as runner, Context, Node, NodeSpec};
 
 /// Sent to an in-process observer after every decision (the console of `loho run`).
 #[derive(Debug, Clone)]
@@ -44,21 +45,30 @@ pub struct DecisionReport {
 }
 
 pub struct PolicyConfig {
-    /// How often the loop looks at its latest frames and `stop` when no event comes.
-    pub poll: Duration,
+    /// Its name and peers, following the e-stop; its period is how often it looks at its
+    /// latest frames when no event comes.
+    pub node: NodeSpec,
     pub reports: Option<mpsc::Sender<DecisionReport>>,
     /// The task while no `instruction` message came (a robot with no simulator to say
     /// it); a message wins.
     pub instruction: Option<String>,
 }
 
-impl Default for PolicyConfig {
-    fn default() -> Self {
+impl PolicyConfig {
+    /// The policy node with the peers of `runtime`.
+    pub fn new(runtime: &RuntimeConfig) -> Self {
+        let node = NodeSpec::new("policy", runtime, Duration::from_millis(5));
         Self {
-            poll: Duration::from_millis(5),
+            node: node.with_estop(),
             reports: None,
             instruction: None,
         }
+    }
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self::new(&RuntimeConfig::default())
     }
 }
 
@@ -66,12 +76,11 @@ impl Default for PolicyConfig {
 /// before it decides again.
 const STOPPED_BACKOFF: Duration = Duration::from_millis(500);
 
-/// What reaches the loop from the bus.
+/// What reaches the node from the bus.
 enum Event {
     Episode(EpisodeEvent),
     Status(ExecStatus),
     Infer(Box<Request<InferRequest>>),
-    Bad(&'static str, String),
 }
 
 /// A chunk sent and not yet answered by the simulator or the controller.
@@ -80,203 +89,225 @@ struct Outstanding {
     step: u32,
 }
 
-/// Runs the node on the calling thread until `stop` is set or the episode is over.
+struct PolicyNode<'a> {
+    policy: &'a mut dyn Policy,
+    cfg: &'a PolicyConfig,
+    color: Latest<Image>,
+    depth: Latest<Image>,
+    instruction: Latest<StringMsg>,
+    subtask_pub: Publisher<StringMsg>,
+    action_pub: Publisher<ActionChunk>,
+    diag: Arc<Diagnostics>,
+    outstanding: Option<Outstanding>,
+    next_id: u64,
+    last_event: Option<EpisodeEvent>,
+    /// The stamp of the newest frame a decision saw.
+    last_seen: f64,
+    current_instruction: Option<String>,
+    finished: bool,
+    reported_decode_errors: u64,
+    /// No decision before this (after a stopped chunk).
+    resume: Instant,
+    last_chunk: u64,
+}
+
+/// Runs the node on the calling thread until `stop` is set.
 pub fn run(
     bus: &Bus,
     policy: &mut dyn Policy,
     cfg: &PolicyConfig,
     stop: Arc<AtomicBool>,
 ) -> Result<(), BusError> {
-    let _peers = bus.log_peers("policy", &["sim", "controller"], stop.clone())?;
-    let color = bus.latest::<Image>(keys::COLOR)?;
-    let depth = bus.latest::<Image>(keys::DEPTH)?;
-    let instruction = bus.latest::<StringMsg>(keys::INSTRUCTION)?;
-    let estop = bus.latest::<BoolMsg>(keys::ESTOP)?;
-    let (tx, events) = crossbeam_channel::unbounded();
-    let _events = bus.forward(keys::EPISODE, &tx, Event::Episode, Event::Bad)?;
-    let _status = bus.forward(keys::EXEC_STATUS, &tx, Event::Status, Event::Bad)?;
-    // Queries wait in the same queue, so inference stays on this thread.
-    let _infer = bus.serve::<InferRequest, _>(keys::INFER, move |q| {
-        let _ = tx.send(Event::Infer(Box::new(q)));
+    runner::run(bus, &cfg.node, stop, |inputs| {
+        inputs.forward(keys::EPISODE, Event::Episode)?;
+        inputs.forward(keys::EXEC_STATUS, Event::Status)?;
+        // Queries wait in the same queue, so inference stays on this thread.
+        inputs.serve(keys::INFER, |q| Event::Infer(Box::new(q)))?;
+        let bus = inputs.bus();
+        tracing::debug!("policy: serving {}", bus.key(keys::INFER));
+        Ok(PolicyNode {
+            policy,
+            cfg,
+            color: bus.latest::<Image>(keys::COLOR)?,
+            depth: bus.latest::<Image>(keys::DEPTH)?,
+            instruction: bus.latest::<StringMsg>(keys::INSTRUCTION)?,
+            subtask_pub: bus.publisher(keys::SUBTASK, Qos::Command)?,
+            action_pub: bus.publisher(keys::ACTION, Qos::Command)?,
+            diag: inputs.diagnostics(),
+            outstanding: None,
+            // Chunk ids start from the clock so a restarted policy never reuses one.
+            next_id: loho_core::clock::wall_ns() / 1000,
+            last_event: None,
+            last_seen: f64::NEG_INFINITY,
+            current_instruction: None,
+            finished: false,
+            reported_decode_errors: 0,
+            resume: Instant::now(),
+            last_chunk: 0,
+        })
     })?;
-    tracing::debug!("policy: serving {}", bus.key(keys::INFER));
-    // A chunk sent before the controller is linked is lost, and the policy would wait for
-    // its answer forever (in lockstep the simulator waits too): decide only while it is up.
-    let controller_up = Arc::new(AtomicBool::new(false));
-    let up = controller_up.clone();
-    let _controller = bus.watch_alive("controller", move |alive| {
-        up.store(alive, Ordering::Relaxed)
-    })?;
-    // Last, so that a peer who sees the node alive finds everything it serves.
-    let _alive = bus.alive("policy")?;
-    let subtask_pub = bus.publisher::<StringMsg>(keys::SUBTASK, Qos::Command)?;
-    let action_pub = bus.publisher::<ActionChunk>(keys::ACTION, Qos::Command)?;
-    let diag = Diagnostics::new(bus, "policy")?;
-    let report_bad = |what: &str, why: &str| diag.report(0.0, DiagnosticArray::WARN, what, why);
-    let ticks = crossbeam_channel::tick(cfg.poll);
+    Ok(())
+}
 
-    let mut outstanding: Option<Outstanding> = None;
-    // Chunk ids start from the clock so a restarted policy never reuses one.
-    let mut next_id = crate::clock::wall_ns() / 1000;
-    let mut last_event: Option<EpisodeEvent> = None;
-    let mut last_seen = f64::NEG_INFINITY;
-    let mut current_instruction: Option<String> = None;
-    let mut finished = false;
-    let mut reported_decode_errors = 0;
-    let mut resume = Instant::now();
-    let mut last_chunk = 0;
-    while !stop.load(Ordering::Relaxed) {
-        let event = select! {
-            recv(events) -> e => match e {
-                Ok(e) => Some(e),
-                Err(_) => break,
-            },
-            recv(ticks) -> _ => None,
+impl Node for PolicyNode<'_> {
+    type Event = Event;
+    type Error = BusError;
+
+    /// The policy has no clock of its own.
+    fn now(&self) -> f64 {
+        0.0
+    }
+
+    fn event(&mut self, cx: &mut Context<Event>, e: Event) -> Result<(), BusError> {
+        match e {
+            Event::Episode(e) => {
+                if self.outstanding.as_ref().is_some_and(|o| e.step > o.step) {
+                    self.outstanding = None;
+                }
+                self.finished = e.done;
+                self.last_event = Some(e);
+            }
+            Event::Status(s) => self.status(&s),
+            Event::Infer(q) => {
+                self.next_id += 1;
+                if let Err(why) = answer(self.policy, *q, self.next_id)? {
+                    self.report_bad("policy/infer query refused", &why)?;
+                }
+            }
+        }
+        self.decide(cx)
+    }
+
+    fn tick(&mut self, cx: &mut Context<Event>) -> Result<(), BusError> {
+        self.decide(cx)
+    }
+}
+
+impl PolicyNode<'_> {
+    fn report_bad(&self, what: &str, why: &str) -> Result<(), BusError> {
+        self.diag.report(0.0, DiagnosticArray::WARN, what, why)
+    }
+
+    fn status(&mut self, s: &ExecStatus) {
+        let ours = self
+            .outstanding
+            .as_ref()
+            .is_some_and(|o| o.id == s.chunk_id);
+        if ours && s.state == ExecStatus::FAILED {
+            tracing::warn!("policy: chunk {} failed: {}", s.chunk_id, s.reason);
+        }
+        // With a simulator scoring steps, a finished chunk is answered by its `episode`
+        // event (which carries the reward); without one, by its status.
+        let ends = match s.state {
+            ExecStatus::STOPPED | ExecStatus::COMPLETE => true,
+            ExecStatus::DONE | ExecStatus::FAILED => self.last_event.is_none(),
+            _ => false,
         };
-        match event {
-            Some(Event::Episode(e)) => {
-                if outstanding.as_ref().is_some_and(|o| e.step > o.step) {
-                    outstanding = None;
-                }
-                finished = e.done;
-                last_event = Some(e);
-            }
-            Some(Event::Status(s)) => {
-                let ours = outstanding.as_ref().is_some_and(|o| o.id == s.chunk_id);
-                if ours && s.state == ExecStatus::FAILED {
-                    tracing::warn!("policy: chunk {} failed: {}", s.chunk_id, s.reason);
-                }
-                // With a simulator scoring steps, a finished chunk is answered by its
-                // `episode` event (which carries the reward); without one, by its status.
-                let ends = match s.state {
-                    ExecStatus::STOPPED | ExecStatus::COMPLETE => true,
-                    ExecStatus::DONE | ExecStatus::FAILED => last_event.is_none(),
-                    _ => false,
-                };
-                if ours && ends {
-                    outstanding = None;
-                }
-                if s.state == ExecStatus::STOPPED && s.chunk_id == last_chunk {
-                    // The e-stop is latched or the arm faulted: a new chunk would be stopped
-                    // the same way at once, so wait a while before deciding again. (The
-                    // last chunk, outstanding or not: a restarted policy's first one is
-                    // let go by the simulator's repeated `episode` event.)
-                    resume = Instant::now() + STOPPED_BACKOFF;
-                }
-            }
-            Some(Event::Infer(q)) => {
-                next_id += 1;
-                if let Err(why) = answer(policy, *q, next_id)? {
-                    report_bad("policy/infer query refused", &why)?;
-                }
-            }
-            Some(Event::Bad(topic, why)) => report_bad(&format!("undecodable {topic}"), &why)?,
-            None => {}
+        if ours && ends {
+            self.outstanding = None;
         }
-        let errors = color.decode_errors()
-            + depth.decode_errors()
-            + instruction.decode_errors()
-            + estop.decode_errors();
-        if errors > reported_decode_errors {
-            reported_decode_errors = errors;
-            report_bad("undecodable input", &format!("{errors} payloads so far"))?;
+        if s.state == ExecStatus::STOPPED && s.chunk_id == self.last_chunk {
+            // The e-stop is latched or the arm faulted: a new chunk would be stopped the
+            // same way at once, so wait a while before deciding again. (The last chunk,
+            // outstanding or not: a restarted policy's first one is let go by the
+            // simulator's repeated `episode` event.)
+            self.resume = Instant::now() + STOPPED_BACKOFF;
         }
-        let Some(text) = instruction
+    }
+
+    /// A decision, if this is a decision point and a new frame is there.
+    fn decide(&mut self, cx: &Context<Event>) -> Result<(), BusError> {
+        let errors = self.color.decode_errors()
+            + self.depth.decode_errors()
+            + self.instruction.decode_errors();
+        if errors > self.reported_decode_errors {
+            self.reported_decode_errors = errors;
+            self.report_bad("undecodable input", &format!("{errors} payloads so far"))?;
+        }
+        let Some(text) = self
+            .instruction
             .get()
             .map(|s| s.data)
-            .or_else(|| cfg.instruction.clone())
+            .or_else(|| self.cfg.instruction.clone())
         else {
-            continue;
+            return Ok(());
         };
-        if current_instruction.as_deref() != Some(text.as_str()) {
+        if self.current_instruction.as_deref() != Some(text.as_str()) {
             // A new task: forget the old one's state (also the first instruction).
-            policy.reset();
-            current_instruction = Some(text.clone());
-            finished = false;
-            outstanding = None;
-            last_event = None;
+            self.policy.reset();
+            self.current_instruction = Some(text.clone());
+            self.finished = false;
+            self.outstanding = None;
+            self.last_event = None;
         }
-        if finished
-            || outstanding.is_some()
-            || Instant::now() < resume
-            || !controller_up.load(Ordering::Relaxed)
-            || estop.get().is_some_and(|b| b.data)
+        // A chunk sent before the controller is linked is lost, and the policy would wait
+        // for its answer forever (in lockstep the simulator waits too): decide only while
+        // the watched nodes are up.
+        if self.finished
+            || self.outstanding.is_some()
+            || Instant::now() < self.resume
+            || !cx.all_up()
+            || cx.estop()
         {
-            continue;
+            return Ok(());
         }
-        let (Some(c), Some(d)) = (color.get(), depth.get()) else {
-            continue;
+        let (Some(c), Some(d)) = (self.color.get(), self.depth.get()) else {
+            return Ok(());
         };
         let stamp = c.header.stamp.as_secs_f64();
-        let after_event = last_event
+        let after_event = self
+            .last_event
             .as_ref()
             .is_none_or(|e| stamp >= e.header.stamp.as_secs_f64());
-        if c.header.stamp != d.header.stamp || stamp <= last_seen || !after_event {
-            continue;
+        if c.header.stamp != d.header.stamp || stamp <= self.last_seen || !after_event {
+            return Ok(());
         }
-        last_seen = stamp;
-        let (rgb, heights) = match frame(&c, &d) {
+        self.last_seen = stamp;
+        let frame = match Frame::from_images(&c, &d) {
             Ok(f) => f,
-            Err(why) => {
-                report_bad("bad camera frame", &why)?;
-                continue;
-            }
+            Err(why) => return self.report_bad("bad camera frame", &why),
         };
-        let obs = Observation {
-            instruction: &text,
-            rgb: &rgb,
-            height: &heights,
-            rows: c.height as usize,
-            cols: c.width as usize,
-            total_reward: last_event.as_ref().map(|e| e.total_reward),
-            step: last_event.as_ref().map_or(0, |e| e.step as usize),
-            scene: None,
-        };
+        let last_event = self.last_event.as_ref();
+        let obs = frame.observation(
+            &text,
+            last_event.map(|e| e.total_reward),
+            last_event.map_or(0, |e| e.step as usize),
+        );
         let t0 = Instant::now();
-        let decision = match policy.decide(&obs) {
+        let decision = match self.policy.decide(&obs) {
             Ok(d) => d,
+            // A policy that cannot decide moves nothing: report and wait for a newer frame.
             Err(e) => {
-                // A policy that cannot decide moves nothing: report and wait for a newer
-                // frame.
-                diag.report(stamp, DiagnosticArray::ERROR, "decision failed", &e.0)?;
-                continue;
+                return self
+                    .diag
+                    .report(stamp, DiagnosticArray::ERROR, "decision failed", &e.0)
             }
         };
         let latency = t0.elapsed();
-        next_id += 1;
+        self.next_id += 1;
+        let id = self.next_id;
         let subtask = decision.subtask().to_string();
         tracing::debug!(
-            chunk = next_id,
+            chunk = id,
             ms = latency.as_secs_f64() * 1e3,
             "policy: {subtask}"
         );
-        subtask_pub.put(&StringMsg { data: subtask })?;
-        action_pub.put(&chunk(&decision, stamp, next_id))?;
-        last_chunk = next_id;
-        outstanding = Some(Outstanding {
-            id: next_id,
-            step: last_event.as_ref().map_or(0, |e| e.step),
+        self.subtask_pub.put(&StringMsg { data: subtask })?;
+        self.action_pub.put(&chunk(&decision, stamp, id))?;
+        self.last_chunk = id;
+        self.outstanding = Some(Outstanding {
+            id,
+            step: self.last_event.as_ref().map_or(0, |e| e.step),
         });
-        if let Some(r) = &cfg.reports {
+        if let Some(r) = &self.cfg.reports {
             let _ = r.send(DecisionReport {
-                chunk_id: next_id,
+                chunk_id: id,
                 decision,
                 latency,
             });
         }
+        Ok(())
     }
-    Ok(())
-}
-
-/// The RGB bytes and heights of a colour + depth pair, or why they are not a frame.
-pub fn frame(c: &Image, d: &Image) -> Result<(Vec<u8>, Vec<f32>), String> {
-    c.check(crate::msg::encoding::RGB8, 3)
-        .map_err(|e| format!("colour: {e}"))?;
-    let h = d.to_f32().map_err(|e| format!("depth: {e}"))?;
-    if c.width != d.width || c.height != d.height {
-        return Err("colour and depth sizes differ".into());
-    }
-    Ok((c.data.clone(), h))
 }
 
 /// Answers one `policy/infer` query: the chunk, or an error reply saying why not (also
@@ -291,23 +322,9 @@ fn answer(
         .as_ref()
         .map_err(|e| format!("undecodable query: {e}"))
         .and_then(|r| {
-            let (rgb, height) = frame(&r.color, &r.depth)?;
-            let obs = Observation {
-                instruction: &r.instruction,
-                rgb: &rgb,
-                height: &height,
-                rows: r.color.height as usize,
-                cols: r.color.width as usize,
-                // The caller made its closed-loop choice (`keep`) already.
-                total_reward: None,
-                step: 0,
-                scene: None,
-            };
-            let plan = match (r.keep_subtask.is_empty(), r.rewrite) {
-                (false, _) => Plan::Keep(r.keep_subtask.clone()),
-                (true, true) => Plan::Rewrite,
-                (true, false) => Plan::Write,
-            };
+            let (frame, plan) = served(r)?;
+            // The caller made its closed-loop choice (the plan) already: no reward.
+            let obs = frame.observation(&r.instruction, None, 0);
             let d = policy.infer(&obs, &plan, r.seed).map_err(|e| e.0)?;
             Ok(chunk(&d, r.color.header.stamp.as_secs_f64(), id))
         });

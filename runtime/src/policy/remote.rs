@@ -4,11 +4,12 @@
 
 use std::time::Duration;
 
+use loho_core::msg::ActionChunk;
+use loho_core::policy::codec::{chunk_decision, infer_request};
+use loho_core::policy::{ClosedLoop, Decision, Observation, Policy, PolicyError};
+
 use crate::bus::Bus;
 use crate::keys;
-use crate::msg::{ActionChunk, Header, Image, InferRequest};
-
-use super::{chunk_decision, ClosedLoop, Decision, Observation, Plan, Policy, PolicyError};
 
 pub struct RemotePolicy {
     bus: Bus,
@@ -37,19 +38,8 @@ impl Policy for RemotePolicy {
 
     fn decide(&mut self, obs: &Observation) -> Result<Decision, PolicyError> {
         let plan = self.closed_loop.plan(obs.total_reward);
-        let (w, h) = (obs.cols as u32, obs.rows as u32);
-        let header = Header::new(obs.step as f64, "world");
-        let request = InferRequest {
-            instruction: obs.instruction.to_string(),
-            color: Image::rgb8(header.clone(), w, h, obs.rgb.to_vec()),
-            depth: Image::f32c1(header, w, h, obs.height),
-            keep_subtask: match &plan {
-                Plan::Keep(text) => text.clone(),
-                _ => String::new(),
-            },
-            rewrite: plan == Plan::Rewrite,
-            seed: self.seed.wrapping_mul(1_000_003) ^ obs.step as u64,
-        };
+        let seed = self.seed.wrapping_mul(1_000_003) ^ obs.step as u64;
+        let request = infer_request(obs, &plan, seed);
         let answer: ActionChunk = self
             .bus
             .query(keys::INFER, &request, self.timeout)

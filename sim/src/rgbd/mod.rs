@@ -26,12 +26,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
-use loho_runtime::perception::camera::{CameraPose, Intrinsics, Rig as RigConfig};
-use loho_runtime::perception::fuse::{self, Lens, View};
-use loho_runtime::perception::grid::{self, Heightmap};
-use loho_runtime::perception::PerceptionError;
+use loho_core::perception::camera::{CameraPose, Intrinsics, Rig as RigConfig};
+use loho_core::perception::fuse::{self, Lens, View};
+use loho_core::perception::grid::Heightmap;
+use loho_core::perception::PerceptionError;
 use rand::{Rng, SeedableRng};
 
+use crate::camera;
 use crate::world::World;
 
 /// Light from the surroundings, as a share of the nominal light's.
@@ -119,7 +120,7 @@ impl Rig {
                 let lens = Lens::new(c.sim_intrinsics()?);
                 let pose = c.pose();
                 let i = lens.intrinsics;
-                let ws = grid::workspace();
+                let (wx, wy) = (camera::grid().x(), camera::grid().y());
                 let (table, rays) = (0..(i.width * i.height) as usize)
                     .map(|k| {
                         let dir = ray(&pose, &i, k);
@@ -133,8 +134,7 @@ impl Rig {
                             pose.translation[0] + t * dir[0],
                             pose.translation[1] + t * dir[1],
                         );
-                        let inside =
-                            (ws.x[0]..ws.x[1]).contains(&x) && (ws.y[0]..ws.y[1]).contains(&y);
+                        let inside = (wx[0]..wx[1]).contains(&x) && (wy[0]..wy[1]).contains(&y);
                         ((t as f32, inside), unit)
                     })
                     .unzip();
@@ -229,7 +229,7 @@ impl Rig {
                 depth: d,
             })
             .collect();
-        fuse::fuse(&views, self.cfg.fusion.fill)
+        fuse::fuse(&camera::grid(), &views, self.cfg.fusion.fill)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Task B and F: its scene, goal and texts.
 
 use super::builder::*;
+use loho_core::subtask;
 
 /// B (matching bowls) and F (mismatching bowls): the same scene, opposite goals.
 pub(super) fn build(b: &mut Builder, mismatch: bool) -> Option<Spec> {
@@ -59,7 +60,7 @@ pub(super) fn build(b: &mut Builder, mismatch: bool) -> Option<Spec> {
     };
     Some(Spec {
         instruction: instruction.into(),
-        completed: "done placing blocks in bowls.".into(),
+        completed: subtask::done("placing blocks in bowls"),
         max_steps: n_blocks + 2,
         steps: vec![step],
     })

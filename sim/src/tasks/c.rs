@@ -1,6 +1,7 @@
 //! Task C: its scene, goal and texts.
 
 use super::builder::*;
+use loho_core::subtask;
 
 /// C: every smaller block on the bigger block of its colour.
 pub(super) fn build(b: &mut Builder) -> Option<Spec> {
@@ -26,7 +27,7 @@ pub(super) fn build(b: &mut Builder) -> Option<Spec> {
     Some(Spec {
         instruction: "stack all the smaller blocks over the bigger blocks of the same color."
             .into(),
-        completed: "done stacking all the blocks.".into(),
+        completed: subtask::done("stacking all the blocks"),
         max_steps: n + 2,
         steps: vec![step],
     })

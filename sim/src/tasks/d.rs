@@ -1,6 +1,7 @@
 //! Task D: its scene, goal and texts.
 
 use super::builder::*;
+use loho_core::subtask;
 
 /// D: one tower, on the first block in the named area, of every block that starts there;
 /// bigger blocks below smaller ones, at most 0.26 m tall (the camera sees up to 0.28 m).
@@ -55,7 +56,7 @@ pub(super) fn build(b: &mut Builder) -> Option<Spec> {
     step.order = Order::Input;
     Some(Spec {
         instruction: format!("stack all the blocks in the {}.", area.name),
-        completed: "done stacking all the blocks.".into(),
+        completed: subtask::done("stacking all the blocks"),
         max_steps: k + 2,
         steps: vec![step],
     })

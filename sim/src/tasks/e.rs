@@ -1,6 +1,7 @@
 //! Task E: its scene, goal and texts.
 
 use super::builder::*;
+use loho_core::subtask;
 
 /// E: colours with an even number of blocks go to their zone.
 pub(super) fn build(b: &mut Builder) -> Option<Spec> {
@@ -68,7 +69,7 @@ pub(super) fn build(b: &mut Builder) -> Option<Spec> {
     }
     Some(Spec {
         instruction: "put the blocks of an even number in the zone with the matching color.".into(),
-        completed: "done placing blocks in the zone.".into(),
+        completed: subtask::done("placing blocks in the zone"),
         max_steps: n + 2,
         steps,
     })

@@ -1,6 +1,7 @@
 //! Task G: its scene, goal and texts.
 
 use super::builder::*;
+use loho_core::subtask;
 
 /// G: big blocks stacked on the first zone, small blocks on the second.
 pub(super) fn build(b: &mut Builder) -> Option<Spec> {
@@ -53,7 +54,7 @@ pub(super) fn build(b: &mut Builder) -> Option<Spec> {
             "stack blocks of the same size on the {} zone and {} zone respectively.",
             big_cols[0].name, small_cols[0].name
         ),
-        completed: "done stacking blocks.".into(),
+        completed: subtask::done("stacking blocks"),
         max_steps: n + 2,
         steps: vec![step],
     })

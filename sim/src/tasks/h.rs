@@ -1,6 +1,7 @@
 //! Task H: its scene, goal and texts.
 
 use super::builder::*;
+use loho_core::subtask;
 
 /// H: five blocks of two colours, alternating, on a zone.
 pub(super) fn build(b: &mut Builder) -> Option<Spec> {
@@ -32,7 +33,7 @@ pub(super) fn build(b: &mut Builder) -> Option<Spec> {
             "stack blocks with alternate colors on the {} zone, starting with the {} color.",
             zc.name, ab[0].name
         ),
-        completed: "done stacking block.".into(),
+        completed: subtask::done("stacking block"),
         max_steps: 7,
         steps: vec![step],
     })

@@ -1,6 +1,7 @@
 //! Task I: its scene, goal and texts.
 
 use super::builder::*;
+use loho_core::subtask;
 
 /// I: each big block into its zone, then each small block onto its big block.
 pub(super) fn build(b: &mut Builder) -> Option<Spec> {
@@ -45,7 +46,7 @@ pub(super) fn build(b: &mut Builder) -> Option<Spec> {
     second.max_reward = 0.5;
     Some(Spec {
         instruction: "stack all the smaller blocks over the bigger blocks of the same color in the zone with the same color.".into(),
-        completed: "done stacking all the blocks.".into(),
+        completed: subtask::done("stacking all the blocks"),
         max_steps: 2 * n + 3,
         steps: vec![first, second],
     })

@@ -1,6 +1,7 @@
 //! Task J: its scene, goal and texts.
 
 use super::builder::*;
+use loho_core::subtask;
 
 /// J: every block in one quadrant moves to another.
 pub(super) fn build(b: &mut Builder) -> Option<Spec> {
@@ -61,7 +62,7 @@ pub(super) fn build(b: &mut Builder) -> Option<Spec> {
             "move all the blocks on the {} to the {}.",
             src.name, tgt.name
         ),
-        completed: "done moving all the blocks.".into(),
+        completed: subtask::done("moving all the blocks"),
         max_steps: n_move + 7,
         steps: vec![step],
     })

@@ -1,6 +1,7 @@
 //! Task K: its scene, goal and texts.
 
 use super::builder::*;
+use loho_core::subtask;
 
 /// K: blocks of each colour stacked on the zone of that colour.
 pub(super) fn build(b: &mut Builder) -> Option<Spec> {
@@ -61,7 +62,7 @@ pub(super) fn build(b: &mut Builder) -> Option<Spec> {
     Some(Spec {
         instruction: "stack all the blocks of the same color together on the same colored zone."
             .into(),
-        completed: "done stacking block.".into(),
+        completed: subtask::done("stacking block"),
         max_steps: n + 2,
         steps: vec![step],
     })

@@ -23,9 +23,10 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use thiserror::Error;
 
-use crate::colors::{Color, Split};
+use crate::colors::Color;
 use crate::goal::GoalStep;
 use crate::scene::Layout;
+use crate::split::Split;
 use crate::world::World;
 
 use builder::{Builder, Spec};

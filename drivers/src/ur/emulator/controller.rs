@@ -3,12 +3,11 @@
 
 use std::collections::HashMap;
 
-use loho_runtime::trajectory::EePose;
-use loho_sim::ur5e;
+use loho_core::kinematics::Kinematics;
+use loho_core::pose::EePose;
 
 use super::{
-    EmulatorConfig, Snapshot, DT, JUMP_S, PLAYING, PROTECTIVE_STOP, ROBOT_RUNNING, SAFETY_NORMAL,
-    STOPPED,
+    Snapshot, DT, JUMP_S, PLAYING, PROTECTIVE_STOP, ROBOT_RUNNING, SAFETY_NORMAL, STOPPED,
 };
 use crate::ur::frames::{matrix_to_tcp, tcp_to_matrix, BaseFrame};
 use crate::ur::program::{self, mode, state, ControlProgram};
@@ -25,6 +24,8 @@ fn message(text: String, level: u8) -> TextMessage {
 
 /// The emulated controller: the arm, its registers and the running program.
 pub(super) struct Controller {
+    /// The arm being emulated.
+    kin: Kinematics,
     pub(super) time: f64,
     q: [f64; 6],
     qd: [f64; 6],
@@ -61,7 +62,7 @@ struct Running {
 
 impl Controller {
     /// At rest with joints `q`.
-    pub(super) fn new(q: [f64; 6]) -> Self {
+    pub(super) fn new(k: &Kinematics, q: [f64; 6]) -> Self {
         Self {
             time: 0.0,
             q,
@@ -69,7 +70,8 @@ impl Controller {
             target_q: q,
             target_pose: [f64::NAN; 6],
             target_at: 0.0,
-            tcp: matrix_to_tcp(&ur5e::forward(&q)),
+            tcp: matrix_to_tcp(&k.forward(&q)),
+            kin: k.clone(),
             tcp_speed: [0.0; 6],
             safety_status: SAFETY_NORMAL,
             runtime_state: STOPPED,
@@ -129,7 +131,7 @@ impl Controller {
                 TextMessage::ERROR,
             );
         }
-        let tool = ur5e::params().tool;
+        let tool = self.kin.tool;
         if program.tcp != [0.0, 0.0, tool, 0.0, 0.0, 0.0] {
             return message(
                 format!(
@@ -162,19 +164,19 @@ impl Controller {
     }
 
     /// One controller cycle: the program's step, then the joints.
-    pub(super) fn cycle(&mut self, cfg: &EmulatorConfig) -> Option<TextMessage> {
+    pub(super) fn cycle(&mut self) -> Option<TextMessage> {
         self.time += DT;
         let before = self.tcp;
-        let message = self.step_program(cfg);
-        self.tcp = matrix_to_tcp(&ur5e::forward(&self.q));
+        let message = self.step_program();
+        self.tcp = matrix_to_tcp(&self.kin.forward(&self.q));
         for ((v, now), was) in self.tcp_speed.iter_mut().zip(self.tcp).zip(before) {
             *v = (now - was) / DT;
         }
         message
     }
 
-    fn step_program(&mut self, cfg: &EmulatorConfig) -> Option<TextMessage> {
-        let vmax = cfg.max_joint_speed * self.speed_slider.clamp(0.0, 1.0);
+    fn step_program(&mut self) -> Option<TextMessage> {
+        let vmax = self.kin.max_joint_speed * self.speed_slider.clamp(0.0, 1.0);
         let Some(run) = self
             .program
             .as_mut()
@@ -226,7 +228,7 @@ impl Controller {
             return Some(self.protective_stop("servoj: target is not finite"));
         }
         if *target != self.target_pose {
-            let (q, err) = ur5e::inverse(&tcp_to_matrix(target), &self.target_q);
+            let (q, err) = self.kin.inverse(&tcp_to_matrix(target), &self.target_q);
             if err > 1e-3 {
                 return Some(self.protective_stop(&format!(
                     "get_inverse_kin: no solution for p{target:?} ({:.0} mm off)",
@@ -355,7 +357,7 @@ impl Controller {
             "target_q" => Value::Vector6d(self.target_q),
             "actual_qd" | "target_qd" => Value::Vector6d(self.qd),
             "actual_TCP_pose" => Value::Vector6d(self.tcp),
-            "target_TCP_pose" => Value::Vector6d(matrix_to_tcp(&ur5e::forward(&self.target_q))),
+            "target_TCP_pose" => Value::Vector6d(matrix_to_tcp(&self.kin.forward(&self.target_q))),
             "actual_TCP_speed" | "target_TCP_speed" => Value::Vector6d(self.tcp_speed),
             "robot_mode" => Value::Int32(ROBOT_RUNNING),
             "safety_mode" | "safety_status" => Value::Int32(self.safety_status),

@@ -12,7 +12,8 @@
 //! limit; a
 //! **protective stop** (reported in `safety_status`/`safety_mode`, the program stopped)
 //! on a setpoint the joints cannot reach in [`JUMP_S`] or outside the joint limits; and,
-//! when backed by a simulator's stage, the simulated tool following the emulated one.
+//! when backed by a simulator's stage ([`ToolFollower`]), the simulated tool following
+//! the emulated one.
 //!
 //! What it does not: any URScript but loho's program (another program is refused with a
 //! text message), the secondary interface's 10 Hz state messages, the primary and
@@ -34,8 +35,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use loho_sim::arm::SharedStage;
-use loho_sim::ur5e;
+use loho_core::kinematics::Kinematics;
+use loho_core::pose::HOME;
+use loho_core::robot::Robot;
+
+use crate::arm::ToolFollower;
 
 use self::controller::Controller;
 use super::frames::BaseFrame;
@@ -71,21 +75,25 @@ pub struct EmulatorConfig {
     pub rtde_port: u16,
     /// Secondary interface port (30002 on a controller; 0 picks a free one).
     pub script_port: u16,
-    /// Where the robot's base frame sits in the simulator's world (a backed emulator).
-    pub base: BaseFrame,
-    /// Joint speed limit (rad/s).
-    pub max_joint_speed: f64,
+    /// The arm: DH parameters, tool, joint speed limit, and where its base frame sits in
+    /// the simulator's world (a backed emulator).
+    pub kinematics: Kinematics,
+}
+
+impl EmulatorConfig {
+    /// Where the robot's base frame sits in the world.
+    pub fn base(&self) -> BaseFrame {
+        BaseFrame::from(&self.kinematics)
+    }
 }
 
 impl Default for EmulatorConfig {
     fn default() -> Self {
-        let k = ur5e::params();
         Self {
             listen: IpAddr::from([127, 0, 0, 1]),
             rtde_port: rtde::PORT,
             script_port: super::SECONDARY_PORT,
-            base: BaseFrame::from(k),
-            max_joint_speed: k.max_joint_speed,
+            kinematics: Robot::ur5e().kinematics.clone(),
         }
     }
 }
@@ -127,7 +135,7 @@ struct Shared {
     sessions: Mutex<HashMap<usize, Session>>,
     next_session: AtomicUsize,
     cfg: EmulatorConfig,
-    stage: Option<SharedStage>,
+    follower: Option<Arc<dyn ToolFollower>>,
 }
 
 /// One RTDE connection's writing end and what it negotiated.
@@ -142,23 +150,26 @@ struct Session {
 }
 
 impl Emulator {
-    /// Listens on the configured ports and starts the 500 Hz loop. With `stage`, the
-    /// simulated tool follows the emulated one and its suction.
-    pub fn start(cfg: EmulatorConfig, stage: Option<SharedStage>) -> std::io::Result<Self> {
+    /// Listens on the configured ports and starts the 500 Hz loop. With a `follower`
+    /// (the simulator's stage), the simulated tool follows the emulated one and its
+    /// suction.
+    pub fn start(
+        cfg: EmulatorConfig,
+        follower: Option<Arc<dyn ToolFollower>>,
+    ) -> std::io::Result<Self> {
         let rtde_listener = TcpListener::bind((cfg.listen, cfg.rtde_port))?;
         let script_listener = TcpListener::bind((cfg.listen, cfg.script_port))?;
         // Start where the simulated tool is, or above the table's centre, pointing down.
-        let tip = stage
-            .as_ref()
-            .map_or(loho_sim::world::HOME, |s| s.lock().env.world().tip());
-        let ctl = Controller::new(ur5e::inverse(&cfg.base.tcp_matrix(&tip), &ur5e::home()).0);
+        let tip = follower.as_ref().map_or(HOME, |f| f.tip());
+        let k = &cfg.kinematics;
+        let ctl = Controller::new(k, k.inverse(&cfg.base().tcp_matrix(&tip), &k.home).0);
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
             ctl: Mutex::new(ctl),
             sessions: Mutex::new(HashMap::new()),
             next_session: AtomicUsize::new(1),
             cfg,
-            stage,
+            follower,
         });
         let rtde = rtde_listener.local_addr()?;
         let script = script_listener.local_addr()?;
@@ -267,16 +278,14 @@ impl Shared {
             std::thread::sleep(due.saturating_duration_since(Instant::now()));
             let (message, tool) = {
                 let mut c = self.lock();
-                let m = c.cycle(&self.cfg);
-                (m, c.tool_target(&self.cfg.base))
+                let m = c.cycle();
+                (m, c.tool_target(&self.cfg.base()))
             };
             if let Some(m) = message {
                 self.broadcast(&m);
             }
-            if let Some(stage) = &self.stage {
-                let mut s = stage.lock();
-                s.set_target(tool.0);
-                s.set_suction(tool.1);
+            if let Some(f) = &self.follower {
+                f.follow(tool.0, tool.1);
             }
             self.send_outputs();
         }

@@ -9,9 +9,10 @@ use serde::Deserialize;
 use tungstenite::{Message, WebSocket};
 
 use super::{get, pack, unpack, NdArray, OpenpiError};
-use crate::config::{ConfigError, ConfigFile};
-use crate::policy::{Action, ClosedLoop, Decision, Observation, Plan, Policy, PolicyError};
-use crate::trajectory::EePose;
+use loho_core::config_file::{ConfigError, ConfigFile};
+use loho_core::policy::codec::plan_flags;
+use loho_core::policy::{Action, ClosedLoop, Decision, Observation, Plan, Policy, PolicyError};
+use loho_core::pose::{EePose, Keypose};
 
 /// The compiled-in key map: `loho serve-openpi`'s.
 pub const DEFAULT_KEYS: &str = include_str!("../../../../configs/openpi/loho.toml");
@@ -108,29 +109,19 @@ impl KeyMap {
             return Ok(Decision::Done(subtask));
         }
         let col = |name: &str| a.columns.iter().position(|c| c == name).unwrap_or(0);
-        let rows: Vec<(EePose, bool)> = values
+        let rows: Vec<Keypose> = values
             .chunks_exact(width)
             .map(|r| {
                 let v = |name| r[col(name)] as f64;
-                (
+                Keypose::new(
                     EePose::new(v("x"), v("y"), v("z"), v("yaw")),
                     v("suction") > 0.5,
                 )
             })
             .collect();
-        let pick = rows.iter().position(|(_, on)| *on);
-        let place = pick.and_then(|p| rows[p..].iter().position(|(_, on)| !on).map(|q| p + q));
-        match (pick, place) {
-            (Some(p), Some(q)) => Ok(Decision::Act(Action {
-                subtask,
-                pick: rows[p].0,
-                place: rows[q].0,
-            })),
-            _ => Err(format!(
-                "{}: no row with suction on followed by one with it off",
-                a.key
-            )),
-        }
+        Action::from_keyposes(subtask, &rows)
+            .map(Decision::Act)
+            .map_err(|why| format!("{}: {why}", a.key))
     }
 }
 
@@ -187,15 +178,9 @@ impl OpenpiPolicy {
             map.push((s(&k.height), height.to_value()));
         }
         if k.loho_plan {
-            let keep = match plan {
-                Plan::Keep(t) => t.as_str(),
-                _ => "",
-            };
-            map.push((s(super::keys::KEEP_SUBTASK), s(keep)));
-            map.push((
-                s(super::keys::REWRITE),
-                Value::Boolean(*plan == Plan::Rewrite),
-            ));
+            let (keep, rewrite) = plan_flags(plan);
+            map.push((s(super::keys::KEEP_SUBTASK), s(&keep)));
+            map.push((s(super::keys::REWRITE), Value::Boolean(rewrite)));
             map.push((s(super::keys::SEED), Value::from(seed)));
         }
         Value::Map(map)

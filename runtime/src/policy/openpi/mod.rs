@@ -20,7 +20,8 @@ use thiserror::Error;
 pub use client::{KeyMap, OpenpiPolicy};
 pub use server::Server;
 
-use super::Decision;
+use loho_core::policy::codec::action_rows;
+use loho_core::policy::Decision;
 
 #[derive(Debug, Error)]
 pub enum OpenpiError {
@@ -37,7 +38,7 @@ pub enum OpenpiError {
     #[error("the policy failed: {0}")]
     Policy(String),
     #[error("{0}")]
-    Config(#[from] crate::config::ConfigError),
+    Config(#[from] loho_core::config_file::ConfigError),
 }
 
 /// Observation keys of a loho policy served over openpi.
@@ -172,13 +173,7 @@ pub fn unpack(bytes: &[u8]) -> Result<Value, OpenpiError> {
 /// rows when the policy says the task is done), the sub-task, `done`, and the server's
 /// time.
 pub fn action_dict(d: &Decision, infer_ms: f64) -> Value {
-    let rows: Vec<f32> = match d {
-        Decision::Act(a) => [(&a.pick, 1.0), (&a.place, 0.0)]
-            .iter()
-            .flat_map(|(p, s)| [p.x, p.y, p.z, p.yaw, *s].map(|v| v as f32))
-            .collect(),
-        Decision::Done(_) => vec![],
-    };
+    let rows: Vec<f32> = action_rows(d).concat();
     let s = |k: &str| Value::String(k.into());
     Value::Map(vec![
         (

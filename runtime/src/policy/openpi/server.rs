@@ -12,7 +12,8 @@ use tungstenite::protocol::CloseFrame;
 use tungstenite::Message;
 
 use super::{action_dict, get, keys, pack, unpack, NdArray, OpenpiError};
-use crate::policy::{Observation, Plan, Policy};
+use loho_core::policy::codec::plan_of_flags;
+use loho_core::policy::{Observation, Policy};
 
 /// Serves `policy` over openpi's protocol.
 pub struct Server {
@@ -177,11 +178,12 @@ fn answer(frame: &[u8], policy: &Mutex<Box<dyn Policy>>) -> Result<Vec<u8>, Open
     let heights = height
         .as_f32()
         .ok_or_else(|| bad(format!("{} must be <f4", keys::HEIGHT)))?;
-    let plan = match get(&v, keys::KEEP_SUBTASK).and_then(Value::as_str) {
-        Some(kept) if !kept.is_empty() => Plan::Keep(kept.to_string()),
-        _ if get(&v, keys::REWRITE).and_then(Value::as_bool) == Some(true) => Plan::Rewrite,
-        _ => Plan::Write,
-    };
+    let plan = plan_of_flags(
+        get(&v, keys::KEEP_SUBTASK)
+            .and_then(Value::as_str)
+            .unwrap_or(""),
+        get(&v, keys::REWRITE).and_then(Value::as_bool) == Some(true),
+    );
     let seed = get(&v, keys::SEED).and_then(Value::as_u64).unwrap_or(0);
     let obs = Observation {
         instruction: prompt,

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use serde::Deserialize;
 
 use super::PerceptionError;
-use crate::config::{ConfigError, ConfigFile};
+use crate::config_file::{ConfigError, ConfigFile};
 use crate::msg::{CameraInfo, Header};
 
 /// `configs/cameras/benchmark.toml`, compiled in.

@@ -9,26 +9,27 @@
 //! never a map fused from some of the cameras. Frames in the wrong frame or of the wrong
 //! size are refused with a diagnostic that says which camera and why.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::select;
+use loho_core::config::RuntimeConfig;
 
-use super::camera::{CameraConfig, CameraPose, Intrinsics, Rig};
-use super::fuse::{self, Lens, View};
-use super::grid::{self, Heightmap, FRAME, HEIGHT, WIDTH};
-use super::PerceptionError;
+use loho_core::perception::camera::{CameraConfig, CameraPose, Intrinsics, Rig};
+use loho_core::perception::fuse::{self, Lens, View};
+use loho_core::perception::grid::{Grid, Heightmap, FRAME, HEIGHT, WIDTH};
+use loho_core::perception::PerceptionError;
+
 use crate::bus::{Bus, BusError, Publisher, Qos};
 use crate::diagnostics::Diagnostics;
 use crate::keys;
-use crate::msg::{CameraInfo, DiagnosticArray, Header, HeightmapInfo, Image};
+use crate::node::{self as runner, Context, Node, NodeSpec};
+use loho_core::msg::{CameraInfo, DiagnosticArray, Header, HeightmapInfo, Image};
 
 enum Event {
     Color(usize, Image),
     Depth(usize, Image),
     Info(usize, Box<CameraInfo>),
-    Bad(String, String),
 }
 
 struct Camera {
@@ -58,91 +59,93 @@ struct Out {
     info: Publisher<HeightmapInfo>,
 }
 
-/// Fuses the rig's cameras until `stop` is set.
-pub fn run(bus: &Bus, rig: &Rig, stop: Arc<AtomicBool>) -> Result<(), BusError> {
-    let _alive = bus.alive("heightmap")?;
-    let (tx, events) = crossbeam_channel::unbounded();
-    // Callbacks only push events; the loop below handles them.
-    let forward = |topic: String, event: fn(usize, Image) -> Event, i: usize| {
-        let tx = tx.clone();
-        bus.subscribe::<Image, _>(&topic.clone(), move |m| {
-            let _ = tx.send(m.map_or_else(
-                |e| Event::Bad(topic.clone(), e.to_string()),
-                |m| event(i, m),
-            ));
-        })
-    };
-    let mut subs = Vec::new();
-    for (i, c) in rig.cameras.iter().enumerate() {
-        let [color, depth, info] = c.topics();
-        subs.push(forward(color, Event::Color, i)?);
-        subs.push(forward(depth, Event::Depth, i)?);
-        let tx = tx.clone();
-        subs.push(bus.subscribe::<CameraInfo, _>(&info.clone(), move |m| {
-            let _ = tx.send(m.map_or_else(
-                |e| Event::Bad(info.clone(), e.to_string()),
-                |m| Event::Info(i, Box::new(m)),
-            ));
-        })?);
-    }
-    let mut node = Node {
-        cameras: rig
-            .cameras
-            .iter()
-            .map(|c| Camera {
-                pose: c.pose(),
-                cfg: c.clone(),
-                lens: None,
-                color: None,
-                depth: None,
-                fresh: false,
-                seen: None,
-            })
-            .collect(),
-        tolerance: rig.fusion.tolerance_s,
-        stale: Duration::from_secs_f64(rig.fusion.stale_s),
-        fill: rig.fusion.fill,
-        out: Out {
-            color: bus.publisher(keys::COLOR, Qos::Frames)?,
-            depth: bus.publisher(keys::DEPTH, Qos::Frames)?,
-            info: bus.publisher(keys::INFO, Qos::Stream)?,
-        },
-        diag: Diagnostics::new(bus, "heightmap")?,
-        last: None,
-        published: Instant::now(),
-        reported: Instant::now(),
-        errors: Vec::new(),
-        newest: 0.0,
-    };
-    tracing::info!(
-        cameras = rig.cameras.len(),
-        "heightmap: fusing {}",
-        rig.cameras
-            .iter()
-            .map(|c| c.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    let ticks = crossbeam_channel::tick(node.stale / 4);
-    while !stop.load(Ordering::Relaxed) {
-        select! {
-            recv(events) -> e => match e {
-                Ok(e) => node.handle(e)?,
-                Err(_) => break,
-            },
-            recv(ticks) -> _ => node.check_stale()?,
+/// Fuses the rig's cameras until `stop` is set; the node's peers are `runtime`'s.
+pub fn run(
+    bus: &Bus,
+    rig: &Rig,
+    runtime: &RuntimeConfig,
+    stop: Arc<AtomicBool>,
+) -> Result<(), BusError> {
+    let stale = Duration::from_secs_f64(rig.fusion.stale_s);
+    let spec = NodeSpec::new("heightmap", runtime, stale / 4);
+    runner::run(bus, &spec, stop, |inputs| {
+        for (i, c) in rig.cameras.iter().enumerate() {
+            let [color, depth, info] = c.topics();
+            inputs.forward(&color, move |m| Event::Color(i, m))?;
+            inputs.forward(&depth, move |m| Event::Depth(i, m))?;
+            inputs.forward(&info, move |m| Event::Info(i, Box::new(m)))?;
         }
-    }
+        let bus = inputs.bus();
+        tracing::info!(
+            cameras = rig.cameras.len(),
+            "heightmap: fusing {}",
+            rig.cameras
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        Ok(Fusion {
+            cameras: rig
+                .cameras
+                .iter()
+                .map(|c| Camera {
+                    pose: c.pose(),
+                    cfg: c.clone(),
+                    lens: None,
+                    color: None,
+                    depth: None,
+                    fresh: false,
+                    seen: None,
+                })
+                .collect(),
+            tolerance: rig.fusion.tolerance_s,
+            stale,
+            fill: rig.fusion.fill,
+            grid: Grid::new(&runtime.robot.workspace),
+            out: Out {
+                color: bus.publisher(keys::COLOR, Qos::Frames)?,
+                depth: bus.publisher(keys::DEPTH, Qos::Frames)?,
+                info: bus.publisher(keys::INFO, Qos::Stream)?,
+            },
+            diag: inputs.diagnostics(),
+            last: None,
+            published: Instant::now(),
+            reported: Instant::now(),
+            errors: Vec::new(),
+            newest: 0.0,
+        })
+    })?;
     Ok(())
 }
 
-struct Node {
+impl Node for Fusion {
+    type Event = Event;
+    type Error = BusError;
+
+    /// The newest source frame's stamp.
+    fn now(&self) -> f64 {
+        self.newest
+    }
+
+    fn event(&mut self, _: &mut Context<Event>, e: Event) -> Result<(), BusError> {
+        self.handle(e)
+    }
+
+    fn tick(&mut self, _: &mut Context<Event>) -> Result<(), BusError> {
+        self.check_stale()
+    }
+}
+
+struct Fusion {
     cameras: Vec<Camera>,
     tolerance: f64,
     stale: Duration,
     fill: usize,
+    /// Where the map lies: the robot's workspace.
+    grid: Grid,
     out: Out,
-    diag: Diagnostics,
+    diag: Arc<Diagnostics>,
     /// The last map and its stamp (republished when the cameras repeat their frames).
     last: Option<(f64, Heightmap)>,
     published: Instant,
@@ -152,7 +155,7 @@ struct Node {
     newest: f64,
 }
 
-impl Node {
+impl Fusion {
     fn handle(&mut self, e: Event) -> Result<(), BusError> {
         let checked = match e {
             Event::Color(i, m) => self.frame_ok(i, "colour", &m.header.frame_id).map(|()| {
@@ -174,9 +177,6 @@ impl Node {
                         c.lens = Some(Lens::new(model));
                     }
                 }),
-            Event::Bad(topic, why) => {
-                return self.error(format!("undecodable {topic}: {why}"));
-            }
         };
         match checked {
             Ok(()) => self.try_fuse(),
@@ -244,7 +244,7 @@ impl Node {
         self.out
             .depth
             .put(&Image::f32c1(h.clone(), w, ht, &hm.height))?;
-        self.out.info.put(&grid::info(h))
+        self.out.info.put(&self.grid.info(h))
     }
 
     fn fuse(&self) -> Result<Heightmap, PerceptionError> {
@@ -273,7 +273,7 @@ impl Node {
                 depth,
             })
             .collect();
-        Ok(fuse::fuse(&views, self.fill))
+        Ok(fuse::fuse(&self.grid, &views, self.fill))
     }
 
     /// When the cameras are sending but no map has gone out for `stale_s`: which camera

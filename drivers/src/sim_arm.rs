@@ -1,43 +1,48 @@
-//! The simulator's arm as an [`Arm`]: setpoints go into the [`SharedStage`] the scene
-//! node steps; the state is the tool of that world, with UR5e joint angles from inverse
-//! kinematics (the simulator moves the tip, not the joints).
+//! The simulator's arm as an [`Arm`], and its stage as the [`ToolFollower`] a UR emulator
+//! moves: setpoints go into the [`SharedStage`] the scene node steps; the state is the
+//! tool of that world, with the robot's joint angles from inverse kinematics (the
+//! simulator moves the tip, not the joints).
 //!
 //! In lockstep a setpoint advances physics to its stamp and publishes `clock`, which
 //! the controller waits for before its next setpoint (ROS 2's `use_sim_time`).
 
+use loho_core::kinematics::{tip_target, Kinematics};
+use loho_core::msg::{ArmState, Clock, Header, Time};
+use loho_core::pose::EePose;
 use loho_runtime::bus::{BusError, Publisher};
-use loho_runtime::msg::{ArmState, Clock, Header, Time};
-use loho_runtime::trajectory::EePose;
 use loho_sim::arm::SharedStage;
 use loho_sim::node::FRAME;
-use loho_sim::ur5e;
 
-use crate::arm::{Arm, ArmError};
+use crate::arm::{Arm, ArmError, ToolFollower};
 
 pub struct SimArm {
     stage: SharedStage,
     /// In lockstep: where the advanced time goes.
     clock: Option<Publisher<Clock>>,
+    /// The arm whose joint angles `state` reports.
+    kinematics: Kinematics,
     /// The last inverse-kinematics solution, the seed of the next (continuous joints).
     joints: [f64; 6],
 }
 
 impl SimArm {
-    /// An arm servoed in real time: the scene node's physics moves it.
-    pub fn realtime(stage: SharedStage) -> Self {
+    /// An arm servoed in real time: the scene node's physics moves it; its joints are
+    /// those of `kinematics`.
+    pub fn realtime(stage: SharedStage, kinematics: &Kinematics) -> Self {
         Self {
             stage,
             clock: None,
-            joints: ur5e::home(),
+            joints: kinematics.home,
+            kinematics: kinematics.clone(),
         }
     }
 
     /// An arm whose setpoints advance physics to their stamps, publishing the time on
     /// `clock`.
-    pub fn lockstep(stage: SharedStage, clock: Publisher<Clock>) -> Self {
+    pub fn lockstep(stage: SharedStage, kinematics: &Kinematics, clock: Publisher<Clock>) -> Self {
         Self {
             clock: Some(clock),
-            ..Self::realtime(stage)
+            ..Self::realtime(stage, kinematics)
         }
     }
 }
@@ -53,17 +58,16 @@ impl Arm for SimArm {
             let w = s.env.world();
             (w.tip(), w.suction(), w.held().is_some(), w.time())
         };
-        let (q, _) = ur5e::inverse(
-            &ur5e::tip_target(tip.x, tip.y, tip.z, tip.yaw),
-            &self.joints,
-        );
+        let (q, _) = self
+            .kinematics
+            .inverse(&tip_target(tip.x, tip.y, tip.z, tip.yaw), &self.joints);
         self.joints = q;
         Ok(ArmState {
             header: Header::new(t, FRAME),
             ee_pose: tip.to_pose(),
             gripper: suction as u8 as f64,
             holding,
-            joint_names: ur5e::params().joint_names.clone(),
+            joint_names: self.kinematics.joint_names.clone(),
             joint_positions: q.to_vec(),
             fault: String::new(),
         })
@@ -96,5 +100,18 @@ impl Arm for SimArm {
         s.set_target(None);
         s.set_suction(on);
         Ok(())
+    }
+}
+
+/// The simulator's tool behind a UR emulator: it follows the emulated TCP and suction.
+impl ToolFollower for SharedStage {
+    fn tip(&self) -> EePose {
+        self.lock().env.world().tip()
+    }
+
+    fn follow(&self, target: Option<EePose>, on: bool) {
+        let mut s = self.lock();
+        s.set_target(target);
+        s.set_suction(on);
     }
 }

@@ -13,72 +13,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::pose::{wrap_angle, EePose};
 use crate::robot::{Reach, Robot};
-
-/// An end-effector pose for a top-down suction tool: position and yaw about +z.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-pub struct EePose {
-    pub x: f64,
-    pub y: f64,
-    pub z: f64,
-    pub yaw: f64,
-}
-
-impl EePose {
-    pub const fn new(x: f64, y: f64, z: f64, yaw: f64) -> Self {
-        Self { x, y, z, yaw }
-    }
-    pub fn is_finite(&self) -> bool {
-        self.x.is_finite() && self.y.is_finite() && self.z.is_finite() && self.yaw.is_finite()
-    }
-    /// The pose a fraction `s` of the way to `o` (straight line, yaw unwrapped).
-    pub fn lerp(&self, o: &Self, s: f64) -> Self {
-        Self {
-            x: self.x + (o.x - self.x) * s,
-            y: self.y + (o.y - self.y) * s,
-            z: self.z + (o.z - self.z) * s,
-            yaw: self.yaw + (o.yaw - self.yaw) * s,
-        }
-    }
-    /// The position and yaw of a message pose (the tool points straight down).
-    pub fn from_pose(p: &crate::msg::Pose) -> Self {
-        Self::new(p.position.x, p.position.y, p.position.z, p.yaw())
-    }
-    /// As a message pose, pointing straight down.
-    pub fn to_pose(&self) -> crate::msg::Pose {
-        crate::msg::Pose::from_xyz_yaw(self.x, self.y, self.z, self.yaw)
-    }
-    fn dist(&self, o: &Self) -> f64 {
-        ((o.x - self.x).powi(2) + (o.y - self.y).powi(2) + (o.z - self.z).powi(2)).sqrt()
-    }
-}
-
-/// A keypose of an action, as the model writes it and datasets store it: where the tool
-/// goes and whether its suction is on there. On the wire it is `loho_msgs/Keypose`
-/// (pose, gripper), built by [`crate::policy::chunk`].
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Keypose {
-    pub x: f64,
-    pub y: f64,
-    pub z: f64,
-    pub yaw: f64,
-    pub suction: bool,
-}
-
-impl Keypose {
-    pub fn new(p: EePose, suction: bool) -> Self {
-        Self {
-            x: p.x,
-            y: p.y,
-            z: p.z,
-            yaw: p.yaw,
-            suction,
-        }
-    }
-    pub fn pose(&self) -> EePose {
-        EePose::new(self.x, self.y, self.z, self.yaw)
-    }
-}
 
 /// Which part of the primitive a setpoint belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,8 +74,9 @@ pub struct PrimitiveParams {
     pub reach: Reach,
 }
 
-impl Default for PrimitiveParams {
-    fn default() -> Self {
+impl PrimitiveParams {
+    /// Ravens' primitive for `robot`: its reach bounds the transfers.
+    pub fn for_robot(robot: &Robot) -> Self {
         Self {
             hover: 0.32,
             overshoot: 0.03,
@@ -154,7 +91,7 @@ impl Default for PrimitiveParams {
                 yaw_speed: 3.0,
             },
             rate_hz: 240.0,
-            reach: Robot::ur5e().limits.reach,
+            reach: robot.limits.reach,
         }
     }
 }
@@ -194,12 +131,6 @@ fn profile(t: f64, total: f64) -> f64 {
     } else {
         0.5 * vmax * ta + vmax * (s - ta)
     }
-}
-
-/// An angle wrapped into [−π, π).
-pub fn wrap_angle(a: f64) -> f64 {
-    use std::f64::consts::PI;
-    (a + PI).rem_euclid(2.0 * PI) - PI
 }
 
 /// The setpoints of the pick-and-place primitive from `start`.
@@ -319,7 +250,7 @@ mod tests {
 
     #[test]
     fn transfers_stay_within_the_arm_s_reach() {
-        let p = PrimitiveParams::default();
+        let p = PrimitiveParams::for_robot(Robot::ur5e());
         let top = |pick: EePose, place: EePose| {
             pick_place(EePose::new(0.5, 0.0, 0.2, 0.0), pick, place, &p)
                 .unwrap()
@@ -356,7 +287,7 @@ mod tests {
             EePose::new(0.3, 0.0, 0.4, 0.0),
             EePose::new(0.5, -0.2, 0.04, 0.3),
             EePose::new(0.6, 0.2, 0.06, -0.5),
-            &PrimitiveParams::default(),
+            &PrimitiveParams::for_robot(Robot::ur5e()),
         )
         .unwrap()
     }
@@ -382,7 +313,7 @@ mod tests {
 
     #[test]
     fn speed_and_acceleration_stay_within_limits() {
-        let p = PrimitiveParams::default();
+        let p = PrimitiveParams::for_robot(Robot::ur5e());
         let s = sample();
         let dt = 1.0 / p.rate_hz;
         // The first step leaves the start pose at rest.
@@ -434,7 +365,7 @@ mod tests {
             EePose::default(),
             EePose::new(f64::NAN, 0.0, 0.0, 0.0),
             EePose::default(),
-            &PrimitiveParams::default(),
+            &PrimitiveParams::for_robot(Robot::ur5e()),
         );
         assert_eq!(e, Err(TrajectoryError::NotFinite("pick")));
     }

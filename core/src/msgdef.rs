@@ -1,5 +1,5 @@
 //! The `.msg` definition of every message type, read into fields: what a recording's
-//! `ros2msg` schemas ([`crate::record`]) and the ROS 2 type hashes ([`crate::rmw`]) are
+//! `ros2msg` schemas (`loho_runtime::record`) and the ROS 2 type hashes (`loho_runtime::rmw`) are
 //! built from, so both follow the same text the Rust structs are checked against.
 
 use crate::msg::*;

@@ -1,12 +1,13 @@
-//! `configs/runtime.toml`: the control rate, the watchdog and the robot file
-//! ([`crate::robot`]), parsed and checked. The file shipped in the repository is also the compiled-in default, so a
+//! `configs/runtime.toml`: the control rate, the watchdog, the robot file
+//! ([`crate::robot`]) and whom each node expects on the bus, parsed and checked. The file shipped in the repository is also the compiled-in default, so a
 //! node started without `--config` runs exactly its values.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use thiserror::Error;
 
+use crate::config_file::{read, ConfigError, ConfigFile};
 use crate::robot::Robot;
 
 /// The defaults shipped in the repository, compiled in.
@@ -18,6 +19,8 @@ pub struct RuntimeConfig {
     pub controller: ControllerLimits,
     pub watchdog: WatchdogConfig,
     pub robot: Robot,
+    /// `[nodes.<name>]`: each node's peers, by name.
+    pub nodes: BTreeMap<String, NodePeers>,
 }
 
 /// The file as written: the robot by its path.
@@ -27,13 +30,28 @@ struct RuntimeFile {
     robot: PathBuf,
     controller: ControllerLimits,
     watchdog: WatchdogConfig,
+    /// A file written before nodes had peers in it gets the shipped ones.
+    nodes: Option<BTreeMap<String, NodePeers>>,
+}
+
+/// Whom a node expects on the bus, by the names of their liveliness tokens.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodePeers {
+    /// Logged as they come and go.
+    #[serde(default)]
+    pub peers: Vec<String>,
+    /// Followed: the controller stops its chunk when one goes; the policy decides only
+    /// while they are up.
+    #[serde(default)]
+    pub watch: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ControllerLimits {
     pub rate_hz: f64,
-    /// Microseconds spun (not slept) before each setpoint ([`crate::pacing`]).
+    /// Microseconds spun (not slept) before each setpoint (`loho_runtime::pacing`).
     pub spin_us: u64,
     /// `SCHED_FIFO` priority of the control thread; 0: none.
     pub realtime_priority: i32,
@@ -43,43 +61,6 @@ pub struct ControllerLimits {
 #[serde(deny_unknown_fields)]
 pub struct WatchdogConfig {
     pub timeout_ms: u64,
-}
-
-#[derive(Debug, Error)]
-pub enum ConfigError {
-    #[error("reading {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("{0}")]
-    Parse(#[from] toml::de::Error),
-    #[error("{0}")]
-    Invalid(String),
-}
-
-/// A file of `configs/` that stands alone (a robot, a camera rig): TOML, then checked.
-pub trait ConfigFile: serde::de::DeserializeOwned {
-    /// What TOML cannot say: ranges, counts, units.
-    fn validate(&self) -> Result<(), ConfigError>;
-
-    fn parse(text: &str) -> Result<Self, ConfigError> {
-        let v: Self = toml::from_str(text)?;
-        v.validate()?;
-        Ok(v)
-    }
-
-    fn load(path: &Path) -> Result<Self, ConfigError> {
-        Self::parse(&read(path)?)
-    }
-}
-
-/// A config file's text, or an error naming the file.
-pub(crate) fn read(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.display().to_string(),
-        source,
-    })
 }
 
 impl Default for RuntimeConfig {
@@ -105,10 +86,17 @@ impl RuntimeConfig {
                 )))
             }
         };
+        let nodes = match f.nodes {
+            Some(nodes) => nodes,
+            None => toml::from_str::<RuntimeFile>(DEFAULT_RUNTIME_CONFIG)?
+                .nodes
+                .unwrap_or_default(),
+        };
         let c = Self {
             controller: f.controller,
             watchdog: f.watchdog,
             robot,
+            nodes,
         };
         c.validate()?;
         Ok(c)

@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 
 use super::camera::{CameraPose, Intrinsics};
-use super::grid::{self, Heightmap, HEIGHT, WIDTH, Z_MAX};
+use super::grid::{Grid, Heightmap, HEIGHT, WIDTH, Z_MAX};
 use super::PerceptionError;
 use crate::msg::{encoding, Image};
 
@@ -97,10 +97,10 @@ pub fn decode<'a>(
     Ok((rgb, metres))
 }
 
-/// The heightmap the views see together; `fill` hole-filling passes.
-pub fn fuse(views: &[View], fill: usize) -> Heightmap {
-    let ws = grid::workspace();
-    let (x0, y0, inv) = (ws.x[0] as f32, ws.y[0] as f32, (1.0 / grid::pixel()) as f32);
+/// The heightmap on `grid` the views see together; `fill` hole-filling passes.
+pub fn fuse(grid: &Grid, views: &[View], fill: usize) -> Heightmap {
+    let (x0, y0) = (grid.x()[0] as f32, grid.y()[0] as f32);
+    let inv = (1.0 / grid.pixel()) as f32;
     let mut top = vec![f32::NEG_INFINITY; WIDTH * HEIGHT];
     let mut color = vec![[0u8; 3]; WIDTH * HEIGHT];
     for view in views {
@@ -195,6 +195,10 @@ fn fill_holes(hm: &mut Heightmap, passes: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn grid() -> Grid {
+        Grid::new(&crate::robot::Robot::ur5e().workspace)
+    }
     use crate::perception::camera::Rig;
 
     /// A camera `height` above (0.5, 0) looking straight down (image right = base +x).
@@ -283,8 +287,9 @@ mod tests {
             rgb: &rgb,
             depth: &depth,
         };
-        let hm = fuse(&[view], 2);
-        let (u, v) = grid::world_to_pixel(0.55, -0.1).unwrap();
+        let grid = grid();
+        let hm = fuse(&grid, &[view], 2);
+        let (u, v) = grid.world_to_pixel(0.55, -0.1).unwrap();
         assert_eq!(hm.at(u, v).0, [200, 30, 30]);
         let (top, n) = cells(&hm, [200, 30, 30]);
         assert!((top - 0.04).abs() < sigma as f32, "box top {top}");
@@ -292,7 +297,7 @@ mod tests {
         assert!((150..=215).contains(&n), "{n} cells");
         let (table, _) = cells(&hm, [51, 51, 51]);
         assert!(table.abs() < sigma as f32, "table {table}");
-        let (tu, tv) = grid::world_to_pixel(0.55 + 0.03, -0.1).unwrap();
+        let (tu, tv) = grid.world_to_pixel(0.55 + 0.03, -0.1).unwrap();
         assert_eq!(hm.at(tu, tv).0, [51, 51, 51]);
     }
 
@@ -305,7 +310,9 @@ mod tests {
         let (rgb, depth) = picture(&lens, &pose, cube, 0.0);
         let center =
             |lens: &Lens, pose: &CameraPose, rgb: &[u8], depth: &[f32], cube: (f64, f64, f64)| {
+                let grid = grid();
                 let hm = fuse(
+                    &grid,
                     &[View {
                         lens,
                         pose,
@@ -320,10 +327,10 @@ mod tests {
                 let n = red.len() as f64;
                 let u = red.iter().map(|&k| (k / WIDTH) as f64).sum::<f64>() / n;
                 let v = red.iter().map(|&k| (k % WIDTH) as f64).sum::<f64>() / n;
-                let (x0, y0) = grid::pixel_to_world(0, 0);
+                let (x0, y0) = grid.pixel_to_world(0, 0);
                 let (dx, dy) = (
-                    x0 + v * grid::pixel() - cube.0,
-                    y0 + u * grid::pixel() - cube.1,
+                    x0 + v * grid.pixel() - cube.0,
+                    y0 + u * grid.pixel() - cube.1,
                 );
                 dx.abs() + dy.abs()
             };

@@ -1,12 +1,11 @@
 //! Seeing the table: the top-down heightmap every policy reads ([`grid`]), calibrated
 //! RGB-D cameras ([`camera`]: pinhole and lens from `CameraInfo`, poses from
-//! `configs/cameras/*.toml`), their fusion into that heightmap ([`fuse`]) and the node that
-//! does it on the bus ([`node`], `loho heightmap`).
+//! `configs/cameras/*.toml`), their fusion into that heightmap ([`fuse`]). The node that
+//! fuses on the bus is `loho_runtime::heightmap` (`loho heightmap`).
 
 pub mod camera;
 pub mod fuse;
 pub mod grid;
-pub mod node;
 
 use thiserror::Error;
 

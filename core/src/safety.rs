@@ -8,13 +8,13 @@
 
 use thiserror::Error;
 
+use crate::pose::EePose;
 use crate::robot::{Limits, Robot, Workspace};
-use crate::trajectory::EePose;
 
 /// Why a setpoint did not pass.
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum Rejection {
-    #[error("setpoint is not finite (NaN or infinite)")]
+    #[error("pose is not finite (NaN or infinite)")]
     NotFinite,
     #[error("{axis} = {value:.3} m is outside the workspace [{lo}, {hi}]")]
     Outside {
@@ -68,15 +68,26 @@ impl SafetyFilter {
         self.estop
     }
 
-    /// Whether a pose lies in the workspace box (no motion check).
+    /// Whether a keypose (where a pick or place aims) is finite and inside the workspace,
+    /// its heights included: the check every decision passes before it is planned.
+    pub fn check_keypose(&self, p: &EePose) -> Result<(), Rejection> {
+        self.inside(p, self.workspace.z)
+    }
+
+    /// Whether a setpoint is finite and inside the workspace box and the heights the tip
+    /// may reach while moving (no motion check).
     pub fn check_pose(&self, p: &EePose) -> Result<(), Rejection> {
+        self.inside(p, self.limits.tip_z)
+    }
+
+    fn inside(&self, p: &EePose, z: [f64; 2]) -> Result<(), Rejection> {
         if !p.is_finite() {
             return Err(Rejection::NotFinite);
         }
         for (axis, value, [lo, hi]) in [
             ("x", p.x, self.workspace.x),
             ("y", p.y, self.workspace.y),
-            ("z", p.z, self.limits.tip_z),
+            ("z", p.z, z),
         ] {
             if !(lo..=hi).contains(&value) {
                 return Err(Rejection::Outside {
@@ -153,7 +164,7 @@ mod tests {
         for rate in [125.0, 500.0] {
             let p = PrimitiveParams {
                 rate_hz: rate,
-                ..Default::default()
+                ..PrimitiveParams::for_robot(Robot::ur5e())
             };
             let plan: Vec<EePose> = pick_place(
                 start,

@@ -7,8 +7,9 @@ use std::sync::LazyLock;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ConfigError, ConfigFile};
-use crate::trajectory::EePose;
+use crate::config_file::{ConfigError, ConfigFile};
+use crate::kinematics::Kinematics;
+use crate::pose::EePose;
 
 /// `configs/robots/ur5e.toml`, compiled in.
 pub const UR5E: &str = include_str!("../../configs/robots/ur5e.toml");
@@ -69,25 +70,6 @@ impl Reach {
         }
         self.center_z + (self.radius * self.radius - r2).sqrt()
     }
-}
-
-/// A six-joint arm by its Denavit–Hartenberg parameters, with a tool along the flange's z.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Kinematics {
-    pub d: [f64; 6],
-    pub a: [f64; 6],
-    pub alpha: [f64; 6],
-    /// The tool tip beyond the flange (m).
-    pub tool: f64,
-    pub joint_names: Vec<String>,
-    /// The home configuration (rad).
-    pub home: [f64; 6],
-    /// Joint speed limit (rad/s).
-    pub max_joint_speed: f64,
-    /// Where the robot's base frame sits in the world the workspace is given in: x, y, z
-    /// (m) and yaw (rad).
-    pub base: [f64; 4],
 }
 
 impl Workspace {

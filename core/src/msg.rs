@@ -1,4 +1,4 @@
-//! The message types of DESIGN §4, laid out field for field as their ROS 2 definitions.
+//! The message types of loho (docs/runtime.md), laid out field for field as their ROS 2 definitions.
 //!
 //! Standard types (`std_msgs`, `sensor_msgs`, …) follow the ROS 2 Humble `.msg` files;
 //! loho's own types are defined in `runtime/msg/loho_msgs/msg/*.msg` and compiled in here,

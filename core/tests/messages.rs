@@ -1,7 +1,7 @@
 //! Every message round-trips; the bytes are ROS 2's; bad bytes are errors, never panics.
 
-use loho_runtime::cdr::CdrError;
-use loho_runtime::msg::*;
+use loho_core::cdr::CdrError;
+use loho_core::msg::*;
 
 fn header() -> Header {
     Header::new(12.5, "world")
