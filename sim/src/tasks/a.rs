@@ -29,12 +29,7 @@ fn base(b: &mut Builder) -> Option<(String, GoalStep)> {
         .iter()
         .map(|&c| b.bowl(c, true))
         .collect::<Option<_>>()?;
-    let n_blocks = b.range(2, 3);
-    let block_colors = b.colors(&colors::ALL, n_blocks);
-    let blocks: Vec<usize> = block_colors
-        .iter()
-        .map(|&c| b.block(Kind::SmallBlock, c, Region::Anywhere))
-        .collect::<Option<_>>()?;
+    let (block_colors, blocks) = small_blocks(b)?;
     let n_zones = b.range(1, 2);
     let zone_colors = b.colors(&colors::ALL, n_zones);
     let zones: Vec<usize> = zone_colors
@@ -148,12 +143,7 @@ fn with_position(b: &mut Builder) -> Option<(String, GoalStep)> {
     for c in b.colors(&colors::ALL, n_bowls) {
         b.bowl(c, true)?;
     }
-    let n_blocks = b.range(2, 3);
-    let block_colors = b.colors(&colors::ALL, n_blocks);
-    let blocks: Vec<usize> = block_colors
-        .iter()
-        .map(|&c| b.block(Kind::SmallBlock, c, Region::Anywhere))
-        .collect::<Option<_>>()?;
+    let (block_colors, blocks) = small_blocks(b)?;
     let p0 = b.pose(blocks[0]);
     let pick_area = QUADRANTS
         .iter()
@@ -205,4 +195,16 @@ fn with_position(b: &mut Builder) -> Option<(String, GoalStep)> {
     step.rotations = false;
     step.replace = true;
     Some((subtask::pick_place(&pick, &place), step))
+}
+
+/// Two or three small blocks in colours drawn from all 11, anywhere: their colours and
+/// their objects.
+fn small_blocks(b: &mut Builder) -> Option<(Vec<Color>, Vec<usize>)> {
+    let n = b.range(2, 3);
+    let colors = b.colors(&colors::ALL, n);
+    let blocks = colors
+        .iter()
+        .map(|&c| b.block(Kind::SmallBlock, c, Region::Anywhere))
+        .collect::<Option<_>>()?;
+    Some((colors, blocks))
 }
