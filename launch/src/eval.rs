@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use loho_runtime::{Bus, BusConfig};
 
-use crate::cli::{self, ArmKind, DeviceArg};
+use crate::args::{self, ArmKind, DeviceArg};
 use crate::policy::PolicyKind;
 use crate::wiring::ArmPath;
 
@@ -207,13 +207,13 @@ pub fn command(c: EvalCmd) -> Result<()> {
         transport: Transport::parse(&c.transport, c.connect)?,
         policy: PolicyKind::parse(&c.policy)?.on(&c.device)?,
         tasks: TaskId::parse_list(&c.tasks)?,
-        split: cli::split(&c.split)?,
+        split: args::split(&c.split)?,
         episodes: c.episodes,
         seed: c.first_episode,
-        jobs: cli::jobs(c.jobs),
+        jobs: args::jobs(c.jobs),
         feedback: c.feedback,
         arm: c.arm,
-        cameras: cli::cameras(&c.camera)?,
+        cameras: args::cameras(&c.camera)?,
         camera: c.camera.clone(),
     };
     anyhow::ensure!(

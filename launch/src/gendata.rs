@@ -27,7 +27,7 @@ use loho_sim::{colors, Split};
 use loho_sim::{oracle, tasks};
 use loho_sim::{Action, Decision, Env, Oracle, Policy, TaskId};
 
-use crate::cli::{self, DeviceArg};
+use crate::args::{self, DeviceArg};
 use crate::export::Export;
 use crate::policy::PolicyKind;
 use rand::{Rng, SeedableRng};
@@ -106,8 +106,8 @@ pub fn command(c: GenDataCmd) -> Result<()> {
         first_episode: c.first_episode,
         perturb: c.perturb,
         all_colors: c.colors == "all",
-        jobs: cli::jobs(c.jobs),
-        cameras: cli::cameras(&c.camera)?,
+        jobs: args::jobs(c.jobs),
+        cameras: args::cameras(&c.camera)?,
     };
     let n = generate(&args)?;
     println!(
@@ -155,7 +155,7 @@ impl GenArgs {
             first_episode: 0,
             perturb: 0.2,
             all_colors: true,
-            jobs: cli::jobs(None),
+            jobs: args::jobs(None),
             cameras: None,
             policy: None,
             append: false,

@@ -2,7 +2,7 @@
 //! `main.rs` only calls [`main_logged`], so tests can run any subcommand in a child process
 //! exactly as the binary would.
 //!
-//! - [`cli`]: the subcommands, and the flags several share (clap types);
+//! - [`cli`]: the subcommands (clap types); [`args`]: the flags several share;
 //! - one module per command, its flags beside its body: [`run`], [`eval`], [`render`]
 //!   (also `tasks`), [`gendata`], [`export`], [`train`], [`bench`], [`graph`] (`launch`),
 //!   [`certs`], [`nodes`] (each node alone: `sim`, `controller`, `policy`, `driver ur`,
@@ -11,6 +11,7 @@
 //! - [`policy`]: the one factory of `--policy`; `process`: a node's session and Ctrl-C;
 //!   `json`: `--json` output.
 
+pub mod args;
 pub mod bench;
 pub mod certs;
 pub mod cli;

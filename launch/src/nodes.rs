@@ -22,7 +22,7 @@ use loho_runtime::record::Recorder;
 use loho_runtime::replay::{self, ReplayOptions};
 use loho_sim::node::{self, SimConfig};
 
-use crate::cli::{ArmKind, BusArgs, DeviceArg, EpisodeArgs, UrPorts};
+use crate::args::{ArmKind, BusArgs, DeviceArg, EpisodeArgs, UrPorts};
 use crate::policy::PolicyKind;
 use crate::process::{ctrl_c, open_bus};
 use crate::wiring::{runtime_config, simulator, ArmPath};
@@ -177,7 +177,7 @@ pub fn sim_command(c: SimCmd) -> Result<()> {
         },
         runtime: runtime_config(c.config.as_deref())?,
         exit_when_done: c.exit_when_done,
-        cameras: crate::cli::cameras(&c.cameras)?,
+        cameras: crate::args::cameras(&c.cameras)?,
     };
     let arm = match c.arm {
         ArmKind::Sim => ArmPath::Direct,

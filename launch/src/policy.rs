@@ -11,7 +11,7 @@ use loho_models::{default_checkpoint, Device, ModelPolicy};
 use loho_runtime::policy::openpi::{KeyMap, OpenpiPolicy};
 use loho_sim::{Oracle, RandomPolicy};
 
-use crate::cli::DeviceArg;
+use crate::args::DeviceArg;
 
 /// Which policy acts.
 #[derive(Debug, Clone)]

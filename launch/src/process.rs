@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use loho_runtime::Bus;
 
-use crate::cli::BusArgs;
+use crate::args::BusArgs;
 
 /// The session of a node whose role (its identity behind `--secure`) is `role`.
 pub(crate) fn open_bus(args: &BusArgs, role: &str) -> Result<Bus> {

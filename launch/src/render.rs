@@ -11,7 +11,7 @@ use loho_sim::env::Env;
 use loho_sim::world::World;
 use loho_sim::{Split, ALL_TASKS};
 
-use crate::cli::EpisodeArgs;
+use crate::args::EpisodeArgs;
 
 #[derive(Args, Debug)]
 pub struct RenderCmd {

@@ -20,7 +20,7 @@ use loho_runtime::{Bus, BusConfig};
 use loho_sim::node::SimConfig;
 use loho_sim::{Split, TaskId};
 
-use crate::cli::{BusArgs, DeviceArg, EpisodeArgs};
+use crate::args::{BusArgs, DeviceArg, EpisodeArgs};
 use crate::policy::PolicyKind;
 use crate::wiring;
 

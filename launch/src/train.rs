@@ -13,7 +13,7 @@ use loho_models::train::{Parallel, TrainConfig, Trainer};
 use loho_models::vocab::Vocab;
 use loho_models::{Config, Device, DeviceSpec};
 
-use crate::cli::DeviceArg;
+use crate::args::DeviceArg;
 
 #[derive(Args, Debug)]
 pub struct TrainCmd {
@@ -86,7 +86,7 @@ pub fn command(c: TrainCmd) -> Result<()> {
         resume: c.resume,
         from: c.from,
         save_every: c.save_every.max(1),
-        threads: crate::cli::jobs(c.threads),
+        threads: crate::args::jobs(c.threads),
         device: c.device.spec,
     })
 }

@@ -61,7 +61,7 @@ pub fn print(r: &ExportBench) {
         "{} oracle episodes ({} decisions), {} threads:",
         r.episodes,
         r.decisions,
-        crate::cli::jobs(None)
+        crate::args::jobs(None)
     );
     println!("  gen-data (loho format)      {:>7.2} s", r.generate_s);
     println!(

@@ -16,7 +16,7 @@ use anyhow::Result;
 use clap::Subcommand;
 use serde::Serialize;
 
-use crate::cli::DeviceArg;
+use crate::args::DeviceArg;
 use crate::policy::PolicyKind;
 
 #[derive(Subcommand, Debug)]
@@ -159,7 +159,7 @@ pub fn command(what: BenchCommand) -> Result<()> {
         } => {
             let kind = PolicyKind::parse(&policy)?;
             let dir = kind.checkpoint("bench decoding")?;
-            let split = crate::cli::split(&split)?;
+            let split = crate::args::split(&split)?;
             let r = decoding::decoding(dir, split, episodes.max(1), &device.spec.open()?)?;
             decoding::print(&r);
             crate::json::write(json.as_ref(), &r)
