@@ -5,7 +5,6 @@
 //! each object paints only the cells under its footprint, so a frame costs tens of
 //! microseconds and evaluation never waits on the camera.
 
-use loho_core::robot::Robot;
 use rand::Rng;
 
 pub use loho_core::perception::grid::{Grid, Heightmap, HEIGHT, WIDTH, Z_MAX};
@@ -17,10 +16,10 @@ use crate::world::{
     ZONE_OUTLINE,
 };
 
-/// The benchmark's heightmap: the UR5e's workspace (`configs/robots/ur5e.toml`) in
-/// square cells.
+/// The benchmark's heightmap: its arm's workspace ([`crate::world::robot`]) in square
+/// cells.
 pub fn grid() -> Grid {
-    Grid::new(&Robot::ur5e().workspace)
+    Grid::new(&crate::world::robot().workspace)
 }
 
 /// Height of a painted zone outline (m).

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use loho_core::robot::Robot;
 use loho_core::safety::{Rejection, SafetyFilter};
 use loho_core::subtask;
 use loho_core::trajectory::{pick_place, PrimitiveParams, TrajectoryError};
@@ -73,9 +72,7 @@ impl Env {
 
     /// An environment over an episode built elsewhere (for example with another palette).
     pub fn from_episode(mut episode: Episode) -> Self {
-        // The benchmark's arm: its reach shapes the primitive, its workspace bounds the
-        // keyposes.
-        let robot = Robot::ur5e();
+        let robot = crate::world::robot();
         episode.world.settle(1.0);
         let mut goals = Goals::new(episode.steps.clone());
         let total = goals.update(&episode.world);

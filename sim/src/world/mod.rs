@@ -8,6 +8,7 @@
 //! step's motion, so contact is exact whatever the speed.
 
 use loho_core::pose::{EePose, HOME};
+use loho_core::robot::Robot;
 use loho_core::trajectory::{resume_index, Phase, Setpoint};
 use rapier3d::math::{Pose, Rotation, Vector};
 use rapier3d::parry::query::{cast_shapes, ShapeCastOptions};
@@ -19,6 +20,13 @@ mod bodies;
 mod execute;
 mod rays;
 mod suction;
+
+/// The benchmark's arm, the one place the simulator names it: the UR5e of
+/// `configs/robots/ur5e.toml` (its workspace is the camera's grid and the keyposes' box,
+/// its reach shapes the primitive).
+pub fn robot() -> &'static Robot {
+    Robot::ur5e()
+}
 
 /// Physics step (s): Ravens' default 240 Hz.
 pub const DT: f64 = 1.0 / 240.0;
