@@ -1,6 +1,7 @@
 //! `configs/runtime.toml`: the control rate, the watchdog, the robot file
-//! ([`crate::robot`]) and whom each node expects on the bus, parsed and checked. The file shipped in the repository is also the compiled-in default, so a
-//! node started without `--config` runs exactly its values.
+//! ([`crate::robot`]) and whom each node expects on the bus, parsed and checked. The file
+//! shipped in the repository is also the compiled-in default, so a node started without
+//! `--config` runs exactly its values.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -164,5 +165,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("/nowhere/robots/ur5e.toml"), "{e}");
+    }
+
+    #[test]
+    fn nodes_have_their_peers_and_an_older_file_gets_the_shipped_ones() {
+        let c = RuntimeConfig::default();
+        assert_eq!(c.nodes["controller"].watch, ["policy"]);
+        assert_eq!(c.nodes["arm"].peers, ["controller"]);
+        assert!(c.nodes["heightmap"].peers.is_empty());
+        let cut = DEFAULT_RUNTIME_CONFIG.find("\n[nodes.").unwrap();
+        let older = RuntimeConfig::parse(&DEFAULT_RUNTIME_CONFIG[..cut], None).unwrap();
+        assert_eq!(older.nodes, c.nodes);
+        let bad = DEFAULT_RUNTIME_CONFIG.replace("watch = [\"policy\"]", "wach = [\"policy\"]");
+        assert!(
+            RuntimeConfig::parse(&bad, None).is_err(),
+            "a misspelt key is refused"
+        );
     }
 }

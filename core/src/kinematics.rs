@@ -55,13 +55,12 @@ fn dh(theta: f64, d: f64, a: f64, alpha: f64) -> Matrix4<f64> {
 impl Kinematics {
     /// Pose of the suction tip (homogeneous transform in the base frame).
     pub fn forward(&self, q: &[f64; 6]) -> Matrix4<f64> {
-        let k = self;
         let mut t = Matrix4::<f64>::identity();
         for (i, &qi) in q.iter().enumerate() {
-            t *= dh(qi, k.d[i], k.a[i], k.alpha[i]);
+            t *= dh(qi, self.d[i], self.a[i], self.alpha[i]);
         }
         let mut tool = Matrix4::<f64>::identity();
-        tool[(2, 3)] = k.tool;
+        tool[(2, 3)] = self.tool;
         t * tool
     }
 

@@ -158,10 +158,10 @@ impl Node for ArmNode<'_> {
     /// Latched: the arm stops as hard as it may, and setpoints are ignored until it
     /// clears; cleared: it holds where it is, not going on to the old target.
     fn estop(&mut self, _: &mut Context<Event>, on: bool) -> Result<(), NodeError> {
-        self.following = None;
         if !on {
             return Ok(self.hold("e-stop cleared")?);
         }
+        self.following = None;
         if let Err(e) = self.arm.estop() {
             self.report(DiagnosticArray::ERROR, "e-stop failed", &e.to_string())?;
         }

@@ -13,8 +13,9 @@ use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use loho_core::msg::{ActionChunk, ArmState, EpisodeEvent, Image, Message, StringMsg};
-use loho_core::policy::codec::{chunk_decision, Frame as Pair};
-use loho_models::data::{Dataset, Frame, Sample};
+use loho_core::policy::codec::chunk_decision;
+use loho_core::policy::Frame;
+use loho_models::data::{Dataset, Sample};
 use loho_models::lerobot::{Summary, Writer};
 use loho_models::Keypose;
 use loho_runtime::keys;
@@ -220,8 +221,7 @@ fn from_recording(path: &Path, out: &mut Export) -> Result<()> {
                         chunk.chunk_id
                     );
                 };
-                let Pair { rgb, height, .. } =
-                    Pair::from_images(c, d).map_err(anyhow::Error::msg)?;
+                let frame = Frame::from_images(c, d).map_err(anyhow::Error::msg)?;
                 let keyposes = chunk_decision(&chunk)
                     .map_err(anyhow::Error::msg)?
                     .keyposes();
@@ -237,12 +237,6 @@ fn from_recording(path: &Path, out: &mut Export) -> Result<()> {
                     frame: String::new(),
                     alternatives: vec![],
                     state: Some(state(s)),
-                };
-                let frame = Frame {
-                    rows: c.height as usize,
-                    cols: c.width as usize,
-                    rgb,
-                    height,
                 };
                 decisions.push((sample, frame));
             }

@@ -19,7 +19,8 @@ use std::sync::{mpsc, Arc};
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use loho_models::data::{self, Sample, Writer};
+use loho_core::policy::Frame;
+use loho_models::data::{Sample, Writer};
 use loho_models::Keypose;
 use loho_sim::camera::{self, gaussian, Heightmap};
 use loho_sim::rgbd::Rig;
@@ -202,9 +203,10 @@ fn perturbed(a: &Action, rng: &mut ChaCha8Rng) -> Action {
     a
 }
 
-type Frame = (Sample, Vec<u8>, Vec<f32>);
+/// One labelled decision: its sample, the frame's RGB bytes and heights.
+type Labelled = (Sample, Vec<u8>, Vec<f32>);
 
-fn episode(task: TaskId, seed: u64, a: &GenArgs) -> Result<Vec<Frame>> {
+fn episode(task: TaskId, seed: u64, a: &GenArgs) -> Result<Vec<Labelled>> {
     let palette = if a.all_colors {
         colors::ALL.to_vec()
     } else {
@@ -218,7 +220,7 @@ fn episode(task: TaskId, seed: u64, a: &GenArgs) -> Result<Vec<Frame>> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ ((task as u64) << 40));
     let mut actor = a.policy.as_ref().map(|p| p.make(seed)).transpose()?;
     let mut out = Vec::new();
-    let push = |out: &mut Vec<Frame>, s: Sample, rgb: &[u8], obs: &Heightmap| {
+    let push = |out: &mut Vec<Labelled>, s: Sample, rgb: &[u8], obs: &Heightmap| {
         out.push((s, rgb.to_vec(), obs.height.clone()));
     };
     while !env.is_done() {
@@ -283,7 +285,7 @@ pub fn generate(a: &GenArgs) -> Result<usize> {
             .expect("template"),
     );
     let next = AtomicUsize::new(0);
-    let (tx, rx) = mpsc::channel::<(usize, Result<Vec<Frame>>)>();
+    let (tx, rx) = mpsc::channel::<(usize, Result<Vec<Labelled>>)>();
     std::thread::scope(|s| -> Result<()> {
         for _ in 0..a.jobs.max(1) {
             let tx = tx.clone();
@@ -329,7 +331,7 @@ enum Sink<'a> {
 }
 
 impl Sink<'_> {
-    fn add(&mut self, episode: Vec<Frame>) -> Result<()> {
+    fn add(&mut self, episode: Vec<Labelled>) -> Result<()> {
         let (rows, cols) = (camera::HEIGHT, camera::WIDTH);
         match self {
             Sink::Loho(w) => {
@@ -342,7 +344,7 @@ impl Sink<'_> {
                 let steps: Vec<_> = episode
                     .into_iter()
                     .map(|(s, rgb, height)| {
-                        let f = data::Frame {
+                        let f = Frame {
                             rows,
                             cols,
                             rgb,

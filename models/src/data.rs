@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::keypose::Keypose;
 use crate::ModelError;
+use loho_core::policy::Frame;
 
 /// Heights are stored in [0, HEIGHT_MAX] metres (the camera's clip height).
 pub const HEIGHT_MAX: f32 = 0.28;
@@ -174,14 +175,6 @@ pub(crate) fn encode_png(
         .write_image_data(data)
         .map_err(png_err)?;
     Ok(out)
-}
-
-/// A frame: RGB bytes and heights in metres, row-major.
-pub struct Frame {
-    pub rows: usize,
-    pub cols: usize,
-    pub rgb: Vec<u8>,
-    pub height: Vec<f32>,
 }
 
 /// An 8-bit PNG of `color`: its rows, columns and pixels.

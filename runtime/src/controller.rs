@@ -145,7 +145,11 @@ impl Node for Controller<'_> {
 
     fn event(&mut self, cx: &mut Context<Event>, e: Event) -> Result<(), ControllerError> {
         self.handle(e);
-        while let Some(chunk) = self.queued.pop_front() {
+        // Chunks in the order they came; none more once the node is asked to stop.
+        while !cx.stopping() {
+            let Some(chunk) = self.queued.pop_front() else {
+                break;
+            };
             self.execute(cx, &chunk)?;
         }
         Ok(())

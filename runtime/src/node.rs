@@ -181,7 +181,6 @@ enum Peer {
 
 /// The runtime as a node's handlers see it.
 pub struct Context<E> {
-    name: &'static str,
     events: Receiver<Input<E>>,
     diag: Arc<Diagnostics>,
     watched: Vec<(String, Peer)>,
@@ -336,7 +335,6 @@ where
         ..
     } = inputs;
     let mut cx = Context {
-        name: spec.name,
         events,
         diag,
         watched: spec
@@ -371,7 +369,7 @@ where
     // Before the liveliness token goes: nodes sharing `stop` know this is the end.
     stop.store(true, Ordering::Relaxed);
     node.stop(&mut cx)?;
-    tracing::debug!("{}: stopped", cx.name);
+    tracing::debug!("{}: stopped", spec.name);
     drop(alive);
     Ok(node)
 }

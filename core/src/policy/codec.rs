@@ -7,7 +7,7 @@
 use crate::msg::{self, ActionChunk, Header, Image, InferRequest, Time};
 use crate::pose::{EePose, Keypose};
 
-use super::{Action, Decision, Observation, Plan};
+use super::{Action, Decision, Frame, Observation, Plan};
 
 /// A keypose on the wire: its pose, and `gripper` 1 (suction on) or 0 (off).
 pub fn keypose_msg(k: &Keypose) -> msg::Keypose {
@@ -91,15 +91,6 @@ pub fn infer_request(obs: &Observation, plan: &Plan, seed: u64) -> InferRequest 
     }
 }
 
-/// A frame as a policy reads it: RGB bytes and heights of one colour + depth pair.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Frame {
-    pub rgb: Vec<u8>,
-    pub height: Vec<f32>,
-    pub rows: usize,
-    pub cols: usize,
-}
-
 impl Frame {
     /// The pair as a frame, or why it is not one.
     pub fn from_images(c: &Image, d: &Image) -> Result<Self, String> {
@@ -115,26 +106,6 @@ impl Frame {
             rows: c.height as usize,
             cols: c.width as usize,
         })
-    }
-
-    /// What a policy sees of it, told the instruction and, where something scores the
-    /// steps, the reward so far.
-    pub fn observation<'a>(
-        &'a self,
-        instruction: &'a str,
-        total_reward: Option<f64>,
-        step: usize,
-    ) -> Observation<'a> {
-        Observation {
-            instruction,
-            rgb: &self.rgb,
-            height: &self.height,
-            rows: self.rows,
-            cols: self.cols,
-            total_reward,
-            step,
-            scene: None,
-        }
     }
 }
 

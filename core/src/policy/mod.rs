@@ -100,6 +100,39 @@ impl Decision {
     }
 }
 
+/// A frame as a policy reads it and datasets store it: RGB bytes and heights (m) above
+/// the table, row-major, `rows` × `cols` (from a colour + depth pair:
+/// [`Frame::from_images`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frame {
+    pub rgb: Vec<u8>,
+    pub height: Vec<f32>,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl Frame {
+    /// What a policy sees of it, told the instruction and, where something scores the
+    /// steps, the reward so far.
+    pub fn observation<'a>(
+        &'a self,
+        instruction: &'a str,
+        total_reward: Option<f64>,
+        step: usize,
+    ) -> Observation<'a> {
+        Observation {
+            instruction,
+            rgb: &self.rgb,
+            height: &self.height,
+            rows: self.rows,
+            cols: self.cols,
+            total_reward,
+            step,
+            scene: None,
+        }
+    }
+}
+
 /// What a policy sees at a decision point.
 pub struct Observation<'a> {
     pub instruction: &'a str,

@@ -11,8 +11,9 @@ use arrow_array::{Array, RecordBatch, StructArray};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::*;
-use crate::data::{decode_png, dequantise, io_err, Frame, Sample};
+use crate::data::{decode_png, dequantise, io_err, Sample};
 use crate::{Keypose, ModelError};
+use loho_core::policy::Frame;
 
 /// The episode columns loho needs.
 struct Episode {

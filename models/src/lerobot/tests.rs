@@ -3,8 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use super::*;
-use crate::data::{Frame, Sample};
+use crate::data::Sample;
 use crate::Keypose;
+use loho_core::policy::Frame;
 
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("loho-lerobot-{}-{name}", std::process::id()));

@@ -22,9 +22,10 @@ use serde_json::json;
 
 use super::stats::Stats;
 use super::*;
-use crate::data::{encode_png, io_err, quantise, Frame, Sample};
+use crate::data::{encode_png, io_err, quantise, Sample};
 use crate::Keypose;
 use crate::ModelError;
+use loho_core::policy::Frame;
 
 /// What a finished export holds.
 #[derive(Debug, Clone, PartialEq, Eq)]

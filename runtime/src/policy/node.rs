@@ -28,8 +28,8 @@ use loho_core::config::RuntimeConfig;
 use loho_core::msg::{
     ActionChunk, DiagnosticArray, EpisodeEvent, ExecStatus, Image, InferRequest, StringMsg,
 };
-use loho_core::policy::codec::{chunk, served, Frame};
-use loho_core::policy::{Decision, Policy};
+use loho_core::policy::codec::{chunk, served};
+use loho_core::policy::{Decision, Frame, Policy};
 
 use crate::bus::{Bus, BusError, Latest, Publisher, Qos, Request};
 use crate::diagnostics::Diagnostics;
