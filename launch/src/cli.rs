@@ -18,6 +18,7 @@ use crate::nodes::{
 use crate::render::RenderCmd;
 use crate::run::RunCmd;
 use crate::train::TrainCmd;
+use crate::vocab::VocabCmd;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -51,6 +52,11 @@ pub enum Command {
     Export {
         #[command(subcommand)]
         format: ExportCmd,
+    },
+    /// An open vocabulary for `loho train --vocab`, converted once from a registry package.
+    Vocab {
+        #[command(subcommand)]
+        what: VocabCmd,
     },
     /// Train a checkpoint on a dataset folder; `--resume` continues a killed run.
     Train(TrainCmd),

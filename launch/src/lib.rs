@@ -4,7 +4,7 @@
 //!
 //! - [`cli`]: the subcommands (clap types); [`args`]: the flags several share;
 //! - one module per command, its flags beside its body: [`run`], [`eval`], [`render`]
-//!   (also `tasks`), [`gendata`], [`export`], [`train`], [`bench`], [`graph`] (`launch`),
+//!   (also `tasks`), [`gendata`], [`export`], [`vocab`], [`train`], [`bench`], [`graph`] (`launch`),
 //!   [`certs`], [`nodes`] (each node alone: `sim`, `controller`, `policy`, `driver ur`,
 //!   `ur-emulator`, …);
 //! - [`wiring`]: several nodes on one bus, as `run`, `sim` and `eval` share them;
@@ -26,6 +26,7 @@ mod process;
 pub mod render;
 pub mod run;
 pub mod train;
+pub mod vocab;
 pub mod wiring;
 
 use anyhow::Result;
@@ -66,6 +67,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Eval(c) => eval::command(c),
         Command::GenData(c) => gendata::command(c),
         Command::Export { format } => export::command(format),
+        Command::Vocab { what } => vocab::command(what),
         Command::Train(c) => train::command(c),
         Command::Bench { what } => bench::command(what),
         Command::Sim(c) => nodes::sim_command(c),

@@ -54,6 +54,11 @@ pub struct TrainCmd {
     /// Steps between checkpoints (also saved every 10 minutes).
     #[arg(long, default_value_t = 250)]
     pub save_every: usize,
+    /// An open vocabulary folder (`loho vocab import`): a new run's words are its pieces,
+    /// embedded through its frozen pretrained table (docs/model.md, "Open vocabulary").
+    /// Without it a new run's vocabulary is the data's words.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["resume", "from"])]
+    pub vocab: Option<PathBuf>,
     /// Threads, each training on its share of every batch [default: all cores].
     #[arg(long)]
     pub threads: Option<usize>,
@@ -75,6 +80,7 @@ pub fn command(c: TrainCmd) -> Result<()> {
                 distill: c.distill,
             }),
             flow_steps: c.flow_steps,
+            vocab: c.vocab,
             seed: c.seed,
             palette: loho_sim::colors::ALL
                 .iter()
@@ -134,6 +140,56 @@ pub(crate) fn keep_freed_memory() {
     }
 }
 
+/// A new run's vocabulary and config: the data's words, or with
+/// [`TrainConfig::vocab`] an open vocabulary whose head writes the pieces of the data's
+/// texts and colour names, with room for the longest of them.
+fn new_model(data: &Dataset, tc: &TrainConfig) -> Result<(Vocab, Config)> {
+    let texts = || {
+        data.samples.iter().flat_map(|s| {
+            [s.instruction.as_str(), s.subtask.as_str()]
+                .into_iter()
+                .chain(s.alternatives.iter().map(String::as_str))
+        })
+    };
+    let Some(dir) = &tc.vocab else {
+        let vocab = Vocab::build(texts())?;
+        let cfg = Config::tiny(vocab.len());
+        return Ok((vocab, cfg));
+    };
+    let path = dir.join(loho_models::checkpoint::TOKENIZER);
+    let vocab = Vocab::load(&path)
+        .with_context(|| format!("{} (made by `loho vocab import`)", path.display()))?;
+    anyhow::ensure!(
+        vocab.is_open(),
+        "{} is not an open vocabulary",
+        path.display()
+    );
+    let names = tc.palette.iter().map(|(n, _)| n.as_str());
+    let writes = loho_models::words::writes(&vocab, texts().chain(names))?;
+    let longest = |f: &dyn Fn(&loho_models::data::Sample) -> &str| -> Result<usize> {
+        let mut n = 0;
+        for s in &data.samples {
+            n = n.max(vocab.encode(f(s))?.len());
+        }
+        Ok(n)
+    };
+    let instruction = longest(&|s| s.instruction.as_str())? + 1;
+    let subtask = longest(&|s| s.subtask.as_str())? + 3;
+    let mut cfg = Config::tiny(vocab.len()).with_lengths(instruction.max(24), subtask.max(24));
+    cfg.pieces = Some(loho_models::words::PiecesConfig {
+        dim: loho_models::wordllama::table_width(dir)?,
+        writes,
+    });
+    tracing::info!(
+        pieces = vocab.len(),
+        writes = cfg.pieces.as_ref().map_or(0, |p| p.writes.len()),
+        max_instruction = cfg.max_instruction,
+        max_subtask = cfg.max_subtask,
+        "open vocabulary"
+    );
+    Ok((vocab, cfg))
+}
+
 pub fn train(a: &TrainArgs) -> Result<()> {
     let device = a.device.open()?;
     let shards = shards(a.threads, &device);
@@ -167,12 +223,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         Trainer::fine_tune(from, tc, &device)
             .with_context(|| format!("fine-tuning {}", from.display()))?
     } else {
-        let texts = data
-            .samples
-            .iter()
-            .flat_map(|s| [s.instruction.as_str(), s.subtask.as_str()]);
-        let vocab = Vocab::build(texts)?;
-        let cfg = Config::tiny(vocab.len());
+        let (vocab, cfg) = new_model(&data, &a.config)?;
         let mut tc = a.config.clone();
         if let Some(steps) = a.steps {
             tc.steps = steps;

@@ -1,4 +1,6 @@
-//! A checkpoint is a folder: `config.json`, `model.safetensors`, `tokenizer.json`.
+//! A checkpoint is a folder: `config.json`, `model.safetensors`, `tokenizer.json`. An
+//! open vocabulary's frozen pretrained table is in `model.safetensors` too, kept at F16
+//! (16 MB instead of 33), as it was converted; loading widens it to f32.
 //!
 //! Loading checks what a half-written or mismatched folder would break: the vocabulary
 //! must have the size the config says, and a missing or mis-shaped tensor is an error
@@ -78,12 +80,43 @@ fn tmp_path(path: &Path) -> PathBuf {
 /// Saves a checkpoint folder (created if needed): weights, config and vocabulary.
 pub fn save(dir: &Path, cfg: &Config, vocab: &Vocab, weights: &VarMap) -> Result<(), ModelError> {
     std::fs::create_dir_all(dir).map_err(|e| err(dir, e))?;
-    write_atomic(&dir.join(WEIGHTS), |p| {
-        weights.save(p).map_err(|e| err(p, e))
-    })?;
+    write_atomic(&dir.join(WEIGHTS), |p| save_weights(weights, p))?;
     write_atomic(&dir.join(TOKENIZER), |p| vocab.save(p))?;
     write_atomic(&dir.join(CONFIG), |p| {
         let text = serde_json::to_string_pretty(cfg).map_err(|e| err(p, e))?;
         std::fs::write(p, text + "\n").map_err(|e| err(p, e))
     })
+}
+
+/// Whether a weight is a frozen table kept at F16 ([`crate::words`]).
+pub fn frozen(name: &str) -> bool {
+    name.ends_with(crate::wordllama::TABLE)
+}
+
+/// Writes every variable of `weights` to `path`, [`frozen`] tables at F16.
+pub fn save_weights(weights: &VarMap, path: &Path) -> Result<(), ModelError> {
+    let data = weights.data().lock().expect("var map lock");
+    let mut out = std::collections::HashMap::new();
+    for (name, var) in data.iter() {
+        let t = var.as_tensor();
+        let t = match frozen(name) {
+            true => t.to_dtype(candle_core::DType::F16)?,
+            false => t.clone(),
+        };
+        out.insert(name.clone(), t);
+    }
+    candle_core::safetensors::save(&out, path).map_err(|e| err(path, e))
+}
+
+/// Sets every variable of `weights` from `path` (as [`save_weights`] wrote it).
+pub fn load_weights(weights: &VarMap, path: &Path) -> Result<(), ModelError> {
+    let saved = candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| err(path, e))?;
+    for (name, var) in weights.data().lock().expect("var map lock").iter() {
+        let t = saved
+            .get(name)
+            .ok_or_else(|| err(path, format!("no tensor {name}")))?;
+        var.set(&t.to_dtype(var.dtype())?.to_device(var.device())?)
+            .map_err(|e| err(path, format!("{name}: {e}")))?;
+    }
+    Ok(())
 }

@@ -66,7 +66,8 @@ pub struct Written {
     pub passes: usize,
 }
 
-/// A token for each row of logits, with the probability the model gave it.
+/// A logit index (the model's [`Loho::word`]) for each row of logits, with the
+/// probability the model gave it.
 pub type Pick<'a> = dyn FnMut(&Tensor) -> Result<(u32, f32)> + 'a;
 
 /// Writes at most `max_words` words after the cache, `last` being the hidden state (1, d)
@@ -128,7 +129,10 @@ pub fn write(
             let logits = model.logits(&rows)?;
             let mut chosen = open
                 .iter()
-                .map(|&i| Ok((i, pick(&logits.get(i)?)?)))
+                .map(|&i| {
+                    let (j, p) = pick(&logits.get(i)?)?;
+                    Ok((i, (model.word(j), p)))
+                })
                 .collect::<Result<Vec<_>>>()?;
             // Most confident first; ties go left to right.
             chosen.sort_by(|a, b| b.1 .1.total_cmp(&a.1 .1).then(a.0.cmp(&b.0)));

@@ -5,7 +5,10 @@
 //! Main types: [`Loho`] (the network, candle-transformers style), [`Vla`] (one decision
 //! on a frame), [`ModelPolicy`] (the closed loop as a runtime policy), [`Config`].
 //!
-//! - [`vocab`]: the word-level vocabulary as a Hugging Face `tokenizer.json`;
+//! - [`vocab`]: the vocabulary as a Hugging Face `tokenizer.json`: word-level, or open
+//!   (word pieces, converted once from PyPI's wordllama by [`wordllama`]);
+//! - [`words`]: word embeddings (learned, or projected from the pretrained pieces) and
+//!   the tied language head;
 //! - [`segment`]: the RGB-D heightmap's regions (objects), measured;
 //! - [`stem`]: one token per region, with its position;
 //! - [`backbone`]: the pre-norm transformer (bidirectional prefix, causal sub-task) with
@@ -41,6 +44,8 @@ pub mod stem;
 pub mod train;
 pub mod vla;
 pub mod vocab;
+pub mod wordllama;
+pub mod words;
 
 use std::path::PathBuf;
 

@@ -19,16 +19,17 @@
 //! without a prefix are causal and see padding, as they were trained; their instruction is
 //! cached once per episode.
 
-use candle_core::{DType, Device, Module, Result, Tensor};
-use candle_nn::{Embedding, VarBuilder};
+use candle_core::{DType, Device, Result, Tensor};
+use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 use crate::anchor::Anchor;
-use crate::backbone::{self, embedding, Backbone};
+use crate::backbone::{self, Backbone};
 use crate::head::{ActionHead, HeadConfig};
 use crate::keypose::Workspace;
 use crate::pointer::{Pointer, Pointing};
 use crate::stem::{Stem, StemConfig};
+use crate::words::{PiecesConfig, Words};
 
 /// Everything that fixes the shapes of a checkpoint; saved as `config.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,6 +38,9 @@ pub struct Config {
     pub backbone: backbone::Config,
     pub head: HeadConfig,
     pub vocab_size: usize,
+    /// An open vocabulary's pretrained word pieces (docs/model.md); none: a row per word.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pieces: Option<PiecesConfig>,
     /// Instruction tokens including `<bos>`; shorter instructions are padded.
     pub max_instruction: usize,
     /// Sub-task tokens including `<sub>`, `</sub>` and `<act>`.
@@ -51,7 +55,6 @@ pub struct Config {
 impl Config {
     /// The shipped size: up to 32 object tokens, 4 layers of width 128.
     pub fn tiny(vocab_size: usize) -> Self {
-        let (max_instruction, max_subtask) = (24, 24);
         let stem = StemConfig {
             image_height: 320,
             image_width: 160,
@@ -64,10 +67,10 @@ impl Config {
                 n_layers: 4,
                 n_heads: 4,
                 d_ff: 512,
-                max_len: max_instruction + stem.tokens() + max_subtask,
+                max_len: 0,
                 norm_eps: 1e-5,
                 activation: candle_nn::Activation::Relu,
-                prefix: max_instruction + stem.tokens(),
+                prefix: 0,
             },
             stem,
             head: HeadConfig {
@@ -84,11 +87,23 @@ impl Config {
                 confidence: 1.0,
             },
             vocab_size,
-            max_instruction,
-            max_subtask,
+            pieces: None,
+            max_instruction: 0,
+            max_subtask: 0,
             workspace: Workspace::default(),
             replan_temperature: 0.0,
         }
+        .with_lengths(24, 24)
+    }
+
+    /// This config with room for `max_instruction` and `max_subtask` tokens (the
+    /// backbone's length and bidirectional prefix follow).
+    pub fn with_lengths(mut self, max_instruction: usize, max_subtask: usize) -> Self {
+        self.max_instruction = max_instruction;
+        self.max_subtask = max_subtask;
+        self.backbone.prefix = max_instruction + self.stem.tokens();
+        self.backbone.max_len = self.backbone.prefix + max_subtask;
+        self
     }
 
     /// `<bos>` and the instruction's ids, right-padded to `max_instruction`. Too long an
@@ -121,7 +136,7 @@ pub mod ids {
 #[derive(Clone)]
 pub struct Loho {
     stem: Stem,
-    embed: Embedding,
+    words: Words,
     backbone: Backbone,
     pointer: Pointer,
     head: ActionHead,
@@ -154,7 +169,7 @@ impl Loho {
         let d = cfg.backbone.d_model;
         Ok(Self {
             stem: Stem::new(&cfg.stem, d, vb.pp("stem"))?,
-            embed: embedding(cfg.vocab_size, d, vb.pp("embed"))?,
+            words: Words::new(cfg.vocab_size, d, cfg.pieces.as_ref(), vb.pp("embed"))?,
             backbone: Backbone::new(&cfg.backbone, vb.pp("backbone"))?,
             pointer: Pointer::new(cfg.head.keyposes, d, vb.pp("pointer"))?,
             head: ActionHead::new(&cfg.head, d, vb.pp("head"))?,
@@ -180,12 +195,23 @@ impl Loho {
 
     fn embed_ids(&self, ids: &[u32], batch: usize) -> Result<Tensor> {
         let t = Tensor::from_vec(ids.to_vec(), (batch, ids.len() / batch), &self.device)?;
-        self.embed.forward(&t)
+        self.words.embed(&t)
     }
 
-    /// Next-token logits of hidden states (…, d_model) (the tied language head).
+    /// Next-token logits of hidden states (…, d_model) (the tied language head), over the
+    /// words it scores: index i is word [`Loho::word`]`(i)`.
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
-        hidden.broadcast_matmul(&self.embed.embeddings().t()?)
+        self.words.logits(hidden)
+    }
+
+    /// The word of logit index `i`.
+    pub fn word(&self, i: u32) -> u32 {
+        self.words.word(i)
+    }
+
+    /// The logit index of word `id`, if the language head scores it.
+    pub fn index(&self, id: u32) -> Option<u32> {
+        self.words.index(id)
     }
 
     // ---- inference, one episode at a time, with the cache ----
@@ -229,6 +255,7 @@ impl Loho {
             candle_core::bail!("instruction must be padded to {}", self.cfg.max_instruction);
         }
         self.instruction = instruction.to_vec();
+        self.words.listen(instruction)?;
         self.backbone.clear_cache();
         if !self.bidirectional() {
             self.backbone

@@ -1,9 +1,11 @@
-//! The word-level vocabulary, kept as a Hugging Face `tokenizer.json` and read with the
-//! `tokenizers` crate, so the checkpoint's tokenizer opens in any HF tooling.
+//! The vocabulary, kept as a Hugging Face `tokenizer.json` and read with the `tokenizers`
+//! crate, so the checkpoint's tokenizer opens in any HF tooling. Two kinds:
 //!
-//! Task language is small and closed (colours, sizes, areas, a few verbs), so one token
-//! per lowercase word or punctuation mark keeps sequences short; words never seen in
-//! training map to `<unk>` instead of failing.
+//! - **word-level** ([`Vocab::build`]): one token per lowercase word or punctuation mark of
+//!   the training texts — short sequences, but a word training never saw is `<unk>`;
+//! - **open** (converted once from wordllama, [`crate::wordllama`]): Llama-2's 32 000 BPE
+//!   pieces with byte fallback, lowercased, under which no text is `<unk>`; its specials
+//!   and `<mask>` are the first [`OWN`] ids.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -11,7 +13,7 @@ use std::path::Path;
 use tokenizers::models::wordlevel::WordLevel;
 use tokenizers::normalizers::utils::Lowercase;
 use tokenizers::pre_tokenizers::whitespace::Whitespace;
-use tokenizers::Tokenizer;
+use tokenizers::{ModelWrapper, Tokenizer};
 
 use crate::ModelError;
 
@@ -29,8 +31,10 @@ pub const ACT: &str = "<act>";
 pub const MASK: &str = "<mask>";
 /// Special tokens, with these ids (0..6) in every vocabulary.
 pub const SPECIALS: [&str; 6] = [PAD, UNK, BOS, SUB, END_SUB, ACT];
+/// In an open vocabulary, the ids below this are the specials and [`MASK`]; pieces follow.
+pub const OWN: usize = SPECIALS.len() + 1;
 
-/// A word-level tokenizer.
+/// A tokenizer, word-level or open.
 pub struct Vocab {
     tok: Tokenizer,
 }
@@ -98,7 +102,7 @@ impl Vocab {
 
     pub fn save(&self, path: &Path) -> Result<(), ModelError> {
         self.tok
-            .save(path, true)
+            .save(path, !self.is_open())
             .map_err(|e| ModelError::Tokenizer(format!("{}: {e}", path.display())))
     }
 
@@ -108,6 +112,11 @@ impl Vocab {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Whether this is an open vocabulary (word pieces; nothing is `<unk>`).
+    pub fn is_open(&self) -> bool {
+        !matches!(self.tok.get_model(), ModelWrapper::WordLevel(_))
     }
 
     pub fn id(&self, token: &str) -> Option<u32> {
@@ -126,6 +135,10 @@ impl Vocab {
     /// Text of token ids, written the way the tasks write it: words separated by spaces,
     /// punctuation attached to the word before it. Specials are skipped.
     pub fn decode(&self, ids: &[u32]) -> String {
+        if self.is_open() {
+            let pieces: Vec<u32> = ids.iter().copied().filter(|&i| i as usize >= OWN).collect();
+            return self.tok.decode(&pieces, false).unwrap_or_default();
+        }
         let mut out = String::new();
         for &id in ids {
             let Some(w) = self.tok.id_to_token(id) else {

@@ -118,9 +118,13 @@ impl Batcher {
     ) -> Result<Vec<(u32, u32)>, ModelError> {
         use crate::stem::SLOT_PRESENT;
         let mut words = Vec::new();
+        // A name of several pieces (an open vocabulary's "pink": "▁p", "ink") is labelled
+        // with its first, the one writing it starts with.
+        let open = self.vocab.is_open();
         for (name, rgb) in &self.tc.palette {
             match self.vocab.encode(name)?.as_slice() {
                 [id] if *id != ids::UNK => words.push((*id, rgb.map(f32::from))),
+                [id, ..] if open => words.push((*id, rgb.map(f32::from))),
                 _ => {}
             }
         }

@@ -83,6 +83,10 @@ pub struct TrainConfig {
     /// matching the flow to the demonstrated actions.
     #[serde(default)]
     pub flow_steps: Option<usize>,
+    /// The open vocabulary folder (`loho vocab import`) a new run's frozen piece table
+    /// comes from; resumed and fine-tuned runs read it from their checkpoint.
+    #[serde(default)]
+    pub vocab: Option<std::path::PathBuf>,
 }
 
 /// Largest per-channel difference (0–255) between a region's mean colour and a palette
@@ -107,6 +111,7 @@ impl Default for TrainConfig {
             parallel: None,
             teacher: None,
             flow_steps: None,
+            vocab: None,
         }
     }
 }
@@ -184,6 +189,34 @@ pub struct Trainer {
     teacher: Option<Loho>,
 }
 
+/// Sets a new run's frozen piece table from the vocabulary folder `dir`.
+fn set_pieces(map: &VarMap, dir: &Path) -> Result<(), ModelError> {
+    let path = dir.join(crate::wordllama::PIECES);
+    let err = |reason: String| ModelError::Checkpoint {
+        path: path.clone(),
+        reason,
+    };
+    let saved = candle_core::safetensors::load(&path, &Device::Cpu)
+        .map_err(|e| err(format!("{e} (made by `loho vocab import`, docs/model.md)")))?;
+    let table = saved
+        .get(crate::wordllama::TABLE)
+        .ok_or_else(|| err(format!("no tensor {}", crate::wordllama::TABLE)))?;
+    let data = map.data().lock().expect("var map lock");
+    let (_, var) = data
+        .iter()
+        .find(|(name, _)| checkpoint::frozen(name))
+        .ok_or_else(|| err("this model has no piece table".into()))?;
+    if table.dims() != var.dims() {
+        return Err(err(format!(
+            "the table is {:?}, the model's {:?}: a vocabulary folder and its tokenizer go together",
+            table.dims(),
+            var.dims()
+        )));
+    }
+    var.set(&table.to_dtype(var.dtype())?.to_device(var.device())?)?;
+    Ok(())
+}
+
 /// A ChaCha stream for one use (`stream`) of one step of a run.
 fn step_rng(seed: u64, step: usize, stream: u64) -> ChaCha8Rng {
     let mut rng =
@@ -226,6 +259,9 @@ impl Trainer {
             }
             _ => None,
         };
+        if let Some(dir) = tc.vocab.as_ref().filter(|_| cfg.pieces.is_some()) {
+            set_pieces(&map, dir)?;
+        }
         Ok(Self {
             teacher,
             model,
@@ -253,13 +289,7 @@ impl Trainer {
         let cfg = checkpoint::read_config(dir)?;
         let vocab = Vocab::load(&dir.join(checkpoint::TOKENIZER))?;
         let mut t = Self::new(&cfg, vocab, state.config.clone(), device)?;
-        let weights = dir.join(checkpoint::WEIGHTS);
-        t.params
-            .load(&weights)
-            .map_err(|e| ModelError::Checkpoint {
-                path: weights.clone(),
-                reason: e.to_string(),
-            })?;
+        checkpoint::load_weights(&t.params, &dir.join(checkpoint::WEIGHTS))?;
         let opt = dir.join(OPTIMIZER);
         t.opt
             .load(&opt, device)
@@ -313,6 +343,7 @@ impl Trainer {
             let old = saved
                 .get(name)
                 .ok_or_else(|| err(format!("no tensor {name}")))?;
+            let old = &old.to_dtype(var.dtype())?;
             let (have, want) = (old.dims().to_vec(), var.dims().to_vec());
             let value = if have == want {
                 old.clone()

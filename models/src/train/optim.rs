@@ -53,7 +53,11 @@ const EPS: f64 = 1e-8;
 impl AdamW {
     pub(super) fn new(map: &VarMap, weight_decay: f64) -> candle_core::Result<Self> {
         let data = map.data().lock().expect("var map lock");
-        let mut names: Vec<&String> = data.keys().collect();
+        // Frozen tables (an open vocabulary's pieces) are not trained.
+        let mut names: Vec<&String> = data
+            .keys()
+            .filter(|n| !crate::checkpoint::frozen(n))
+            .collect();
         names.sort();
         let vars = names
             .into_iter()

@@ -245,6 +245,26 @@ struct Losses {
     distill: Option<Tensor>,
 }
 
+/// The language head's indices of `words` ([`Loho::index`]).
+fn heads(model: &Loho, words: impl Iterator<Item = u32>) -> Result<Vec<u32>, ModelError> {
+    words
+        .map(|w| {
+            model.index(w).ok_or_else(|| {
+                ModelError::Data(format!(
+                    "word id {w} is not among those the language head writes \
+                     (config.json pieces.writes): train on data whose texts the run began with"
+                ))
+            })
+        })
+        .collect()
+}
+
+/// (row, word) pairs with the word as the language head's index.
+fn head_pairs(model: &Loho, pairs: &[(u32, u32)]) -> Result<Vec<(u32, u32)>, ModelError> {
+    let words = heads(model, pairs.iter().map(|p| p.1))?;
+    Ok(pairs.iter().zip(words).map(|(p, w)| (p.0, w)).collect())
+}
+
 /// The rows `rows` (flat indices) of hidden states `flat` (n, d).
 fn rows(flat: &Tensor, rows: impl Iterator<Item = u32>) -> candle_core::Result<Tensor> {
     let rows: Vec<u32> = rows.collect();
@@ -269,14 +289,14 @@ fn losses(
     let h = model.forward_train(&b.instructions, &frames, &b.subtasks, b.blocks.clone())?;
     let (n, t, d) = h.dims3()?;
     let flat = h.reshape((n * t, d))?;
-    let targets: Vec<u32> = b.text.iter().map(|r| r.1).collect();
+    let targets = heads(&model, b.text.iter().map(|r| r.1))?;
     let logits = model.logits(&rows(&flat, b.text.iter().map(|r| r.0))?)?;
-    let text = set_cross_entropy(&logits, &targets, &b.also)?;
+    let text = set_cross_entropy(&logits, &targets, &head_pairs(&model, &b.also)?)?;
     let colour = if b.colour.is_empty() {
         None
     } else {
         let nc = b.colour.len();
-        let words = Tensor::from_vec(b.colour.iter().map(|c| c.1).collect(), nc, &dev)?;
+        let words = Tensor::from_vec(heads(&model, b.colour.iter().map(|c| c.1))?, nc, &dev)?;
         let logits = model.logits(&rows(&flat, b.colour.iter().map(|c| c.0))?)?;
         Some(candle_nn::loss::cross_entropy(&logits, &words)?)
     };
@@ -363,8 +383,8 @@ fn parallel_losses(
         return Ok((None, None));
     }
     let logits = model.logits(&rows(flat, b.par_text.iter().map(|r| r.0))?)?;
-    let targets: Vec<u32> = b.par_text.iter().map(|r| r.1).collect();
-    let parallel = set_cross_entropy(&logits, &targets, &b.par_also)?;
+    let targets = heads(model, b.par_text.iter().map(|r| r.1))?;
+    let parallel = set_cross_entropy(&logits, &targets, &head_pairs(model, &b.par_also)?)?;
     let Some((teacher, th)) = teacher.filter(|_| !b.distill.is_empty()) else {
         return Ok((Some(parallel), None));
     };

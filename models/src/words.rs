@@ -1,0 +1,183 @@
+//! Word embeddings and the tied language head that shares them.
+//!
+//! A word-level vocabulary learns one row per word ([`Words::Learned`]). An open
+//! vocabulary (docs/model.md, "Open vocabulary") has 32 000 word pieces, most of which
+//! no training text holds: a row learned per piece would stay where it was drawn. So a
+//! piece's embedding is its row of a frozen pretrained table (wordllama's, 256 wide)
+//! through one learned projection to the model's width, and the specials and `<mask>`
+//! ([`OWN`] ids) have learned rows of their own: a piece training never showed still
+//! lands where the pretrained table put it, beside the pieces of words that mean the same.
+//!
+//! The head scores a short list of pieces, not all 32 000 (a row each per written token
+//! would cost ~1 ms here, more than the rest of a decision): the pieces training's texts
+//! hold ([`PiecesConfig::writes`]) and those of the episode's instruction, so a colour
+//! or object a new instruction names can be written back.
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::{Embedding, Linear, VarBuilder};
+use serde::{Deserialize, Serialize};
+
+use crate::backbone::embedding;
+use crate::vocab::{Vocab, OWN};
+use crate::wordllama::TABLE;
+use crate::ModelError;
+
+/// An open vocabulary's embeddings, in `config.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PiecesConfig {
+    /// Width of the pretrained table.
+    pub dim: usize,
+    /// The ids the language head scores besides the episode's instruction, ascending:
+    /// every piece of the training data's sub-tasks, instructions and colour names, and
+    /// the own ids.
+    pub writes: Vec<u32>,
+}
+
+#[derive(Clone)]
+pub enum Words {
+    /// One learned row per word; the head scores every word.
+    Learned(Embedding),
+    Pieces(Pieces),
+}
+
+#[derive(Clone)]
+pub struct Pieces {
+    /// The frozen pretrained table (vocabulary × dim); own ids' rows are zero.
+    table: Tensor,
+    proj: Linear,
+    /// Rows of the own ids, then a zero row every other id reads.
+    own: Tensor,
+    /// The ids the head scores, ascending, and (once an episode started) their
+    /// embeddings, computed once per episode.
+    out: Vec<u32>,
+    out_rows: Option<Tensor>,
+    writes: Vec<u32>,
+}
+
+impl Words {
+    /// `pieces`: an open vocabulary's (the table is read as `embed.embedding.weight`).
+    pub fn new(
+        vocab: usize,
+        d: usize,
+        pieces: Option<&PiecesConfig>,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let Some(p) = pieces else {
+            return Ok(Self::Learned(embedding(vocab, d, vb)?));
+        };
+        if p.writes.iter().any(|&w| w as usize >= vocab) || !p.writes.is_sorted() {
+            candle_core::bail!("pieces.writes must be ascending ids below {vocab}");
+        }
+        // Zeros where a run draws its weights: training sets the table from the
+        // vocabulary folder, a checkpoint loads it.
+        let table = vb
+            .get_with_hints((vocab, p.dim), TABLE, candle_nn::Init::Const(0.0))?
+            .detach();
+        let own = embedding(OWN, d, vb.pp("own"))?.embeddings().clone();
+        let own = Tensor::cat(&[&own, &own.zeros_like()?.narrow(0, 0, 1)?], 0)?;
+        let proj = candle_nn::linear_no_bias(p.dim, d, vb.pp("proj"))?;
+        Ok(Self::Pieces(Pieces {
+            table,
+            proj,
+            own,
+            out: p.writes.clone(),
+            out_rows: None,
+            writes: p.writes.clone(),
+        }))
+    }
+
+    /// Embeddings (…, d) of ids (…).
+    pub fn embed(&self, ids: &Tensor) -> Result<Tensor> {
+        match self {
+            Self::Learned(e) => e.forward(ids),
+            Self::Pieces(p) => {
+                let shape = ids.dims().to_vec();
+                let flat = ids.flatten_all()?;
+                // What the model wrote is in the episode's head rows already.
+                let listed = p.out_rows.as_ref().and_then(|rows| {
+                    let ids: Vec<u32> = flat.to_vec1().ok()?;
+                    let at: Option<Vec<u32>> = ids
+                        .iter()
+                        .map(|id| p.out.binary_search(id).ok().map(|i| i as u32))
+                        .collect();
+                    Some((rows, at?))
+                });
+                let x = match listed {
+                    Some((rows, at)) => {
+                        rows.index_select(&Tensor::new(at.as_slice(), rows.device())?, 0)?
+                    }
+                    None => p.rows(&flat)?,
+                };
+                let mut shape = shape;
+                shape.push(x.dim(1)?);
+                x.reshape(shape)
+            }
+        }
+    }
+
+    /// Logits (…, n) of hidden states (…, d) over the words the head scores; index i
+    /// is word [`Words::word`]`(i)`.
+    pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        let rows = match self {
+            Self::Learned(e) => e.embeddings().clone(),
+            Self::Pieces(p) => match &p.out_rows {
+                Some(r) => r.clone(),
+                None => p.rows(&Tensor::new(p.out.as_slice(), p.table.device())?)?,
+            },
+        };
+        hidden.broadcast_matmul(&rows.t()?)
+    }
+
+    /// The word of logit index `i`.
+    pub fn word(&self, i: u32) -> u32 {
+        match self {
+            Self::Learned(_) => i,
+            Self::Pieces(p) => p.out[i as usize],
+        }
+    }
+
+    /// The logit index of word `id`, if the head scores it.
+    pub fn index(&self, id: u32) -> Option<u32> {
+        match self {
+            Self::Learned(e) => (id < e.embeddings().dim(0).ok()? as u32).then_some(id),
+            Self::Pieces(p) => p.out.binary_search(&id).ok().map(|i| i as u32),
+        }
+    }
+
+    /// Starts an episode: the head also scores the instruction's pieces.
+    pub fn listen(&mut self, instruction: &[u32]) -> Result<()> {
+        let Self::Pieces(p) = self else {
+            return Ok(());
+        };
+        let mut out = p.writes.clone();
+        out.extend(instruction.iter().filter(|&&id| (id as usize) >= OWN));
+        out.sort_unstable();
+        out.dedup();
+        let rows = p.rows(&Tensor::new(out.as_slice(), p.table.device())?)?;
+        p.out = out;
+        p.out_rows = Some(rows);
+        Ok(())
+    }
+}
+
+impl Pieces {
+    /// Embeddings (n, d) of ids (n).
+    fn rows(&self, ids: &Tensor) -> Result<Tensor> {
+        let table = self.table.index_select(ids, 0)?;
+        let own_ids = ids.minimum(OWN as u32)?;
+        self.proj.forward(&table)? + self.own.index_select(&own_ids, 0)?
+    }
+}
+
+/// What a language head trained on `texts` scores ([`PiecesConfig::writes`]): the own
+/// ids and every piece of the texts, ascending.
+pub fn writes<'a>(
+    vocab: &Vocab,
+    texts: impl IntoIterator<Item = &'a str>,
+) -> std::result::Result<Vec<u32>, ModelError> {
+    let mut ids: std::collections::BTreeSet<u32> = (0..OWN as u32).collect();
+    for t in texts {
+        ids.extend(vocab.encode(t)?);
+    }
+    Ok(ids.into_iter().collect())
+}
