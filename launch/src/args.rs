@@ -9,7 +9,9 @@ use loho_core::config_file::ConfigFile;
 use loho_core::perception::camera::Rig as RigConfig;
 use loho_models::DeviceSpec;
 use loho_sim::env::Env;
+use loho_sim::instructions::Instructions;
 use loho_sim::rgbd::Rig;
+use loho_sim::tasks::Draw;
 use loho_sim::{Split, TaskId};
 
 mod bus;
@@ -111,6 +113,15 @@ pub fn cameras(s: &str) -> Result<Option<Arc<Rig>>> {
             ))
         }
     })
+}
+
+/// How episodes are drawn: `--instructions FILE` (other words for the instructions).
+pub fn draw(instructions: Option<&std::path::Path>) -> Result<Draw> {
+    let instructions = match instructions {
+        Some(path) => Some(Arc::new(Instructions::read(path)?)),
+        None => None,
+    };
+    Ok(Draw { instructions })
 }
 
 pub fn split(s: &str) -> Result<Split> {

@@ -15,7 +15,7 @@ use crate::nodes::{
     ControllerCmd, DriverCmd, HeightmapCmd, PolicyCmd, RecordCmd, ReplayCmd, ServeOpenpiCmd,
     SimCmd, UrEmulatorCmd,
 };
-use crate::render::RenderCmd;
+use crate::render::{RenderCmd, TasksCmd};
 use crate::run::RunCmd;
 use crate::train::TrainCmd;
 use crate::vocab::VocabCmd;
@@ -41,7 +41,7 @@ pub enum Command {
     /// process over embedded zenoh, printed live, recorded to MCAP and a GIF.
     Run(RunCmd),
     /// List the tasks with their letters, names and an example instruction.
-    Tasks,
+    Tasks(TasksCmd),
     /// Render one scene: colour heightmap, height, perspective view, side by side.
     Render(RenderCmd),
     /// Benchmark a policy: per-task score and success rate in the LoHoVLA layout.

@@ -12,6 +12,7 @@ use loho_core::clock::ClockSource;
 use loho_core::policy::{Policy, Unscored};
 use loho_runtime::policy::remote::RemotePolicy;
 use loho_sim::rgbd::Rig;
+use loho_sim::tasks::Draw;
 use loho_sim::{run_episode, EpisodeResult, Split, TaskId};
 use serde::Serialize;
 
@@ -61,6 +62,10 @@ pub struct EvalCmd {
     /// (its front, left and right RGB-D cameras, realistic, fused), or a rig file.
     #[arg(long, default_value = "ideal")]
     pub camera: String,
+    /// Instructions in other words: a TOML file of texts per task letter with `{slot}`s
+    /// (`loho tasks --slots`); each episode draws one by its seed (docs/simulator.md).
+    #[arg(long, value_name = "FILE")]
+    pub instructions: Option<PathBuf>,
     #[command(flatten)]
     pub device: DeviceArg,
 }
@@ -93,6 +98,7 @@ pub struct TaskRow {
 pub struct EpisodeRow {
     pub task: String,
     pub seed: u64,
+    pub instruction: String,
     pub total_reward: f64,
     pub success: bool,
     pub steps: usize,
@@ -105,6 +111,7 @@ impl From<&EpisodeResult> for EpisodeRow {
         Self {
             task: r.task.letter().to_string(),
             seed: r.seed,
+            instruction: r.instruction.clone(),
             total_reward: r.total_reward,
             success: r.success,
             steps: r.steps,
@@ -153,6 +160,8 @@ pub struct EvalArgs {
     pub cameras: Option<Arc<Rig>>,
     /// What `--camera` said (for the report).
     pub camera: String,
+    /// How episodes are drawn (`--instructions`).
+    pub draw: Draw,
 }
 
 impl EvalArgs {
@@ -161,7 +170,14 @@ impl EvalArgs {
     fn run(&self, task: TaskId, seed: u64, policy: Box<dyn Policy>) -> Result<EpisodeResult> {
         let mut policy = self.with_feedback(policy);
         let cams = self.cameras.clone();
-        Ok(run_episode(task, self.split, seed, policy.as_mut(), cams)?)
+        Ok(run_episode(
+            task,
+            self.split,
+            seed,
+            &self.draw,
+            policy.as_mut(),
+            cams,
+        )?)
     }
 
     /// What acts in an episode: `policy`, told the reward or not.
@@ -215,6 +231,7 @@ pub fn command(c: EvalCmd) -> Result<()> {
         arm: c.arm,
         cameras: args::cameras(&c.camera)?,
         camera: c.camera.clone(),
+        draw: args::draw(c.instructions.as_deref())?,
     };
     anyhow::ensure!(
         args.arm == ArmKind::Sim || !matches!(args.transport, Transport::Infer { .. }),
@@ -340,6 +357,7 @@ fn episode_through_nodes(a: &EvalArgs, task: TaskId, seed: u64) -> Result<Episod
         ArmKind::UrEmulator => (ClockSource::Wall, ArmPath::Driven),
     };
     let sim = loho_sim::node::SimConfig {
+        draw: a.draw.clone(),
         task,
         split: a.split,
         seed,

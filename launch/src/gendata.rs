@@ -23,9 +23,10 @@ use loho_core::policy::Frame;
 use loho_models::data::{Sample, Writer};
 use loho_models::Keypose;
 use loho_sim::camera::{self, gaussian, Heightmap};
+use loho_sim::oracle;
 use loho_sim::rgbd::Rig;
+use loho_sim::tasks::Draw;
 use loho_sim::{colors, Split};
-use loho_sim::{oracle, tasks};
 use loho_sim::{Action, Decision, Env, Oracle, Policy, TaskId};
 
 use crate::args::{self, DeviceArg};
@@ -72,6 +73,10 @@ pub struct GenDataCmd {
     pub format: DataFormat,
     #[arg(long)]
     pub jobs: Option<usize>,
+    /// Instructions in other words: a TOML file of texts per task letter with `{slot}`s
+    /// (`loho tasks --slots`); each episode draws one by its seed (docs/simulator.md).
+    #[arg(long, value_name = "FILE")]
+    pub instructions: Option<PathBuf>,
     #[command(flatten)]
     pub device: DeviceArg,
 }
@@ -109,6 +114,7 @@ pub fn command(c: GenDataCmd) -> Result<()> {
         all_colors: c.colors == "all",
         jobs: args::jobs(c.jobs),
         cameras: args::cameras(&c.camera)?,
+        draw: args::draw(c.instructions.as_deref())?,
     };
     let n = generate(&args)?;
     println!(
@@ -144,6 +150,8 @@ pub struct GenArgs {
     pub append: bool,
     pub format: DataFormat,
     pub jobs: usize,
+    /// How episodes are drawn (`--instructions`).
+    pub draw: Draw,
 }
 
 impl GenArgs {
@@ -161,6 +169,7 @@ impl GenArgs {
             policy: None,
             append: false,
             format,
+            draw: Draw::default(),
         }
     }
 }
@@ -212,7 +221,7 @@ fn episode(task: TaskId, seed: u64, a: &GenArgs) -> Result<Vec<Labelled>> {
     } else {
         Split::Train.colors()
     };
-    let ep = tasks::generate_with_colors(task, Split::Train, seed, &palette)?;
+    let ep = a.draw.with_colors(task, Split::Train, seed, &palette)?;
     let mut env = Env::from_episode(ep);
     if let Some(rig) = &a.cameras {
         env = env.with_cameras(rig.clone());

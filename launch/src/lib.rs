@@ -62,7 +62,7 @@ pub fn main_with<I: IntoIterator<Item = String>>(args: I) -> Result<()> {
 fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(c) => run::command(c),
-        Command::Tasks => render::tasks(),
+        Command::Tasks(c) => render::tasks(c),
         Command::Render(c) => render::command(c),
         Command::Eval(c) => eval::command(c),
         Command::GenData(c) => gendata::command(c),

@@ -166,6 +166,7 @@ pub struct UrEmulatorCmd {
 /// `--exit-when-done`) or Ctrl-C.
 pub fn sim_command(c: SimCmd) -> Result<()> {
     let cfg = SimConfig {
+        draw: Default::default(),
         task: c.episode.task()?,
         split: c.episode.split()?,
         seed: c.episode.seed()?,

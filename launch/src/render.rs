@@ -22,7 +22,27 @@ pub struct RenderCmd {
 }
 
 /// `loho tasks`: the eleven tasks, each with an instruction of test episode 0.
-pub fn tasks() -> Result<()> {
+#[derive(clap::Args, Debug)]
+pub struct TasksCmd {
+    /// Each task's instruction with its `{slot}`s, the names an instruction file's texts
+    /// use (`eval --instructions`, `gen-data --instructions`).
+    #[arg(long)]
+    pub slots: bool,
+}
+
+pub fn tasks(c: TasksCmd) -> Result<()> {
+    if c.slots {
+        for t in ALL_TASKS {
+            let slots = t.slots();
+            let slots = if slots.is_empty() {
+                "-".into()
+            } else {
+                slots.join(", ")
+            };
+            println!("{}  {:<36} {}", t.letter(), slots, t.template());
+        }
+        return Ok(());
+    }
     for t in ALL_TASKS {
         let env = Env::new(t, Split::Test, Split::Test.seed(0))?;
         println!("{}  {:<62} {}", t.letter(), t.name(), env.instruction());

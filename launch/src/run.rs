@@ -182,6 +182,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
     let console = Console::watch(&bus)?;
 
     let sim = SimConfig {
+        draw: Default::default(),
         task: a.task,
         split: a.split,
         seed,

@@ -267,6 +267,7 @@ pub fn episode(
     timeout: Duration,
 ) -> Result<EpisodeResult> {
     let cfg = SimConfig {
+        draw: Default::default(),
         exit_when_done: true,
         ..sim.clone()
     };

@@ -12,7 +12,7 @@ use crate::camera::{self, Heightmap};
 use crate::goal::{GoalStep, Goals, SUCCESS};
 use crate::rgbd::{Cameras, Rig, Shot};
 use crate::split::Split;
-use crate::tasks::{self, Episode, TaskError, TaskId};
+use crate::tasks::{self, Draw, Episode, TaskError, TaskId};
 use crate::world::{Outcome, World};
 
 /// Simulated seconds the scene may take to come to rest after an action (Ravens: 5 s).
@@ -218,6 +218,8 @@ impl Env {
 pub struct EpisodeResult {
     pub task: TaskId,
     pub seed: u64,
+    /// What the policy was told (an instruction file's words, if one was drawn).
+    pub instruction: String,
     pub total_reward: f64,
     pub success: bool,
     pub steps: usize,
@@ -257,10 +259,11 @@ pub fn run_episode(
     task: TaskId,
     split: Split,
     seed: u64,
+    draw: &Draw,
     policy: &mut dyn Policy,
     cameras: Option<Arc<Rig>>,
 ) -> Result<EpisodeResult, EnvError> {
-    let mut env = Env::new(task, split, seed)?;
+    let mut env = Env::from_episode(draw.episode(task, split, seed)?);
     if let Some(rig) = cameras {
         env = env.with_cameras(rig);
     }
@@ -302,6 +305,7 @@ impl Env {
         EpisodeResult {
             task: self.episode.task,
             seed: self.episode.seed,
+            instruction: self.episode.instruction.clone(),
             total_reward: self.total_reward(),
             success: self.success(),
             steps: self.steps_taken(),

@@ -8,6 +8,7 @@
 //! - [`camera`]: the ideal top-down RGB-D heightmap and a perspective view for people;
 //!   [`rgbd`]: the benchmark's perspective RGB-D cameras with a realistic camera model;
 //! - [`tasks`]: tasks A–K, their scenes, texts and goals; [`goal`]: how they are scored;
+//!   [`instructions`]: instruction files, the tasks' instructions in other words;
 //! - [`colors`]: the palette; [`split`]: the seeds and colours of train, val and test;
 //! - [`env`]: an episode as an environment; [`oracle`]: the scripted expert and a random
 //!   baseline;
@@ -22,6 +23,7 @@ pub mod camera;
 pub mod colors;
 pub mod env;
 pub mod goal;
+pub mod instructions;
 pub mod node;
 pub mod oracle;
 pub mod rgbd;

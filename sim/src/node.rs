@@ -34,7 +34,7 @@ use crate::camera::{self, Heightmap};
 use crate::env::{EnvError, EpisodeResult, SETTLE_S};
 use crate::rgbd::{Rig, Shot};
 use crate::split::Split;
-use crate::tasks::TaskId;
+use crate::tasks::{Draw, TaskId};
 use crate::world::{Outcome, DT};
 
 /// The frame id of every pose the simulator publishes.
@@ -66,6 +66,8 @@ pub struct SimConfig {
     /// Publish these perspective cameras (`camera/<name>/{color,depth,info}`) instead of
     /// the ideal heightmap on `camera/top/*`.
     pub cameras: Option<Arc<Rig>>,
+    /// How the episode is drawn (its instruction's words).
+    pub draw: Draw,
 }
 
 /// Where frames go: the ideal heightmap, or each perspective camera.
@@ -121,7 +123,8 @@ struct Scene {
 
 /// The episode of `cfg` on a stage for this node and the arm driver.
 pub fn stage(cfg: &SimConfig) -> Result<SharedStage, NodeError> {
-    let env = crate::env::Env::new(cfg.task, cfg.split, cfg.seed)?;
+    let episode = (cfg.draw.episode(cfg.task, cfg.split, cfg.seed)).map_err(EnvError::from)?;
+    let env = crate::env::Env::from_episode(episode);
     Ok(SharedStage::new(match &cfg.cameras {
         Some(rig) => env.with_cameras(rig.clone()),
         None => env,

@@ -201,7 +201,15 @@ fn same_seed_same_episode_bit_for_bit() {
 fn every_task_is_solved_by_the_oracle_on_a_few_seeds() {
     for task in ALL_TASKS {
         for k in 0..3 {
-            let r = run_episode(task, Split::Val, Split::Val.seed(k), &mut Oracle, None).unwrap();
+            let r = run_episode(
+                task,
+                Split::Val,
+                Split::Val.seed(k),
+                &Default::default(),
+                &mut Oracle,
+                None,
+            )
+            .unwrap();
             assert!(r.success, "{task:?} val seed {}: {r:?}", r.seed);
             assert!(r.steps <= 9);
         }
@@ -234,8 +242,15 @@ fn every_move_the_oracle_offers_makes_progress() {
             offered += env
                 .current_goal()
                 .map_or(0, |g| plans(env.world(), g).len());
-            let r =
-                run_episode(task, Split::Val, Split::Val.seed(k), &mut LastChoice, None).unwrap();
+            let r = run_episode(
+                task,
+                Split::Val,
+                Split::Val.seed(k),
+                &Default::default(),
+                &mut LastChoice,
+                None,
+            )
+            .unwrap();
             assert!(r.success, "{task:?} val seed {}: {r:?}", r.seed);
         }
     }

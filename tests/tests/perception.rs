@@ -52,6 +52,7 @@ fn the_simulators_cameras_fused_by_the_node_are_the_ideal_heightmap() {
     let (nodes, test) = buses("cams");
     let (task, seed) = (TaskId::B, Split::Val.seed(2));
     let cfg = SimConfig {
+        draw: Default::default(),
         task,
         split: Split::Val,
         seed,

@@ -48,6 +48,7 @@ fn run(episode_k: u64, garbage: bool) -> Soaked {
     })
     .unwrap();
     let sim = SimConfig {
+        draw: Default::default(),
         task: TaskId::B,
         split: Split::Val,
         seed: Split::Val.seed(episode_k),

@@ -80,6 +80,7 @@ fn one(
         }
     })?;
     let sim = loho_sim::node::SimConfig {
+        draw: Default::default(),
         task: loho_sim::TaskId::B,
         split: Split::Test,
         seed: Split::Test.seed(0),

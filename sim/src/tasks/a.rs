@@ -8,21 +8,25 @@ use loho_core::subtask;
 pub(super) fn build(b: &mut Builder) -> Option<Spec> {
     let variant = b.range(0, 2);
     let completed = subtask::done("placing blocks");
-    let (instruction, step) = match variant {
+    let ((pick, place), step) = match variant {
         0 => base(b)?,
         1 => with_size(b)?,
         _ => with_position(b)?,
     };
     Some(Spec {
-        instruction,
+        instruction: subtask::pick_place(&pick, &place),
+        slots: vec![("pick", pick), ("place", place)],
         completed,
         max_steps: 3,
         steps: vec![step],
     })
 }
 
+/// What the one step picks and where it places it, as the instruction names them.
+type PickPlace = (String, String);
+
 /// "pick up the red block and place it on the blue block / bowl / zone."
-fn base(b: &mut Builder) -> Option<(String, GoalStep)> {
+fn base(b: &mut Builder) -> Option<(PickPlace, GoalStep)> {
     let n_bowls = b.range(2, 3);
     let bowl_colors = b.colors(&colors::ALL, n_bowls);
     let bowls: Vec<usize> = bowl_colors
@@ -74,7 +78,7 @@ fn base(b: &mut Builder) -> Option<(String, GoalStep)> {
             )
         }
     };
-    let instruction = subtask::pick_place(&pick, &place);
+    let words = (pick.clone(), place.clone());
     let mut step = identity_step(
         vec![blocks[0]],
         vec![target],
@@ -85,11 +89,11 @@ fn base(b: &mut Builder) -> Option<(String, GoalStep)> {
     );
     step.rotations = rotations;
     step.replace = replace;
-    Some((instruction, step))
+    Some((words, step))
 }
 
 /// "pick up the smaller red block and place it on the bigger blue block."
-fn with_size(b: &mut Builder) -> Option<(String, GoalStep)> {
+fn with_size(b: &mut Builder) -> Option<(PickPlace, GoalStep)> {
     let n_bowls = b.range(2, 3);
     for c in b.colors(&colors::ALL, n_bowls) {
         b.bowl(c, true)?;
@@ -119,7 +123,7 @@ fn with_size(b: &mut Builder) -> Option<(String, GoalStep)> {
     let place = sized_name(qk, qc);
     let target = target_on(&b.pose(blocks[qi]), qk.size() + pk.size() / 2.0);
     Some((
-        subtask::pick_place(&pick, &place),
+        (pick.clone(), place.clone()),
         identity_step(
             vec![blocks[pi]],
             vec![target],
@@ -132,7 +136,7 @@ fn with_size(b: &mut Builder) -> Option<(String, GoalStep)> {
 }
 
 /// "pick up the red block on the top left area and place it on the center."
-fn with_position(b: &mut Builder) -> Option<(String, GoalStep)> {
+fn with_position(b: &mut Builder) -> Option<(PickPlace, GoalStep)> {
     // Keep the five area centres clear, so the place is never on top of something.
     for a in QUADRANTS {
         let (x, y) = a.center();
@@ -194,7 +198,7 @@ fn with_position(b: &mut Builder) -> Option<(String, GoalStep)> {
     );
     step.rotations = false;
     step.replace = true;
-    Some((subtask::pick_place(&pick, &place), step))
+    Some(((pick, place), step))
 }
 
 /// Two or three small blocks in colours drawn from all 11, anywhere: their colours and

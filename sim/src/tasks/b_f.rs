@@ -59,6 +59,7 @@ pub(super) fn build(b: &mut Builder, mismatch: bool) -> Option<Spec> {
         "put the blocks in the bowls with matching colors."
     };
     Some(Spec {
+        slots: vec![],
         instruction: instruction.into(),
         completed: subtask::done("placing blocks in bowls"),
         max_steps: n_blocks + 2,

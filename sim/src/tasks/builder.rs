@@ -17,6 +17,8 @@ pub(super) use crate::world::{Kind, ObjPose, World, BIG, BOWL_FLOOR, SMALL};
 
 pub(super) struct Spec {
     pub(super) instruction: String,
+    /// What varies in the instruction, by the slot names of [`super::TaskId::template`].
+    pub(super) slots: Vec<(&'static str, String)>,
     pub(super) completed: String,
     pub(super) max_steps: usize,
     pub(super) steps: Vec<GoalStep>,

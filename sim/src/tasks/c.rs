@@ -25,6 +25,7 @@ pub(super) fn build(b: &mut Builder) -> Option<Spec> {
         pose_metric(0.01, true),
     );
     Some(Spec {
+        slots: vec![],
         instruction: "stack all the smaller blocks over the bigger blocks of the same color."
             .into(),
         completed: subtask::done("stacking all the blocks"),

@@ -55,6 +55,7 @@ pub(super) fn build(b: &mut Builder) -> Option<Spec> {
     );
     step.order = Order::Input;
     Some(Spec {
+        slots: vec![("area", area.name.to_string())],
         instruction: format!("stack all the blocks in the {}.", area.name),
         completed: subtask::done("stacking all the blocks"),
         max_steps: k + 2,

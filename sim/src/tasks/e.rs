@@ -68,6 +68,7 @@ pub(super) fn build(b: &mut Builder) -> Option<Spec> {
         });
     }
     Some(Spec {
+        slots: vec![],
         instruction: "put the blocks of an even number in the zone with the matching color.".into(),
         completed: subtask::done("placing blocks in the zone"),
         max_steps: n + 2,

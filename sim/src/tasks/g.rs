@@ -50,6 +50,10 @@ pub(super) fn build(b: &mut Builder) -> Option<Spec> {
         max_reward: 1.0,
     };
     Some(Spec {
+        slots: vec![
+            ("big_zone_color", big_cols[0].name.to_string()),
+            ("small_zone_color", small_cols[0].name.to_string()),
+        ],
         instruction: format!(
             "stack blocks of the same size on the {} zone and {} zone respectively.",
             big_cols[0].name, small_cols[0].name

@@ -29,6 +29,10 @@ pub(super) fn build(b: &mut Builder) -> Option<Spec> {
         .collect();
     step.order = Order::Input;
     Some(Spec {
+        slots: vec![
+            ("zone_color", zc.name.to_string()),
+            ("start_color", ab[0].name.to_string()),
+        ],
         instruction: format!(
             "stack blocks with alternate colors on the {} zone, starting with the {} color.",
             zc.name, ab[0].name

@@ -45,6 +45,7 @@ pub(super) fn build(b: &mut Builder) -> Option<Spec> {
     );
     second.max_reward = 0.5;
     Some(Spec {
+        slots: vec![],
         instruction: "stack all the smaller blocks over the bigger blocks of the same color in the zone with the same color.".into(),
         completed: subtask::done("stacking all the blocks"),
         max_steps: 2 * n + 3,

@@ -58,6 +58,10 @@ pub(super) fn build(b: &mut Builder) -> Option<Spec> {
     );
     step.replace = false;
     Some(Spec {
+        slots: vec![
+            ("from_area", src.name.to_string()),
+            ("to_area", tgt.name.to_string()),
+        ],
         instruction: format!(
             "move all the blocks on the {} to the {}.",
             src.name, tgt.name

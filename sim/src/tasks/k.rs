@@ -60,6 +60,7 @@ pub(super) fn build(b: &mut Builder) -> Option<Spec> {
         max_reward: 1.0,
     };
     Some(Spec {
+        slots: vec![],
         instruction: "stack all the blocks of the same color together on the same colored zone."
             .into(),
         completed: subtask::done("stacking block"),

@@ -25,6 +25,7 @@ use thiserror::Error;
 
 use crate::colors::Color;
 use crate::goal::GoalStep;
+use crate::instructions::Instructions;
 use crate::scene::Layout;
 use crate::split::Split;
 use crate::world::World;
@@ -91,6 +92,40 @@ impl TaskId {
         }
     }
 
+    /// The benchmark's instruction with what varies per episode as `{slot}`s: an
+    /// instruction file's texts use the same slots ([`crate::instructions`]).
+    pub fn template(self) -> &'static str {
+        match self {
+            TaskId::A => "pick up the {pick} and place it on the {place}.",
+            TaskId::B => "put the blocks in the bowls with matching colors.",
+            TaskId::C => "stack all the smaller blocks over the bigger blocks of the same color.",
+            TaskId::D => "stack all the blocks in the {area}.",
+            TaskId::E => "put the blocks of an even number in the zone with the matching color.",
+            TaskId::F => "put the blocks in the bowls with mismatched colors.",
+            TaskId::G => {
+                "stack blocks of the same size on the {big_zone_color} zone and \
+                 {small_zone_color} zone respectively."
+            }
+            TaskId::H => {
+                "stack blocks with alternate colors on the {zone_color} zone, starting with \
+                 the {start_color} color."
+            }
+            TaskId::I => {
+                "stack all the smaller blocks over the bigger blocks of the same color in the \
+                 zone with the same color."
+            }
+            TaskId::J => "move all the blocks on the {from_area} to the {to_area}.",
+            TaskId::K => {
+                "stack all the blocks of the same color together on the same colored zone."
+            }
+        }
+    }
+
+    /// The slots of [`TaskId::template`], in order.
+    pub fn slots(self) -> Vec<&'static str> {
+        crate::instructions::slots_of(self.template()).unwrap_or_default()
+    }
+
     /// By letter (either case) or registered name.
     pub fn parse(s: &str) -> Result<Self, TaskError> {
         let t = s.trim();
@@ -117,10 +152,42 @@ pub struct Episode {
     pub seed: u64,
     pub world: World,
     pub instruction: String,
+    /// The values of the instruction's slots ([`TaskId::template`]).
+    pub slots: Vec<(&'static str, String)>,
     /// The sub-task text that says the task is complete.
     pub completed: String,
     pub max_steps: usize,
     pub steps: Vec<GoalStep>,
+}
+
+/// What an episode is drawn with besides its task, split and seed; the default is the
+/// benchmark's.
+#[derive(Debug, Clone, Default)]
+pub struct Draw {
+    /// The instruction in other words ([`crate::instructions`]).
+    pub instructions: Option<std::sync::Arc<Instructions>>,
+}
+
+impl Draw {
+    /// The episode (task, split, seed) drawn this way, with the split's colours.
+    pub fn episode(&self, task: TaskId, split: Split, seed: u64) -> Result<Episode, TaskError> {
+        self.with_colors(task, split, seed, &split.colors())
+    }
+
+    /// The same with tasks B–K drawing from `palette` ([`generate_with_colors`]).
+    pub fn with_colors(
+        &self,
+        task: TaskId,
+        split: Split,
+        seed: u64,
+        palette: &[Color],
+    ) -> Result<Episode, TaskError> {
+        let mut episode = generate_with_colors(task, split, seed, palette)?;
+        if let Some(i) = &self.instructions {
+            i.reword(&mut episode);
+        }
+        Ok(episode)
+    }
 }
 
 /// Builds one episode with the split's colours. Scenes that cannot be laid out are drawn
@@ -153,6 +220,7 @@ pub fn generate_with_colors(
                 seed,
                 world,
                 instruction: spec.instruction,
+                slots: spec.slots,
                 completed: spec.completed,
                 max_steps: spec.max_steps,
                 steps: spec.steps,

@@ -1,0 +1,258 @@
+//! Instruction files: the tasks' instructions in other words (`loho eval --instructions
+//! FILE`, `loho gen-data --instructions FILE`; docs/simulator.md, "Instructions in
+//! other words").
+//!
+//! A TOML file with, per task letter, a list of texts that mean the same as the task's
+//! instruction; what varies per episode (a colour, an area) is a `{slot}` named as in
+//! [`TaskId::template`] (`loho tasks --slots`). An episode draws one text by its seed, so
+//! a run is reproducible; a task the file does not name keeps the benchmark's wording.
+//!
+//! ```toml
+//! A = ["move the {pick} onto the {place}.", "put the {pick} on the {place}, please."]
+//! D = ["build one tower of every block in the {area}."]
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use thiserror::Error;
+
+use crate::tasks::{Episode, TaskId};
+
+#[derive(Debug, Error)]
+pub enum InstructionsError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "{origin}: {reason} (expected per task letter a list of texts, e.g. \
+         A = [\"move the {{pick}} onto the {{place}}.\"])"
+    )]
+    Format { origin: String, reason: String },
+    #[error("{origin}: unknown task {key:?}: use a letter A-K")]
+    UnknownTask { origin: String, key: String },
+    #[error("{origin}: task {task} has an empty list: give at least one text or leave it out")]
+    Empty { origin: String, task: char },
+    #[error(
+        "{origin}: task {task}: {text:?} names slot {{{slot}}}, which task {task} does not \
+         have (its slots: {known}; `loho tasks --slots`)"
+    )]
+    UnknownSlot {
+        origin: String,
+        task: char,
+        text: String,
+        slot: String,
+        known: String,
+    },
+    #[error("{origin}: task {task}: {text:?} has an unmatched brace")]
+    Brace {
+        origin: String,
+        task: char,
+        text: String,
+    },
+}
+
+/// Per task, the texts an episode draws its instruction from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Instructions {
+    by_task: BTreeMap<TaskId, Vec<String>>,
+}
+
+impl Instructions {
+    pub fn read(path: &Path) -> Result<Self, InstructionsError> {
+        let text = std::fs::read_to_string(path).map_err(|source| InstructionsError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses a file's text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, InstructionsError> {
+        let format = |reason: String| InstructionsError::Format {
+            origin: origin.into(),
+            reason,
+        };
+        let table: BTreeMap<String, Vec<String>> =
+            toml::from_str(text).map_err(|e| format(e.message().to_string()))?;
+        let mut by_task = BTreeMap::new();
+        for (key, texts) in table {
+            let task = TaskId::parse(&key)
+                .ok()
+                .filter(|_| key.trim().len() == 1)
+                .ok_or_else(|| InstructionsError::UnknownTask {
+                    origin: origin.into(),
+                    key: key.clone(),
+                })?;
+            if texts.is_empty() {
+                return Err(InstructionsError::Empty {
+                    origin: origin.into(),
+                    task: task.letter(),
+                });
+            }
+            for text in &texts {
+                check(task, text, origin)?;
+            }
+            by_task.insert(task, texts);
+        }
+        Ok(Self { by_task })
+    }
+
+    /// The episode's instruction in one of the file's texts for its task (drawn by its
+    /// seed), its slots filled in; unchanged if the file has none for the task.
+    pub fn reword(&self, episode: &mut Episode) {
+        let Some(texts) = self.by_task.get(&episode.task) else {
+            return;
+        };
+        let pick = splitmix(episode.seed ^ (episode.task as u64) << 56) % texts.len() as u64;
+        episode.instruction = fill(&texts[pick as usize], &episode.slots);
+    }
+}
+
+/// `text` with every `{slot}` replaced by its value in `slots` (a name without a value
+/// is left as written).
+pub fn fill(text: &str, slots: &[(&str, String)]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
+        let name = &rest[open + 1..open + close];
+        match slots.iter().find(|(n, _)| *n == name) {
+            Some((_, value)) => out.push_str(value),
+            None => out.push_str(&rest[open..=open + close]),
+        }
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The slot names `text` uses, or `None` if a brace is unmatched.
+pub fn slots_of(text: &str) -> Option<Vec<&str>> {
+    let mut names = Vec::new();
+    let mut rest = text;
+    loop {
+        match (rest.find('{'), rest.find('}')) {
+            (None, None) => return Some(names),
+            (Some(open), Some(close)) if open < close => {
+                let name = &rest[open + 1..close];
+                if name.contains('{') {
+                    return None;
+                }
+                names.push(name);
+                rest = &rest[close + 1..];
+            }
+            _ => return None,
+        }
+    }
+}
+
+fn check(task: TaskId, text: &str, origin: &str) -> Result<(), InstructionsError> {
+    let names = slots_of(text).ok_or_else(|| InstructionsError::Brace {
+        origin: origin.into(),
+        task: task.letter(),
+        text: text.into(),
+    })?;
+    let known = task.slots();
+    match names.into_iter().find(|n| !known.contains(n)) {
+        None => Ok(()),
+        Some(slot) => Err(InstructionsError::UnknownSlot {
+            origin: origin.into(),
+            task: task.letter(),
+            text: text.into(),
+            slot: slot.into(),
+            known: match known.is_empty() {
+                true => "none".into(),
+                false => known.join(", "),
+            },
+        }),
+    }
+}
+
+/// splitmix64's finaliser: neighbouring seeds draw unrelated texts.
+fn splitmix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tasks::{generate, ALL_TASKS};
+    use crate::Split;
+
+    #[test]
+    fn every_tasks_template_filled_with_its_slots_is_its_instruction() {
+        for task in ALL_TASKS {
+            let names: Vec<&str> = slots_of(task.template()).unwrap();
+            assert_eq!(names, task.slots(), "{task:?}");
+            for split in [Split::Train, Split::Test] {
+                for seed in 0..30 {
+                    let e = generate(task, split, seed).unwrap();
+                    let have: Vec<&str> = e.slots.iter().map(|s| s.0).collect();
+                    assert_eq!(have, task.slots(), "{task:?}");
+                    assert_eq!(fill(task.template(), &e.slots), e.instruction, "{task:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_file_rewords_by_seed_and_leaves_other_tasks_alone() {
+        let file = Instructions::parse(
+            "A = [\"move the {pick} onto the {place}.\", \"{place} gets the {pick}!\"]\n\
+             d = [\"build one tower in the {area}.\"]\n",
+            "test",
+        )
+        .unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        for seed in 0..40 {
+            let mut e = generate(TaskId::A, Split::Test, seed).unwrap();
+            let before = e.instruction.clone();
+            file.reword(&mut e);
+            assert_ne!(e.instruction, before);
+            assert!(!e.instruction.contains('{'));
+            seen.insert(e.instruction.starts_with("move the "));
+            let mut again = generate(TaskId::A, Split::Test, seed).unwrap();
+            file.reword(&mut again);
+            assert_eq!(again.instruction, e.instruction, "drawn by the seed");
+        }
+        assert_eq!(seen.len(), 2, "both texts are drawn");
+        let mut d = generate(TaskId::D, Split::Test, 3).unwrap();
+        let area = d.slots[0].1.clone();
+        file.reword(&mut d);
+        assert_eq!(d.instruction, format!("build one tower in the {area}."));
+        let mut b = generate(TaskId::B, Split::Test, 3).unwrap();
+        let before = b.instruction.clone();
+        file.reword(&mut b);
+        assert_eq!(b.instruction, before);
+    }
+
+    #[test]
+    fn bad_files_are_named_errors() {
+        let err = |text: &str| Instructions::parse(text, "f.toml").unwrap_err().to_string();
+        assert!(err("A = [\"x\"").contains("f.toml"));
+        assert!(err("A = \"one text\"").contains("list of texts"));
+        assert!(err("Z = [\"x\"]").contains("unknown task \"Z\""));
+        assert!(err("pick-and-place-primitive = [\"x\"]").contains("unknown task"));
+        assert!(err("A = []").contains("empty list"));
+        let e = err("B = [\"put the {color} blocks in bowls.\"]");
+        assert!(
+            e.contains("slot {color}") && e.contains("its slots: none"),
+            "{e}"
+        );
+        let e = err("D = [\"stack them in the {are}.\"]");
+        assert!(e.contains("{are}") && e.contains("its slots: area"), "{e}");
+        assert!(err("D = [\"stack them in the {area.\"]").contains("unmatched brace"));
+        assert!(err("D = [\"stack them in the area}.\"]").contains("unmatched brace"));
+        let e = Instructions::read(Path::new("/no/such/file.toml")).unwrap_err();
+        assert!(e.to_string().contains("/no/such/file.toml"));
+    }
+}
