@@ -115,13 +115,21 @@ pub fn cameras(s: &str) -> Result<Option<Arc<Rig>>> {
     })
 }
 
-/// How episodes are drawn: `--instructions FILE` (other words for the instructions).
-pub fn draw(instructions: Option<&std::path::Path>) -> Result<Draw> {
+/// How episodes are drawn: `--instructions FILE` (other words for the instructions) and
+/// `--paraphrase P` (the share of them the paraphrase generator rewords).
+pub fn draw(instructions: Option<&std::path::Path>, paraphrase: f64) -> Result<Draw> {
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&paraphrase),
+        "--paraphrase {paraphrase}: a share of episodes, from 0 to 1"
+    );
     let instructions = match instructions {
         Some(path) => Some(Arc::new(Instructions::read(path)?)),
         None => None,
     };
-    Ok(Draw { instructions })
+    Ok(Draw {
+        instructions,
+        paraphrase,
+    })
 }
 
 pub fn split(s: &str) -> Result<Split> {

@@ -231,7 +231,7 @@ pub fn command(c: EvalCmd) -> Result<()> {
         arm: c.arm,
         cameras: args::cameras(&c.camera)?,
         camera: c.camera.clone(),
-        draw: args::draw(c.instructions.as_deref())?,
+        draw: args::draw(c.instructions.as_deref(), 0.0)?,
     };
     anyhow::ensure!(
         args.arm == ArmKind::Sim || !matches!(args.transport, Transport::Infer { .. }),

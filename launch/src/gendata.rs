@@ -77,6 +77,10 @@ pub struct GenDataCmd {
     /// (`loho tasks --slots`); each episode draws one by its seed (docs/simulator.md).
     #[arg(long, value_name = "FILE")]
     pub instructions: Option<PathBuf>,
+    /// The share of episodes whose instruction the paraphrase generator rewords
+    /// (synonyms, word order, politeness, typos; docs/simulator.md), drawn by the seed.
+    #[arg(long, default_value_t = 0.0)]
+    pub paraphrase: f64,
     #[command(flatten)]
     pub device: DeviceArg,
 }
@@ -114,7 +118,7 @@ pub fn command(c: GenDataCmd) -> Result<()> {
         all_colors: c.colors == "all",
         jobs: args::jobs(c.jobs),
         cameras: args::cameras(&c.camera)?,
-        draw: args::draw(c.instructions.as_deref())?,
+        draw: args::draw(c.instructions.as_deref(), c.paraphrase)?,
     };
     let n = generate(&args)?;
     println!(

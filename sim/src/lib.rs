@@ -9,6 +9,7 @@
 //!   [`rgbd`]: the benchmark's perspective RGB-D cameras with a realistic camera model;
 //! - [`tasks`]: tasks A–K, their scenes, texts and goals; [`goal`]: how they are scored;
 //!   [`instructions`]: instruction files, the tasks' instructions in other words;
+//!   [`paraphrase`]: other words for training data, generated;
 //! - [`colors`]: the palette; [`split`]: the seeds and colours of train, val and test;
 //! - [`env`]: an episode as an environment; [`oracle`]: the scripted expert and a random
 //!   baseline;
@@ -26,6 +27,7 @@ pub mod goal;
 pub mod instructions;
 pub mod node;
 pub mod oracle;
+pub mod paraphrase;
 pub mod rgbd;
 pub mod scene;
 pub mod split;

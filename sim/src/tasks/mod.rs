@@ -19,7 +19,7 @@ mod i;
 mod j;
 mod k;
 
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use thiserror::Error;
 
@@ -166,6 +166,9 @@ pub struct Episode {
 pub struct Draw {
     /// The instruction in other words ([`crate::instructions`]).
     pub instructions: Option<std::sync::Arc<Instructions>>,
+    /// The share of episodes whose instruction (after `instructions`) the paraphrase
+    /// generator rewords ([`crate::paraphrase`]), drawn by the seed; 0 by default.
+    pub paraphrase: f64,
 }
 
 impl Draw {
@@ -185,6 +188,12 @@ impl Draw {
         let mut episode = generate_with_colors(task, split, seed, palette)?;
         if let Some(i) = &self.instructions {
             i.reword(&mut episode);
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(mix(seed, 0x0070_6172 + task as u64));
+        if self.paraphrase > 0.0 && rng.gen_bool(self.paraphrase.min(1.0)) {
+            let rates = crate::paraphrase::Rates::default();
+            episode.instruction =
+                crate::paraphrase::paraphrase(&episode.instruction, rates, &mut rng);
         }
         Ok(episode)
     }
