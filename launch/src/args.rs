@@ -1,6 +1,7 @@
 //! The flags several commands share: an episode, a device, the bus (`args/bus.rs`), the
 //! UR ports, what moves the simulated arm; and the parsing of values several take.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -8,6 +9,7 @@ use clap::Args;
 use loho_core::config_file::ConfigFile;
 use loho_core::perception::camera::Rig as RigConfig;
 use loho_models::DeviceSpec;
+use loho_sim::colors::Palette;
 use loho_sim::env::Env;
 use loho_sim::instructions::Instructions;
 use loho_sim::rgbd::Rig;
@@ -89,8 +91,47 @@ impl EpisodeArgs {
     pub fn seed(&self) -> Result<u64> {
         Ok(self.split()?.seed(self.episode))
     }
-    pub fn env(&self) -> Result<Env> {
-        Ok(Env::new(self.task()?, self.split()?, self.seed()?)?)
+    /// The episode's environment, drawn as `draw` says.
+    pub fn env(&self, draw: &Draw) -> Result<Env> {
+        let episode = draw.episode(self.task()?, self.split()?, self.seed()?)?;
+        Ok(Env::from_episode(episode))
+    }
+}
+
+/// How episodes are drawn, where the benchmark's colours and words may be replaced.
+#[derive(Args, Debug, Default)]
+pub struct DrawArgs {
+    /// Draw every colour from this palette file (TOML, `name = [r, g, b]` per colour,
+    /// 0-255, at least 7) instead of the benchmark's eleven (docs/simulator.md).
+    #[arg(long, value_name = "FILE")]
+    pub palette: Option<PathBuf>,
+    /// Instructions in other words: a TOML file of texts per task letter with `{slot}`s
+    /// (`loho tasks --slots`); each episode draws one by its seed (docs/simulator.md).
+    #[arg(long, value_name = "FILE")]
+    pub instructions: Option<PathBuf>,
+}
+
+impl DrawArgs {
+    /// The draw these flags ask for, with a share `paraphrase` of the episodes' instructions
+    /// reworded by the paraphrase generator.
+    pub fn draw(&self, paraphrase: f64) -> Result<Draw> {
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&paraphrase),
+            "--paraphrase {paraphrase}: a share of episodes, from 0 to 1"
+        );
+        let instructions = match &self.instructions {
+            Some(path) => Some(Arc::new(Instructions::read(path)?)),
+            None => None,
+        };
+        let palette = match &self.palette {
+            Some(path) => Some(Arc::new(Palette::read(path)?)),
+            None => None,
+        };
+        Ok(Draw {
+            palette,
+            instructions,
+            paraphrase,
+        })
     }
 }
 
@@ -112,23 +153,6 @@ pub fn cameras(s: &str) -> Result<Option<Arc<Rig>>> {
                 Rig::new(&cfg).with_context(|| format!("rig {path}"))?,
             ))
         }
-    })
-}
-
-/// How episodes are drawn: `--instructions FILE` (other words for the instructions) and
-/// `--paraphrase P` (the share of them the paraphrase generator rewords).
-pub fn draw(instructions: Option<&std::path::Path>, paraphrase: f64) -> Result<Draw> {
-    anyhow::ensure!(
-        (0.0..=1.0).contains(&paraphrase),
-        "--paraphrase {paraphrase}: a share of episodes, from 0 to 1"
-    );
-    let instructions = match instructions {
-        Some(path) => Some(Arc::new(Instructions::read(path)?)),
-        None => None,
-    };
-    Ok(Draw {
-        instructions,
-        paraphrase,
     })
 }
 

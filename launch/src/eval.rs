@@ -62,10 +62,8 @@ pub struct EvalCmd {
     /// (its front, left and right RGB-D cameras, realistic, fused), or a rig file.
     #[arg(long, default_value = "ideal")]
     pub camera: String,
-    /// Instructions in other words: a TOML file of texts per task letter with `{slot}`s
-    /// (`loho tasks --slots`); each episode draws one by its seed (docs/simulator.md).
-    #[arg(long, value_name = "FILE")]
-    pub instructions: Option<PathBuf>,
+    #[command(flatten)]
+    pub draw: args::DrawArgs,
     #[command(flatten)]
     pub device: DeviceArg,
 }
@@ -160,7 +158,7 @@ pub struct EvalArgs {
     pub cameras: Option<Arc<Rig>>,
     /// What `--camera` said (for the report).
     pub camera: String,
-    /// How episodes are drawn (`--instructions`).
+    /// How episodes are drawn (`--palette`, `--instructions`).
     pub draw: Draw,
 }
 
@@ -231,7 +229,7 @@ pub fn command(c: EvalCmd) -> Result<()> {
         arm: c.arm,
         cameras: args::cameras(&c.camera)?,
         camera: c.camera.clone(),
-        draw: args::draw(c.instructions.as_deref(), 0.0)?,
+        draw: c.draw.draw(0.0)?,
     };
     anyhow::ensure!(
         args.arm == ArmKind::Sim || !matches!(args.transport, Transport::Infer { .. }),

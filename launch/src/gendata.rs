@@ -73,10 +73,8 @@ pub struct GenDataCmd {
     pub format: DataFormat,
     #[arg(long)]
     pub jobs: Option<usize>,
-    /// Instructions in other words: a TOML file of texts per task letter with `{slot}`s
-    /// (`loho tasks --slots`); each episode draws one by its seed (docs/simulator.md).
-    #[arg(long, value_name = "FILE")]
-    pub instructions: Option<PathBuf>,
+    #[command(flatten)]
+    pub draw: args::DrawArgs,
     /// The share of episodes whose instruction the paraphrase generator rewords
     /// (synonyms, word order, politeness, typos; docs/simulator.md), drawn by the seed.
     #[arg(long, default_value_t = 0.0)]
@@ -118,7 +116,7 @@ pub fn command(c: GenDataCmd) -> Result<()> {
         all_colors: c.colors == "all",
         jobs: args::jobs(c.jobs),
         cameras: args::cameras(&c.camera)?,
-        draw: args::draw(c.instructions.as_deref(), c.paraphrase)?,
+        draw: c.draw.draw(c.paraphrase)?,
     };
     let n = generate(&args)?;
     println!(
@@ -154,7 +152,7 @@ pub struct GenArgs {
     pub append: bool,
     pub format: DataFormat,
     pub jobs: usize,
-    /// How episodes are drawn (`--instructions`).
+    /// How episodes are drawn (`--palette`, `--instructions`, `--paraphrase`).
     pub draw: Draw,
 }
 

@@ -17,6 +17,8 @@ use crate::args::EpisodeArgs;
 pub struct RenderCmd {
     #[command(flatten)]
     pub episode: EpisodeArgs,
+    #[command(flatten)]
+    pub draw: crate::args::DrawArgs,
     #[arg(long)]
     pub out: PathBuf,
 }
@@ -52,7 +54,7 @@ pub fn tasks(c: TasksCmd) -> Result<()> {
 
 /// `loho render`: one scene as a picture strip.
 pub fn command(c: RenderCmd) -> Result<()> {
-    let env = c.episode.env()?;
+    let env = c.episode.env(&c.draw.draw(0.0)?)?;
     scene_strip(env.world(), &env.observe()).save_png(&c.out)?;
     println!("{}\nwrote {}", env.instruction(), c.out.display());
     Ok(())

@@ -59,6 +59,10 @@ pub struct TrainCmd {
     /// Without it a new run's vocabulary is the data's words.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["resume", "from"])]
     pub vocab: Option<PathBuf>,
+    /// The palette the data's scenes were drawn from (`gen-data --palette`): object
+    /// tokens of its colours learn their names [default: the benchmark's eleven].
+    #[arg(long, value_name = "FILE")]
+    pub palette: Option<PathBuf>,
     /// Threads, each training on its share of every batch [default: all cores].
     #[arg(long)]
     pub threads: Option<usize>,
@@ -82,10 +86,14 @@ pub fn command(c: TrainCmd) -> Result<()> {
             flow_steps: c.flow_steps,
             vocab: c.vocab,
             seed: c.seed,
-            palette: loho_sim::colors::ALL
-                .iter()
-                .map(|c| (c.name.to_string(), c.rgb))
-                .collect(),
+            palette: match &c.palette {
+                Some(path) => loho_sim::colors::Palette::read(path)?,
+                None => loho_sim::colors::Palette::benchmark(),
+            }
+            .colors()
+            .iter()
+            .map(|c| (c.name.to_string(), c.rgb))
+            .collect(),
             ..Default::default()
         },
         steps: c.steps,

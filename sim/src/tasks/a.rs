@@ -28,14 +28,14 @@ type PickPlace = (String, String);
 /// "pick up the red block and place it on the blue block / bowl / zone."
 fn base(b: &mut Builder) -> Option<(PickPlace, GoalStep)> {
     let n_bowls = b.range(2, 3);
-    let bowl_colors = b.colors(&colors::ALL, n_bowls);
+    let bowl_colors = b.colors(&b.all.clone(), n_bowls);
     let bowls: Vec<usize> = bowl_colors
         .iter()
         .map(|&c| b.bowl(c, true))
         .collect::<Option<_>>()?;
     let (block_colors, blocks) = small_blocks(b)?;
     let n_zones = b.range(1, 2);
-    let zone_colors = b.colors(&colors::ALL, n_zones);
+    let zone_colors = b.colors(&b.all.clone(), n_zones);
     let zones: Vec<usize> = zone_colors
         .iter()
         .map(|&c| b.zone(c, 0.1))
@@ -95,12 +95,12 @@ fn base(b: &mut Builder) -> Option<(PickPlace, GoalStep)> {
 /// "pick up the smaller red block and place it on the bigger blue block."
 fn with_size(b: &mut Builder) -> Option<(PickPlace, GoalStep)> {
     let n_bowls = b.range(2, 3);
-    for c in b.colors(&colors::ALL, n_bowls) {
+    for c in b.colors(&b.all.clone(), n_bowls) {
         b.bowl(c, true)?;
     }
     let n_small = b.range(2, 3);
     let n_big = b.range(2, n_small);
-    let small_colors = b.colors(&colors::ALL, n_small);
+    let small_colors = b.colors(&b.all.clone(), n_small);
     // Big blocks reuse the first small colours; (size, colour) stays unique.
     let mut kinds: Vec<(Kind, Color)> = small_colors
         .iter()
@@ -144,7 +144,7 @@ fn with_position(b: &mut Builder) -> Option<(PickPlace, GoalStep)> {
     }
     b.layout.reserve(0.5, 0.0, 0.05);
     let n_bowls = b.range(2, 3);
-    for c in b.colors(&colors::ALL, n_bowls) {
+    for c in b.colors(&b.all.clone(), n_bowls) {
         b.bowl(c, true)?;
     }
     let (block_colors, blocks) = small_blocks(b)?;
@@ -205,7 +205,7 @@ fn with_position(b: &mut Builder) -> Option<(PickPlace, GoalStep)> {
 /// their objects.
 fn small_blocks(b: &mut Builder) -> Option<(Vec<Color>, Vec<usize>)> {
     let n = b.range(2, 3);
-    let colors = b.colors(&colors::ALL, n);
+    let colors = b.colors(&b.all.clone(), n);
     let blocks = colors
         .iter()
         .map(|&c| b.block(Kind::SmallBlock, c, Region::Anywhere))

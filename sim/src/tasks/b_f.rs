@@ -17,7 +17,7 @@ pub(super) fn build(b: &mut Builder, mismatch: bool) -> Option<Spec> {
         .map(|&c| b.block(Kind::SmallBlock, c, Region::Anywhere))
         .collect::<Option<_>>()?;
     // Distractors: small blocks (B) or free bowls, colours walked in palette order.
-    let mut left = other_colors(&cols);
+    let mut left = b.other_colors(&cols);
     for k in 0..6 {
         if left.is_empty() {
             break;

@@ -8,7 +8,7 @@ pub(super) use rand::seq::SliceRandom;
 pub(super) use rand::Rng;
 pub(super) use rand_chacha::ChaCha8Rng;
 
-pub(super) use crate::colors::{self, Color};
+pub(super) use crate::colors::Color;
 pub(super) use crate::goal::{
     Assign, GoalStep, Metric, Order, PlaceName, Target, ZoneRect, HEIGHT_EPS,
 };
@@ -30,6 +30,8 @@ pub(super) struct Builder<'a> {
     pub(super) rng: &'a mut ChaCha8Rng,
     /// The colours tasks B–K draw from.
     pub(super) palette: Vec<Color>,
+    /// The whole palette: what A draws from, and distractors.
+    pub(super) all: Vec<Color>,
 }
 
 impl Builder<'_> {
@@ -59,6 +61,14 @@ impl Builder<'_> {
         c.shuffle(self.rng);
         c.truncate(n);
         c
+    }
+    /// Colours of the whole palette that the task does not use, in palette order.
+    pub(super) fn other_colors(&self, used: &[Color]) -> Vec<Color> {
+        self.all
+            .iter()
+            .copied()
+            .filter(|c| !used.contains(c))
+            .collect()
     }
     pub(super) fn pose(&self, i: usize) -> ObjPose {
         self.world.pose(i)
@@ -128,15 +138,6 @@ pub(super) fn stack_levels(zone: &ObjPose, edge: f64, n: usize) -> Vec<Target> {
         .collect()
 }
 
-/// Colours from the full palette that the task does not use, in palette order.
-pub(super) fn other_colors(used: &[Color]) -> Vec<Color> {
-    colors::ALL
-        .iter()
-        .copied()
-        .filter(|c| !used.contains(c))
-        .collect()
-}
-
 /// Alternating big/small block pairs of `cols`, then whatever `after_pairs` adds (I's
 /// zones), then 0–2 distractors of the first unused palette colours. Returns the (big,
 /// small) block indices per colour.
@@ -153,7 +154,7 @@ pub(super) fn pairs_and_distractors(
     }
     after_pairs(b)?;
     let n_distract = b.range(0, 2);
-    for &c in other_colors(cols).iter().take(n_distract) {
+    for &c in b.other_colors(cols).iter().take(n_distract) {
         let kind = if b.rng.gen_bool(0.5) {
             Kind::BigBlock
         } else {

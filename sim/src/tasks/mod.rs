@@ -23,7 +23,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use thiserror::Error;
 
-use crate::colors::Color;
+use crate::colors::{Color, Palette};
 use crate::goal::GoalStep;
 use crate::instructions::Instructions;
 use crate::scene::Layout;
@@ -164,6 +164,9 @@ pub struct Episode {
 /// benchmark's.
 #[derive(Debug, Clone, Default)]
 pub struct Draw {
+    /// Every colour comes from this palette, in every split ([`crate::colors::Palette`]);
+    /// `None`: the benchmark's eleven, tasks B–K drawing from the split's.
+    pub palette: Option<std::sync::Arc<Palette>>,
     /// The instruction in other words ([`crate::instructions`]).
     pub instructions: Option<std::sync::Arc<Instructions>>,
     /// The share of episodes whose instruction (after `instructions`) the paraphrase
@@ -177,15 +180,19 @@ impl Draw {
         self.with_colors(task, split, seed, &split.colors())
     }
 
-    /// The same with tasks B–K drawing from `palette` ([`generate_with_colors`]).
+    /// The same with tasks B–K drawing from `colors` ([`generate_with_colors`]), unless
+    /// this draw has a palette of its own.
     pub fn with_colors(
         &self,
         task: TaskId,
         split: Split,
         seed: u64,
-        palette: &[Color],
+        colors: &[Color],
     ) -> Result<Episode, TaskError> {
-        let mut episode = generate_with_colors(task, split, seed, palette)?;
+        let mut episode = match &self.palette {
+            Some(p) => generate_from(task, split, seed, p.colors(), p.colors())?,
+            None => generate_with_colors(task, split, seed, colors)?,
+        };
         if let Some(i) = &self.instructions {
             i.reword(&mut episode);
         }
@@ -213,6 +220,18 @@ pub fn generate_with_colors(
     seed: u64,
     palette: &[Color],
 ) -> Result<Episode, TaskError> {
+    generate_from(task, split, seed, palette, &crate::colors::ALL)
+}
+
+/// One episode with tasks B–K drawing from `palette` and task A and distractors from
+/// `all`.
+fn generate_from(
+    task: TaskId,
+    split: Split,
+    seed: u64,
+    palette: &[Color],
+    all: &[Color],
+) -> Result<Episode, TaskError> {
     let mut rng = ChaCha8Rng::seed_from_u64(mix(seed, task as u64));
     for _ in 0..50 {
         let mut b = Builder {
@@ -220,6 +239,7 @@ pub fn generate_with_colors(
             layout: Layout::default(),
             rng: &mut rng,
             palette: palette.to_vec(),
+            all: all.to_vec(),
         };
         if let Some(spec) = build(task, &mut b) {
             let world = b.world;
