@@ -9,7 +9,7 @@ use clap::Args;
 use loho_sim::camera::{self, Heightmap};
 use loho_sim::env::Env;
 use loho_sim::world::World;
-use loho_sim::{Split, ALL_TASKS};
+use loho_sim::{Split, TaskId, ALL_TASKS, FAMILIES};
 
 use crate::args::EpisodeArgs;
 
@@ -23,18 +23,24 @@ pub struct RenderCmd {
     pub out: PathBuf,
 }
 
-/// `loho tasks`: the eleven tasks, each with an instruction of test episode 0.
+/// `loho tasks`: the eleven tasks (or the families), each with an instruction of test
+/// episode 0, or their templates and slots.
 #[derive(clap::Args, Debug)]
 pub struct TasksCmd {
     /// Each task's instruction with its `{slot}`s, the names an instruction file's texts
     /// use (`eval --instructions`, `gen-data --instructions`).
     #[arg(long)]
     pub slots: bool,
+    /// The task families (L–O, loho's own, for training; docs/simulator.md) instead of
+    /// the eleven.
+    #[arg(long)]
+    pub families: bool,
 }
 
 pub fn tasks(c: TasksCmd) -> Result<()> {
-    if c.slots {
-        for t in ALL_TASKS {
+    let tasks: &[TaskId] = if c.families { &FAMILIES } else { &ALL_TASKS };
+    for &t in tasks {
+        if c.slots {
             let slots = t.slots();
             let slots = if slots.is_empty() {
                 "-".into()
@@ -42,12 +48,10 @@ pub fn tasks(c: TasksCmd) -> Result<()> {
                 slots.join(", ")
             };
             println!("{}  {:<36} {}", t.letter(), slots, t.template());
+        } else {
+            let env = Env::new(t, Split::Test, Split::Test.seed(0))?;
+            println!("{}  {:<62} {}", t.letter(), t.name(), env.instruction());
         }
-        return Ok(());
-    }
-    for t in ALL_TASKS {
-        let env = Env::new(t, Split::Test, Split::Test.seed(0))?;
-        println!("{}  {:<62} {}", t.letter(), t.name(), env.instruction());
     }
     Ok(())
 }

@@ -185,12 +185,12 @@ fn splitmix(x: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tasks::{generate, ALL_TASKS};
+    use crate::tasks::{generate, ALL_TASKS, FAMILIES};
     use crate::Split;
 
     #[test]
     fn every_tasks_template_filled_with_its_slots_is_its_instruction() {
-        for task in ALL_TASKS {
+        for task in ALL_TASKS.into_iter().chain(FAMILIES) {
             let names: Vec<&str> = slots_of(task.template()).unwrap();
             assert_eq!(names, task.slots(), "{task:?}");
             for split in [Split::Train, Split::Test] {

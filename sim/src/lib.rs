@@ -38,4 +38,4 @@ pub mod world;
 pub use env::{run_episode, Action, Decision, Env, EpisodeResult, Policy};
 pub use oracle::{Oracle, RandomPolicy};
 pub use split::Split;
-pub use tasks::{TaskId, ALL_TASKS};
+pub use tasks::{TaskId, ALL_TASKS, FAMILIES};

@@ -1,11 +1,11 @@
-//! The open vocabulary (models/vocab/wordllama) on the benchmark's own texts: no
-//! instruction or "done" sentence of tasks A–K, on any split, has an `<unk>` piece, and
-//! each comes back from its pieces as it was written.
+//! The open vocabulary (models/vocab/wordllama) on the simulator's own texts: no
+//! instruction or "done" sentence of tasks A–K or of the families, on any split, has an
+//! `<unk>` piece, and each comes back from its pieces as it was written.
 
 use std::path::Path;
 
 use loho_models::vocab::{Vocab, UNK};
-use loho_sim::{tasks, Split, ALL_TASKS};
+use loho_sim::{tasks, Split, ALL_TASKS, FAMILIES};
 
 #[test]
 fn every_task_text_is_known_pieces() {
@@ -14,7 +14,7 @@ fn every_task_text_is_known_pieces() {
     let v = Vocab::load(&path).unwrap();
     let unk = v.id(UNK).unwrap();
     let mut texts = 0;
-    for task in ALL_TASKS {
+    for task in ALL_TASKS.into_iter().chain(FAMILIES) {
         for split in [Split::Train, Split::Val, Split::Test] {
             for seed in 0..20 {
                 let e = tasks::generate(task, split, seed).unwrap();
@@ -27,5 +27,5 @@ fn every_task_text_is_known_pieces() {
             }
         }
     }
-    assert_eq!(texts, 11 * 3 * 20 * 2);
+    assert_eq!(texts, 15 * 3 * 20 * 2);
 }

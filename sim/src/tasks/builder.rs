@@ -164,3 +164,48 @@ pub(super) fn pairs_and_distractors(
     }
     Some((big, small))
 }
+
+/// `objects` (named `names`) to distinct spots in the square zone at `z` of side `side`,
+/// scored by how much of them lies inside it.
+pub(super) fn zone_step(
+    objects: Vec<usize>,
+    names: Vec<String>,
+    z: &ObjPose,
+    side: f64,
+    zone_name: String,
+) -> GoalStep {
+    let m = objects.len();
+    let slots: Vec<Target> = [(-0.03, -0.03), (0.03, 0.03), (0.03, -0.03), (-0.03, 0.03)]
+        .iter()
+        .take(m)
+        .map(|&(dx, dy)| {
+            let p = z.transform([dx, dy, 0.0]);
+            Target {
+                pos: [p[0], p[1], SMALL / 2.0],
+                yaw: z.yaw(),
+            }
+        })
+        .collect();
+    GoalStep {
+        symmetry: vec![0.0; m],
+        matches: vec![vec![true; m]; m],
+        objects,
+        targets: slots,
+        pick_names: names,
+        place_names: vec![PlaceName::Text(zone_name); m],
+        replace: false,
+        rotations: false,
+        assign: Assign::Nearest,
+        order: Order::FarthestFirst,
+        metric: Metric::Zone {
+            zones: vec![ZoneRect {
+                x: z.pos[0],
+                y: z.pos[1],
+                yaw: z.yaw(),
+                sx: side,
+                sy: side,
+            }],
+        },
+        max_reward: 1.0,
+    }
+}

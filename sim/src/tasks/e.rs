@@ -1,14 +1,18 @@
-//! Task E: its scene, goal and texts.
+//! Task E, and the family O that asks for the odd groups instead: scene, goal, texts.
 
 use super::builder::*;
 use loho_core::subtask;
 
-/// E: colours with an even number of blocks go to their zone.
-pub(super) fn build(b: &mut Builder) -> Option<Spec> {
+/// E (`odd` false): colours with an even number of blocks go to their zone; family O
+/// (`odd`): those with an odd number.
+pub(super) fn build(b: &mut Builder, odd: bool) -> Option<Spec> {
     let k = b.range(2, 3);
     let n = loop {
         let n = b.range(k + 1, (4 * k).min(10) - 1);
-        if !(n.is_multiple_of(k) && (n / k) % 2 == 1) {
+        // At least one group of the asked parity (all groups are the same size only
+        // when k divides n).
+        let uniform = n.is_multiple_of(k);
+        if !(uniform && (n / k) % 2 == usize::from(!odd)) {
             break n;
         }
     };
@@ -20,57 +24,32 @@ pub(super) fn build(b: &mut Builder) -> Option<Spec> {
         .iter()
         .map(|&c| b.zone(c, 0.15))
         .collect::<Option<_>>()?;
-    let even: Vec<usize> = (0..k)
+    let chosen: Vec<usize> = (0..k)
         .filter(|&c| {
             let count = (0..n).filter(|i| i % k == c).count();
-            count % 2 == 0
+            count % 2 == usize::from(odd)
         })
         .collect();
     let mut steps = Vec::new();
-    for &c in &even {
+    for &c in &chosen {
         let group: Vec<usize> = (0..n).filter(|i| i % k == c).map(|i| blocks[i]).collect();
         let z = b.pose(zones[c]);
-        // Distinct slots in the zone, so blocks sit side by side instead of piling up.
-        let slots: Vec<Target> = [(-0.03, -0.03), (0.03, 0.03), (0.03, -0.03), (-0.03, 0.03)]
-            .iter()
-            .take(group.len())
-            .map(|&(dx, dy)| {
-                let p = z.transform([dx, dy, 0.0]);
-                Target {
-                    pos: [p[0], p[1], SMALL / 2.0],
-                    yaw: z.yaw(),
-                }
-            })
-            .collect();
         let m = group.len();
         let zone_name = format!("{} zone", cols[c].name);
-        steps.push(GoalStep {
-            symmetry: vec![0.0; m],
-            matches: vec![vec![true; m]; m],
-            objects: group,
-            targets: slots,
-            pick_names: vec![block_name(cols[c]); m],
-            place_names: vec![PlaceName::Text(zone_name); m],
-            replace: false,
-            rotations: false,
-            assign: Assign::Nearest,
-            order: Order::FarthestFirst,
-            metric: Metric::Zone {
-                zones: vec![ZoneRect {
-                    x: z.pos[0],
-                    y: z.pos[1],
-                    yaw: z.yaw(),
-                    sx: 0.15,
-                    sy: 0.15,
-                }],
-            },
-            max_reward: 1.0 / even.len() as f64,
-        });
+        let mut step = zone_step(group, vec![block_name(cols[c]); m], &z, 0.15, zone_name);
+        step.max_reward = 1.0 / chosen.len() as f64;
+        steps.push(step);
     }
     Some(Spec {
         slots: vec![],
-        instruction: "put the blocks of an even number in the zone with the matching color.".into(),
-        completed: subtask::done("placing blocks in the zone"),
+        instruction: format!(
+            "put the blocks of an {} number in the zone with the matching color.",
+            if odd { "odd" } else { "even" }
+        ),
+        completed: match odd {
+            false => subtask::done("placing blocks in the zone"),
+            true => subtask::done("putting the odd groups in their zones"),
+        },
         max_steps: n + 2,
         steps,
     })

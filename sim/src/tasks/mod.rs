@@ -5,7 +5,9 @@
 //! sub-task text. A scene is a pure function of (task, split, seed).
 //!
 //! One file per task generator (B and F share one scene), on the `builder`'s
-//! helpers.
+//! helpers. Tasks L–O are loho's own **families** (`families`, and E's scene for O),
+//! for training a model that must meet F–K unseen (docs/simulator.md, "Task families");
+//! `all` in a task list means the eleven, `families` the four.
 
 mod a;
 mod b_f;
@@ -13,6 +15,7 @@ mod builder;
 mod c;
 mod d;
 mod e;
+mod families;
 mod g;
 mod h;
 mod i;
@@ -46,7 +49,18 @@ pub enum TaskId {
     I,
     J,
     K,
+    /// Family: the blocks of a colour (or not of it) into a named zone.
+    L,
+    /// Family: the blocks of a colour into a named area.
+    M,
+    /// Family: the blocks of a colour stacked on a named zone.
+    N,
+    /// Family: E's scene, the odd groups into their zones.
+    O,
 }
+
+/// The task families, loho's own (not LoHoRavens').
+pub const FAMILIES: [TaskId; 4] = [TaskId::L, TaskId::M, TaskId::N, TaskId::O];
 
 pub const ALL_TASKS: [TaskId; 11] = [
     TaskId::A,
@@ -64,7 +78,10 @@ pub const ALL_TASKS: [TaskId; 11] = [
 
 #[derive(Debug, Error, PartialEq)]
 pub enum TaskError {
-    #[error("unknown task {0:?}: use a letter A-K or a registered name (see `loho tasks`)")]
+    #[error(
+        "unknown task {0:?}: use a letter A-O, a registered name, `all` or `families` \
+         (see `loho tasks`)"
+    )]
     Unknown(String),
     #[error("task {0:?} seed {1}: could not lay out a scene")]
     NoLayout(TaskId, u64),
@@ -89,6 +106,10 @@ impl TaskId {
             TaskId::I => "stack-smaller-over-bigger-with-same-color-in-same-color-zone",
             TaskId::J => "move-blocks-between-absolute-positions",
             TaskId::K => "stack-blocks-of-same-color",
+            TaskId::L => "family:put-color-in-zone",
+            TaskId::M => "family:put-color-in-area",
+            TaskId::N => "family:stack-color-on-zone",
+            TaskId::O => "family:put-odd-blocks-in-same-color-zone",
         }
     }
 
@@ -118,6 +139,10 @@ impl TaskId {
             TaskId::K => {
                 "stack all the blocks of the same color together on the same colored zone."
             }
+            TaskId::L => "put the {blocks} in the {zone_color} zone.",
+            TaskId::M => "put the {color} blocks in the {area}.",
+            TaskId::N => "stack the {color} blocks on the {zone_color} zone.",
+            TaskId::O => "put the blocks of an odd number in the zone with the matching color.",
         }
     }
 
@@ -126,22 +151,34 @@ impl TaskId {
         crate::instructions::slots_of(self.template()).unwrap_or_default()
     }
 
-    /// By letter (either case) or registered name.
+    /// Whether this is one of loho's families rather than a LoHoRavens task.
+    pub fn is_family(self) -> bool {
+        FAMILIES.contains(&self)
+    }
+
+    /// By letter (either case) or registered name (`family:…` for the families).
     pub fn parse(s: &str) -> Result<Self, TaskError> {
         let t = s.trim();
         ALL_TASKS
             .iter()
+            .chain(&FAMILIES)
             .copied()
             .find(|id| t.eq_ignore_ascii_case(&id.letter().to_string()) || t == id.name())
             .ok_or_else(|| TaskError::Unknown(s.to_string()))
     }
 
-    /// A comma-separated list of tasks, or `all`.
+    /// A comma-separated list of tasks; `all` stands for the eleven, `families` for
+    /// the families.
     pub fn parse_list(s: &str) -> Result<Vec<Self>, TaskError> {
-        if s.trim() == "all" {
-            return Ok(ALL_TASKS.to_vec());
+        let mut out = Vec::new();
+        for t in s.split(',') {
+            match t.trim() {
+                "all" => out.extend(ALL_TASKS),
+                "families" => out.extend(FAMILIES),
+                t => out.push(Self::parse(t)?),
+            }
         }
-        s.split(',').map(Self::parse).collect()
+        Ok(out)
     }
 }
 
@@ -275,13 +312,17 @@ fn build(task: TaskId, b: &mut Builder) -> Option<Spec> {
         TaskId::B => b_f::build(b, false),
         TaskId::C => c::build(b),
         TaskId::D => d::build(b),
-        TaskId::E => e::build(b),
+        TaskId::E => e::build(b, false),
         TaskId::F => b_f::build(b, true),
         TaskId::G => g::build(b),
         TaskId::H => h::build(b),
         TaskId::I => i::build(b),
         TaskId::J => j::build(b),
         TaskId::K => k::build(b),
+        TaskId::L => families::put_color_in_zone(b),
+        TaskId::M => families::put_color_in_area(b),
+        TaskId::N => families::stack_color_on_zone(b),
+        TaskId::O => e::build(b, true),
     }
 }
 

@@ -1,0 +1,160 @@
+//! Task families L–N: loho's own tasks, built from the atoms A–E use (a colour as a
+//! filter, its negation, a named zone, a named area, a tower), so a model trained on
+//! A–E and these has seen the atoms of F–K in other combinations without any of F–K's
+//! rules (docs/simulator.md, "Task families"). Family O (odd groups) is E's scene with
+//! the other parity ([`super::e`]).
+
+use super::builder::*;
+use loho_core::subtask;
+
+/// The blocks of one colour (or, one time in three, every block not of that colour) go
+/// to a zone named by its colour, which need not be theirs.
+pub(super) fn put_color_in_zone(b: &mut Builder) -> Option<Spec> {
+    let k = b.range(2, 3);
+    let mut pal = b.palette.clone();
+    pal.shuffle(b.rng);
+    let cols = pal[..k].to_vec();
+    let not = b.rng.gen_bool(1.0 / 3.0);
+    let counts: Vec<usize> = (0..k).map(|_| b.range(1, 2)).collect();
+    let chosen = |c: usize| (c == 0) != not;
+    let moved_n: usize = (0..k).filter(|&c| chosen(c)).map(|c| counts[c]).sum();
+    if moved_n > 4 {
+        return None;
+    }
+    let zone_cols = b.colors(&pal, 2);
+    let zones: Vec<usize> = zone_cols
+        .iter()
+        .map(|&c| b.zone(c, 0.15))
+        .collect::<Option<_>>()?;
+    let mut moved = Vec::new();
+    let mut names = Vec::new();
+    for (c, &color) in cols.iter().enumerate() {
+        for _ in 0..counts[c] {
+            let i = b.block(Kind::SmallBlock, color, Region::Anywhere)?;
+            if chosen(c) {
+                moved.push(i);
+                names.push(block_name(color));
+            }
+        }
+    }
+    let z = b.pose(zones[0]);
+    let zone_name = format!("{} zone", zone_cols[0].name);
+    let step = zone_step(moved, names, &z, 0.15, zone_name);
+    let blocks = match not {
+        false => format!("{} blocks", cols[0].name),
+        true => format!("blocks that are not {}", cols[0].name),
+    };
+    let n = step.objects.len();
+    Some(Spec {
+        instruction: format!("put the {blocks} in the {} zone.", zone_cols[0].name),
+        slots: vec![
+            ("blocks", blocks),
+            ("zone_color", zone_cols[0].name.to_string()),
+        ],
+        completed: subtask::done("putting the blocks in the zone"),
+        max_steps: n + 2,
+        steps: vec![step],
+    })
+}
+
+/// The blocks of one colour, wherever they are, go into one of the four areas.
+pub(super) fn put_color_in_area(b: &mut Builder) -> Option<Spec> {
+    let area = QUADRANTS[b.range(0, 3)];
+    let mut pal = b.palette.clone();
+    pal.shuffle(b.rng);
+    let n = b.range(2, 3);
+    let color = pal[0];
+    let moved: Vec<usize> = (0..n)
+        .map(|_| b.block(Kind::SmallBlock, color, Region::Outside(area)))
+        .collect::<Option<_>>()?;
+    for &c in pal[1..].iter().take(b.range(1, 3)) {
+        b.block(Kind::SmallBlock, c, Region::Anywhere)?;
+    }
+    let mut targets = Vec::new();
+    for _ in 0..n {
+        let (x, y, yaw) =
+            b.layout
+                .sample(b.rng, Kind::SmallBlock.radius(), Region::Inside(area))?;
+        targets.push(Target {
+            pos: [x, y, SMALL / 2.0],
+            yaw,
+        });
+    }
+    let (cx, cy) = area.center();
+    let mut step = identity_step(
+        moved,
+        targets,
+        vec![block_name(color); n],
+        vec![PlaceName::Text(area.name.into()); n],
+        FRAC_PI_2,
+        Metric::Zone {
+            zones: vec![ZoneRect {
+                x: cx,
+                y: cy,
+                yaw: 0.0,
+                sx: area.x.1 - area.x.0,
+                sy: area.y.1 - area.y.0,
+            }],
+        },
+    );
+    // Any of the blocks may take any of the spots.
+    step.matches = vec![vec![true; n]; n];
+    step.rotations = false;
+    Some(Spec {
+        instruction: format!("put the {} blocks in the {}.", color.name, area.name),
+        slots: vec![("color", color.name.into()), ("area", area.name.into())],
+        completed: subtask::done("putting the blocks in the area"),
+        max_steps: n + 2,
+        steps: vec![step],
+    })
+}
+
+/// The blocks of one colour stacked into one tower on a zone of another colour.
+pub(super) fn stack_color_on_zone(b: &mut Builder) -> Option<Spec> {
+    let mut pal = b.palette.clone();
+    pal.shuffle(b.rng);
+    let color = pal[0];
+    let n = b.range(2, 3);
+    // Never the blocks' own colour: that tower is K's rule for one colour.
+    let zone_color = pal[b.range(1, 3)];
+    let zone = b.zone(zone_color, 0.1)?;
+    if b.rng.gen_bool(0.5) {
+        b.zone(pal[4], 0.1)?;
+    }
+    let blocks: Vec<usize> = (0..n)
+        .map(|_| b.block(Kind::SmallBlock, color, Region::Anywhere))
+        .collect::<Option<_>>()?;
+    for &c in pal[1..4].iter().take(b.range(1, 3)) {
+        b.block(Kind::SmallBlock, c, Region::Anywhere)?;
+    }
+    let targets = stack_levels(&b.pose(zone), SMALL, n);
+    let mut place_names = vec![PlaceName::Text(format!("{} zone", zone_color.name))];
+    place_names.extend((1..n).map(|l| PlaceName::OnTopOf(l - 1)));
+    let step = GoalStep {
+        symmetry: vec![FRAC_PI_2; n],
+        matches: vec![vec![true; n]; n],
+        objects: blocks,
+        targets,
+        pick_names: vec![block_name(color); n],
+        place_names,
+        replace: false,
+        rotations: true,
+        assign: Assign::Nearest,
+        order: Order::Input,
+        metric: pose_metric(0.01, true),
+        max_reward: 1.0,
+    };
+    Some(Spec {
+        instruction: format!(
+            "stack the {} blocks on the {} zone.",
+            color.name, zone_color.name
+        ),
+        slots: vec![
+            ("color", color.name.into()),
+            ("zone_color", zone_color.name.into()),
+        ],
+        completed: subtask::done("stacking the blocks on the zone"),
+        max_steps: n + 2,
+        steps: vec![step],
+    })
+}
