@@ -10,6 +10,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use loho_core::clock::ClockSource;
 use loho_core::policy::{Policy, Unscored};
+use loho_models::train::trained_tasks;
 use loho_runtime::policy::remote::RemotePolicy;
 use loho_sim::rgbd::Rig;
 use loho_sim::tasks::Draw;
@@ -89,6 +90,8 @@ pub struct TaskRow {
     /// Steps, over all episodes, that picked an object an earlier step had placed for
     /// reward (`loho_sim::env::Repicks`).
     pub repicks: usize,
+    /// The checkpoint's `train.json` lists the tasks it trained on, and not this one.
+    pub held_out: bool,
 }
 
 /// How one episode went, as `--json` lists it.
@@ -320,7 +323,13 @@ pub fn evaluate(a: &EvalArgs) -> Result<Report> {
             success_rate: 100.0 * rs.iter().filter(|r| r.success).count() as f64 / n,
             mean_steps: rs.iter().map(|r| r.steps as f64).sum::<f64>() / n,
             repicks: rs.iter().map(|r| r.repicks).sum(),
+            held_out: false,
         });
+    }
+    if let Some(trained) = a.policy.checkpoint("").ok().and_then(trained_tasks) {
+        for r in &mut rows {
+            r.held_out = !trained.contains(&r.letter);
+        }
     }
     let m = rows.len().max(1) as f64;
     Ok(Report {
@@ -469,7 +478,8 @@ pub fn table(r: &Report) -> String {
     );
     s += &format!("{:<12}", "");
     for t in &r.tasks {
-        s += &format!("{:>7}", t.letter);
+        let mark = if t.held_out { "*" } else { "" };
+        s += &format!("{:>7}", format!("{}{mark}", t.letter));
     }
     s += &format!("{:>8}\n", "Avg");
     s += &format!("{:<12}", "Score");
@@ -489,6 +499,13 @@ pub fn table(r: &Report) -> String {
     s += &format!("\n{:<12}", "Re-picks");
     for t in &r.tasks {
         s += &format!("{:>7}", t.repicks);
+    }
+    let held_out: Vec<&TaskRow> = r.tasks.iter().filter(|t| t.held_out).collect();
+    if !held_out.is_empty() {
+        let mean = held_out.iter().map(|t| t.success_rate).sum::<f64>() / held_out.len() as f64;
+        s += &format!(
+            "\n* held out: the checkpoint's train.json lists no episode of it; mean success {mean:.1} %"
+        );
     }
     s += &format!("\nwall time {:.1} s\n", r.wall_s);
     s

@@ -239,6 +239,14 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         Trainer::new(&cfg, vocab, tc, &device)?
     };
     trainer.workers = shards;
+    let before = trainer.state.tasks.len();
+    trainer
+        .state
+        .tasks
+        .extend(data.samples.iter().map(|s| s.task.clone()));
+    if trainer.state.tasks.len() > before {
+        tracing::info!(tasks = ?trainer.state.tasks, "trains on");
+    }
     let steps = trainer.state.config.steps;
     let batch = trainer.state.config.batch;
     let parallel = trainer.state.config.parallel.is_some();

@@ -135,6 +135,17 @@ pub struct RunState {
     pub config: TrainConfig,
     /// Wall seconds spent training so far, over all resumptions.
     pub wall_s: f64,
+    /// The tasks (letters) of every dataset the run trained on, over all its legs:
+    /// `loho eval` labels the others' rows held-out.
+    #[serde(default)]
+    pub tasks: std::collections::BTreeSet<String>,
+}
+
+/// The tasks a checkpoint folder's run trained on (its `train.json`), if it says.
+pub fn trained_tasks(dir: &Path) -> Option<std::collections::BTreeSet<String>> {
+    let text = std::fs::read_to_string(dir.join(STATE)).ok()?;
+    let state: RunState = serde_json::from_str(&text).ok()?;
+    (!state.tasks.is_empty()).then_some(state.tasks)
 }
 
 pub const STATE: &str = "train.json";
@@ -275,6 +286,7 @@ impl Trainer {
                 step: 0,
                 config: tc,
                 wall_s: 0.0,
+                tasks: Default::default(),
             },
         })
     }
