@@ -10,10 +10,10 @@ use loho_core::config_file::ConfigFile;
 use loho_core::perception::camera::Rig as RigConfig;
 use loho_models::DeviceSpec;
 use loho_sim::colors::Palette;
+use loho_sim::draw::Draw;
 use loho_sim::env::Env;
 use loho_sim::instructions::Instructions;
 use loho_sim::rgbd::Rig;
-use loho_sim::tasks::Draw;
 use loho_sim::{Split, TaskId};
 
 mod bus;

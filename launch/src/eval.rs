@@ -12,8 +12,8 @@ use loho_core::clock::ClockSource;
 use loho_core::policy::{Policy, Unscored};
 use loho_models::train::trained_tasks;
 use loho_runtime::policy::remote::RemotePolicy;
+use loho_sim::draw::Draw;
 use loho_sim::rgbd::Rig;
-use loho_sim::tasks::Draw;
 use loho_sim::{run_episode, EpisodeResult, Split, TaskId};
 use serde::Serialize;
 

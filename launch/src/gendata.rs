@@ -23,9 +23,9 @@ use loho_core::policy::Frame;
 use loho_models::data::{Sample, Writer};
 use loho_models::Keypose;
 use loho_sim::camera::{self, gaussian, Heightmap};
+use loho_sim::draw::Draw;
 use loho_sim::oracle;
 use loho_sim::rgbd::Rig;
-use loho_sim::tasks::Draw;
 use loho_sim::{colors, Split};
 use loho_sim::{Action, Decision, Env, Oracle, Policy, TaskId};
 

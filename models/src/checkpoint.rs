@@ -90,7 +90,7 @@ pub fn save(dir: &Path, cfg: &Config, vocab: &Vocab, weights: &VarMap) -> Result
 
 /// Whether a weight is a frozen table kept at F16 ([`crate::words`]).
 pub fn frozen(name: &str) -> bool {
-    name.ends_with(crate::wordllama::TABLE)
+    name.ends_with(crate::words::TABLE)
 }
 
 /// Writes every variable of `weights` to `path`, [`frozen`] tables at F16.

@@ -16,12 +16,9 @@ use candle_core::{DType, Device, Tensor};
 use serde_json::{json, Value};
 
 use crate::vocab::{MASK, OWN, SPECIALS, UNK};
+use crate::words::{PIECES, TABLE};
 use crate::ModelError;
 
-/// The table's file in a vocabulary folder and in a checkpoint (beside `tokenizer.json`).
-pub const PIECES: &str = "pieces.safetensors";
-/// The tensor name of the table, in [`PIECES`] and in a checkpoint's weights.
-pub const TABLE: &str = "embedding.weight";
 /// Llama-2's own specials, whose roles loho's specials take.
 const LLAMA_SPECIALS: [&str; 3] = ["<unk>", "<s>", "</s>"];
 

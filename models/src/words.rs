@@ -19,8 +19,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::backbone::embedding;
 use crate::vocab::{Vocab, OWN};
-use crate::wordllama::TABLE;
 use crate::ModelError;
+
+/// The piece table's file in a vocabulary folder (`loho vocab import`).
+pub const PIECES: &str = "pieces.safetensors";
+/// The tensor name of the piece table, in [`PIECES`] and (under `embed.`) in a
+/// checkpoint's weights.
+pub const TABLE: &str = "embedding.weight";
 
 /// An open vocabulary's embeddings, in `config.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

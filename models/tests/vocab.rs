@@ -12,8 +12,7 @@ use common::*;
 use loho_core::policy::Plan;
 use loho_models::train::Trainer;
 use loho_models::vocab::{Vocab, MASK, OWN, SPECIALS, UNK};
-use loho_models::wordllama::{PIECES, TABLE};
-use loho_models::words::{writes, PiecesConfig};
+use loho_models::words::{writes, PiecesConfig, PIECES, TABLE};
 use loho_models::{checkpoint, Vla};
 
 fn folder() -> PathBuf {

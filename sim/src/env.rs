@@ -9,10 +9,11 @@ use loho_core::trajectory::{pick_place, PrimitiveParams, TrajectoryError};
 use thiserror::Error;
 
 use crate::camera::{self, Heightmap};
+use crate::draw::Draw;
 use crate::goal::{GoalStep, Goals, SUCCESS};
 use crate::rgbd::{Cameras, Rig, Shot};
 use crate::split::Split;
-use crate::tasks::{self, Draw, Episode, TaskError, TaskId};
+use crate::tasks::{self, Episode, TaskError, TaskId};
 use crate::world::{Outcome, World};
 
 /// Simulated seconds the scene may take to come to rest after an action (Ravens: 5 s).

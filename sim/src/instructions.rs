@@ -17,7 +17,7 @@ use std::path::Path;
 
 use thiserror::Error;
 
-use crate::tasks::{Episode, TaskId};
+use crate::tasks::{slots_of, Episode, TaskId};
 
 #[derive(Debug, Error)]
 pub enum InstructionsError {
@@ -130,26 +130,6 @@ pub fn fill(text: &str, slots: &[(&str, String)]) -> String {
     }
     out.push_str(rest);
     out
-}
-
-/// The slot names `text` uses, or `None` if a brace is unmatched.
-pub fn slots_of(text: &str) -> Option<Vec<&str>> {
-    let mut names = Vec::new();
-    let mut rest = text;
-    loop {
-        match (rest.find('{'), rest.find('}')) {
-            (None, None) => return Some(names),
-            (Some(open), Some(close)) if open < close => {
-                let name = &rest[open + 1..close];
-                if name.contains('{') {
-                    return None;
-                }
-                names.push(name);
-                rest = &rest[close + 1..];
-            }
-            _ => return None,
-        }
-    }
 }
 
 fn check(task: TaskId, text: &str, origin: &str) -> Result<(), InstructionsError> {

@@ -10,7 +10,8 @@
 //! - [`tasks`]: tasks A–K, their scenes, texts and goals; [`goal`]: how they are scored;
 //!   [`instructions`]: instruction files, the tasks' instructions in other words;
 //!   [`paraphrase`]: other words for training data, generated;
-//! - [`colors`]: the palette; [`split`]: the seeds and colours of train, val and test;
+//! - [`colors`]: the palette and palette files; [`split`]: the seeds and colours of train,
+//!   val and test; [`draw`]: how an episode is drawn (palette, instruction, paraphrase);
 //! - [`env`]: an episode as an environment; [`oracle`]: the scripted expert and a random
 //!   baseline;
 //! - [`arm`]: the simulated arm's setpoint, shared by the scene and the arm driver;
@@ -22,6 +23,7 @@
 pub mod arm;
 pub mod camera;
 pub mod colors;
+pub mod draw;
 pub mod env;
 pub mod goal;
 pub mod instructions;

@@ -31,10 +31,11 @@ use thiserror::Error;
 
 use crate::arm::{SharedStage, Stage};
 use crate::camera::{self, Heightmap};
+use crate::draw::Draw;
 use crate::env::{EnvError, EpisodeResult, SETTLE_S};
 use crate::rgbd::{Rig, Shot};
 use crate::split::Split;
-use crate::tasks::{Draw, TaskId};
+use crate::tasks::TaskId;
 use crate::world::{Outcome, DT};
 
 /// The frame id of every pose the simulator publishes.

@@ -202,7 +202,7 @@ pub struct Trainer {
 
 /// Sets a new run's frozen piece table from the vocabulary folder `dir`.
 fn set_pieces(map: &VarMap, dir: &Path) -> Result<(), ModelError> {
-    let path = dir.join(crate::wordllama::PIECES);
+    let path = dir.join(crate::words::PIECES);
     let err = |reason: String| ModelError::Checkpoint {
         path: path.clone(),
         reason,
@@ -210,8 +210,8 @@ fn set_pieces(map: &VarMap, dir: &Path) -> Result<(), ModelError> {
     let saved = candle_core::safetensors::load(&path, &Device::Cpu)
         .map_err(|e| err(format!("{e} (made by `loho vocab import`, docs/model.md)")))?;
     let table = saved
-        .get(crate::wordllama::TABLE)
-        .ok_or_else(|| err(format!("no tensor {}", crate::wordllama::TABLE)))?;
+        .get(crate::words::TABLE)
+        .ok_or_else(|| err(format!("no tensor {}", crate::words::TABLE)))?;
     let data = map.data().lock().expect("var map lock");
     let (_, var) = data
         .iter()

@@ -22,13 +22,12 @@ mod i;
 mod j;
 mod k;
 
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use thiserror::Error;
 
-use crate::colors::{Color, Palette};
+use crate::colors::Color;
 use crate::goal::GoalStep;
-use crate::instructions::Instructions;
 use crate::scene::Layout;
 use crate::split::Split;
 use crate::world::World;
@@ -148,7 +147,7 @@ impl TaskId {
 
     /// The slots of [`TaskId::template`], in order.
     pub fn slots(self) -> Vec<&'static str> {
-        crate::instructions::slots_of(self.template()).unwrap_or_default()
+        slots_of(self.template()).unwrap_or_default()
     }
 
     /// Whether this is one of loho's families rather than a LoHoRavens task.
@@ -182,6 +181,26 @@ impl TaskId {
     }
 }
 
+/// The slot names `text` uses, or `None` if a brace is unmatched.
+pub fn slots_of(text: &str) -> Option<Vec<&str>> {
+    let mut names = Vec::new();
+    let mut rest = text;
+    loop {
+        match (rest.find('{'), rest.find('}')) {
+            (None, None) => return Some(names),
+            (Some(open), Some(close)) if open < close => {
+                let name = &rest[open + 1..close];
+                if name.contains('{') {
+                    return None;
+                }
+                names.push(name);
+                rest = &rest[close + 1..];
+            }
+            _ => return None,
+        }
+    }
+}
+
 /// A generated episode: the world, what to say and how it is scored.
 pub struct Episode {
     pub task: TaskId,
@@ -195,52 +214,6 @@ pub struct Episode {
     pub completed: String,
     pub max_steps: usize,
     pub steps: Vec<GoalStep>,
-}
-
-/// What an episode is drawn with besides its task, split and seed; the default is the
-/// benchmark's.
-#[derive(Debug, Clone, Default)]
-pub struct Draw {
-    /// Every colour comes from this palette, in every split ([`crate::colors::Palette`]);
-    /// `None`: the benchmark's eleven, tasks B–K drawing from the split's.
-    pub palette: Option<std::sync::Arc<Palette>>,
-    /// The instruction in other words ([`crate::instructions`]).
-    pub instructions: Option<std::sync::Arc<Instructions>>,
-    /// The share of episodes whose instruction (after `instructions`) the paraphrase
-    /// generator rewords ([`crate::paraphrase`]), drawn by the seed; 0 by default.
-    pub paraphrase: f64,
-}
-
-impl Draw {
-    /// The episode (task, split, seed) drawn this way, with the split's colours.
-    pub fn episode(&self, task: TaskId, split: Split, seed: u64) -> Result<Episode, TaskError> {
-        self.with_colors(task, split, seed, &split.colors())
-    }
-
-    /// The same with tasks B–K drawing from `colors` ([`generate_with_colors`]), unless
-    /// this draw has a palette of its own.
-    pub fn with_colors(
-        &self,
-        task: TaskId,
-        split: Split,
-        seed: u64,
-        colors: &[Color],
-    ) -> Result<Episode, TaskError> {
-        let mut episode = match &self.palette {
-            Some(p) => generate_from(task, split, seed, p.colors(), p.colors())?,
-            None => generate_with_colors(task, split, seed, colors)?,
-        };
-        if let Some(i) = &self.instructions {
-            i.reword(&mut episode);
-        }
-        let mut rng = ChaCha8Rng::seed_from_u64(mix(seed, 0x0070_6172 + task as u64));
-        if self.paraphrase > 0.0 && rng.gen_bool(self.paraphrase.min(1.0)) {
-            let rates = crate::paraphrase::Rates::default();
-            episode.instruction =
-                crate::paraphrase::paraphrase(&episode.instruction, rates, &mut rng);
-        }
-        Ok(episode)
-    }
 }
 
 /// Builds one episode with the split's colours. Scenes that cannot be laid out are drawn
@@ -262,7 +235,7 @@ pub fn generate_with_colors(
 
 /// One episode with tasks B–K drawing from `palette` and task A and distractors from
 /// `all`.
-fn generate_from(
+pub(crate) fn generate_from(
     task: TaskId,
     split: Split,
     seed: u64,
@@ -297,7 +270,7 @@ fn generate_from(
 }
 
 /// splitmix64 of the seed and task, so neighbouring seeds give unrelated streams.
-fn mix(seed: u64, task: u64) -> u64 {
+pub(crate) fn mix(seed: u64, task: u64) -> u64 {
     let mut z = seed
         .wrapping_add(task.wrapping_mul(0x9E37_79B9_7F4A_7C15))
         .wrapping_add(0x9E37_79B9_7F4A_7C15);
