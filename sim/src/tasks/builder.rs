@@ -209,3 +209,48 @@ pub(super) fn zone_step(
         max_reward: 1.0,
     }
 }
+
+/// A goal of towers built in input order: each object to a target `matches` allows,
+/// checked in position (1 cm) and height, yaw modulo `symmetry`.
+pub(super) fn towers_step(
+    objects: Vec<usize>,
+    targets: Vec<Target>,
+    pick_names: Vec<String>,
+    place_names: Vec<PlaceName>,
+    matches: Vec<Vec<bool>>,
+    symmetry: f64,
+) -> GoalStep {
+    let metric = pose_metric(0.01, true);
+    let mut step = identity_step(objects, targets, pick_names, place_names, symmetry, metric);
+    step.matches = matches;
+    step.order = Order::Input;
+    step
+}
+
+/// How the `count` levels of a tower on `zone` are named, its first level being target
+/// `first`: the zone, then the block below.
+pub(super) fn tower_names(zone: String, count: usize, first: usize) -> Vec<PlaceName> {
+    let mut names = vec![PlaceName::Text(zone)];
+    names.extend((1..count).map(|l| PlaceName::OnTopOf(first + l - 1)));
+    names
+}
+
+impl Builder<'_> {
+    /// `n` free spots for small blocks inside `area`, clear of each other and of what is
+    /// there.
+    pub(super) fn spots(&mut self, area: Area, n: usize) -> Option<Vec<Target>> {
+        (0..n)
+            .map(|_| {
+                let (x, y, yaw) = self.layout.sample(
+                    self.rng,
+                    Kind::SmallBlock.radius(),
+                    Region::Inside(area),
+                )?;
+                Some(Target {
+                    pos: [x, y, SMALL / 2.0],
+                    yaw,
+                })
+            })
+            .collect()
+    }
+}

@@ -70,16 +70,7 @@ pub(super) fn put_color_in_area(b: &mut Builder) -> Option<Spec> {
     for &c in pal[1..].iter().take(b.range(1, 3)) {
         b.block(Kind::SmallBlock, c, Region::Anywhere)?;
     }
-    let mut targets = Vec::new();
-    for _ in 0..n {
-        let (x, y, yaw) =
-            b.layout
-                .sample(b.rng, Kind::SmallBlock.radius(), Region::Inside(area))?;
-        targets.push(Target {
-            pos: [x, y, SMALL / 2.0],
-            yaw,
-        });
-    }
+    let targets = b.spots(area, n)?;
     let (cx, cy) = area.center();
     let mut step = identity_step(
         moved,
@@ -127,23 +118,14 @@ pub(super) fn stack_color_on_zone(b: &mut Builder) -> Option<Spec> {
     for &c in pal[1..4].iter().take(b.range(1, 3)) {
         b.block(Kind::SmallBlock, c, Region::Anywhere)?;
     }
-    let targets = stack_levels(&b.pose(zone), SMALL, n);
-    let mut place_names = vec![PlaceName::Text(format!("{} zone", zone_color.name))];
-    place_names.extend((1..n).map(|l| PlaceName::OnTopOf(l - 1)));
-    let step = GoalStep {
-        symmetry: vec![FRAC_PI_2; n],
-        matches: vec![vec![true; n]; n],
-        objects: blocks,
-        targets,
-        pick_names: vec![block_name(color); n],
-        place_names,
-        replace: false,
-        rotations: true,
-        assign: Assign::Nearest,
-        order: Order::Input,
-        metric: pose_metric(0.01, true),
-        max_reward: 1.0,
-    };
+    let step = towers_step(
+        blocks,
+        stack_levels(&b.pose(zone), SMALL, n),
+        vec![block_name(color); n],
+        tower_names(format!("{} zone", zone_color.name), n, 0),
+        vec![vec![true; n]; n],
+        FRAC_PI_2,
+    );
     Some(Spec {
         instruction: format!(
             "stack the {} blocks on the {} zone.",

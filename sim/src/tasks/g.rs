@@ -28,27 +28,20 @@ pub(super) fn build(b: &mut Builder) -> Option<Spec> {
     let mut place_names = Vec::new();
     for (count, zc) in [(n_big, big_cols[0]), (n_small, small_cols[0])] {
         let first = place_names.len();
-        place_names.push(PlaceName::Text(format!("{} zone", zc.name)));
-        place_names.extend((1..count).map(|l| PlaceName::OnTopOf(first + l - 1)));
+        place_names.extend(tower_names(format!("{} zone", zc.name), count, first));
     }
-    let step = GoalStep {
-        objects: big.iter().chain(&small).copied().collect(),
-        symmetry: vec![0.0; n],
-        matches,
+    let step = towers_step(
+        big.iter().chain(&small).copied().collect(),
         targets,
-        pick_names: big_cols
+        big_cols
             .iter()
             .map(|&c| sized_name(Kind::BigBlock, c))
             .chain(small_cols.iter().map(|&c| sized_name(Kind::SmallBlock, c)))
             .collect(),
         place_names,
-        replace: false,
-        rotations: true,
-        assign: Assign::Nearest,
-        order: Order::Input,
-        metric: pose_metric(0.01, true),
-        max_reward: 1.0,
-    };
+        matches,
+        0.0,
+    );
     Some(Spec {
         slots: vec![
             ("big_zone_color", big_cols[0].name.to_string()),

@@ -26,16 +26,7 @@ pub(super) fn build(b: &mut Builder) -> Option<Spec> {
         b.block(Kind::SmallBlock, c, Region::Outside(src))?;
     }
     // Targets: free spots inside the target quadrant, clear of each other.
-    let mut targets = Vec::new();
-    for _ in 0..n_move {
-        let (x, y, yaw) = b
-            .layout
-            .sample(b.rng, Kind::SmallBlock.radius(), Region::Inside(tgt))?;
-        targets.push(Target {
-            pos: [x, y, SMALL / 2.0],
-            yaw,
-        });
-    }
+    let targets = b.spots(tgt, n_move)?;
     let (cx, cy) = tgt.center();
     let mut step = identity_step(
         moved,

@@ -39,26 +39,23 @@ pub(super) fn build(b: &mut Builder) -> Option<Spec> {
     for c in 0..k {
         let first = targets.len();
         targets.extend(stack_levels(&b.pose(zones[c]), SMALL, counts[c]));
-        place_names.push(PlaceName::Text(format!("{} zone", cols[c].name)));
-        place_names.extend((1..counts[c]).map(|l| PlaceName::OnTopOf(first + l - 1)));
+        place_names.extend(tower_names(
+            format!("{} zone", cols[c].name),
+            counts[c],
+            first,
+        ));
         color_of_target.extend(std::iter::repeat_n(c, counts[c]));
     }
-    let step = GoalStep {
-        symmetry: vec![FRAC_PI_2; n],
-        matches: (0..n)
+    let step = towers_step(
+        blocks,
+        targets,
+        (0..n).map(|i| block_name(cols[i % k])).collect(),
+        place_names,
+        (0..n)
             .map(|i| color_of_target.iter().map(|&c| c == i % k).collect())
             .collect(),
-        objects: blocks,
-        targets,
-        pick_names: (0..n).map(|i| block_name(cols[i % k])).collect(),
-        place_names,
-        replace: false,
-        rotations: true,
-        assign: Assign::Nearest,
-        order: Order::Input,
-        metric: pose_metric(0.01, true),
-        max_reward: 1.0,
-    };
+        FRAC_PI_2,
+    );
     Some(Spec {
         slots: vec![],
         instruction: "stack all the blocks of the same color together on the same colored zone."
