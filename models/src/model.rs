@@ -255,7 +255,7 @@ impl Loho {
             candle_core::bail!("instruction must be padded to {}", self.cfg.max_instruction);
         }
         self.instruction = instruction.to_vec();
-        self.words.listen(instruction)?;
+        self.words.start()?;
         self.backbone.clear_cache();
         if !self.bidirectional() {
             self.backbone

@@ -10,8 +10,10 @@
 //!
 //! The head scores a short list of pieces, not all 32 000 (a row each per written token
 //! would cost ~1 ms here, more than the rest of a decision): the pieces training's texts
-//! hold ([`PiecesConfig::writes`]) and those of the episode's instruction, so a colour
-//! or object a new instruction names can be written back.
+//! and colour names hold ([`PiecesConfig::writes`]), the only ones training taught it
+//! when to write and when not. (Scoring the instruction's pieces too let a model trained
+//! on A–E write H's "starting" fifteen times over: a row never trained as an output can
+//! win anywhere.)
 
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Embedding, Linear, VarBuilder};
@@ -32,8 +34,8 @@ pub const TABLE: &str = "embedding.weight";
 pub struct PiecesConfig {
     /// Width of the pretrained table.
     pub dim: usize,
-    /// The ids the language head scores besides the episode's instruction, ascending:
-    /// every piece of the training data's sub-tasks, instructions and colour names, and
+    /// The ids the language head scores, ascending: every piece of the training data's
+    /// sub-tasks, instructions and colour names, and
     /// the own ids.
     pub writes: Vec<u32>,
 }
@@ -50,13 +52,13 @@ pub struct Pieces {
     /// The frozen pretrained table (vocabulary × dim); own ids' rows are zero.
     table: Tensor,
     proj: Linear,
-    /// Rows of the own ids, then a zero row every other id reads.
+    /// Rows of the own ids (the variable itself: a copy made here would miss every
+    /// update training makes).
     own: Tensor,
     /// The ids the head scores, ascending, and (once an episode started) their
-    /// embeddings, computed once per episode.
+    /// embeddings, computed once per episode rather than once per written token.
     out: Vec<u32>,
     out_rows: Option<Tensor>,
-    writes: Vec<u32>,
 }
 
 impl Words {
@@ -79,7 +81,6 @@ impl Words {
             .get_with_hints((vocab, p.dim), TABLE, candle_nn::Init::Const(0.0))?
             .detach();
         let own = embedding(OWN, d, vb.pp("own"))?.embeddings().clone();
-        let own = Tensor::cat(&[&own, &own.zeros_like()?.narrow(0, 0, 1)?], 0)?;
         let proj = candle_nn::linear_no_bias(p.dim, d, vb.pp("proj"))?;
         Ok(Self::Pieces(Pieces {
             table,
@@ -87,7 +88,6 @@ impl Words {
             own,
             out: p.writes.clone(),
             out_rows: None,
-            writes: p.writes.clone(),
         }))
     }
 
@@ -149,28 +149,26 @@ impl Words {
         }
     }
 
-    /// Starts an episode: the head also scores the instruction's pieces.
-    pub fn listen(&mut self, instruction: &[u32]) -> Result<()> {
+    /// Starts an episode: the head's rows are computed once, from the weights as they
+    /// are now (training, which changes them, never starts one).
+    pub fn start(&mut self) -> Result<()> {
         let Self::Pieces(p) = self else {
             return Ok(());
         };
-        let mut out = p.writes.clone();
-        out.extend(instruction.iter().filter(|&&id| (id as usize) >= OWN));
-        out.sort_unstable();
-        out.dedup();
-        let rows = p.rows(&Tensor::new(out.as_slice(), p.table.device())?)?;
-        p.out = out;
+        let rows = p.rows(&Tensor::new(p.out.as_slice(), p.table.device())?)?;
         p.out_rows = Some(rows);
         Ok(())
     }
 }
 
 impl Pieces {
-    /// Embeddings (n, d) of ids (n).
+    /// Embeddings (n, d) of ids (n): the table's row through the projection, plus the
+    /// own row for an own id (a zero row, appended here, for every other).
     fn rows(&self, ids: &Tensor) -> Result<Tensor> {
         let table = self.table.index_select(ids, 0)?;
+        let own = Tensor::cat(&[&self.own, &self.own.zeros_like()?.narrow(0, 0, 1)?], 0)?;
         let own_ids = ids.minimum(OWN as u32)?;
-        self.proj.forward(&table)? + self.own.index_select(&own_ids, 0)?
+        self.proj.forward(&table)? + own.index_select(&own_ids, 0)?
     }
 }
 
@@ -185,4 +183,70 @@ pub fn writes<'a>(
         ids.extend(vocab.encode(t)?);
     }
     Ok(ids.into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{DType, Device};
+    use candle_nn::VarMap;
+
+    use super::*;
+
+    /// Training updates variables in place: a `Words` must read them when used, or it
+    /// trains on its first draw while the saved checkpoint holds the updates.
+    #[test]
+    fn what_a_variable_holds_now_is_what_the_words_use() {
+        let cfg = PiecesConfig {
+            dim: 4,
+            writes: vec![0, 4, 6, 7, 9],
+        };
+        let map = VarMap::new();
+        let vb = VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu);
+        let words = Words::new(12, 8, Some(&cfg), vb).unwrap();
+        let ids = Tensor::new(&[0u32, 4, 6, 7, 9, 11], &Device::Cpu).unwrap();
+        let before = words.embed(&ids).unwrap();
+        let h = Tensor::randn(0f32, 1.0, (3, 8), &Device::Cpu).unwrap();
+        let logits_before = words.logits(&h).unwrap();
+        for (_, var) in map.data().lock().unwrap().iter() {
+            let bumped = (var.as_tensor() + 1.0).unwrap();
+            var.set(&bumped).unwrap();
+        }
+        // Every id reads the projection, own ids their row too: all of them change.
+        let after = words.embed(&ids).unwrap();
+        let moved: Vec<f32> = (after - &before)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max(1)
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert!(moved.iter().all(|&m| m > 0.5), "{moved:?}");
+        let diff = (words.logits(&h).unwrap() - logits_before)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(diff > 0.5);
+        // And a model loaded from those variables is the same model.
+        let saved = std::env::temp_dir().join(format!("loho-words-{}.st", std::process::id()));
+        map.save(&saved).unwrap();
+        let vb = unsafe {
+            VarBuilder::from_mmaped_safetensors(&[&saved], DType::F32, &Device::Cpu).unwrap()
+        };
+        let loaded = Words::new(12, 8, Some(&cfg), vb).unwrap();
+        let same = (loaded.embed(&ids).unwrap() - words.embed(&ids).unwrap())
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert_eq!(same, 0.0);
+        std::fs::remove_file(saved).unwrap();
+    }
 }
