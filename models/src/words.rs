@@ -59,6 +59,9 @@ pub struct Pieces {
     /// embeddings, computed once per episode rather than once per written token.
     out: Vec<u32>,
     out_rows: Option<Tensor>,
+    /// The same rows transposed (d, n) and contiguous: a written token's logits are one
+    /// product with it.
+    out_t: Option<Tensor>,
 }
 
 impl Words {
@@ -88,6 +91,7 @@ impl Words {
             own,
             out: p.writes.clone(),
             out_rows: None,
+            out_t: None,
         }))
     }
 
@@ -123,14 +127,14 @@ impl Words {
     /// Logits (…, n) of hidden states (…, d) over the words the head scores; index i
     /// is word [`Words::word`]`(i)`.
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
-        let rows = match self {
-            Self::Learned(e) => e.embeddings().clone(),
-            Self::Pieces(p) => match &p.out_rows {
-                Some(r) => r.clone(),
-                None => p.rows(&Tensor::new(p.out.as_slice(), p.table.device())?)?,
+        let rows_t = match self {
+            Self::Learned(e) => e.embeddings().t()?,
+            Self::Pieces(p) => match &p.out_t {
+                Some(t) => t.clone(),
+                None => p.rows(&Tensor::new(p.out.as_slice(), p.table.device())?)?.t()?,
             },
         };
-        hidden.broadcast_matmul(&rows.t()?)
+        hidden.broadcast_matmul(&rows_t)
     }
 
     /// The word of logit index `i`.
@@ -156,6 +160,7 @@ impl Words {
             return Ok(());
         };
         let rows = p.rows(&Tensor::new(p.out.as_slice(), p.table.device())?)?;
+        p.out_t = Some(rows.t()?.contiguous()?);
         p.out_rows = Some(rows);
         Ok(())
     }
