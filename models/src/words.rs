@@ -131,7 +131,9 @@ impl Words {
             Self::Learned(e) => e.embeddings().t()?,
             Self::Pieces(p) => match &p.out_t {
                 Some(t) => t.clone(),
-                None => p.rows(&Tensor::new(p.out.as_slice(), p.table.device())?)?.t()?,
+                None => p
+                    .rows(&Tensor::new(p.out.as_slice(), p.table.device())?)?
+                    .t()?,
             },
         };
         hidden.broadcast_matmul(&rows_t)

@@ -1,5 +1,6 @@
-//! Task families L–N: loho's own tasks, built from the atoms A–E use (a colour as a
-//! filter, its negation, a named zone, a named area, a tower), so a model trained on
+//! Task families L–N, P, Q: loho's own tasks, built from the atoms A–E use (a colour or
+//! a size as a filter, its negation, a named zone, an area as source or destination, a
+//! tower), so a model trained on
 //! A–E and these has seen the atoms of F–K in other combinations without any of F–K's
 //! rules (docs/simulator.md, "Task families"). Family O (odd groups) is E's scene with
 //! the other parity ([`super::e`]).
@@ -136,6 +137,84 @@ pub(super) fn stack_color_on_zone(b: &mut Builder) -> Option<Spec> {
             ("zone_color", zone_color.name.into()),
         ],
         completed: subtask::done("stacking the blocks on the zone"),
+        max_steps: n + 2,
+        steps: vec![step],
+    })
+}
+
+/// The blocks of one size (bigger or smaller), whatever their colour, go to a zone named
+/// by its colour.
+pub(super) fn put_size_in_zone(b: &mut Builder) -> Option<Spec> {
+    let kind = if b.rng.gen_bool(0.5) {
+        Kind::BigBlock
+    } else {
+        Kind::SmallBlock
+    };
+    let other = if kind == Kind::BigBlock {
+        Kind::SmallBlock
+    } else {
+        Kind::BigBlock
+    };
+    let (n, n_other) = (b.range(1, 2), b.range(1, 2));
+    let cols = b.colors(&b.palette.clone(), n + n_other + 1);
+    let zone_color = cols[n + n_other];
+    let zone = b.zone(zone_color, 0.15)?;
+    let moved: Vec<usize> = cols[..n]
+        .iter()
+        .map(|&c| b.block(kind, c, Region::Anywhere))
+        .collect::<Option<_>>()?;
+    for &c in &cols[n..n + n_other] {
+        b.block(other, c, Region::Anywhere)?;
+    }
+    let names = cols[..n].iter().map(|&c| sized_name(kind, c)).collect();
+    let zone_name = format!("{} zone", zone_color.name);
+    let step = zone_step(moved, names, &b.pose(zone), 0.15, zone_name);
+    Some(Spec {
+        instruction: format!(
+            "put the {} blocks in the {} zone.",
+            size_word(kind),
+            zone_color.name
+        ),
+        slots: vec![
+            ("size", size_word(kind).into()),
+            ("zone_color", zone_color.name.into()),
+        ],
+        completed: subtask::done("putting the blocks in the zone"),
+        max_steps: n + 2,
+        steps: vec![step],
+    })
+}
+
+/// The blocks on one area go to a zone named by its colour.
+pub(super) fn put_area_in_zone(b: &mut Builder) -> Option<Spec> {
+    let area = QUADRANTS[b.range(0, 3)];
+    let n = b.range(2, 3);
+    let cols = b.colors(&b.palette.clone(), n + 3);
+    let zone_color = cols[n + 2];
+    let zone = b.zone(zone_color, 0.15)?;
+    let moved: Vec<usize> = cols[..n]
+        .iter()
+        .map(|&c| b.block(Kind::SmallBlock, c, Region::Inside(area)))
+        .collect::<Option<_>>()?;
+    for &c in cols[n..n + 2].iter().take(b.range(1, 2)) {
+        b.block(Kind::SmallBlock, c, Region::Outside(area))?;
+    }
+    let names = cols[..n]
+        .iter()
+        .map(|&c| format!("{} on the {}", block_name(c), area.name))
+        .collect();
+    let zone_name = format!("{} zone", zone_color.name);
+    let step = zone_step(moved, names, &b.pose(zone), 0.15, zone_name);
+    Some(Spec {
+        instruction: format!(
+            "put the blocks on the {} in the {} zone.",
+            area.name, zone_color.name
+        ),
+        slots: vec![
+            ("area", area.name.into()),
+            ("zone_color", zone_color.name.into()),
+        ],
+        completed: subtask::done("putting the blocks in the zone"),
         max_steps: n + 2,
         steps: vec![step],
     })

@@ -5,9 +5,9 @@
 //! sub-task text. A scene is a pure function of (task, split, seed).
 //!
 //! One file per task generator (B and F share one scene), on the `builder`'s
-//! helpers. Tasks L–O are loho's own **families** (`families`, and E's scene for O),
+//! helpers. Tasks L–Q are loho's own **families** (`families`, and E's scene for O),
 //! for training a model that must meet F–K unseen (docs/simulator.md, "Task families");
-//! `all` in a task list means the eleven, `families` the four.
+//! `all` in a task list means the eleven, `families` the six.
 
 mod a;
 mod b_f;
@@ -56,10 +56,21 @@ pub enum TaskId {
     N,
     /// Family: E's scene, the odd groups into their zones.
     O,
+    /// Family: the blocks of a size into a named zone.
+    P,
+    /// Family: the blocks on an area into a named zone.
+    Q,
 }
 
 /// The task families, loho's own (not LoHoRavens').
-pub const FAMILIES: [TaskId; 4] = [TaskId::L, TaskId::M, TaskId::N, TaskId::O];
+pub const FAMILIES: [TaskId; 6] = [
+    TaskId::L,
+    TaskId::M,
+    TaskId::N,
+    TaskId::O,
+    TaskId::P,
+    TaskId::Q,
+];
 
 pub const ALL_TASKS: [TaskId; 11] = [
     TaskId::A,
@@ -78,7 +89,7 @@ pub const ALL_TASKS: [TaskId; 11] = [
 #[derive(Debug, Error, PartialEq)]
 pub enum TaskError {
     #[error(
-        "unknown task {0:?}: use a letter A-O, a registered name, `all` or `families` \
+        "unknown task {0:?}: use a letter A-Q, a registered name, `all` or `families` \
          (see `loho tasks`)"
     )]
     Unknown(String),
@@ -109,6 +120,8 @@ impl TaskId {
             TaskId::M => "family:put-color-in-area",
             TaskId::N => "family:stack-color-on-zone",
             TaskId::O => "family:put-odd-blocks-in-same-color-zone",
+            TaskId::P => "family:put-size-in-zone",
+            TaskId::Q => "family:put-area-in-zone",
         }
     }
 
@@ -142,6 +155,8 @@ impl TaskId {
             TaskId::M => "put the {color} blocks in the {area}.",
             TaskId::N => "stack the {color} blocks on the {zone_color} zone.",
             TaskId::O => "put the blocks of an odd number in the zone with the matching color.",
+            TaskId::P => "put the {size} blocks in the {zone_color} zone.",
+            TaskId::Q => "put the blocks on the {area} in the {zone_color} zone.",
         }
     }
 
@@ -296,6 +311,8 @@ fn build(task: TaskId, b: &mut Builder) -> Option<Spec> {
         TaskId::M => families::put_color_in_area(b),
         TaskId::N => families::stack_color_on_zone(b),
         TaskId::O => e::build(b, true),
+        TaskId::P => families::put_size_in_zone(b),
+        TaskId::Q => families::put_area_in_zone(b),
     }
 }
 
