@@ -267,7 +267,6 @@ pub fn episode(
     timeout: Duration,
 ) -> Result<EpisodeResult> {
     let cfg = SimConfig {
-        draw: Default::default(),
         exit_when_done: true,
         ..sim.clone()
     };

@@ -445,6 +445,88 @@ fn eval_through_the_nodes() {
     assert!(format!("{e:#}").contains("cannot run as a node"), "{e:#}");
 }
 
+/// A palette and an instruction file reach every episode, in this process and through
+/// the nodes alike: the scene is drawn in the file's colours, the policy told the file's
+/// words; bad files are named errors.
+#[test]
+fn eval_draws_from_a_palette_and_an_instruction_file_on_every_transport() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let palette = root.join("configs/palettes/unseen.toml");
+    let words = tmp("words.toml");
+    std::fs::write(
+        &words,
+        "D = [\"build one tower of all the blocks in the {area}.\"]\n",
+    )
+    .unwrap();
+    let unseen = [
+        "teal", "maroon", "navy", "olive", "lime", "violet", "gold", "salmon",
+    ];
+    for transport in ["local", "zenoh"] {
+        let json = tmp(&format!("drawn-{transport}.json"));
+        loho(&[
+            "eval",
+            "--policy",
+            "oracle",
+            "--tasks",
+            "D",
+            "--split",
+            "val",
+            "--episodes",
+            "1",
+            "--transport",
+            transport,
+            "--palette",
+            palette.to_str().unwrap(),
+            "--instructions",
+            words.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ])
+        .unwrap();
+        let v = read_json(&json);
+        let e = &v["results"][0];
+        let instruction = e["instruction"].as_str().unwrap();
+        assert!(
+            instruction.starts_with("build one tower of all the blocks in the "),
+            "{transport}: {instruction}"
+        );
+        let first = e["subtasks"][0].as_str().unwrap();
+        assert!(
+            unseen.iter().any(|c| first.contains(c)),
+            "{transport}: {first}"
+        );
+        assert_eq!(v["tasks"][0]["success_rate"], 100.0);
+    }
+    std::fs::write(&words, "D = [\"stack them in the {are}.\"]\n").unwrap();
+    let e = loho(&[
+        "eval",
+        "--policy",
+        "oracle",
+        "--tasks",
+        "D",
+        "--episodes",
+        "1",
+        "--instructions",
+        words.to_str().unwrap(),
+    ])
+    .unwrap_err();
+    assert!(format!("{e:#}").contains("{are}"), "{e:#}");
+    std::fs::write(&words, "teal = [0, 128, 300]\n").unwrap();
+    let e = loho(&[
+        "eval",
+        "--policy",
+        "oracle",
+        "--tasks",
+        "D",
+        "--episodes",
+        "1",
+        "--palette",
+        words.to_str().unwrap(),
+    ])
+    .unwrap_err();
+    assert!(format!("{e:#}").contains("0-255"), "{e:#}");
+}
+
 /// `--transport infer` asks a policy node for every decision through `policy/infer`; the
 /// caller seeds each query, so the same episodes give the same results.
 #[test]
