@@ -527,6 +527,48 @@ fn eval_draws_from_a_palette_and_an_instruction_file_on_every_transport() {
     assert!(format!("{e:#}").contains("0-255"), "{e:#}");
 }
 
+/// The held-out checkpoint loads (open vocabulary, its table at F16), and eval marks the
+/// rows of the tasks its train.json does not list.
+#[test]
+fn eval_marks_the_tasks_a_checkpoint_never_trained_on() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let ckpt = root.join("models/checkpoints/loho-heldout");
+    let json = tmp("held-out.json");
+    loho(&[
+        "eval",
+        "--policy",
+        ckpt.to_str().unwrap(),
+        "--tasks",
+        "A,F,L",
+        "--split",
+        "val",
+        "--episodes",
+        "1",
+        "--json",
+        json.to_str().unwrap(),
+    ])
+    .unwrap();
+    let v = read_json(&json);
+    let held: Vec<bool> = (0..3)
+        .map(|i| v["tasks"][i]["held_out"].as_bool().unwrap())
+        .collect();
+    assert_eq!(held, [false, true, false]);
+    let json = tmp("not-held-out.json");
+    loho(&[
+        "eval",
+        "--policy",
+        "oracle",
+        "--tasks",
+        "F",
+        "--episodes",
+        "1",
+        "--json",
+        json.to_str().unwrap(),
+    ])
+    .unwrap();
+    assert_eq!(read_json(&json)["tasks"][0]["held_out"], false);
+}
+
 /// `--transport infer` asks a policy node for every decision through `policy/infer`; the
 /// caller seeds each query, so the same episodes give the same results.
 #[test]
