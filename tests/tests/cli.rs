@@ -1,24 +1,13 @@
 //! The command line, called as the binary would be.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
-fn loho(args: &[&str]) -> anyhow::Result<()> {
-    loho::main_with(
-        std::iter::once("loho")
-            .chain(args.iter().copied())
-            .map(String::from),
-    )
-}
-
-/// A JSON file the command wrote.
-fn read_json(path: impl AsRef<Path>) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
+use common::{loho, read_json, tmp_in};
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("loho-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d.join(name)
+    tmp_in("cli", name)
 }
 
 #[test]
@@ -443,130 +432,6 @@ fn eval_through_the_nodes() {
     // The oracle reads the scene: it runs next to the simulator, never as a node alone.
     let e = loho(&["policy", "--policy", "oracle"]).unwrap_err();
     assert!(format!("{e:#}").contains("cannot run as a node"), "{e:#}");
-}
-
-/// A palette and an instruction file reach every episode, in this process and through
-/// the nodes alike: the scene is drawn in the file's colours, the policy told the file's
-/// words; bad files are named errors.
-#[test]
-fn eval_draws_from_a_palette_and_an_instruction_file_on_every_transport() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let palette = root.join("configs/palettes/unseen.toml");
-    let words = tmp("words.toml");
-    std::fs::write(
-        &words,
-        "D = [\"build one tower of all the blocks in the {area}.\"]\n",
-    )
-    .unwrap();
-    let unseen = [
-        "teal", "maroon", "navy", "olive", "lime", "violet", "gold", "salmon",
-    ];
-    for transport in ["local", "zenoh"] {
-        let json = tmp(&format!("drawn-{transport}.json"));
-        loho(&[
-            "eval",
-            "--policy",
-            "oracle",
-            "--tasks",
-            "D",
-            "--split",
-            "val",
-            "--episodes",
-            "1",
-            "--transport",
-            transport,
-            "--palette",
-            palette.to_str().unwrap(),
-            "--instructions",
-            words.to_str().unwrap(),
-            "--json",
-            json.to_str().unwrap(),
-        ])
-        .unwrap();
-        let v = read_json(&json);
-        let e = &v["results"][0];
-        let instruction = e["instruction"].as_str().unwrap();
-        assert!(
-            instruction.starts_with("build one tower of all the blocks in the "),
-            "{transport}: {instruction}"
-        );
-        let first = e["subtasks"][0].as_str().unwrap();
-        assert!(
-            unseen.iter().any(|c| first.contains(c)),
-            "{transport}: {first}"
-        );
-        assert_eq!(v["tasks"][0]["success_rate"], 100.0);
-    }
-    std::fs::write(&words, "D = [\"stack them in the {are}.\"]\n").unwrap();
-    let e = loho(&[
-        "eval",
-        "--policy",
-        "oracle",
-        "--tasks",
-        "D",
-        "--episodes",
-        "1",
-        "--instructions",
-        words.to_str().unwrap(),
-    ])
-    .unwrap_err();
-    assert!(format!("{e:#}").contains("{are}"), "{e:#}");
-    std::fs::write(&words, "teal = [0, 128, 300]\n").unwrap();
-    let e = loho(&[
-        "eval",
-        "--policy",
-        "oracle",
-        "--tasks",
-        "D",
-        "--episodes",
-        "1",
-        "--palette",
-        words.to_str().unwrap(),
-    ])
-    .unwrap_err();
-    assert!(format!("{e:#}").contains("0-255"), "{e:#}");
-}
-
-/// The held-out checkpoint loads (open vocabulary, its table at F16), and eval marks the
-/// rows of the tasks its train.json does not list.
-#[test]
-fn eval_marks_the_tasks_a_checkpoint_never_trained_on() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let ckpt = root.join("models/checkpoints/loho-heldout");
-    let json = tmp("held-out.json");
-    loho(&[
-        "eval",
-        "--policy",
-        ckpt.to_str().unwrap(),
-        "--tasks",
-        "A,F,L",
-        "--split",
-        "val",
-        "--episodes",
-        "1",
-        "--json",
-        json.to_str().unwrap(),
-    ])
-    .unwrap();
-    let v = read_json(&json);
-    let held: Vec<bool> = (0..3)
-        .map(|i| v["tasks"][i]["held_out"].as_bool().unwrap())
-        .collect();
-    assert_eq!(held, [false, true, false]);
-    let json = tmp("not-held-out.json");
-    loho(&[
-        "eval",
-        "--policy",
-        "oracle",
-        "--tasks",
-        "F",
-        "--episodes",
-        "1",
-        "--json",
-        json.to_str().unwrap(),
-    ])
-    .unwrap();
-    assert_eq!(read_json(&json)["tasks"][0]["held_out"], false);
 }
 
 /// `--transport infer` asks a policy node for every decision through `policy/infer`; the

@@ -2,8 +2,12 @@
 //! back field by field, the parquet schema against `info.json` by LeRobot's rules,
 //! `gen-data --format lerobot`, and a `loho run` recording exported.
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::Arc;
+
+use common::{loho, tmp_in};
 
 use arrow_schema::{DataType, Field, Fields};
 use loho_models::data::{Dataset, Sample};
@@ -11,18 +15,9 @@ use loho_models::lerobot::{self, Info};
 use loho_models::Keypose;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 
-fn loho(args: &[&str]) -> anyhow::Result<()> {
-    loho::main_with(
-        std::iter::once("loho")
-            .chain(args.iter().copied())
-            .map(String::from),
-    )
-}
-
+/// A fresh path: whatever an earlier run left there is removed.
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("loho-lerobot-e2e-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    let p = d.join(name);
+    let p = tmp_in("lerobot-e2e", name);
     std::fs::remove_dir_all(&p).ok();
     p
 }
