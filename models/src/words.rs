@@ -198,6 +198,7 @@ mod tests {
     use candle_nn::VarMap;
 
     use super::*;
+    use crate::max_diff;
 
     /// Training updates variables in place: a `Words` must read them when used, or it
     /// trains on its first draw while the saved checkpoint holds the updates.
@@ -229,15 +230,7 @@ mod tests {
             .to_vec1()
             .unwrap();
         assert!(moved.iter().all(|&m| m > 0.5), "{moved:?}");
-        let diff = (words.logits(&h).unwrap() - logits_before)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        assert!(diff > 0.5);
+        assert!(max_diff(&words.logits(&h).unwrap(), &logits_before) > 0.5);
         // And a model loaded from those variables is the same model.
         let saved = std::env::temp_dir().join(format!("loho-words-{}.st", std::process::id()));
         map.save(&saved).unwrap();
@@ -245,14 +238,7 @@ mod tests {
             VarBuilder::from_mmaped_safetensors(&[&saved], DType::F32, &Device::Cpu).unwrap()
         };
         let loaded = Words::new(12, 8, Some(&cfg), vb).unwrap();
-        let same = (loaded.embed(&ids).unwrap() - words.embed(&ids).unwrap())
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let same = max_diff(&loaded.embed(&ids).unwrap(), &words.embed(&ids).unwrap());
         assert_eq!(same, 0.0);
         std::fs::remove_file(saved).unwrap();
     }

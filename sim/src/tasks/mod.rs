@@ -165,11 +165,6 @@ impl TaskId {
         slots_of(self.template()).unwrap_or_default()
     }
 
-    /// Whether this is one of loho's families rather than a LoHoRavens task.
-    pub fn is_family(self) -> bool {
-        FAMILIES.contains(&self)
-    }
-
     /// By letter (either case) or registered name (`family:…` for the families).
     pub fn parse(s: &str) -> Result<Self, TaskError> {
         let t = s.trim();
