@@ -30,6 +30,22 @@ const SYNONYMS: &[(&str, &[&str])] = &[
     ("color", &["colour"]),
     ("all the", &["every one of the", "each of the"]),
     ("matching", &["same", "corresponding"]),
+    (
+        "that are not",
+        &[
+            "that aren't",
+            "of a color other than",
+            "of a different color than",
+        ],
+    ),
+    (
+        "that is not",
+        &[
+            "that isn't",
+            "of a color other than",
+            "of a different color than",
+        ],
+    ),
 ];
 
 /// Polite frames: `{}` is the instruction without its full stop.
@@ -163,7 +179,7 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     use super::*;
-    use crate::tasks::{generate, ALL_TASKS};
+    use crate::tasks::{generate, ALL_TASKS, FAMILIES};
     use crate::Split;
 
     #[test]
@@ -173,7 +189,7 @@ mod tests {
             typo: 0.0,
             ..Rates::default()
         };
-        for task in ALL_TASKS {
+        for &task in ALL_TASKS.iter().chain(&FAMILIES) {
             for seed in 0..10 {
                 let e = generate(task, Split::Train, seed).unwrap();
                 // Colours and area words are never swapped.
@@ -239,5 +255,40 @@ mod tests {
         let typo = paraphrase(text, Rates { typo: 1.0, ..none }, &mut rng);
         assert_ne!(typo, text);
         assert!(typo.len().abs_diff(text.len()) <= 1);
+    }
+
+    /// A negation is said in other words, never dropped: "not red" stays "not red".
+    #[test]
+    fn negations_stay_negations() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let swap_all = Rates {
+            synonym: 1.0,
+            reorder: 0.0,
+            frame: 0.0,
+            typo: 0.0,
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        for text in [
+            "put the blocks that are not red in the blue zone.",
+            "put the red block in the bowl that is not red.",
+        ] {
+            for _ in 0..40 {
+                let p = paraphrase(text, swap_all, &mut rng);
+                let negated = [
+                    "not red",
+                    "n't red",
+                    "other than red",
+                    "different color than red",
+                ];
+                assert!(negated.iter().any(|n| p.contains(n)), "{p}");
+                seen.insert(p);
+            }
+        }
+        for n in ["aren't", "isn't", "other than", "different"] {
+            assert!(
+                seen.iter().any(|p| p.contains(n)),
+                "{n} never drawn: {seen:?}"
+            );
+        }
     }
 }

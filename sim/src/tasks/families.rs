@@ -1,6 +1,6 @@
-//! Task families L–N, P, Q: loho's own tasks, built from the atoms A–E use (a colour or
-//! a size as a filter, its negation, a named zone, an area as source or destination, a
-//! tower), so a model trained on
+//! Task families L–N and P–U: loho's own tasks, built from the atoms A–E use (a colour or
+//! a size as a filter, its negation, a named zone or bowl, an area as source or
+//! destination, a tower, two clauses joined by "and"), so a model trained on
 //! A–E and these has seen the atoms of F–K in other combinations without any of F–K's
 //! rules (docs/simulator.md, "Task families"). Family O (odd groups) is E's scene with
 //! the other parity ([`super::e`]).
@@ -143,22 +143,19 @@ pub(super) fn stack_color_on_zone(b: &mut Builder) -> Option<Spec> {
 }
 
 /// The blocks of one size (bigger or smaller), whatever their colour, go to a zone named
-/// by its colour.
-pub(super) fn put_size_in_zone(b: &mut Builder) -> Option<Spec> {
-    let kind = if b.rng.gen_bool(0.5) {
-        Kind::BigBlock
-    } else {
-        Kind::SmallBlock
+/// by a colour none of them has (P), or are stacked into one tower on it (T).
+pub(super) fn size_on_zone(b: &mut Builder, stack: bool) -> Option<Spec> {
+    let (kind, other) = match b.rng.gen_bool(0.5) {
+        true => (Kind::BigBlock, Kind::SmallBlock),
+        false => (Kind::SmallBlock, Kind::BigBlock),
     };
-    let other = if kind == Kind::BigBlock {
-        Kind::SmallBlock
-    } else {
-        Kind::BigBlock
-    };
-    let (n, n_other) = (b.range(1, 2), b.range(1, 2));
+    let (n, n_other) = (
+        b.range(1 + usize::from(stack), 2 + usize::from(stack)),
+        b.range(1, 2),
+    );
     let cols = b.colors(&b.palette.clone(), n + n_other + 1);
     let zone_color = cols[n + n_other];
-    let zone = b.zone(zone_color, 0.15)?;
+    let zone = b.zone(zone_color, if stack { 0.1 } else { 0.15 })?;
     let moved: Vec<usize> = cols[..n]
         .iter()
         .map(|&c| b.block(kind, c, Region::Anywhere))
@@ -168,18 +165,43 @@ pub(super) fn put_size_in_zone(b: &mut Builder) -> Option<Spec> {
     }
     let names = cols[..n].iter().map(|&c| sized_name(kind, c)).collect();
     let zone_name = format!("{} zone", zone_color.name);
-    let step = zone_step(moved, names, &b.pose(zone), 0.15, zone_name);
-    Some(Spec {
-        instruction: format!(
+    let z = b.pose(zone);
+    let (step, instruction, done) = match stack {
+        false => (
+            zone_step(moved, names, &z, 0.15, zone_name),
             "put the {} blocks in the {} zone.",
-            size_word(kind),
-            zone_color.name
+            "putting the blocks in the zone",
+        ),
+        true => {
+            let edge = if kind == Kind::BigBlock { BIG } else { SMALL };
+            let levels = stack_levels(&z, edge, n);
+            let places = tower_names(zone_name, n, 0);
+            let step = towers_step(
+                moved,
+                levels,
+                names,
+                places,
+                vec![vec![true; n]; n],
+                FRAC_PI_2,
+            );
+            (
+                step,
+                "stack the {} blocks on the {} zone.",
+                "stacking the blocks on the zone",
+            )
+        }
+    };
+    Some(Spec {
+        instruction: instruction.replacen("{}", size_word(kind), 1).replacen(
+            "{}",
+            zone_color.name,
+            1,
         ),
         slots: vec![
             ("size", size_word(kind).into()),
             ("zone_color", zone_color.name.into()),
         ],
-        completed: subtask::done("putting the blocks in the zone"),
+        completed: subtask::done(done),
         max_steps: n + 2,
         steps: vec![step],
     })
@@ -217,5 +239,146 @@ pub(super) fn put_area_in_zone(b: &mut Builder) -> Option<Spec> {
         completed: subtask::done("putting the blocks in the zone"),
         max_steps: n + 2,
         steps: vec![step],
+    })
+}
+
+/// A block into a container that is not of its colour: one block into the bowl named by
+/// its colour or as "the bowl that is not" the block's (two bowls, one of them the
+/// block's own), or the blocks of a colour into the zone that is not theirs (two zones).
+pub(super) fn put_color_in_other(b: &mut Builder) -> Option<Spec> {
+    let cols = b.colors(&b.palette.clone(), 4);
+    let (color, other) = (cols[0], cols[1]);
+    let bowls = b.rng.gen_bool(0.5);
+    let n = if bowls { 1 } else { b.range(2, 3) };
+    let containers: Vec<usize> = [other, color]
+        .iter()
+        .map(|&c| match bowls {
+            true => b.bowl(c, true),
+            false => b.zone(c, 0.15),
+        })
+        .collect::<Option<_>>()?;
+    let moved: Vec<usize> = (0..n)
+        .map(|_| b.block(Kind::SmallBlock, color, Region::Anywhere))
+        .collect::<Option<_>>()?;
+    for &c in cols[2..].iter().take(b.range(1, 2)) {
+        b.block(Kind::SmallBlock, c, Region::Anywhere)?;
+    }
+    let kind = if bowls { "bowl" } else { "zone" };
+    let target = b.pose(containers[0]);
+    let step = match bowls {
+        true => identity_step(
+            moved,
+            vec![target_on(&target, BOWL_FLOOR + SMALL / 2.0)],
+            vec![block_name(color)],
+            vec![PlaceName::Text(format!("{} bowl", other.name))],
+            0.0,
+            pose_metric(0.05, false),
+        ),
+        false => zone_step(
+            moved,
+            vec![block_name(color); n],
+            &target,
+            0.15,
+            format!("{} zone", other.name),
+        ),
+    };
+    let container = match b.rng.gen_bool(2.0 / 3.0) {
+        true => format!("{kind} that is not {}", color.name),
+        false => format!("{} {kind}", other.name),
+    };
+    let blocks = match bowls {
+        true => format!("{} block", color.name),
+        false => format!("{} blocks", color.name),
+    };
+    Some(Spec {
+        instruction: format!("put the {blocks} in the {container}."),
+        slots: vec![("blocks", blocks), ("container", container)],
+        completed: subtask::done(&format!("putting the blocks in the {kind}")),
+        max_steps: n + 2,
+        steps: vec![step],
+    })
+}
+
+/// The blocks of one size, each into the zone of its own colour; blocks of the other
+/// size in the same colours stay where they are.
+pub(super) fn put_size_in_matching_zone(b: &mut Builder) -> Option<Spec> {
+    let (kind, other) = match b.rng.gen_bool(0.5) {
+        true => (Kind::BigBlock, Kind::SmallBlock),
+        false => (Kind::SmallBlock, Kind::BigBlock),
+    };
+    let n = b.range(2, 3);
+    let cols = b.colors(&b.palette.clone(), n);
+    let zones: Vec<usize> = cols
+        .iter()
+        .map(|&c| b.zone(c, 0.15))
+        .collect::<Option<_>>()?;
+    let moved: Vec<usize> = cols
+        .iter()
+        .map(|&c| b.block(kind, c, Region::Anywhere))
+        .collect::<Option<_>>()?;
+    for &c in cols.iter().take(b.range(1, n)) {
+        b.block(other, c, Region::Anywhere)?;
+    }
+    let steps = (0..n)
+        .map(|i| {
+            let name = format!("{} zone", cols[i].name);
+            let names = vec![sized_name(kind, cols[i])];
+            let mut step = zone_step(vec![moved[i]], names, &b.pose(zones[i]), 0.15, name);
+            step.max_reward = 1.0 / n as f64;
+            step
+        })
+        .collect();
+    Some(Spec {
+        instruction: format!(
+            "put the {} blocks in the zones with the matching colors.",
+            size_word(kind)
+        ),
+        slots: vec![("size", size_word(kind).into())],
+        completed: subtask::done("putting the blocks in their zones"),
+        max_steps: n + 2,
+        steps,
+    })
+}
+
+/// Two clauses: the blocks of one colour to one zone, and those of another colour to
+/// another, both zones named by their colours.
+pub(super) fn put_two_colors_in_zones(b: &mut Builder) -> Option<Spec> {
+    let mut pal = b.palette.clone();
+    pal.shuffle(b.rng);
+    let zones: Vec<(Color, usize)> = [pal[2], pal[3]]
+        .iter()
+        .map(|&c| Some((c, b.zone(c, 0.15)?)))
+        .collect::<Option<_>>()?;
+    let mut steps = Vec::new();
+    let mut clauses = Vec::new();
+    for (&color, &(zone_color, zone)) in pal[..2].iter().zip(&zones) {
+        let n = b.range(1, 2);
+        let moved: Vec<usize> = (0..n)
+            .map(|_| b.block(Kind::SmallBlock, color, Region::Anywhere))
+            .collect::<Option<_>>()?;
+        let name = format!("{} zone", zone_color.name);
+        let mut step = zone_step(moved, vec![block_name(color); n], &b.pose(zone), 0.15, name);
+        step.max_reward = 0.5;
+        steps.push(step);
+        clauses.push((color.name, zone_color.name));
+    }
+    if b.rng.gen_bool(0.5) {
+        b.block(Kind::SmallBlock, pal[4], Region::Anywhere)?;
+    }
+    let n: usize = steps.iter().map(|s| s.objects.len()).sum();
+    let [(c1, z1), (c2, z2)] = [clauses[0], clauses[1]];
+    Some(Spec {
+        instruction: format!(
+            "put the {c1} blocks in the {z1} zone and the {c2} blocks in the {z2} zone."
+        ),
+        slots: vec![
+            ("color", c1.into()),
+            ("zone_color", z1.into()),
+            ("second_color", c2.into()),
+            ("second_zone_color", z2.into()),
+        ],
+        completed: subtask::done("putting the blocks in the zones"),
+        max_steps: n + 2,
+        steps,
     })
 }

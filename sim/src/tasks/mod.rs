@@ -5,9 +5,9 @@
 //! sub-task text. A scene is a pure function of (task, split, seed).
 //!
 //! One file per task generator (B and F share one scene), on the `builder`'s
-//! helpers. Tasks L–Q are loho's own **families** (`families`, and E's scene for O),
+//! helpers. Tasks L–U are loho's own **families** (`families`, and E's scene for O),
 //! for training a model that must meet F–K unseen (docs/simulator.md, "Task families");
-//! `all` in a task list means the eleven, `families` the six.
+//! `all` in a task list means the eleven, `families` the ten.
 
 mod a;
 mod b_f;
@@ -60,16 +60,28 @@ pub enum TaskId {
     P,
     /// Family: the blocks on an area into a named zone.
     Q,
+    /// Family: a colour's blocks into the bowl or zone named as not of their colour.
+    R,
+    /// Family: the blocks of a size, each into the zone of its colour.
+    S,
+    /// Family: the blocks of a size stacked on a named zone.
+    T,
+    /// Family: two colours' blocks into two named zones.
+    U,
 }
 
 /// The task families, loho's own (not LoHoRavens').
-pub const FAMILIES: [TaskId; 6] = [
+pub const FAMILIES: [TaskId; 10] = [
     TaskId::L,
     TaskId::M,
     TaskId::N,
     TaskId::O,
     TaskId::P,
     TaskId::Q,
+    TaskId::R,
+    TaskId::S,
+    TaskId::T,
+    TaskId::U,
 ];
 
 pub const ALL_TASKS: [TaskId; 11] = [
@@ -89,7 +101,7 @@ pub const ALL_TASKS: [TaskId; 11] = [
 #[derive(Debug, Error, PartialEq)]
 pub enum TaskError {
     #[error(
-        "unknown task {0:?}: use a letter A-Q, a registered name, `all` or `families` \
+        "unknown task {0:?}: use a letter A-U, a registered name, `all` or `families` \
          (see `loho tasks`)"
     )]
     Unknown(String),
@@ -122,6 +134,10 @@ impl TaskId {
             TaskId::O => "family:put-odd-blocks-in-same-color-zone",
             TaskId::P => "family:put-size-in-zone",
             TaskId::Q => "family:put-area-in-zone",
+            TaskId::R => "family:put-color-in-other",
+            TaskId::S => "family:put-size-in-matching-zone",
+            TaskId::T => "family:stack-size-on-zone",
+            TaskId::U => "family:put-two-colors-in-zones",
         }
     }
 
@@ -157,6 +173,13 @@ impl TaskId {
             TaskId::O => "put the blocks of an odd number in the zone with the matching color.",
             TaskId::P => "put the {size} blocks in the {zone_color} zone.",
             TaskId::Q => "put the blocks on the {area} in the {zone_color} zone.",
+            TaskId::R => "put the {blocks} in the {container}.",
+            TaskId::S => "put the {size} blocks in the zones with the matching colors.",
+            TaskId::T => "stack the {size} blocks on the {zone_color} zone.",
+            TaskId::U => {
+                "put the {color} blocks in the {zone_color} zone and the {second_color} \
+                 blocks in the {second_zone_color} zone."
+            }
         }
     }
 
@@ -306,8 +329,12 @@ fn build(task: TaskId, b: &mut Builder) -> Option<Spec> {
         TaskId::M => families::put_color_in_area(b),
         TaskId::N => families::stack_color_on_zone(b),
         TaskId::O => e::build(b, true),
-        TaskId::P => families::put_size_in_zone(b),
+        TaskId::P => families::size_on_zone(b, false),
         TaskId::Q => families::put_area_in_zone(b),
+        TaskId::R => families::put_color_in_other(b),
+        TaskId::S => families::put_size_in_matching_zone(b),
+        TaskId::T => families::size_on_zone(b, true),
+        TaskId::U => families::put_two_colors_in_zones(b),
     }
 }
 
