@@ -1,7 +1,7 @@
 //! Pictures of scenes: `loho render` (PNG), `loho tasks`, and the GIF of `loho run`.
 
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -31,7 +31,7 @@ pub struct TasksCmd {
     /// use (`eval --instructions`, `gen-data --instructions`).
     #[arg(long)]
     pub slots: bool,
-    /// The task families (L–O, loho's own, for training; docs/simulator.md) instead of
+    /// The task families (L–U, loho's own, for training; docs/simulator.md) instead of
     /// the eleven.
     #[arg(long)]
     pub families: bool,
@@ -39,21 +39,34 @@ pub struct TasksCmd {
 
 pub fn tasks(c: TasksCmd) -> Result<()> {
     let tasks: &[TaskId] = if c.families { &FAMILIES } else { &ALL_TASKS };
+    let mut text = String::new();
     for &t in tasks {
-        if c.slots {
+        let line = if c.slots {
             let slots = t.slots();
             let slots = if slots.is_empty() {
                 "-".into()
             } else {
                 slots.join(", ")
             };
-            println!("{}  {:<36} {}", t.letter(), slots, t.template());
+            format!("{}  {:<36} {}", t.letter(), slots, t.template())
         } else {
             let env = Env::new(t, Split::Test, Split::Test.seed(0))?;
-            println!("{}  {:<62} {}", t.letter(), t.name(), env.instruction());
-        }
+            format!("{}  {:<62} {}", t.letter(), t.name(), env.instruction())
+        };
+        text += &line;
+        text.push('\n');
     }
-    Ok(())
+    let written = std::io::stdout().lock().write_all(text.as_bytes());
+    Ok(written.or_else(quiet_broken_pipe)?)
+}
+
+/// A reader that stopped reading (`loho tasks | head -3`) ends the listing, not the
+/// process with a panic.
+fn quiet_broken_pipe(e: std::io::Error) -> std::io::Result<()> {
+    match e.kind() {
+        std::io::ErrorKind::BrokenPipe => Ok(()),
+        _ => Err(e),
+    }
 }
 
 /// `loho render`: one scene as a picture strip.
