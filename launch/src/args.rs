@@ -109,6 +109,10 @@ pub struct DrawArgs {
     /// (`loho tasks --slots`); each episode draws one by its seed (docs/simulator.md).
     #[arg(long, value_name = "FILE")]
     pub instructions: Option<PathBuf>,
+    /// With `--palette`: each episode draws this many of its colours (well apart, by
+    /// its seed), so a large palette trains on many colours a few at a time.
+    #[arg(long, value_name = "N", requires = "palette")]
+    pub palette_draw: Option<usize>,
 }
 
 impl DrawArgs {
@@ -127,10 +131,18 @@ impl DrawArgs {
             Some(path) => Some(Arc::new(Palette::read(path)?)),
             None => None,
         };
+        if let (Some(p), Some(n)) = (&palette, self.palette_draw) {
+            // The same check every episode's draw makes, once, before any work.
+            p.pick(
+                n,
+                &mut <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0),
+            )?;
+        }
         Ok(Draw {
             palette,
             instructions,
             paraphrase,
+            pick: self.palette_draw,
         })
     }
 }

@@ -68,7 +68,19 @@ pub enum PaletteError {
     },
     #[error("{origin}: {n} colours; the tasks need at least {MIN_COLORS}")]
     TooFew { origin: String, n: usize },
+    #[error(
+        "--palette-draw {n}: the palette has {visible} colours the policy can see on the \
+         table; draw from {MIN_COLORS} up to that many"
+    )]
+    Pick { n: usize, visible: usize },
 }
+
+/// Colours drawn together for one episode differ by more than this in some channel: the
+/// policy's stem joins touching regions that differ by at most 40 in every channel.
+pub const PICK_APART: i32 = 64;
+/// … and from the table's grey by at least this in some channel: the stem sees a flat
+/// zone by its colour alone (24 levels off the grey 51), with room for shading and noise.
+pub const PICK_VISIBLE: i32 = 48;
 
 /// The colours scenes are drawn from; a file's in the order of their names.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,6 +98,45 @@ impl Palette {
 
     pub fn colors(&self) -> &[Color] {
         &self.colors
+    }
+
+    /// The colours the stem can see on the table ([`PICK_VISIBLE`]).
+    fn visible(&self) -> impl Iterator<Item = Color> + '_ {
+        let off_table =
+            |c: &Color| (0..3).any(|k| (c.rgb[k] as i32 - TABLE[k] as i32).abs() >= PICK_VISIBLE);
+        self.colors.iter().copied().filter(off_table)
+    }
+
+    /// `n` of this palette's colours for one episode, in name order: drawn in `rng`'s
+    /// order, each more than [`PICK_APART`] from those drawn before where the palette
+    /// allows, and only colours the stem sees on the table. An error when fewer than `n`
+    /// are visible or `n` is below [`MIN_COLORS`].
+    pub fn pick(&self, n: usize, rng: &mut impl rand::Rng) -> Result<Palette, PaletteError> {
+        use rand::seq::SliceRandom;
+        let mut left: Vec<Color> = self.visible().collect();
+        if n < MIN_COLORS || left.len() < n {
+            return Err(PaletteError::Pick {
+                n,
+                visible: left.len(),
+            });
+        }
+        left.shuffle(rng);
+        let apart = |a: &Color, b: &Color| {
+            (0..3).any(|k| (a.rgb[k] as i32 - b.rgb[k] as i32).abs() > PICK_APART)
+        };
+        let mut picked: Vec<Color> = Vec::with_capacity(n);
+        let mut close = Vec::new();
+        for c in left {
+            if picked.len() < n && picked.iter().all(|p| apart(p, &c)) {
+                picked.push(c);
+            } else {
+                close.push(c);
+            }
+        }
+        // Short of `n` far-apart colours: the rest in the order drawn.
+        picked.extend(close.into_iter().take(n - picked.len()));
+        picked.sort_by_key(|c| c.name);
+        Ok(Palette { colors: picked })
     }
 
     pub fn read(path: &std::path::Path) -> Result<Self, PaletteError> {
@@ -207,5 +258,61 @@ mod tests {
         assert!(err("teal = [0, 128, 128").contains("p.toml"));
         let e = Palette::read(std::path::Path::new("/no/such.toml")).unwrap_err();
         assert!(e.to_string().contains("/no/such.toml"));
+    }
+
+    /// The shipped training pool: none of the unseen-colour row's words, and an
+    /// episode's draw of it is what the stem can tell apart.
+    #[test]
+    fn an_episode_draws_colours_the_policy_can_tell_apart() {
+        use rand::SeedableRng;
+        let pool = include_str!("../../configs/palettes/many.toml");
+        let pool = Palette::parse(pool, "many.toml").unwrap();
+        assert_eq!(pool.colors().len(), 81);
+        let unseen =
+            Palette::parse(include_str!("../../configs/palettes/unseen.toml"), "u").unwrap();
+        for c in pool.colors() {
+            assert!(
+                unseen
+                    .colors()
+                    .iter()
+                    .all(|u| !c.name.split(' ').any(|w| w == u.name)),
+                "{}",
+                c.name
+            );
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for seed in 0..200 {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let p = pool.pick(11, &mut rng).unwrap();
+            let again = pool.pick(11, &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+            assert_eq!(p, again.unwrap());
+            let c = p.colors();
+            assert_eq!(c.len(), 11);
+            assert!(c.windows(2).all(|w| w[0].name < w[1].name));
+            for (i, a) in c.iter().enumerate() {
+                let off_table = (0..3).map(|k| (a.rgb[k] as i32 - TABLE[k] as i32).abs());
+                assert!(off_table.max().unwrap() >= PICK_VISIBLE, "{}", a.name);
+                for b in &c[..i] {
+                    let d = (0..3).map(|k| (a.rgb[k] as i32 - b.rgb[k] as i32).abs());
+                    assert!(d.max().unwrap() > PICK_APART, "{} {}", a.name, b.name);
+                }
+                seen.insert(a.name);
+            }
+        }
+        // Two hundred episodes see nearly the whole pool.
+        assert!(seen.len() >= 75, "{}", seen.len());
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        for n in [6, 82] {
+            let e = pool.pick(n, &mut rng).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("--palette-draw {n}")) && e.contains("81"),
+                "{e}"
+            );
+        }
+        // A colour the table hides is never drawn.
+        let dark = format!("{EIGHT}\"dark slate gray\" = [47, 79, 79]\n");
+        let p = Palette::parse(&dark, "d").unwrap();
+        let e = p.pick(9, &mut rng).unwrap_err().to_string();
+        assert!(e.contains("8 colours the policy can see"), "{e}");
     }
 }

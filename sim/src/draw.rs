@@ -23,6 +23,9 @@ pub struct Draw {
     /// The share of episodes whose instruction (after `instructions`) the paraphrase
     /// generator rewords ([`crate::paraphrase`]), drawn by the seed; 0 by default.
     pub paraphrase: f64,
+    /// Each episode draws this many of `palette`'s colours, by its seed
+    /// ([`Palette::pick`]): training on many colours, a few at a time.
+    pub pick: Option<usize>,
 }
 
 impl Draw {
@@ -40,9 +43,16 @@ impl Draw {
         seed: u64,
         colors: &[Color],
     ) -> Result<Episode, TaskError> {
-        let mut episode = match &self.palette {
-            Some(p) => generate_from(task, split, seed, p.colors(), p.colors())?,
-            None => generate_with_colors(task, split, seed, colors)?,
+        let mut episode = match (&self.palette, self.pick) {
+            (Some(p), Some(n)) => {
+                let mut rng = ChaCha8Rng::seed_from_u64(mix(seed, 0x0070_6963 + task as u64));
+                let p = p
+                    .pick(n, &mut rng)
+                    .map_err(|e| TaskError::Palette(e.to_string()))?;
+                generate_from(task, split, seed, p.colors(), p.colors())?
+            }
+            (Some(p), None) => generate_from(task, split, seed, p.colors(), p.colors())?,
+            (None, _) => generate_with_colors(task, split, seed, colors)?,
         };
         if let Some(i) = &self.instructions {
             i.reword(&mut episode);

@@ -1,6 +1,6 @@
 //! Episodes drawn otherwise than the benchmark draws them, end to end: a palette file and
 //! an instruction file reach every episode on every transport, bad files are named
-//! errors, and eval marks the tasks a checkpoint never trained on.
+//! errors, a large palette is drawn a few colours an episode, and eval marks the tasks a checkpoint never trained on.
 
 mod common;
 
@@ -87,6 +87,54 @@ fn eval_draws_from_a_palette_and_an_instruction_file_on_every_transport() {
         .unwrap_err();
         assert!(format!("{e:#}").contains(named), "{flag}: {e:#}");
     }
+}
+
+/// `--palette-draw N`: each episode of a large palette is drawn in N of its colours, a
+/// different N by seed, so training data sees the whole palette; too many is an error.
+#[test]
+fn gen_data_draws_each_episode_from_a_few_colours_of_a_large_palette() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let pool = root.join("configs/palettes/many.toml");
+    let out = tmp("many");
+    let _ = std::fs::remove_dir_all(&out);
+    let args = |n: &'static str| {
+        vec![
+            "gen-data".to_string(),
+            "--out".into(),
+            out.to_str().unwrap().into(),
+            "--tasks".into(),
+            "B".into(),
+            "--episodes".into(),
+            "6".into(),
+            "--palette".into(),
+            pool.to_str().unwrap().into(),
+            "--palette-draw".into(),
+            n.into(),
+        ]
+    };
+    let call = |a: Vec<String>| loho(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    call(args("7")).unwrap();
+    let text = std::fs::read_to_string(out.join("samples.jsonl")).unwrap();
+    let mut per_seed = std::collections::BTreeMap::<u64, std::collections::BTreeSet<String>>::new();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let sub = v["subtask"].as_str().unwrap();
+        // "pick up the X block and place it on the X bowl."
+        let Some(color) = sub
+            .strip_prefix("pick up the ")
+            .and_then(|r| r.split(" block").next())
+        else {
+            continue;
+        };
+        let seed = v["seed"].as_u64().unwrap();
+        per_seed.entry(seed).or_default().insert(color.to_string());
+    }
+    let all: std::collections::BTreeSet<&String> = per_seed.values().flatten().collect();
+    assert_eq!(per_seed.len(), 6);
+    assert!(per_seed.values().all(|c| c.len() <= 7), "{per_seed:?}");
+    assert!(all.len() > 7, "six episodes, one palette: {all:?}");
+    let e = call(args("90")).unwrap_err();
+    assert!(format!("{e:#}").contains("--palette-draw 90"), "{e:#}");
 }
 
 /// The held-out checkpoint loads (open vocabulary, its table at F16), and eval marks the

@@ -136,9 +136,13 @@ impl Batcher {
                     continue;
                 }
                 let rgb = [0, 1, 2].map(|c| (f[c] + 1.0) * 127.5);
+                // The nearest within reach: a large palette (`gen-data --palette-draw`)
+                // may hold two colours within reach of one region.
+                let off = |p: &[f32; 3]| (0..3).map(|c| (rgb[c] - p[c]).abs()).fold(0.0, f32::max);
                 let near = words
                     .iter()
-                    .find(|(_, p)| (0..3).all(|c| (rgb[c] - p[c]).abs() <= COLOUR_MATCH));
+                    .filter(|(_, p)| off(p) <= COLOUR_MATCH)
+                    .min_by(|a, b| off(&a.1).total_cmp(&off(&b.1)));
                 if let Some((id, _)) = near {
                     out.push(((b * total + start + slot) as u32, *id));
                 }

@@ -107,6 +107,8 @@ pub enum TaskError {
     Unknown(String),
     #[error("task {0:?} seed {1}: could not lay out a scene")]
     NoLayout(TaskId, u64),
+    #[error("{0}")]
+    Palette(String),
 }
 
 impl TaskId {
