@@ -15,21 +15,47 @@ const SYNONYMS: &[(&str, &[&str])] = &[
     ("pick up", &["take", "grab", "lift", "get"]),
     (
         "place it on",
-        &["put it on", "set it on", "put it onto", "set it down on"],
+        &[
+            "put it on",
+            "set it on",
+            "put it onto",
+            "set it down on",
+            "drop it on",
+            "put it down on",
+        ],
     ),
-    ("put", &["place", "move", "set"]),
-    ("stack", &["pile", "build a stack of", "stack up"]),
+    ("put", &["place", "move", "set", "drop"]),
+    (
+        "stack",
+        &["pile", "build a stack of", "stack up", "pile up"],
+    ),
     ("move", &["bring", "carry", "transfer"]),
-    ("blocks", &["cubes"]),
-    ("block", &["cube"]),
+    ("over", &["on top of", "onto"]),
+    ("in the", &["into the", "inside the"]),
+    ("blocks", &["cubes", "bricks"]),
+    ("block", &["cube", "brick"]),
     ("bowls", &["containers", "dishes"]),
     ("bowl", &["container", "dish"]),
-    ("bigger", &["larger", "big"]),
-    ("smaller", &["small", "little"]),
+    ("zones", &["squares"]),
+    ("zone", &["square"]),
+    ("area", &["region", "quarter", "part"]),
+    ("bigger", &["larger", "big", "large"]),
+    ("smaller", &["small", "little", "tiny"]),
     ("colors", &["colours"]),
     ("color", &["colour"]),
-    ("all the", &["every one of the", "each of the"]),
+    (
+        "all the",
+        &["every one of the", "each of the", "all of the"],
+    ),
     ("matching", &["same", "corresponding"]),
+    (
+        "of an even number",
+        &["whose count is even", "that come in an even number"],
+    ),
+    (
+        "of an odd number",
+        &["whose count is odd", "that come in an odd number"],
+    ),
     (
         "that are not",
         &[
@@ -57,6 +83,11 @@ const FRAMES: &[&str] = &[
     "i need you to {}.",
     "{} now.",
     "your task: {}.",
+    "i'd like you to {}.",
+    "go ahead and {}.",
+    "{} for me.",
+    "next, {}.",
+    "{}, thanks.",
 ];
 
 /// How often each kind of change is made.
