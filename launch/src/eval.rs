@@ -220,9 +220,10 @@ impl Transport {
 
 /// `loho eval`: the table on stdout, failed episodes on stderr, the report as JSON.
 pub fn command(c: EvalCmd) -> Result<()> {
+    let draw = c.draw.draw(0.0)?;
     let args = EvalArgs {
         transport: Transport::parse(&c.transport, c.connect)?,
-        policy: PolicyKind::parse(&c.policy)?.on(&c.device)?,
+        policy: PolicyKind::parse(&c.policy)?.on(&c.device)?.writing(&draw),
         tasks: TaskId::parse_list(&c.tasks)?,
         split: args::split(&c.split)?,
         episodes: c.episodes,
@@ -232,7 +233,7 @@ pub fn command(c: EvalCmd) -> Result<()> {
         arm: c.arm,
         cameras: args::cameras(&c.camera)?,
         camera: c.camera.clone(),
-        draw: c.draw.draw(0.0)?,
+        draw,
     };
     anyhow::ensure!(
         args.arm == ArmKind::Sim || !matches!(args.transport, Transport::Infer { .. }),

@@ -100,8 +100,9 @@ pub fn command(c: GenDataCmd) -> Result<()> {
         !(c.append && c.format == DataFormat::Lerobot),
         "--append adds to loho's format only: a LeRobot dataset is written whole, into a new folder"
     );
+    let draw = c.draw.draw(c.paraphrase)?;
     let policy = match (&c.policy, c.dagger) {
-        (Some(p), true) => Some(PolicyKind::parse(p)?.on(&c.device)?),
+        (Some(p), true) => Some(PolicyKind::parse(p)?.on(&c.device)?.writing(&draw)),
         _ => None,
     };
     let args = GenArgs {
@@ -116,7 +117,7 @@ pub fn command(c: GenDataCmd) -> Result<()> {
         all_colors: c.colors == "all",
         jobs: args::jobs(c.jobs),
         cameras: args::cameras(&c.camera)?,
-        draw: c.draw.draw(c.paraphrase)?,
+        draw,
     };
     let n = generate(&args)?;
     println!(

@@ -18,9 +18,15 @@ use crate::args::DeviceArg;
 pub enum PolicyKind {
     Oracle,
     Random,
-    /// A checkpoint folder (`default` is the shipped one), the device it runs on, and
-    /// how it writes sub-tasks if not as its config says (`--decoding`).
-    Model(PathBuf, Device, Option<Decoding>),
+    /// A checkpoint folder (`default` is the shipped one), the device it runs on, how
+    /// it writes sub-tasks if not as its config says (`--decoding`), and colour names
+    /// it may write besides its training's (`--palette`'s: [`PolicyKind::writing`]).
+    Model {
+        dir: PathBuf,
+        device: Device,
+        decoding: Option<Decoding>,
+        colours: Vec<String>,
+    },
     /// `openpi://HOST:PORT[?keys=FILE]`: an openpi server's policy, its observation and
     /// action keys as FILE says (default `configs/openpi/loho.toml`).
     Openpi {
@@ -34,8 +40,8 @@ impl PolicyKind {
         match s {
             "oracle" => Ok(Self::Oracle),
             "random" => Ok(Self::Random),
-            "default" => Ok(Self::Model(default_checkpoint(), Device::Cpu, None)),
-            dir if Path::new(dir).is_dir() => Ok(Self::Model(dir.into(), Device::Cpu, None)),
+            "default" => Ok(Self::model(default_checkpoint())),
+            dir if Path::new(dir).is_dir() => Ok(Self::model(dir.into())),
             url if url.starts_with("openpi://") => {
                 let rest = &url["openpi://".len()..];
                 let (addr, keys) = match rest.split_once("?keys=") {
@@ -63,16 +69,54 @@ impl PolicyKind {
     /// as `--decoding` says.
     pub fn on(self, m: &DeviceArg) -> Result<Self> {
         Ok(match self {
-            Self::Model(dir, _, _) => Self::Model(dir, m.spec.open()?, m.decoding),
+            Self::Model { dir, colours, .. } => Self::Model {
+                dir,
+                device: m.spec.open()?,
+                decoding: m.decoding,
+                colours,
+            },
             other => other,
         })
+    }
+
+    /// A checkpoint on the CPU, as its config says.
+    fn model(dir: PathBuf) -> Self {
+        Self::Model {
+            dir,
+            device: Device::Cpu,
+            decoding: None,
+            colours: Vec::new(),
+        }
+    }
+
+    /// The same policy, a model that may also write the colour names of `draw`'s palette:
+    /// scenes in colours its training never showed are named in words it never wrote
+    /// (docs/model.md, "Open vocabulary").
+    pub fn writing(self, draw: &loho_sim::draw::Draw) -> Self {
+        match (self, &draw.palette) {
+            (
+                Self::Model {
+                    dir,
+                    device,
+                    decoding,
+                    ..
+                },
+                Some(p),
+            ) => Self::Model {
+                dir,
+                device,
+                decoding,
+                colours: p.colors().iter().map(|c| c.name.to_string()).collect(),
+            },
+            (other, _) => other,
+        }
     }
 
     pub fn name(&self) -> String {
         match self {
             Self::Oracle => "oracle".into(),
             Self::Random => "random".into(),
-            Self::Model(dir, ..) => dir.display().to_string(),
+            Self::Model { dir, .. } => dir.display().to_string(),
             Self::Openpi { addr, .. } => format!("openpi://{addr}"),
         }
     }
@@ -80,7 +124,7 @@ impl PolicyKind {
     /// The checkpoint folder, for commands that need a model.
     pub fn checkpoint(&self, command: &str) -> Result<&Path> {
         match self {
-            Self::Model(dir, ..) => Ok(dir),
+            Self::Model { dir, .. } => Ok(dir),
             other => anyhow::bail!(
                 "{command} needs a checkpoint (default or a folder), not {}",
                 other.name()
@@ -93,12 +137,19 @@ impl PolicyKind {
         Ok(match self {
             Self::Oracle => Box::new(Oracle),
             Self::Random => Box::new(RandomPolicy::new(seed)),
-            Self::Model(dir, device, decoding) => {
+            Self::Model {
+                dir,
+                device,
+                decoding,
+                colours,
+            } => {
                 let mut p = ModelPolicy::load(dir, seed, device)
                     .with_context(|| format!("loading the policy in {}", dir.display()))?;
                 if let Some(d) = decoding {
                     p.vla_mut().set_decoding(*d)?;
                 }
+                let names: Vec<&str> = colours.iter().map(String::as_str).collect();
+                p.vla_mut().write_also(&names)?;
                 Box::new(p)
             }
             Self::Openpi { addr, keys } => {
