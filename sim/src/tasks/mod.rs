@@ -5,9 +5,9 @@
 //! sub-task text. A scene is a pure function of (task, split, seed).
 //!
 //! One file per task generator (B and F share one scene), on the `builder`'s
-//! helpers. Tasks L–U are loho's own **families** (`families`, and E's scene for O),
+//! helpers. Tasks L–V are loho's own **families** (`families`, and E's scene for O),
 //! for training a model that must meet F–K unseen (docs/simulator.md, "Task families");
-//! `all` in a task list means the eleven, `families` the ten.
+//! `all` in a task list means the benchmark's eleven, `families` loho's L–V.
 
 mod a;
 mod b_f;
@@ -68,10 +68,12 @@ pub enum TaskId {
     T,
     /// Family: two colours' blocks into two named zones.
     U,
+    /// Family: every smaller block onto a bigger block of another colour.
+    V,
 }
 
 /// The task families, loho's own (not LoHoRavens').
-pub const FAMILIES: [TaskId; 10] = [
+pub const FAMILIES: [TaskId; 11] = [
     TaskId::L,
     TaskId::M,
     TaskId::N,
@@ -82,6 +84,7 @@ pub const FAMILIES: [TaskId; 10] = [
     TaskId::S,
     TaskId::T,
     TaskId::U,
+    TaskId::V,
 ];
 
 pub const ALL_TASKS: [TaskId; 11] = [
@@ -101,7 +104,7 @@ pub const ALL_TASKS: [TaskId; 11] = [
 #[derive(Debug, Error, PartialEq)]
 pub enum TaskError {
     #[error(
-        "unknown task {0:?}: use a letter A-U, a registered name, `all` or `families` \
+        "unknown task {0:?}: use a letter A-V, a registered name, `all` or `families` \
          (see `loho tasks`)"
     )]
     Unknown(String),
@@ -140,6 +143,7 @@ impl TaskId {
             TaskId::S => "family:put-size-in-matching-zone",
             TaskId::T => "family:stack-size-on-zone",
             TaskId::U => "family:put-two-colors-in-zones",
+            TaskId::V => "family:stack-smaller-over-bigger-with-other-color",
         }
     }
 
@@ -182,6 +186,7 @@ impl TaskId {
                 "put the {color} blocks in the {zone_color} zone and the {second_color} \
                  blocks in the {second_zone_color} zone."
             }
+            TaskId::V => "stack all the smaller blocks over the bigger blocks {relation}.",
         }
     }
 
@@ -337,6 +342,7 @@ fn build(task: TaskId, b: &mut Builder) -> Option<Spec> {
         TaskId::S => families::put_size_in_matching_zone(b),
         TaskId::T => families::size_on_zone(b, true),
         TaskId::U => families::put_two_colors_in_zones(b),
+        TaskId::V => families::stack_on_other_color(b),
     }
 }
 
