@@ -48,6 +48,7 @@ fn a_recording_of_chosen_topics_replays_with_its_timing_and_no_commands() {
         .unwrap();
     // Until the recorder's route is up, then 30 states 20 ms apart with a command each.
     let (seen, _sub) = log::<ArmState>(&recorder_bus, keys::STATE);
+    let (seen_cmds, _sub_cmds) = log::<EeCommand>(&recorder_bus, keys::CMD_EE);
     eventually("the recorder's route", || {
         st.put(&state(0)).unwrap();
         !seen.lock().unwrap().is_empty()
@@ -61,7 +62,10 @@ fn a_recording_of_chosen_topics_replays_with_its_timing_and_no_commands() {
         .unwrap();
         std::thread::sleep(Duration::from_millis(20));
     }
-    eventually("the last state", || seen.lock().unwrap().len() >= 31);
+    // Each command follows its state: the last one may land after the last state.
+    eventually("the last state and command", || {
+        seen.lock().unwrap().len() >= 31 && seen_cmds.lock().unwrap().len() >= 30
+    });
     let summary = rec.finish().unwrap();
     assert_eq!(summary.messages.get(keys::INSTRUCTION), None);
     assert_eq!(summary.messages[keys::CMD_EE], 30);
