@@ -1,18 +1,19 @@
-//! Task C: its scene, goal and texts.
+//! Task C, and the family V that asks for another colour: scene, goal, texts.
 
 use super::builder::*;
 use loho_core::subtask;
 
-/// C: every smaller block on the bigger block of its colour.
-pub(super) fn build(b: &mut Builder) -> Option<Spec> {
-    let n = b.range(5, 7);
+/// C (`other` false): every smaller block on the bigger block of its colour; family V
+/// (`other`): on a bigger block of another colour, one on each.
+pub(super) fn build(b: &mut Builder, other: bool) -> Option<Spec> {
+    let n = if other { b.range(3, 5) } else { b.range(5, 7) };
     let cols = b.colors(&b.palette.clone(), n);
     let (big, small) = pairs_and_distractors(b, &cols, &mut |_| Some(()))?;
     let targets = big
         .iter()
         .map(|&i| target_on(&b.pose(i), BIG + SMALL / 2.0))
         .collect();
-    let step = identity_step(
+    let mut step = identity_step(
         small,
         targets,
         cols.iter()
@@ -24,12 +25,29 @@ pub(super) fn build(b: &mut Builder) -> Option<Spec> {
         0.0,
         pose_metric(0.01, true),
     );
-    Some(Spec {
-        slots: vec![],
-        instruction: "stack all the smaller blocks over the bigger blocks of the same color."
-            .into(),
-        completed: subtask::done("stacking all the blocks"),
+    let spec = |instruction: String, slots, completed: &str, step| Spec {
+        instruction,
+        slots,
+        completed: subtask::done(completed),
         max_steps: n + 2,
         steps: vec![step],
-    })
+    };
+    if !other {
+        let instruction = "stack all the smaller blocks over the bigger blocks of the same color.";
+        return Some(spec(
+            instruction.into(),
+            vec![],
+            "stacking all the blocks",
+            step,
+        ));
+    }
+    step.matches = (0..n).map(|i| (0..n).map(|j| i != j).collect()).collect();
+    step.assign = Assign::Matching;
+    let relation = ["of a different color", "of another color"][b.range(0, 1)];
+    Some(spec(
+        format!("stack all the smaller blocks over the bigger blocks {relation}."),
+        vec![("relation", relation.into())],
+        "stacking the blocks on other colors",
+        step,
+    ))
 }

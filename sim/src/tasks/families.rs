@@ -3,7 +3,7 @@
 //! destination, a tower, two clauses joined by "and", a relation turned round), so a
 //! model trained on A–E and these has seen the atoms of F–K in other combinations without any of F–K's
 //! rules (docs/simulator.md, "Task families"). Family O (odd groups) is E's scene with
-//! the other parity ([`super::e`]).
+//! the other parity ([`super::e`]), family V C's pairs with another colour ([`super::c`]).
 
 use super::builder::*;
 use loho_core::subtask;
@@ -380,39 +380,5 @@ pub(super) fn put_two_colors_in_zones(b: &mut Builder) -> Option<Spec> {
         completed: subtask::done("putting the blocks in the zones"),
         max_steps: n + 2,
         steps,
-    })
-}
-
-/// C's pairs with the relation turned round: every smaller block onto a bigger block of
-/// another colour, one on each.
-pub(super) fn stack_on_other_color(b: &mut Builder) -> Option<Spec> {
-    let n = b.range(3, 5);
-    let cols = b.colors(&b.palette.clone(), n);
-    let (big, small) = pairs_and_distractors(b, &cols, &mut |_| Some(()))?;
-    let targets = big
-        .iter()
-        .map(|&i| target_on(&b.pose(i), BIG + SMALL / 2.0))
-        .collect();
-    let mut step = identity_step(
-        small,
-        targets,
-        cols.iter()
-            .map(|&c| sized_name(Kind::SmallBlock, c))
-            .collect(),
-        cols.iter()
-            .map(|&c| PlaceName::Text(sized_name(Kind::BigBlock, c)))
-            .collect(),
-        0.0,
-        pose_metric(0.01, true),
-    );
-    step.matches = (0..n).map(|i| (0..n).map(|j| i != j).collect()).collect();
-    step.assign = Assign::Matching;
-    let relation = ["of a different color", "of another color"][b.range(0, 1)];
-    Some(Spec {
-        instruction: format!("stack all the smaller blocks over the bigger blocks {relation}."),
-        slots: vec![("relation", relation.into())],
-        completed: subtask::done("stacking the blocks on other colors"),
-        max_steps: n + 2,
-        steps: vec![step],
     })
 }

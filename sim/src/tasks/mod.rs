@@ -323,7 +323,7 @@ fn build(task: TaskId, b: &mut Builder) -> Option<Spec> {
     match task {
         TaskId::A => a::build(b),
         TaskId::B => b_f::build(b, false),
-        TaskId::C => c::build(b),
+        TaskId::C => c::build(b, false),
         TaskId::D => d::build(b),
         TaskId::E => e::build(b, false),
         TaskId::F => b_f::build(b, true),
@@ -342,7 +342,7 @@ fn build(task: TaskId, b: &mut Builder) -> Option<Spec> {
         TaskId::S => families::put_size_in_matching_zone(b),
         TaskId::T => families::size_on_zone(b, true),
         TaskId::U => families::put_two_colors_in_zones(b),
-        TaskId::V => families::stack_on_other_color(b),
+        TaskId::V => c::build(b, true),
     }
 }
 
