@@ -92,24 +92,11 @@ impl PolicyKind {
     /// The same policy, a model that may also write the colour names of `draw`'s palette:
     /// scenes in colours its training never showed are named in words it never wrote
     /// (docs/model.md, "Open vocabulary").
-    pub fn writing(self, draw: &loho_sim::draw::Draw) -> Self {
-        match (self, &draw.palette) {
-            (
-                Self::Model {
-                    dir,
-                    device,
-                    decoding,
-                    ..
-                },
-                Some(p),
-            ) => Self::Model {
-                dir,
-                device,
-                decoding,
-                colours: p.colors().iter().map(|c| c.name.to_string()).collect(),
-            },
-            (other, _) => other,
+    pub fn writing(mut self, draw: &loho_sim::draw::Draw) -> Self {
+        if let (Self::Model { colours, .. }, Some(p)) = (&mut self, &draw.palette) {
+            *colours = p.colors().iter().map(|c| c.name.to_string()).collect();
         }
+        self
     }
 
     pub fn name(&self) -> String {

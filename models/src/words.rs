@@ -220,10 +220,9 @@ mod tests {
     use super::*;
     use crate::max_diff;
 
-    /// Training updates variables in place: a `Words` must read them when used, or it
-    /// trains on its first draw while the saved checkpoint holds the updates.
-    #[test]
-    fn what_a_variable_holds_now_is_what_the_words_use() {
+    /// Open-vocabulary words over a 12-piece table 4 wide, model width 8, the head
+    /// writing five of them; their variables in the map.
+    fn small() -> (PiecesConfig, VarMap, Words) {
         let cfg = PiecesConfig {
             dim: 4,
             writes: vec![0, 4, 6, 7, 9],
@@ -231,6 +230,14 @@ mod tests {
         let map = VarMap::new();
         let vb = VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu);
         let words = Words::new(12, 8, Some(&cfg), vb).unwrap();
+        (cfg, map, words)
+    }
+
+    /// Training updates variables in place: a `Words` must read them when used, or it
+    /// trains on its first draw while the saved checkpoint holds the updates.
+    #[test]
+    fn what_a_variable_holds_now_is_what_the_words_use() {
+        let (cfg, map, words) = small();
         let ids = Tensor::new(&[0u32, 4, 6, 7, 9, 11], &Device::Cpu).unwrap();
         let before = words.embed(&ids).unwrap();
         let h = Tensor::randn(0f32, 1.0, (3, 8), &Device::Cpu).unwrap();
@@ -267,13 +274,7 @@ mod tests {
     /// already listed, own ids and ids past the table are not added.
     #[test]
     fn a_piece_written_also_is_scored_with_its_row() {
-        let cfg = PiecesConfig {
-            dim: 4,
-            writes: vec![0, 4, 6, 7, 9],
-        };
-        let map = VarMap::new();
-        let vb = VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu);
-        let mut words = Words::new(12, 8, Some(&cfg), vb).unwrap();
+        let (_, map, mut words) = small();
         for (_, var) in map.data().lock().unwrap().iter() {
             let drawn = Tensor::randn(0f32, 1.0, var.shape(), &Device::Cpu).unwrap();
             var.set(&drawn).unwrap();

@@ -75,6 +75,15 @@ pub enum PaletteError {
     Pick { n: usize, visible: usize },
 }
 
+/// The largest difference of two colours in one channel: what the stem's thresholds
+/// compare.
+fn gap(a: [u8; 3], b: [u8; 3]) -> i32 {
+    (0..3)
+        .map(|k| (a[k] as i32 - b[k] as i32).abs())
+        .max()
+        .unwrap_or(0)
+}
+
 /// Colours drawn together for one episode differ by more than this in some channel: the
 /// policy's stem joins touching regions that differ by at most 40 in every channel.
 pub const PICK_APART: i32 = 64;
@@ -100,20 +109,14 @@ impl Palette {
         &self.colors
     }
 
-    /// The colours the stem can see on the table ([`PICK_VISIBLE`]).
-    fn visible(&self) -> impl Iterator<Item = Color> + '_ {
-        let off_table =
-            |c: &Color| (0..3).any(|k| (c.rgb[k] as i32 - TABLE[k] as i32).abs() >= PICK_VISIBLE);
-        self.colors.iter().copied().filter(off_table)
-    }
-
     /// `n` of this palette's colours for one episode, in name order: drawn in `rng`'s
     /// order, each more than [`PICK_APART`] from those drawn before where the palette
     /// allows, and only colours the stem sees on the table. An error when fewer than `n`
     /// are visible or `n` is below [`MIN_COLORS`].
     pub fn pick(&self, n: usize, rng: &mut impl rand::Rng) -> Result<Palette, PaletteError> {
         use rand::seq::SliceRandom;
-        let mut left: Vec<Color> = self.visible().collect();
+        let visible = |c: &&Color| gap(c.rgb, TABLE) >= PICK_VISIBLE;
+        let mut left: Vec<Color> = self.colors.iter().filter(visible).copied().collect();
         if n < MIN_COLORS || left.len() < n {
             return Err(PaletteError::Pick {
                 n,
@@ -121,13 +124,10 @@ impl Palette {
             });
         }
         left.shuffle(rng);
-        let apart = |a: &Color, b: &Color| {
-            (0..3).any(|k| (a.rgb[k] as i32 - b.rgb[k] as i32).abs() > PICK_APART)
-        };
         let mut picked: Vec<Color> = Vec::with_capacity(n);
         let mut close = Vec::new();
         for c in left {
-            if picked.len() < n && picked.iter().all(|p| apart(p, &c)) {
+            if picked.len() < n && picked.iter().all(|p| gap(p.rgb, c.rgb) > PICK_APART) {
                 picked.push(c);
             } else {
                 close.push(c);
@@ -290,6 +290,7 @@ mod tests {
             assert_eq!(c.len(), 11);
             assert!(c.windows(2).all(|w| w[0].name < w[1].name));
             for (i, a) in c.iter().enumerate() {
+                // Measured here, not with `gap`: the test checks it too.
                 let off_table = (0..3).map(|k| (a.rgb[k] as i32 - TABLE[k] as i32).abs());
                 assert!(off_table.max().unwrap() >= PICK_VISIBLE, "{}", a.name);
                 for b in &c[..i] {
