@@ -1,7 +1,8 @@
 //! The paraphrase generator for training data (`loho gen-data --paraphrase P`;
 //! docs/simulator.md, "Instructions in other words"): an instruction in other words with
 //! the same meaning, drawn from a seeded stream — verbs and nouns swapped for synonyms,
-//! the order of a pick-and-place turned round, a polite frame, and now and then a typo.
+//! the order of a pick-and-place turned round, a put-in said as a move-to, a polite frame,
+//! and now and then a typo.
 //!
 //! Swaps are whole phrases at word boundaries and keep every colour, size, area and
 //! count as written, so the sub-tasks the oracle writes still name what the instruction
@@ -95,7 +96,8 @@ const FRAMES: &[&str] = &[
 pub struct Rates {
     /// Each phrase with synonyms is swapped with this probability.
     pub synonym: f64,
-    /// A pick-and-place is said place-first ("onto the X, put the Y").
+    /// A pick-and-place is said place-first ("onto the X, put the Y"), and, apart, a
+    /// put-in as a move-to ("move the blocks to the red zone").
     pub reorder: f64,
     /// The instruction is wrapped in a polite frame.
     pub frame: f64,
@@ -116,8 +118,13 @@ impl Default for Rates {
 
 /// `text` (lowercase, as the tasks write it) in other words.
 pub fn paraphrase(text: &str, rates: Rates, rng: &mut impl Rng) -> String {
-    let body = text.trim().trim_end_matches('.');
-    let mut out = swap_synonyms(body, rates.synonym, rng);
+    let mut body = text.trim().trim_end_matches('.').to_string();
+    if rng.gen_bool(rates.reorder) {
+        if let Some(moved) = move_to(&body) {
+            body = moved;
+        }
+    }
+    let mut out = swap_synonyms(&body, rates.synonym, rng);
     if rng.gen_bool(rates.reorder) {
         if let Some(turned) = place_first(&out) {
             out = turned;
@@ -176,6 +183,14 @@ fn place_first(text: &str) -> Option<String> {
         .iter()
         .find_map(|k| place.split_once(k).map(|(_, t)| t))?;
     Some(format!("onto {target}, {pick}"))
+}
+
+/// "put X in the Y" as "move X to the Y" (every "in the" of it: "put the red blocks in
+/// the pink zone and the blue blocks in the orange zone").
+fn move_to(text: &str) -> Option<String> {
+    let rest = text.strip_prefix("put ")?;
+    rest.contains(" in the ")
+        .then(|| format!("move {}", rest.replace(" in the ", " to the ")))
 }
 
 /// One word of four letters or more with a letter dropped, doubled or swapped.
@@ -269,6 +284,18 @@ mod tests {
             &mut rng,
         );
         assert_eq!(turned, "onto the blue bowl, pick up the red block.");
+        let put = "put the red blocks in the pink zone and the blue blocks in the orange zone.";
+        assert_eq!(
+            paraphrase(
+                put,
+                Rates {
+                    reorder: 1.0,
+                    ..none
+                },
+                &mut rng
+            ),
+            "move the red blocks to the pink zone and the blue blocks to the orange zone."
+        );
         let framed = paraphrase(text, Rates { frame: 1.0, ..none }, &mut rng);
         assert!(framed.contains("pick up the red block and place it on the blue bowl"));
         assert_ne!(framed, text);

@@ -175,17 +175,7 @@ pub(super) fn zone_step(
     zone_name: String,
 ) -> GoalStep {
     let m = objects.len();
-    let slots: Vec<Target> = [(-0.03, -0.03), (0.03, 0.03), (0.03, -0.03), (-0.03, 0.03)]
-        .iter()
-        .take(m)
-        .map(|&(dx, dy)| {
-            let p = z.transform([dx, dy, 0.0]);
-            Target {
-                pos: [p[0], p[1], SMALL / 2.0],
-                yaw: z.yaw(),
-            }
-        })
-        .collect();
+    let slots = zone_slots(z, m);
     GoalStep {
         symmetry: vec![0.0; m],
         matches: vec![vec![true; m]; m],
@@ -208,6 +198,21 @@ pub(super) fn zone_step(
         },
         max_reward: 1.0,
     }
+}
+
+/// Up to four spots for small blocks in the zone at `z`, clear of each other.
+pub(super) fn zone_slots(z: &ObjPose, m: usize) -> Vec<Target> {
+    [(-0.03, -0.03), (0.03, 0.03), (0.03, -0.03), (-0.03, 0.03)]
+        .iter()
+        .take(m)
+        .map(|&(dx, dy)| {
+            let p = z.transform([dx, dy, 0.0]);
+            Target {
+                pos: [p[0], p[1], SMALL / 2.0],
+                yaw: z.yaw(),
+            }
+        })
+        .collect()
 }
 
 /// A goal of towers built in input order: each object to a target `matches` allows,

@@ -1,9 +1,10 @@
-//! Task families L–N and P–V: loho's own tasks, built from the atoms A–E use (a colour or
+//! Task families L–N, P–U, W and Y: loho's own tasks, built from the atoms A–E use (a colour or
 //! a size as a filter, its negation, a named zone or bowl, an area as source or
 //! destination, a tower, two clauses joined by "and", a relation turned round), so a
 //! model trained on A–E and these has seen the atoms of F–K in other combinations without any of F–K's
 //! rules (docs/simulator.md, "Task families"). Family O (odd groups) is E's scene with
-//! the other parity ([`super::e`]), family V C's pairs with another colour ([`super::c`]).
+//! the other parity ([`super::e`]), family V C's pairs with another colour ([`super::c`]),
+//! family X one of I's pairs in a zone of another colour ([`super::i`]).
 
 use super::builder::*;
 use loho_core::subtask;
@@ -341,23 +342,37 @@ pub(super) fn put_size_in_matching_zone(b: &mut Builder) -> Option<Spec> {
 }
 
 /// Two clauses: the blocks of one colour to one zone, and those of another colour to
-/// another, both zones named by their colours.
-pub(super) fn put_two_colors_in_zones(b: &mut Builder) -> Option<Spec> {
+/// another, both zones named by their colours (U); or the same said once with
+/// "respectively", the blocks put or stacked into one tower on each zone (Z).
+pub(super) fn two_colors_in_zones(b: &mut Builder, respectively: bool) -> Option<Spec> {
+    let stack = respectively && b.rng.gen_bool(0.5);
     let mut pal = b.palette.clone();
     pal.shuffle(b.rng);
+    let side = if stack { 0.1 } else { 0.15 };
     let zones: Vec<(Color, usize)> = [pal[2], pal[3]]
         .iter()
-        .map(|&c| Some((c, b.zone(c, 0.15)?)))
+        .map(|&c| Some((c, b.zone(c, side)?)))
         .collect::<Option<_>>()?;
     let mut steps = Vec::new();
     let mut clauses = Vec::new();
     for (&color, &(zone_color, zone)) in pal[..2].iter().zip(&zones) {
-        let n = b.range(1, 2);
+        let n = b.range(1 + usize::from(stack), 2 + usize::from(stack));
         let moved: Vec<usize> = (0..n)
             .map(|_| b.block(Kind::SmallBlock, color, Region::Anywhere))
             .collect::<Option<_>>()?;
         let name = format!("{} zone", zone_color.name);
-        let mut step = zone_step(moved, vec![block_name(color); n], &b.pose(zone), 0.15, name);
+        let names = vec![block_name(color); n];
+        let mut step = match stack {
+            false => zone_step(moved, names, &b.pose(zone), 0.15, name),
+            true => towers_step(
+                moved,
+                stack_levels(&b.pose(zone), SMALL, n),
+                names,
+                tower_names(name, n, 0),
+                vec![vec![true; n]; n],
+                FRAC_PI_2,
+            ),
+        };
         step.max_reward = 0.5;
         steps.push(step);
         clauses.push((color.name, zone_color.name));
@@ -367,18 +382,94 @@ pub(super) fn put_two_colors_in_zones(b: &mut Builder) -> Option<Spec> {
     }
     let n: usize = steps.iter().map(|s| s.objects.len()).sum();
     let [(c1, z1), (c2, z2)] = [clauses[0], clauses[1]];
-    Some(Spec {
-        instruction: format!(
-            "put the {c1} blocks in the {z1} zone and the {c2} blocks in the {z2} zone."
+    let (verb, prep) = if stack {
+        ("stack", "on")
+    } else {
+        ("put", "in")
+    };
+    let (instruction, done) = match (respectively, stack) {
+        (false, _) => (
+            format!("put the {c1} blocks in the {z1} zone and the {c2} blocks in the {z2} zone."),
+            "putting the blocks in the zones",
         ),
-        slots: vec![
+        (true, _) => (
+            format!(
+                "{verb} the {c1} blocks and the {c2} blocks {prep} the {z1} zone and the {z2} \
+                 zone respectively."
+            ),
+            [
+                "putting the blocks in the zones",
+                "stacking the blocks on the zones",
+            ][usize::from(stack)],
+        ),
+    };
+    let slots = match respectively {
+        false => vec![
             ("color", c1.into()),
             ("zone_color", z1.into()),
             ("second_color", c2.into()),
             ("second_zone_color", z2.into()),
         ],
-        completed: subtask::done("putting the blocks in the zones"),
+        true => vec![
+            ("verb", verb.into()),
+            ("color", c1.into()),
+            ("second_color", c2.into()),
+            ("prep", prep.into()),
+            ("zone_color", z1.into()),
+            ("second_zone_color", z2.into()),
+        ],
+    };
+    Some(Spec {
+        instruction,
+        slots,
+        completed: subtask::done(done),
         max_steps: n + 2,
         steps,
+    })
+}
+
+/// Each block into one of two zones whose colour is not its own ("mismatched"); both
+/// zones' colours are among the blocks', so each of those blocks has one zone to go to.
+pub(super) fn put_blocks_in_mismatching_zones(b: &mut Builder) -> Option<Spec> {
+    let n = b.range(3, 4);
+    let cols = b.colors(&b.palette.clone(), n);
+    let zones: Vec<(Color, usize)> = cols[..2]
+        .iter()
+        .map(|&c| Some((c, b.zone(c, 0.15)?)))
+        .collect::<Option<_>>()?;
+    let blocks: Vec<usize> = cols
+        .iter()
+        .map(|&c| b.block(Kind::SmallBlock, c, Region::Anywhere))
+        .collect::<Option<_>>()?;
+    // Four spots in each zone, any of them a target for a block of another colour.
+    let targets = zones
+        .iter()
+        .flat_map(|&(_, z)| zone_slots(&b.pose(z), 4))
+        .collect();
+    let target_color: Vec<Color> = zones.iter().flat_map(|&(c, _)| [c; 4]).collect();
+    let mut step = identity_step(
+        blocks,
+        targets,
+        cols.iter().map(|&c| block_name(c)).collect(),
+        target_color
+            .iter()
+            .map(|c| PlaceName::Text(format!("{} zone", c.name)))
+            .collect(),
+        0.0,
+        pose_metric(0.055, false),
+    );
+    step.matches = cols
+        .iter()
+        .map(|&c| target_color.iter().map(|&t| t != c).collect())
+        .collect();
+    step.assign = Assign::Matching;
+    step.rotations = false;
+    let relation = ["mismatched colors", "different colors"][b.range(0, 1)];
+    Some(Spec {
+        instruction: format!("put the blocks in the zones with {relation}."),
+        slots: vec![("relation", relation.into())],
+        completed: subtask::done("putting the blocks in other zones"),
+        max_steps: n + 2,
+        steps: vec![step],
     })
 }

@@ -1,4 +1,5 @@
-//! Task I: its scene, goal and texts.
+//! Task I, and the family X that stacks one pair in a zone named by another colour:
+//! scene, goal, texts.
 
 use super::builder::*;
 use loho_core::subtask;
@@ -15,22 +16,72 @@ pub(super) fn build(b: &mut Builder) -> Option<Spec> {
         Some(())
     })?;
     let zone_poses: Vec<ObjPose> = zones.iter().map(|&z| b.pose(z)).collect();
+    let zone_names = cols.iter().map(|c| format!("{} zone", c.name)).collect();
+    Some(Spec {
+        slots: vec![],
+        instruction: "stack all the smaller blocks over the bigger blocks of the same color in the zone with the same color.".into(),
+        completed: subtask::done("stacking all the blocks"),
+        max_steps: 2 * n + 3,
+        steps: pairs_on_zones(big, small, &cols, &zone_poses, zone_names),
+    })
+}
+
+/// Family X: the pair of one colour stacked, smaller over bigger, in the zone of a
+/// colour no pair has; the other pairs stay where they are.
+pub(super) fn pair_in_zone(b: &mut Builder) -> Option<Spec> {
+    let n = b.range(2, 3);
+    let pal = b.palette.clone();
+    let cols = b.colors(&pal, n + 1);
+    let (pairs, zone_color) = (&cols[..n], cols[n]);
+    let mut zone = None;
+    let (big, small) = pairs_and_distractors(b, pairs, &mut |b| {
+        zone = Some(b.zone(zone_color, 0.15)?);
+        Some(())
+    })?;
+    let z = b.pose(zone?);
+    let steps = pairs_on_zones(
+        vec![big[0]],
+        vec![small[0]],
+        &pairs[..1],
+        &[z],
+        vec![format!("{} zone", zone_color.name)],
+    );
+    let c = pairs[0].name;
+    Some(Spec {
+        instruction: format!(
+            "stack the smaller {c} block over the bigger {c} block in the {} zone.",
+            zone_color.name
+        ),
+        slots: vec![("color", c.into()), ("zone_color", zone_color.name.into())],
+        completed: subtask::done("stacking the pair in the zone"),
+        max_steps: 4,
+        steps,
+    })
+}
+
+/// Two steps, half the reward each: big block `i` (of colour `cols[i]`) onto the centre
+/// of `zones[i]`, then small block `i` onto it.
+fn pairs_on_zones(
+    big: Vec<usize>,
+    small: Vec<usize>,
+    cols: &[Color],
+    zones: &[ObjPose],
+    zone_names: Vec<String>,
+) -> Vec<GoalStep> {
     let mut first = identity_step(
         big,
-        zone_poses.iter().map(|z| target_on(z, BIG / 2.0)).collect(),
+        zones.iter().map(|z| target_on(z, BIG / 2.0)).collect(),
         cols.iter()
             .map(|&c| sized_name(Kind::BigBlock, c))
             .collect(),
-        cols.iter()
-            .map(|c| PlaceName::Text(format!("{} zone", c.name)))
-            .collect(),
+        zone_names.into_iter().map(PlaceName::Text).collect(),
         0.0,
         pose_metric(0.01, true),
     );
     first.max_reward = 0.5;
     let mut second = identity_step(
         small,
-        zone_poses
+        zones
             .iter()
             .map(|z| target_on(z, BIG + SMALL / 2.0))
             .collect(),
@@ -44,11 +95,5 @@ pub(super) fn build(b: &mut Builder) -> Option<Spec> {
         pose_metric(0.01, true),
     );
     second.max_reward = 0.5;
-    Some(Spec {
-        slots: vec![],
-        instruction: "stack all the smaller blocks over the bigger blocks of the same color in the zone with the same color.".into(),
-        completed: subtask::done("stacking all the blocks"),
-        max_steps: 2 * n + 3,
-        steps: vec![first, second],
-    })
+    vec![first, second]
 }

@@ -5,9 +5,9 @@
 //! sub-task text. A scene is a pure function of (task, split, seed).
 //!
 //! One file per task generator (B and F share one scene), on the `builder`'s
-//! helpers. Tasks L–V are loho's own **families** (`families`, and E's scene for O),
+//! helpers. Tasks L–Y are loho's own **families** (`families`, and E's scene for O),
 //! for training a model that must meet F–K unseen (docs/simulator.md, "Task families");
-//! `all` in a task list means the benchmark's eleven, `families` loho's L–V.
+//! `all` in a task list means the benchmark's eleven, `families` loho's L–Y.
 
 mod a;
 mod b_f;
@@ -70,10 +70,16 @@ pub enum TaskId {
     U,
     /// Family: every smaller block onto a bigger block of another colour.
     V,
+    /// Family: every block into one of two zones not of its colour.
+    W,
+    /// Family: one colour's pair stacked, smaller over bigger, in a named zone.
+    X,
+    /// Family: two colours' blocks put or stacked on two named zones, "respectively".
+    Y,
 }
 
 /// The task families, loho's own (not LoHoRavens').
-pub const FAMILIES: [TaskId; 11] = [
+pub const FAMILIES: [TaskId; 14] = [
     TaskId::L,
     TaskId::M,
     TaskId::N,
@@ -85,6 +91,9 @@ pub const FAMILIES: [TaskId; 11] = [
     TaskId::T,
     TaskId::U,
     TaskId::V,
+    TaskId::W,
+    TaskId::X,
+    TaskId::Y,
 ];
 
 pub const ALL_TASKS: [TaskId; 11] = [
@@ -104,7 +113,7 @@ pub const ALL_TASKS: [TaskId; 11] = [
 #[derive(Debug, Error, PartialEq)]
 pub enum TaskError {
     #[error(
-        "unknown task {0:?}: use a letter A-V, a registered name, `all` or `families` \
+        "unknown task {0:?}: use a letter A-Y, a registered name, `all` or `families` \
          (see `loho tasks`)"
     )]
     Unknown(String),
@@ -144,6 +153,9 @@ impl TaskId {
             TaskId::T => "family:stack-size-on-zone",
             TaskId::U => "family:put-two-colors-in-zones",
             TaskId::V => "family:stack-smaller-over-bigger-with-other-color",
+            TaskId::W => "family:put-blocks-in-mismatching-zones",
+            TaskId::X => "family:stack-pair-in-zone",
+            TaskId::Y => "family:two-colors-in-zones-respectively",
         }
     }
 
@@ -187,12 +199,29 @@ impl TaskId {
                  blocks in the {second_zone_color} zone."
             }
             TaskId::V => "stack all the smaller blocks over the bigger blocks {relation}.",
+            TaskId::W => "put the blocks in the zones with {relation}.",
+            TaskId::X => {
+                "stack the smaller {color} block over the bigger {color} block in the \
+                 {zone_color} zone."
+            }
+            TaskId::Y => {
+                "{verb} the {color} blocks and the {second_color} blocks {prep} the \
+                 {zone_color} zone and the {second_zone_color} zone respectively."
+            }
         }
     }
 
-    /// The slots of [`TaskId::template`], in order.
+    /// The slots of [`TaskId::template`], in order, each once (X names its colour twice).
     pub fn slots(self) -> Vec<&'static str> {
-        slots_of(self.template()).unwrap_or_default()
+        let mut names = slots_of(self.template()).unwrap_or_default();
+        let mut seen = Vec::new();
+        names.retain(|n| {
+            !seen.contains(n) && {
+                seen.push(*n);
+                true
+            }
+        });
+        names
     }
 
     /// By letter (either case) or registered name (`family:…` for the families).
@@ -341,8 +370,11 @@ fn build(task: TaskId, b: &mut Builder) -> Option<Spec> {
         TaskId::R => families::put_color_in_other(b),
         TaskId::S => families::put_size_in_matching_zone(b),
         TaskId::T => families::size_on_zone(b, true),
-        TaskId::U => families::put_two_colors_in_zones(b),
+        TaskId::U => families::two_colors_in_zones(b, false),
         TaskId::V => c::build(b, true),
+        TaskId::W => families::put_blocks_in_mismatching_zones(b),
+        TaskId::X => i::pair_in_zone(b),
+        TaskId::Y => families::two_colors_in_zones(b, true),
     }
 }
 
