@@ -223,7 +223,9 @@ pub fn command(c: EvalCmd) -> Result<()> {
     let draw = c.draw.draw(0.0)?;
     let args = EvalArgs {
         transport: Transport::parse(&c.transport, c.connect)?,
-        policy: PolicyKind::parse(&c.policy)?.on(&c.device)?.writing(&draw),
+        policy: PolicyKind::parse(&c.policy)?
+            .on(&c.device)?
+            .writing(draw.palette.as_deref()),
         tasks: TaskId::parse_list(&c.tasks)?,
         split: args::split(&c.split)?,
         episodes: c.episodes,

@@ -102,7 +102,11 @@ pub fn command(c: GenDataCmd) -> Result<()> {
     );
     let draw = c.draw.draw(c.paraphrase)?;
     let policy = match (&c.policy, c.dagger) {
-        (Some(p), true) => Some(PolicyKind::parse(p)?.on(&c.device)?.writing(&draw)),
+        (Some(p), true) => Some(
+            PolicyKind::parse(p)?
+                .on(&c.device)?
+                .writing(draw.palette.as_deref()),
+        ),
         _ => None,
     };
     let args = GenArgs {

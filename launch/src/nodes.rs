@@ -20,6 +20,7 @@ use loho_runtime::controller::{self, ControllerConfig};
 use loho_runtime::policy::node::{self as policy, PolicyConfig};
 use loho_runtime::record::Recorder;
 use loho_runtime::replay::{self, ReplayOptions};
+use loho_sim::colors::Palette;
 use loho_sim::node::{self, SimConfig};
 
 use crate::args::{ArmKind, BusArgs, DeviceArg, EpisodeArgs, UrPorts};
@@ -118,6 +119,29 @@ pub struct PolicyCmd {
     pub bus: BusArgs,
     #[command(flatten)]
     pub device: DeviceArg,
+    #[command(flatten)]
+    pub colours: ColoursArg,
+}
+
+/// `--palette` for a policy that meets scenes outside the simulator.
+#[derive(Args, Debug)]
+pub struct ColoursArg {
+    /// Colour names the model may write besides its training's: those of this palette
+    /// file (`name = [r, g, b]` per colour, docs/simulator.md), for objects in colours
+    /// its training never named (docs/model.md, "Open vocabulary").
+    #[arg(long, value_name = "FILE")]
+    pub palette: Option<PathBuf>,
+}
+
+impl ColoursArg {
+    /// `policy` writing the palette's names too (the file read and checked first).
+    fn apply(&self, policy: PolicyKind) -> Result<PolicyKind> {
+        let palette = match &self.palette {
+            Some(path) => Some(Palette::read(path)?),
+            None => None,
+        };
+        Ok(policy.writing(palette.as_ref()))
+    }
 }
 
 #[derive(Args, Debug)]
@@ -131,6 +155,8 @@ pub struct ServeOpenpiCmd {
     pub policy: String,
     #[command(flatten)]
     pub device: DeviceArg,
+    #[command(flatten)]
+    pub colours: ColoursArg,
 }
 
 #[derive(Subcommand, Debug)]
@@ -275,7 +301,10 @@ pub fn replay_command(c: ReplayCmd) -> Result<()> {
 
 /// `loho policy`: until Ctrl-C.
 pub fn policy_command(c: PolicyCmd) -> Result<()> {
-    let mut p = PolicyKind::parse(&c.policy)?.on(&c.device)?.node(c.seed)?;
+    let kind = c
+        .colours
+        .apply(PolicyKind::parse(&c.policy)?.on(&c.device)?)?;
+    let mut p = kind.node(c.seed)?;
     let bus = open_bus(&c.bus, "policy")?;
     let cfg = PolicyConfig {
         instruction: c.instruction,
@@ -287,7 +316,10 @@ pub fn policy_command(c: PolicyCmd) -> Result<()> {
 
 /// `loho serve-openpi`: the policy behind openpi's protocol until Ctrl-C.
 pub fn serve_openpi_command(c: ServeOpenpiCmd) -> Result<()> {
-    let p = PolicyKind::parse(&c.policy)?.on(&c.device)?.node(0)?;
+    let p = c
+        .colours
+        .apply(PolicyKind::parse(&c.policy)?.on(&c.device)?)?
+        .node(0)?;
     let server = loho_runtime::policy::openpi::Server::bind((c.host.as_str(), c.port), p)
         .with_context(|| format!("listening on {}:{}", c.host, c.port))?;
     tracing::info!(

@@ -89,11 +89,11 @@ impl PolicyKind {
         }
     }
 
-    /// The same policy, a model that may also write the colour names of `draw`'s palette:
+    /// The same policy, a model that may also write the colour names of `palette`:
     /// scenes in colours its training never showed are named in words it never wrote
     /// (docs/model.md, "Open vocabulary").
-    pub fn writing(mut self, draw: &loho_sim::draw::Draw) -> Self {
-        if let (Self::Model { colours, .. }, Some(p)) = (&mut self, &draw.palette) {
+    pub fn writing(mut self, palette: Option<&loho_sim::colors::Palette>) -> Self {
+        if let (Self::Model { colours, .. }, Some(p)) = (&mut self, palette) {
             *colours = p.colors().iter().map(|c| c.name.to_string()).collect();
         }
         self
