@@ -468,7 +468,7 @@ pub(super) fn put_blocks_in_mismatching_zones(b: &mut Builder) -> Option<Spec> {
     Some(Spec {
         instruction: format!("put the blocks in the zones with {relation}."),
         slots: vec![("relation", relation.into())],
-        completed: subtask::done("putting the blocks in other zones"),
+        completed: subtask::done("putting the blocks in the zones"),
         max_steps: n + 2,
         steps: vec![step],
     })

@@ -53,7 +53,7 @@ pub(super) fn pair_in_zone(b: &mut Builder) -> Option<Spec> {
             zone_color.name
         ),
         slots: vec![("color", c.into()), ("zone_color", zone_color.name.into())],
-        completed: subtask::done("stacking the pair in the zone"),
+        completed: subtask::done("stacking the blocks in the zone"),
         max_steps: 4,
         steps,
     })
