@@ -148,16 +148,22 @@ pub(crate) fn keep_freed_memory() {
     }
 }
 
+/// What the data says the model writes: sub-tasks and their alternatives.
+fn written(data: &Dataset) -> impl Iterator<Item = &str> {
+    data.samples.iter().flat_map(|s| {
+        std::iter::once(s.subtask.as_str()).chain(s.alternatives.iter().map(String::as_str))
+    })
+}
+
 /// A new run's vocabulary and config: the data's words, or with
 /// [`TrainConfig::vocab`] an open vocabulary whose head writes the pieces of the data's
 /// texts and colour names, with room for the longest of them.
 fn new_model(data: &Dataset, tc: &TrainConfig) -> Result<(Vocab, Config)> {
     let texts = || {
-        data.samples.iter().flat_map(|s| {
-            [s.instruction.as_str(), s.subtask.as_str()]
-                .into_iter()
-                .chain(s.alternatives.iter().map(String::as_str))
-        })
+        data.samples
+            .iter()
+            .map(|s| s.instruction.as_str())
+            .chain(written(data))
     };
     let Some(dir) = &tc.vocab else {
         let vocab = Vocab::build(texts())?;
@@ -228,7 +234,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         if let Some(steps) = a.steps {
             tc.steps = steps;
         }
-        Trainer::fine_tune(from, tc, &device)
+        Trainer::fine_tune(from, tc, &device, written(&data))
             .with_context(|| format!("fine-tuning {}", from.display()))?
     } else {
         let (vocab, cfg) = new_model(&data, &a.config)?;

@@ -208,7 +208,7 @@ fn a_fine_tune_learns_to_write_in_parallel_blocks() {
         }),
         ..tc.clone()
     };
-    let err = Trainer::fine_tune(&teacher, parallel(0), &Device::Cpu)
+    let err = Trainer::fine_tune(&teacher, parallel(0), &Device::Cpu, [])
         .err()
         .expect("block 0 refused")
         .to_string();
@@ -217,13 +217,13 @@ fn a_fine_tune_learns_to_write_in_parallel_blocks() {
         flow_steps: Some(0),
         ..tc.clone()
     };
-    let err = Trainer::fine_tune(&teacher, no_flow, &Device::Cpu)
+    let err = Trainer::fine_tune(&teacher, no_flow, &Device::Cpu, [])
         .err()
         .expect("0 flow steps refused")
         .to_string();
     assert!(err.contains("at least one step"), "{err}");
 
-    let mut ft = Trainer::fine_tune(&teacher, parallel(4), &Device::Cpu).unwrap();
+    let mut ft = Trainer::fine_tune(&teacher, parallel(4), &Device::Cpu, []).unwrap();
     let student = dir.join("student");
     ft.save(&student).unwrap();
     let load = |d: &std::path::Path| {

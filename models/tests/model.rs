@@ -336,7 +336,7 @@ fn a_flow_distilled_into_two_steps_lands_where_its_teachers_ten_do() {
         lr: 1e-3,
         ..short_run()
     };
-    let mut ft = Trainer::fine_tune(&teacher, tc, &Device::Cpu).unwrap();
+    let mut ft = Trainer::fine_tune(&teacher, tc, &Device::Cpu, []).unwrap();
     for _ in 0..200 {
         ft.step(&data).unwrap();
     }

@@ -140,6 +140,25 @@ fn a_model_on_word_pieces_learns_saves_resumes_and_keeps_its_table_frozen() {
     let mut r = Trainer::resume(&run, &Device::Cpu).unwrap();
     assert_eq!(t.step(&data).unwrap().loss, r.step(&data).unwrap().loss);
 
+    // Fine-tuned on texts with a word it never wrote, the head writes that word's pieces
+    // too, and the checkpoint it saves keeps them (every weight as before in shape).
+    let new_word = open().encode("chartreuse").unwrap();
+    let head = |dir: &std::path::Path| checkpoint::read_config(dir).unwrap().pieces.unwrap();
+    assert!(new_word.iter().any(|w| !head(&run).writes.contains(w)));
+    let tc = loho_models::train::TrainConfig {
+        vocab: Some(vocab_dir.clone()),
+        ..short_run()
+    };
+    let said = ["done putting the chartreuse blocks in the bowls."];
+    let mut ft = Trainer::fine_tune(&run, tc, &Device::Cpu, said).unwrap();
+    ft.step(&data).unwrap();
+    let tuned = dir.join("tuned");
+    ft.save(&tuned).unwrap();
+    let writes = head(&tuned).writes;
+    assert!(new_word.iter().all(|w| writes.contains(w)), "{writes:?}");
+    assert!(head(&run).writes.iter().all(|w| writes.contains(w)));
+    Vla::load(&tuned, 0, &Device::Cpu).unwrap();
+
     // Loaded, it writes the sub-task of the block it sees, and reads words it never
     // trained on without writing them.
     let mut vla = Vla::load(&run, 0, &Device::Cpu).unwrap();

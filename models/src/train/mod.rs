@@ -317,15 +317,31 @@ impl Trainer {
     /// vocabulary and decision settings) with fresh optimizer moments, `from` being the
     /// [`TrainConfig::teacher`] unless one is given. With
     /// [`TrainConfig::parallel`] the vocabulary gains `<mask>` (a new embedding row drawn
-    /// from the seed; every other weight as saved) and `head.block` the run's block.
-    pub fn fine_tune(
+    /// from the seed; every other weight as saved) and `head.block` the run's block. On an
+    /// open vocabulary the head also writes the pieces of `texts` (the new data's sub-tasks)
+    /// it did not: their rows are the frozen table's through the learned projection, so no weight
+    /// changes shape.
+    pub fn fine_tune<'a>(
         from: &Path,
         mut tc: TrainConfig,
         device: &Device,
+        texts: impl IntoIterator<Item = &'a str>,
     ) -> Result<Self, ModelError> {
         tc.teacher.get_or_insert_with(|| from.to_path_buf());
         let mut cfg = checkpoint::read_config(from)?;
         let mut vocab = Vocab::load(&from.join(checkpoint::TOKENIZER))?;
+        if let Some(p) = cfg.pieces.as_mut() {
+            let before = p.writes.len();
+            let mut all: std::collections::BTreeSet<u32> = p.writes.iter().copied().collect();
+            all.extend(crate::words::writes(&vocab, texts)?);
+            p.writes = all.into_iter().collect();
+            if p.writes.len() > before {
+                tracing::info!(
+                    pieces = p.writes.len() - before,
+                    "the head writes new pieces"
+                );
+            }
+        }
         if let Some(k) = tc.flow_steps {
             if k == 0 {
                 return Err(ModelError::Data(
