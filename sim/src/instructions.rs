@@ -31,7 +31,9 @@ pub enum InstructionsError {
          A = [\"move the {{pick}} onto the {{place}}.\"])"
     )]
     Format { origin: String, reason: String },
-    #[error("{origin}: unknown task {key:?}: use a letter A-K")]
+    #[error(
+        "{origin}: unknown task {key:?}: use a letter A-Z (`loho tasks`, `loho tasks --families`)"
+    )]
     UnknownTask { origin: String, key: String },
     #[error("{origin}: task {task} has an empty list: give at least one text or leave it out")]
     Empty { origin: String, task: char },
@@ -221,7 +223,7 @@ mod tests {
         let err = |text: &str| Instructions::parse(text, "f.toml").unwrap_err().to_string();
         assert!(err("A = [\"x\"").contains("f.toml"));
         assert!(err("A = \"one text\"").contains("list of texts"));
-        assert!(err("Z = [\"x\"]").contains("unknown task \"Z\""));
+        assert!(err("AA = [\"x\"]").contains("unknown task \"AA\""));
         assert!(err("pick-and-place-primitive = [\"x\"]").contains("unknown task"));
         assert!(err("A = []").contains("empty list"));
         let e = err("B = [\"put the {color} blocks in bowls.\"]");

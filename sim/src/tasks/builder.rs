@@ -241,18 +241,16 @@ pub(super) fn tower_names(zone: String, count: usize, first: usize) -> Vec<Place
 }
 
 impl Builder<'_> {
-    /// `n` free spots for small blocks inside `area`, clear of each other and of what is
-    /// there.
-    pub(super) fn spots(&mut self, area: Area, n: usize) -> Option<Vec<Target>> {
+    /// `n` free spots for blocks of `kind` inside `area`, clear of each other and of what
+    /// is there.
+    pub(super) fn spots(&mut self, area: Area, n: usize, kind: Kind) -> Option<Vec<Target>> {
         (0..n)
             .map(|_| {
-                let (x, y, yaw) = self.layout.sample(
-                    self.rng,
-                    Kind::SmallBlock.radius(),
-                    Region::Inside(area),
-                )?;
+                let (x, y, yaw) =
+                    self.layout
+                        .sample(self.rng, kind.radius(), Region::Inside(area))?;
                 Some(Target {
-                    pos: [x, y, SMALL / 2.0],
+                    pos: [x, y, kind.size() / 2.0],
                     yaw,
                 })
             })

@@ -1,4 +1,4 @@
-//! Task families L–N, P–U, W and Y: loho's own tasks, built from the atoms A–E use (a colour or
+//! Task families L–N, P–U, W and Y (Z in [`super::z`]): loho's own tasks, built from the atoms A–E use (a colour or
 //! a size as a filter, its negation, a named zone or bowl, an area as source or
 //! destination, a tower, two clauses joined by "and", a relation turned round), so a
 //! model trained on A–E and these has seen the atoms of F–K in other combinations without any of F–K's
@@ -72,12 +72,32 @@ pub(super) fn put_color_in_area(b: &mut Builder) -> Option<Spec> {
     for &c in pal[1..].iter().take(b.range(1, 3)) {
         b.block(Kind::SmallBlock, c, Region::Anywhere)?;
     }
-    let targets = b.spots(area, n)?;
+    let step = area_step(b, moved, vec![block_name(color); n], area)?;
+    Some(Spec {
+        instruction: format!("put the {} blocks in the {}.", color.name, area.name),
+        slots: vec![("color", color.name.into()), ("area", area.name.into())],
+        completed: subtask::done("putting the blocks in the area"),
+        max_steps: n + 2,
+        steps: vec![step],
+    })
+}
+
+/// `moved` (named `names`) to free spots of `area`, any block to any spot, scored by how
+/// much of them lies inside it.
+pub(super) fn area_step(
+    b: &mut Builder,
+    moved: Vec<usize>,
+    names: Vec<String>,
+    area: Area,
+) -> Option<GoalStep> {
+    let n = moved.len();
+    let kind = b.world.objects[moved[0]].kind;
+    let targets = b.spots(area, n, kind)?;
     let (cx, cy) = area.center();
     let mut step = identity_step(
         moved,
         targets,
-        vec![block_name(color); n],
+        names,
         vec![PlaceName::Text(area.name.into()); n],
         FRAC_PI_2,
         Metric::Zone {
@@ -90,16 +110,9 @@ pub(super) fn put_color_in_area(b: &mut Builder) -> Option<Spec> {
             }],
         },
     );
-    // Any of the blocks may take any of the spots.
     step.matches = vec![vec![true; n]; n];
     step.rotations = false;
-    Some(Spec {
-        instruction: format!("put the {} blocks in the {}.", color.name, area.name),
-        slots: vec![("color", color.name.into()), ("area", area.name.into())],
-        completed: subtask::done("putting the blocks in the area"),
-        max_steps: n + 2,
-        steps: vec![step],
-    })
+    Some(step)
 }
 
 /// The blocks of one colour stacked into one tower on a zone of another colour.

@@ -26,7 +26,7 @@ pub(super) fn build(b: &mut Builder) -> Option<Spec> {
         b.block(Kind::SmallBlock, c, Region::Outside(src))?;
     }
     // Targets: free spots inside the target quadrant, clear of each other.
-    let targets = b.spots(tgt, n_move)?;
+    let targets = b.spots(tgt, n_move, Kind::SmallBlock)?;
     let (cx, cy) = tgt.center();
     let mut step = identity_step(
         moved,

@@ -5,9 +5,9 @@
 //! sub-task text. A scene is a pure function of (task, split, seed).
 //!
 //! One file per task generator (B and F share one scene), on the `builder`'s
-//! helpers. Tasks L–Y are loho's own **families** (`families`, and E's scene for O),
+//! helpers. Tasks L–Z are loho's own **families** (`families`, and E's scene for O),
 //! for training a model that must meet F–K unseen (docs/simulator.md, "Task families");
-//! `all` in a task list means the benchmark's eleven, `families` loho's L–Y.
+//! `all` in a task list means the benchmark's eleven, `families` loho's L–Z.
 
 mod a;
 mod b_f;
@@ -21,6 +21,7 @@ mod h;
 mod i;
 mod j;
 mod k;
+mod z;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -76,10 +77,12 @@ pub enum TaskId {
     X,
     /// Family: two colours' blocks put or stacked on two named zones, "respectively".
     Y,
+    /// Family: a size, "not a colour" or an area's blocks into an area or matching zones.
+    Z,
 }
 
 /// The task families, loho's own (not LoHoRavens').
-pub const FAMILIES: [TaskId; 14] = [
+pub const FAMILIES: [TaskId; 15] = [
     TaskId::L,
     TaskId::M,
     TaskId::N,
@@ -94,6 +97,7 @@ pub const FAMILIES: [TaskId; 14] = [
     TaskId::W,
     TaskId::X,
     TaskId::Y,
+    TaskId::Z,
 ];
 
 pub const ALL_TASKS: [TaskId; 11] = [
@@ -113,7 +117,7 @@ pub const ALL_TASKS: [TaskId; 11] = [
 #[derive(Debug, Error, PartialEq)]
 pub enum TaskError {
     #[error(
-        "unknown task {0:?}: use a letter A-Y, a registered name, `all` or `families` \
+        "unknown task {0:?}: use a letter A-Z, a registered name, `all` or `families` \
          (see `loho tasks`)"
     )]
     Unknown(String),
@@ -156,6 +160,7 @@ impl TaskId {
             TaskId::W => "family:put-blocks-in-mismatching-zones",
             TaskId::X => "family:stack-pair-in-zone",
             TaskId::Y => "family:two-colors-in-zones-respectively",
+            TaskId::Z => "family:put-filter-in-destination",
         }
     }
 
@@ -208,6 +213,7 @@ impl TaskId {
                 "{verb} the {color} blocks and the {second_color} blocks {prep} the \
                  {zone_color} zone and the {second_zone_color} zone respectively."
             }
+            TaskId::Z => "put the {blocks} in the {destination}.",
         }
     }
 
@@ -375,6 +381,7 @@ fn build(task: TaskId, b: &mut Builder) -> Option<Spec> {
         TaskId::W => families::put_blocks_in_mismatching_zones(b),
         TaskId::X => i::pair_in_zone(b),
         TaskId::Y => families::two_colors_in_zones(b, true),
+        TaskId::Z => z::build(b),
     }
 }
 
@@ -389,7 +396,7 @@ mod tests {
             TaskId::parse("put-block-into-matching-bowl").unwrap(),
             TaskId::B
         );
-        assert!(TaskId::parse("Z").is_err());
+        assert!(TaskId::parse("AA").is_err());
         assert_eq!(TaskId::parse_list("all").unwrap().len(), 11);
         assert_eq!(
             TaskId::parse_list("A,C").unwrap(),
