@@ -1,10 +1,11 @@
-//! Task families L–N, P–U, W and Y (Z in [`super::z`]): loho's own tasks, built from the atoms A–E use (a colour or
-//! a size as a filter, its negation, a named zone or bowl, an area as source or
-//! destination, a tower, two clauses joined by "and", a relation turned round), so a
-//! model trained on A–E and these has seen the atoms of F–K in other combinations without any of F–K's
-//! rules (docs/simulator.md, "Task families"). Family O (odd groups) is E's scene with
-//! the other parity ([`super::e`]), family V C's pairs with another colour ([`super::c`]),
-//! family X one of I's pairs in a zone of another colour ([`super::i`]).
+//! Task families L–N, P–U, W and Y: loho's own tasks, built from the atoms A–E use (a
+//! colour or a size as a filter, its negation, a named zone or bowl, an area as source
+//! or destination, a tower, two clauses joined by "and", a relation turned round), so a
+//! model trained on A–E and these has seen the atoms of F–K in other combinations
+//! without any of F–K's rules (docs/simulator.md, "Task families"). Family O (odd groups)
+//! is E's scene with the other parity ([`super::e`]), family V C's pairs with another
+//! colour ([`super::c`]), family X one of I's pairs in a zone of another colour
+//! ([`super::i`]), family Z new combinations of these atoms ([`super::z`]).
 
 use super::builder::*;
 use loho_core::subtask;
