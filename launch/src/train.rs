@@ -234,7 +234,10 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         if let Some(steps) = a.steps {
             tc.steps = steps;
         }
-        Trainer::fine_tune(from, tc, &device, written(&data))
+        // The palette's names too: an object of a palette colour is labelled with its word.
+        let names: Vec<String> = tc.palette.iter().map(|(n, _)| n.clone()).collect();
+        let texts = written(&data).chain(names.iter().map(String::as_str));
+        Trainer::fine_tune(from, tc, &device, texts)
             .with_context(|| format!("fine-tuning {}", from.display()))?
     } else {
         let (vocab, cfg) = new_model(&data, &a.config)?;

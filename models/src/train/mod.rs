@@ -318,9 +318,9 @@ impl Trainer {
     /// [`TrainConfig::teacher`] unless one is given. With
     /// [`TrainConfig::parallel`] the vocabulary gains `<mask>` (a new embedding row drawn
     /// from the seed; every other weight as saved) and `head.block` the run's block. On an
-    /// open vocabulary the head also writes the pieces of `texts` (the new data's sub-tasks)
-    /// it did not: their rows are the frozen table's through the learned projection, so no weight
-    /// changes shape.
+    /// open vocabulary the head also writes the pieces of `texts` (the new data's sub-tasks,
+    /// the palette's names) it did not: their rows are the frozen table's through the
+    /// learned projection, so no weight changes shape.
     pub fn fine_tune<'a>(
         from: &Path,
         mut tc: TrainConfig,
