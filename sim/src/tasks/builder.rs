@@ -52,6 +52,13 @@ impl Builder<'_> {
         let (x, y, yaw) = self.layout.sample(self.rng, r, Region::Anywhere)?;
         Some(self.world.add_zone(color, x, y, yaw))
     }
+    /// Bigger or smaller, even odds: (the size asked for, the other).
+    pub(super) fn either_size(&mut self) -> (Kind, Kind) {
+        match self.rng.gen_bool(0.5) {
+            true => (Kind::BigBlock, Kind::SmallBlock),
+            false => (Kind::SmallBlock, Kind::BigBlock),
+        }
+    }
     pub(super) fn range(&mut self, lo: usize, hi: usize) -> usize {
         self.rng.gen_range(lo..=hi)
     }

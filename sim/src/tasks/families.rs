@@ -160,10 +160,7 @@ pub(super) fn stack_color_on_zone(b: &mut Builder) -> Option<Spec> {
 /// The blocks of one size (bigger or smaller), whatever their colour, go to a zone named
 /// by a colour none of them has (P), or are stacked into one tower on it (T).
 pub(super) fn size_on_zone(b: &mut Builder, stack: bool) -> Option<Spec> {
-    let (kind, other) = match b.rng.gen_bool(0.5) {
-        true => (Kind::BigBlock, Kind::SmallBlock),
-        false => (Kind::SmallBlock, Kind::BigBlock),
-    };
+    let (kind, other) = b.either_size();
     let (n, n_other) = (
         b.range(1 + usize::from(stack), 2 + usize::from(stack)),
         b.range(1, 2),
@@ -317,10 +314,7 @@ pub(super) fn put_color_in_other(b: &mut Builder) -> Option<Spec> {
 /// The blocks of one size, each into the zone of its own colour; blocks of the other
 /// size in the same colours stay where they are.
 pub(super) fn put_size_in_matching_zone(b: &mut Builder) -> Option<Spec> {
-    let (kind, other) = match b.rng.gen_bool(0.5) {
-        true => (Kind::BigBlock, Kind::SmallBlock),
-        false => (Kind::SmallBlock, Kind::BigBlock),
-    };
+    let (kind, other) = b.either_size();
     let n = b.range(2, 3);
     let cols = b.colors(&b.palette.clone(), n);
     let zones: Vec<usize> = cols
@@ -334,15 +328,8 @@ pub(super) fn put_size_in_matching_zone(b: &mut Builder) -> Option<Spec> {
     for &c in cols.iter().take(b.range(1, n)) {
         b.block(other, c, Region::Anywhere)?;
     }
-    let steps = (0..n)
-        .map(|i| {
-            let name = format!("{} zone", cols[i].name);
-            let names = vec![sized_name(kind, cols[i])];
-            let mut step = zone_step(vec![moved[i]], names, &b.pose(zones[i]), 0.15, name);
-            step.max_reward = 1.0 / n as f64;
-            step
-        })
-        .collect();
+    let names = cols.iter().map(|&c| sized_name(kind, c)).collect();
+    let steps = own_zone_steps(b, moved, names, &cols, &zones);
     Some(Spec {
         instruction: format!(
             "put the {} blocks in the zones with the matching colors.",
@@ -353,6 +340,29 @@ pub(super) fn put_size_in_matching_zone(b: &mut Builder) -> Option<Spec> {
         max_steps: n + 2,
         steps,
     })
+}
+
+/// Block `moved[i]` (named `names[i]`) into zone `zones[i]` of colour `cols[i]`: one
+/// step each, sharing the reward.
+pub(super) fn own_zone_steps(
+    b: &Builder,
+    moved: Vec<usize>,
+    names: Vec<String>,
+    cols: &[Color],
+    zones: &[usize],
+) -> Vec<GoalStep> {
+    let n = moved.len();
+    moved
+        .into_iter()
+        .zip(names)
+        .enumerate()
+        .map(|(i, (block, name))| {
+            let zone = format!("{} zone", cols[i].name);
+            let mut step = zone_step(vec![block], vec![name], &b.pose(zones[i]), 0.15, zone);
+            step.max_reward = 1.0 / n as f64;
+            step
+        })
+        .collect()
 }
 
 /// Two clauses: the blocks of one colour to one zone, and those of another colour to

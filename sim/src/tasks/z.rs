@@ -4,7 +4,7 @@
 //! (L, M, P, Q, S); the combinations measure whether a model reads them apart.
 
 use super::builder::*;
-use super::families::area_step;
+use super::families::{area_step, own_zone_steps};
 use loho_core::subtask;
 
 pub(super) fn build(b: &mut Builder) -> Option<Spec> {
@@ -35,10 +35,7 @@ type Parts = (String, String, Vec<GoalStep>);
 /// stays.
 fn size_in_area(b: &mut Builder) -> Option<Parts> {
     let area = QUADRANTS[b.range(0, 3)];
-    let (kind, other) = match b.rng.gen_bool(0.5) {
-        true => (Kind::BigBlock, Kind::SmallBlock),
-        false => (Kind::SmallBlock, Kind::BigBlock),
-    };
+    let (kind, other) = b.either_size();
     let n = b.range(2, 3);
     let cols = b.colors(&b.palette.clone(), n);
     let moved: Vec<usize> = cols
@@ -110,15 +107,11 @@ fn area_in_matching_zones(b: &mut Builder) -> Option<Parts> {
     for &c in cols.iter().take(b.range(1, n)) {
         b.block(Kind::SmallBlock, c, Region::Outside(area))?;
     }
-    let steps = (0..n)
-        .map(|i| {
-            let name = format!("{} zone", cols[i].name);
-            let names = vec![format!("{} on the {}", block_name(cols[i]), area.name)];
-            let mut step = zone_step(vec![moved[i]], names, &b.pose(zones[i]), 0.15, name);
-            step.max_reward = 1.0 / n as f64;
-            step
-        })
+    let names = cols
+        .iter()
+        .map(|&c| format!("{} on the {}", block_name(c), area.name))
         .collect();
+    let steps = own_zone_steps(b, moved, names, &cols, &zones);
     let blocks = format!("blocks on the {}", area.name);
     Some((blocks, "zones with the matching colors".into(), steps))
 }
