@@ -39,16 +39,15 @@ pub struct TasksCmd {
 
 pub fn tasks(c: TasksCmd) -> Result<()> {
     let tasks: &[TaskId] = if c.families { &FAMILIES } else { &ALL_TASKS };
+    let slots = |t: TaskId| match t.slots() {
+        s if s.is_empty() => "-".to_string(),
+        s => s.join(", "),
+    };
+    let width = tasks.iter().map(|&t| slots(t).len()).max().unwrap_or(0);
     let mut text = String::new();
     for &t in tasks {
         let line = if c.slots {
-            let slots = t.slots();
-            let slots = if slots.is_empty() {
-                "-".into()
-            } else {
-                slots.join(", ")
-            };
-            format!("{}  {:<36} {}", t.letter(), slots, t.template())
+            format!("{}  {:<width$} {}", t.letter(), slots(t), t.template())
         } else {
             let env = Env::new(t, Split::Test, Split::Test.seed(0))?;
             format!("{}  {:<62} {}", t.letter(), t.name(), env.instruction())
