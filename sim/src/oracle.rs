@@ -84,6 +84,17 @@ pub fn plans(world: &World, step: &GoalStep) -> Vec<Action> {
             }
         }
     }
+    // A level of a tower is free to take only once the level it stands on is filled: with
+    // a policy acting (DAgger labels) another block than the oracle's may have taken the
+    // base, and H's colour-bound levels then offered the one above the gap.
+    let filled = |k: usize| (0..n).any(|i| step.matches[i][k] && step.matches_target(world, i, k));
+    for (j, name) in step.place_names.iter().enumerate() {
+        if let PlaceName::OnTopOf(k) = name {
+            if !filled(*k) {
+                allowed.iter_mut().for_each(|row| row[j] = false);
+            }
+        }
+    }
     let pos = |i: usize| world.pose(step.objects[i]).pos;
     let mut chosen: Vec<Option<(usize, f64)>> = match step.assign {
         Assign::Nearest => (0..n)

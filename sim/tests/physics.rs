@@ -278,3 +278,34 @@ fn every_move_the_oracle_offers_makes_progress() {
         "only {offered} first moves offered"
     );
 }
+
+/// H's base taken by another block of the start colour than the oracle's (as a policy
+/// may, in a DAgger round): the oracle goes on with the other colour on it and finishes,
+/// never offering the level above an empty one (it did, and the episode never ended).
+#[test]
+fn the_oracle_builds_on_whichever_block_took_a_towers_base() {
+    let mut env = Env::new(TaskId::H, Split::Val, Split::Val.seed(0)).unwrap();
+    let step = env.current_goal().unwrap().clone();
+    let Decision::Act(first) = env.ask(&mut Oracle).unwrap() else {
+        panic!("the oracle has nothing to do");
+    };
+    let picked = first.pick.pose();
+    let other = (0..step.objects.len())
+        .filter(|&i| step.matches[i][0])
+        .map(|i| step.objects[i])
+        .find(|&o| {
+            let p = env.world().pose(o).pos;
+            (p[0] - picked.x).hypot(p[1] - picked.y) > 0.01
+        })
+        .expect("a second block of the start colour");
+    let p = env.world().pose(other);
+    let top = p.pos[2] + env.world().objects[other].kind.size() / 2.0;
+    let pick = loho_core::pose::EePose::new(p.pos[0], p.pos[1], top, p.yaw());
+    let moved = loho_sim::Action::pick_place(first.subtask.clone(), pick, first.place.pose());
+    assert!(
+        env.step(&moved).unwrap().reward > 0.0,
+        "the other block took the base"
+    );
+    let r = env.run(&mut Oracle, |_, _| {}).unwrap();
+    assert!(r.success, "{r:?}");
+}
