@@ -367,7 +367,7 @@ pub(super) fn own_zone_steps(
 
 /// Two clauses: the blocks of one colour to one zone, and those of another colour to
 /// another, both zones named by their colours (U); or the same said once with
-/// "respectively", the blocks put or stacked into one tower on each zone (Z).
+/// "respectively", the blocks put or stacked into one tower on each zone (Y).
 pub(super) fn two_colors_in_zones(b: &mut Builder, respectively: bool) -> Option<Spec> {
     let stack = respectively && b.rng.gen_bool(0.5);
     let mut pal = b.palette.clone();
@@ -406,25 +406,17 @@ pub(super) fn two_colors_in_zones(b: &mut Builder, respectively: bool) -> Option
     }
     let n: usize = steps.iter().map(|s| s.objects.len()).sum();
     let [(c1, z1), (c2, z2)] = [clauses[0], clauses[1]];
-    let (verb, prep) = if stack {
-        ("stack", "on")
-    } else {
-        ("put", "in")
+    let (verb, prep, done) = match stack {
+        false => ("put", "in", "putting the blocks in the zones"),
+        true => ("stack", "on", "stacking the blocks on the zones"),
     };
-    let (instruction, done) = match (respectively, stack) {
-        (false, _) => (
-            format!("put the {c1} blocks in the {z1} zone and the {c2} blocks in the {z2} zone."),
-            "putting the blocks in the zones",
-        ),
-        (true, _) => (
-            format!(
-                "{verb} the {c1} blocks and the {c2} blocks {prep} the {z1} zone and the {z2} \
-                 zone respectively."
-            ),
-            [
-                "putting the blocks in the zones",
-                "stacking the blocks on the zones",
-            ][usize::from(stack)],
+    let instruction = match respectively {
+        false => {
+            format!("put the {c1} blocks in the {z1} zone and the {c2} blocks in the {z2} zone.")
+        }
+        true => format!(
+            "{verb} the {c1} blocks and the {c2} blocks {prep} the {z1} zone and the {z2} zone \
+             respectively."
         ),
     };
     let slots = match respectively {

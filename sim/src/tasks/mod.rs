@@ -219,14 +219,12 @@ impl TaskId {
 
     /// The slots of [`TaskId::template`], in order, each once (X names its colour twice).
     pub fn slots(self) -> Vec<&'static str> {
-        let mut names = slots_of(self.template()).unwrap_or_default();
-        let mut seen = Vec::new();
-        names.retain(|n| {
-            !seen.contains(n) && {
-                seen.push(*n);
-                true
+        let mut names = Vec::new();
+        for name in slots_of(self.template()).unwrap_or_default() {
+            if !names.contains(&name) {
+                names.push(name);
             }
-        });
+        }
         names
     }
 

@@ -15,7 +15,7 @@ pub(super) fn build(b: &mut Builder) -> Option<Spec> {
         _ => area_in_matching_zones(b)?,
     };
     let n: usize = steps.iter().map(|s| s.objects.len()).sum();
-    let kind = if destination.contains("area") {
+    let place = if destination.contains("area") {
         "area"
     } else {
         "zones"
@@ -23,7 +23,7 @@ pub(super) fn build(b: &mut Builder) -> Option<Spec> {
     Some(Spec {
         instruction: format!("put the {blocks} in the {destination}."),
         slots: vec![("blocks", blocks), ("destination", destination)],
-        completed: subtask::done(&format!("putting the blocks in the {kind}")),
+        completed: subtask::done(&format!("putting the blocks in the {place}")),
         max_steps: n + 2,
         steps,
     })
