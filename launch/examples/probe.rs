@@ -43,7 +43,7 @@ fn main() -> anyhow::Result<()> {
             );
             println!(
                 "{} seed {}: pick {dp:.1} cm, place {dq:.1} cm off\n  oracle: {}\n  model:  {written}",
-                task.letter(),
+                task.code(),
                 env.episode.seed,
                 oracle.subtask
             );

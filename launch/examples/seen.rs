@@ -56,7 +56,7 @@ fn main() -> anyhow::Result<()> {
         let m = matched.max(1) as f32;
         println!(
             "{}     {:>5.1} → {:<5.1} ({:>3.0} % matched)  {:>5.1}  {:>6.1}  {:>5.2}  {:>+7.1}",
-            task.letter(),
+            task.code(),
             n_ideal as f32 / per_task as f32,
             n_seen as f32 / per_task as f32,
             100.0 * matched as f32 / n_ideal.max(1) as f32,

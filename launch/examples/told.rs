@@ -56,7 +56,7 @@ fn main() -> anyhow::Result<()> {
         }
         println!(
             "{}: told the oracle's sub-tasks {told}/{per_task}, its own words {own}/{per_task}",
-            task.letter()
+            task.code()
         );
     }
     Ok(())

@@ -23,7 +23,7 @@ fn main() -> anyhow::Result<()> {
         let seed = Split::Val.seed(k);
         let mut policy = ModelPolicy::load(Path::new(&dir), seed, &candle_core::Device::Cpu)?;
         let mut env = Env::new(task, Split::Val, seed)?;
-        println!("== {} seed {seed}: {}", task.letter(), env.instruction());
+        println!("== {} seed {seed}: {}", task.code(), env.instruction());
         for (i, o) in env.world().objects.iter().enumerate() {
             let pose = env.world().pose(i);
             let p = pose.pos;

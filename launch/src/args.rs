@@ -70,7 +70,7 @@ pub struct DeviceArg {
 /// Which benchmark episode.
 #[derive(Args, Debug)]
 pub struct EpisodeArgs {
-    /// Task letter or registered name.
+    /// Task code (A-Z, AA-AC) or registered name.
     #[arg(long, default_value = "B")]
     pub task: String,
     #[arg(long, default_value = "test")]
@@ -105,7 +105,7 @@ pub struct DrawArgs {
     /// 0-255, at least 7) instead of the benchmark's eleven (docs/simulator.md).
     #[arg(long, value_name = "FILE")]
     pub palette: Option<PathBuf>,
-    /// Instructions in other words: a TOML file of texts per task letter with `{slot}`s
+    /// Instructions in other words: a TOML file of texts per task code with `{slot}`s
     /// (`loho tasks --slots`); each episode draws one by its seed (docs/simulator.md).
     #[arg(long, value_name = "FILE")]
     pub instructions: Option<PathBuf>,

@@ -110,7 +110,7 @@ pub struct EpisodeRow {
 impl From<&EpisodeResult> for EpisodeRow {
     fn from(r: &EpisodeResult) -> Self {
         Self {
-            task: r.task.letter().to_string(),
+            task: r.task.code().to_string(),
             seed: r.seed,
             instruction: r.instruction.clone(),
             total_reward: r.total_reward,
@@ -293,11 +293,11 @@ pub fn evaluate(a: &EvalArgs) -> Result<Report> {
                         .make(seed)
                         .and_then(|policy| a.run(task, seed, policy)),
                 }
-                .with_context(|| format!("task {} seed {seed}", task.letter()));
+                .with_context(|| format!("task {} seed {seed}", task.code()));
                 match run {
                     Ok(r) => {
                         if !r.success {
-                            bar.set_message(format!("{} seed {} failed", task.letter(), seed));
+                            bar.set_message(format!("{} seed {} failed", task.code(), seed));
                         }
                         results.lock().unwrap().push(r);
                     }
@@ -319,7 +319,7 @@ pub fn evaluate(a: &EvalArgs) -> Result<Report> {
         let rs: Vec<&EpisodeResult> = results.iter().filter(|r| r.task == t).collect();
         let n = rs.len().max(1) as f64;
         rows.push(TaskRow {
-            letter: t.letter().to_string(),
+            letter: t.code().to_string(),
             name: t.name().into(),
             episodes: rs.len(),
             score: 100.0 * rs.iter().map(|r| r.total_reward).sum::<f64>() / n,

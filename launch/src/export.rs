@@ -248,7 +248,7 @@ fn from_recording(path: &Path, out: &mut Export) -> Result<()> {
         !decisions.is_empty(),
         "no policy/action chunks: nothing to export"
     );
-    let task = TaskId::parse(&ev.task).map_or(ev.task.clone(), |t| t.letter().to_string());
+    let task = TaskId::parse(&ev.task).map_or(ev.task.clone(), |t| t.code().to_string());
     for (s, _) in &mut decisions {
         s.task.clone_from(&task);
         s.seed = ev.seed;

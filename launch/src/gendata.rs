@@ -193,7 +193,7 @@ fn sample(env: &Env, step: usize, subtask: &str, keyposes: Vec<Keypose>) -> Samp
     alternatives.sort();
     alternatives.dedup();
     Sample {
-        task: env.episode.task.letter().to_string(),
+        task: env.episode.task.code().to_string(),
         seed: env.episode.seed,
         step,
         instruction: env.instruction().to_string(),
@@ -312,7 +312,7 @@ pub fn generate(a: &GenArgs) -> Result<usize> {
                     break;
                 };
                 let r = episode(task, seed, a)
-                    .with_context(|| format!("task {} seed {seed}", task.letter()));
+                    .with_context(|| format!("task {} seed {seed}", task.code()));
                 if tx.send((i, r)).is_err() {
                     break;
                 }

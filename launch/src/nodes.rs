@@ -216,7 +216,7 @@ pub fn sim_command(c: SimCmd) -> Result<()> {
     let r = simulator(&bus, &cfg, &node::stage(&cfg)?, &arm, ctrl_c()?)?;
     println!(
         "result: task {} seed {}: score {:.1} in {} steps",
-        r.task.letter(),
+        r.task.code(),
         r.seed,
         100.0 * r.total_reward,
         r.steps

@@ -44,13 +44,19 @@ pub fn tasks(c: TasksCmd) -> Result<()> {
         s => s.join(", "),
     };
     let width = tasks.iter().map(|&t| slots(t).len()).max().unwrap_or(0);
+    let code = tasks.iter().map(|&t| t.code().len()).max().unwrap_or(0);
     let mut text = String::new();
     for &t in tasks {
         let line = if c.slots {
-            format!("{}  {:<width$} {}", t.letter(), slots(t), t.template())
+            format!("{:<code$}  {:<width$} {}", t.code(), slots(t), t.template())
         } else {
             let env = Env::new(t, Split::Test, Split::Test.seed(0))?;
-            format!("{}  {:<62} {}", t.letter(), t.name(), env.instruction())
+            format!(
+                "{:<code$}  {:<62} {}",
+                t.code(),
+                t.name(),
+                env.instruction()
+            )
         };
         text += &line;
         text.push('\n');

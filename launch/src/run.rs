@@ -160,7 +160,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
     let seed = a.split.seed(a.episode);
     let policy = a.policy.make(seed)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    let name = format!("{}-{}-{}", a.task.letter(), a.split.name(), a.episode);
+    let name = format!("{}-{}-{}", a.task.code(), a.split.name(), a.episode);
     let mcap_path = a.out.join(format!("{name}.mcap"));
     let gif_path = a.out.join(format!("{name}.gif"));
 
@@ -194,7 +194,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
     };
     println!(
         "task {} ({}), {} episode {}, {} time, policy {}",
-        a.task.letter(),
+        a.task.code(),
         a.task.name(),
         a.split.name(),
         a.episode,
@@ -228,7 +228,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
     );
     println!(
         "result: task {} {} episode {}: {} with score {:.1} in {} steps",
-        a.task.letter(),
+        a.task.code(),
         a.split.name(),
         a.episode,
         if r.success { "success" } else { "failure" },

@@ -2,7 +2,7 @@
 //! FILE`, `loho gen-data --instructions FILE`; docs/simulator.md, "Instructions in
 //! other words").
 //!
-//! A TOML file with, per task letter, a list of texts that mean the same as the task's
+//! A TOML file with, per task code, a list of texts that mean the same as the task's
 //! instruction; what varies per episode (a colour, an area) is a `{slot}` named as in
 //! [`TaskId::template`] (`loho tasks --slots`). An episode draws one text by its seed, so
 //! a run is reproducible; a task the file does not name keeps the benchmark's wording.
@@ -27,23 +27,23 @@ pub enum InstructionsError {
         source: std::io::Error,
     },
     #[error(
-        "{origin}: {reason} (expected per task letter a list of texts, e.g. \
+        "{origin}: {reason} (expected per task code a list of texts, e.g. \
          A = [\"move the {{pick}} onto the {{place}}.\"])"
     )]
     Format { origin: String, reason: String },
     #[error(
-        "{origin}: unknown task {key:?}: use a letter A-Z (`loho tasks`, `loho tasks --families`)"
+        "{origin}: unknown task {key:?}: use a code A-Z or AA-AC (`loho tasks`, `loho tasks --families`)"
     )]
     UnknownTask { origin: String, key: String },
     #[error("{origin}: task {task} has an empty list: give at least one text or leave it out")]
-    Empty { origin: String, task: char },
+    Empty { origin: String, task: &'static str },
     #[error(
         "{origin}: task {task}: {text:?} names slot {{{slot}}}, which task {task} does not \
          have (its slots: {known}; `loho tasks --slots`)"
     )]
     UnknownSlot {
         origin: String,
-        task: char,
+        task: &'static str,
         text: String,
         slot: String,
         known: String,
@@ -51,7 +51,7 @@ pub enum InstructionsError {
     #[error("{origin}: task {task}: {text:?} has an unmatched brace")]
     Brace {
         origin: String,
-        task: char,
+        task: &'static str,
         text: String,
     },
 }
@@ -83,7 +83,7 @@ impl Instructions {
         for (key, texts) in table {
             let task = TaskId::parse(&key)
                 .ok()
-                .filter(|_| key.trim().len() == 1)
+                .filter(|t| key.trim().eq_ignore_ascii_case(t.code()))
                 .ok_or_else(|| InstructionsError::UnknownTask {
                     origin: origin.into(),
                     key: key.clone(),
@@ -91,7 +91,7 @@ impl Instructions {
             if texts.is_empty() {
                 return Err(InstructionsError::Empty {
                     origin: origin.into(),
-                    task: task.letter(),
+                    task: task.code(),
                 });
             }
             for text in &texts {
@@ -137,7 +137,7 @@ pub fn fill(text: &str, slots: &[(&str, String)]) -> String {
 fn check(task: TaskId, text: &str, origin: &str) -> Result<(), InstructionsError> {
     let names = slots_of(text).ok_or_else(|| InstructionsError::Brace {
         origin: origin.into(),
-        task: task.letter(),
+        task: task.code(),
         text: text.into(),
     })?;
     let known = task.slots();
@@ -145,7 +145,7 @@ fn check(task: TaskId, text: &str, origin: &str) -> Result<(), InstructionsError
         None => Ok(()),
         Some(slot) => Err(InstructionsError::UnknownSlot {
             origin: origin.into(),
-            task: task.letter(),
+            task: task.code(),
             text: text.into(),
             slot: slot.into(),
             known: match known.is_empty() {
@@ -223,7 +223,7 @@ mod tests {
         let err = |text: &str| Instructions::parse(text, "f.toml").unwrap_err().to_string();
         assert!(err("A = [\"x\"").contains("f.toml"));
         assert!(err("A = \"one text\"").contains("list of texts"));
-        assert!(err("AA = [\"x\"]").contains("unknown task \"AA\""));
+        assert!(err("ZZ = [\"x\"]").contains("unknown task \"ZZ\""));
         assert!(err("pick-and-place-primitive = [\"x\"]").contains("unknown task"));
         assert!(err("A = []").contains("empty list"));
         let e = err("B = [\"put the {color} blocks in bowls.\"]");

@@ -16,7 +16,7 @@ fn the_fused_cameras_see_the_ideal_heights() {
         let objects: Vec<usize> = (0..n).filter(|&k| ideal.height[k] > 0.01).collect();
         let on_objects = objects.iter().filter(|&&k| close(k)).count();
         let everywhere = (0..n).filter(|&k| close(k)).count();
-        let letter = task.letter();
+        let letter = task.code();
         // Three views leave almost no cell unseen; what every object's top is, they
         // agree on to 1 cm; the rest of the misses are the noisy rims around objects.
         assert!(unknown < n / 500, "{letter}: {unknown} unseen cells");

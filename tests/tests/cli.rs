@@ -139,7 +139,7 @@ fn render_writes_a_png_and_bad_names_are_errors() {
     .unwrap();
     let bytes = std::fs::read(&out).unwrap();
     assert_eq!(&bytes[1..4], b"PNG");
-    let e = loho(&["render", "--task", "AA", "--out", out.to_str().unwrap()]).unwrap_err();
+    let e = loho(&["render", "--task", "ZZ", "--out", out.to_str().unwrap()]).unwrap_err();
     assert!(e.to_string().contains("unknown task"), "{e}");
     let e = loho(&["eval", "--split", "dev"]).unwrap_err();
     assert!(e.to_string().contains("unknown split"), "{e}");

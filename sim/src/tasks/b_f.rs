@@ -32,23 +32,7 @@ pub(super) fn build(b: &mut Builder, mismatch: bool) -> Option<Spec> {
             break;
         }
     }
-    let targets: Vec<Target> = bowls[..n_blocks]
-        .iter()
-        .map(|&i| target_on(&b.pose(i), BOWL_FLOOR + SMALL / 2.0))
-        .collect();
-    let pick_names = cols[..n_blocks].iter().map(|&c| block_name(c)).collect();
-    let place_names = cols[..n_blocks]
-        .iter()
-        .map(|c| PlaceName::Text(format!("{} bowl", c.name)))
-        .collect();
-    let mut step = identity_step(
-        blocks,
-        targets,
-        pick_names,
-        place_names,
-        0.0,
-        pose_metric(0.05, false),
-    );
+    let mut step = bowls_step(b, blocks, &cols[..n_blocks], &bowls[..n_blocks]);
     let instruction = if mismatch {
         step.matches = (0..n_blocks)
             .map(|i| (0..n_blocks).map(|j| i != j).collect())
@@ -65,4 +49,28 @@ pub(super) fn build(b: &mut Builder, mismatch: bool) -> Option<Spec> {
         max_steps: n_blocks + 2,
         steps: vec![step],
     })
+}
+
+/// Block `blocks[i]` (of colour `cols[i]`) into bowl `bowls[i]`: B's goal, checked within
+/// 5 cm.
+pub(super) fn bowls_step(
+    b: &Builder,
+    blocks: Vec<usize>,
+    cols: &[Color],
+    bowls: &[usize],
+) -> GoalStep {
+    let targets = bowls
+        .iter()
+        .map(|&i| target_on(&b.pose(i), BOWL_FLOOR + SMALL / 2.0))
+        .collect();
+    identity_step(
+        blocks,
+        targets,
+        cols.iter().map(|&c| block_name(c)).collect(),
+        cols.iter()
+            .map(|c| PlaceName::Text(format!("{} bowl", c.name)))
+            .collect(),
+        0.0,
+        pose_metric(0.05, false),
+    )
 }

@@ -9,22 +9,7 @@ pub(super) fn build(b: &mut Builder, other: bool) -> Option<Spec> {
     let n = if other { b.range(3, 5) } else { b.range(5, 7) };
     let cols = b.colors(&b.palette.clone(), n);
     let (big, small) = pairs_and_distractors(b, &cols, &mut |_| Some(()))?;
-    let targets = big
-        .iter()
-        .map(|&i| target_on(&b.pose(i), BIG + SMALL / 2.0))
-        .collect();
-    let mut step = identity_step(
-        small,
-        targets,
-        cols.iter()
-            .map(|&c| sized_name(Kind::SmallBlock, c))
-            .collect(),
-        cols.iter()
-            .map(|&c| PlaceName::Text(sized_name(Kind::BigBlock, c)))
-            .collect(),
-        0.0,
-        pose_metric(0.01, true),
-    );
+    let step = onto_bigger_step(b, big, small, &cols, other);
     let spec = |instruction: String, slots, completed: &str, step| Spec {
         instruction,
         slots,
@@ -41,8 +26,6 @@ pub(super) fn build(b: &mut Builder, other: bool) -> Option<Spec> {
             step,
         ));
     }
-    step.matches = (0..n).map(|i| (0..n).map(|j| i != j).collect()).collect();
-    step.assign = Assign::Matching;
     let relation = ["of a different color", "of another color"][b.range(0, 1)];
     Some(spec(
         format!("stack all the smaller blocks over the bigger blocks {relation}."),
@@ -50,4 +33,37 @@ pub(super) fn build(b: &mut Builder, other: bool) -> Option<Spec> {
         "stacking the blocks on other colors",
         step,
     ))
+}
+
+/// Small block `small[i]` onto big block `big[i]` (both of colour `cols[i]`), C's goal;
+/// with `other`, onto a big block of another colour, one on each (V's).
+pub(super) fn onto_bigger_step(
+    b: &Builder,
+    big: Vec<usize>,
+    small: Vec<usize>,
+    cols: &[Color],
+    other: bool,
+) -> GoalStep {
+    let n = cols.len();
+    let targets = big
+        .iter()
+        .map(|&i| target_on(&b.pose(i), BIG + SMALL / 2.0))
+        .collect();
+    let mut step = identity_step(
+        small,
+        targets,
+        cols.iter()
+            .map(|&c| sized_name(Kind::SmallBlock, c))
+            .collect(),
+        cols.iter()
+            .map(|&c| PlaceName::Text(sized_name(Kind::BigBlock, c)))
+            .collect(),
+        0.0,
+        pose_metric(0.01, true),
+    );
+    if other {
+        step.matches = (0..n).map(|i| (0..n).map(|j| i != j).collect()).collect();
+        step.assign = Assign::Matching;
+    }
+    step
 }

@@ -373,10 +373,7 @@ pub(super) fn two_colors_in_zones(b: &mut Builder, respectively: bool) -> Option
     let mut pal = b.palette.clone();
     pal.shuffle(b.rng);
     let side = if stack { 0.1 } else { 0.15 };
-    let zones: Vec<(Color, usize)> = [pal[2], pal[3]]
-        .iter()
-        .map(|&c| Some((c, b.zone(c, side)?)))
-        .collect::<Option<_>>()?;
+    let zones = b.zones(&pal[2..4], side)?;
     let mut steps = Vec::new();
     let mut clauses = Vec::new();
     for (&color, &(zone_color, zone)) in pal[..2].iter().zip(&zones) {
@@ -449,15 +446,30 @@ pub(super) fn two_colors_in_zones(b: &mut Builder, respectively: bool) -> Option
 pub(super) fn put_blocks_in_mismatching_zones(b: &mut Builder) -> Option<Spec> {
     let n = b.range(3, 4);
     let cols = b.colors(&b.palette.clone(), n);
-    let zones: Vec<(Color, usize)> = cols[..2]
-        .iter()
-        .map(|&c| Some((c, b.zone(c, 0.15)?)))
-        .collect::<Option<_>>()?;
+    let zones = b.zones(&cols[..2], 0.15)?;
     let blocks: Vec<usize> = cols
         .iter()
         .map(|&c| b.block(Kind::SmallBlock, c, Region::Anywhere))
         .collect::<Option<_>>()?;
-    // Four spots in each zone, any of them a target for a block of another colour.
+    let step = mismatching_zones_step(b, blocks, &cols, &zones);
+    let relation = ["mismatched colors", "different colors"][b.range(0, 1)];
+    Some(Spec {
+        instruction: format!("put the blocks in the zones with {relation}."),
+        slots: vec![("relation", relation.into())],
+        completed: subtask::done("putting the blocks in the zones"),
+        max_steps: n + 2,
+        steps: vec![step],
+    })
+}
+
+/// Block `blocks[i]` (of colour `cols[i]`) into any of four spots of a zone whose colour
+/// is not its own, one block per spot (W's goal).
+pub(super) fn mismatching_zones_step(
+    b: &Builder,
+    blocks: Vec<usize>,
+    cols: &[Color],
+    zones: &[(Color, usize)],
+) -> GoalStep {
     let targets = zones
         .iter()
         .flat_map(|&(_, z)| zone_slots(&b.pose(z), 4))
@@ -480,12 +492,5 @@ pub(super) fn put_blocks_in_mismatching_zones(b: &mut Builder) -> Option<Spec> {
         .collect();
     step.assign = Assign::Matching;
     step.rotations = false;
-    let relation = ["mismatched colors", "different colors"][b.range(0, 1)];
-    Some(Spec {
-        instruction: format!("put the blocks in the zones with {relation}."),
-        slots: vec![("relation", relation.into())],
-        completed: subtask::done("putting the blocks in the zones"),
-        max_steps: n + 2,
-        steps: vec![step],
-    })
+    step
 }

@@ -7,14 +7,7 @@ use loho_core::subtask;
 /// I: each big block into its zone, then each small block onto its big block.
 pub(super) fn build(b: &mut Builder) -> Option<Spec> {
     let n = b.range(3, 5);
-    let cols = b.colors(&b.palette.clone(), n);
-    let mut zones = Vec::new();
-    let (big, small) = pairs_and_distractors(b, &cols, &mut |b| {
-        for &c in &cols {
-            zones.push(b.zone(c, 0.15)?);
-        }
-        Some(())
-    })?;
+    let (cols, big, small, zones) = pairs_and_zones(b, n)?;
     let zone_poses: Vec<ObjPose> = zones.iter().map(|&z| b.pose(z)).collect();
     let zone_names = cols.iter().map(|c| format!("{} zone", c.name)).collect();
     Some(Spec {
@@ -24,6 +17,22 @@ pub(super) fn build(b: &mut Builder) -> Option<Spec> {
         max_steps: 2 * n + 3,
         steps: pairs_on_zones(big, small, &cols, &zone_poses, zone_names),
     })
+}
+
+/// I's scene: `n` pairs of a bigger and a smaller block of `n` colours, a zone of each
+/// pair's colour, distractors. Returns the colours, the bigger and smaller blocks, the
+/// zones.
+pub(super) type PairsAndZones = (Vec<Color>, Vec<usize>, Vec<usize>, Vec<usize>);
+pub(super) fn pairs_and_zones(b: &mut Builder, n: usize) -> Option<PairsAndZones> {
+    let cols = b.colors(&b.palette.clone(), n);
+    let mut zones = Vec::new();
+    let (big, small) = pairs_and_distractors(b, &cols, &mut |b| {
+        for &c in &cols {
+            zones.push(b.zone(c, 0.15)?);
+        }
+        Some(())
+    })?;
+    Some((cols, big, small, zones))
 }
 
 /// Family X: the pair of one colour stacked, smaller over bigger, in the zone of a

@@ -5,9 +5,9 @@
 //! sub-task text. A scene is a pure function of (task, split, seed).
 //!
 //! One file per task generator (B and F share one scene), on the `builder`'s
-//! helpers. Tasks L–Z are loho's own **families** (`families`, and E's scene for O),
+//! helpers. Tasks L–Z and AA–AC are loho's own **families** (`families`, and E's scene for O),
 //! for training a model that must meet F–K unseen (docs/simulator.md, "Task families");
-//! `all` in a task list means the benchmark's eleven, `families` loho's L–Z.
+//! `all` in a task list means the benchmark's eleven, `families` loho's L–AC.
 
 mod a;
 mod b_f;
@@ -21,6 +21,7 @@ mod h;
 mod i;
 mod j;
 mod k;
+mod mixed;
 mod z;
 
 use rand::SeedableRng;
@@ -79,10 +80,18 @@ pub enum TaskId {
     Y,
     /// Family: a size, "not a colour" or an area's blocks into an area or matching zones.
     Z,
+    /// Family: blocks, bowls and zones of the same colours; matching bowls, matching
+    /// zones or mismatched zones.
+    AA,
+    /// Family: I's scene (pairs, a zone per pair's colour) under C's, V's or S's rule.
+    AB,
+    /// Family: K's scene (colour groups, their zones) with the blocks put in their zones,
+    /// or one colour stacked on another's zone.
+    AC,
 }
 
 /// The task families, loho's own (not LoHoRavens').
-pub const FAMILIES: [TaskId; 15] = [
+pub const FAMILIES: [TaskId; 18] = [
     TaskId::L,
     TaskId::M,
     TaskId::N,
@@ -98,6 +107,9 @@ pub const FAMILIES: [TaskId; 15] = [
     TaskId::X,
     TaskId::Y,
     TaskId::Z,
+    TaskId::AA,
+    TaskId::AB,
+    TaskId::AC,
 ];
 
 pub const ALL_TASKS: [TaskId; 11] = [
@@ -117,7 +129,7 @@ pub const ALL_TASKS: [TaskId; 11] = [
 #[derive(Debug, Error, PartialEq)]
 pub enum TaskError {
     #[error(
-        "unknown task {0:?}: use a letter A-Z, a registered name, `all` or `families` \
+        "unknown task {0:?}: use a code A-Z or AA-AC, a registered name, `all` or `families` \
          (see `loho tasks`)"
     )]
     Unknown(String),
@@ -128,8 +140,14 @@ pub enum TaskError {
 }
 
 impl TaskId {
-    pub fn letter(self) -> char {
-        (b'A' + self as u8) as char
+    /// Its code in tables and lists: the benchmark's letter (A–K), then the families'
+    /// (L–Z, then AA, AB, … as spreadsheet columns go on).
+    pub fn code(self) -> &'static str {
+        const CODES: [&str; 29] = [
+            "A", "B", "C", "D", "E", "F", "G", "H", "I", "J", "K", "L", "M", "N", "O", "P", "Q",
+            "R", "S", "T", "U", "V", "W", "X", "Y", "Z", "AA", "AB", "AC",
+        ];
+        CODES[self as usize]
     }
 
     /// The LoHoRavens registered name.
@@ -161,6 +179,9 @@ impl TaskId {
             TaskId::X => "family:stack-pair-in-zone",
             TaskId::Y => "family:two-colors-in-zones-respectively",
             TaskId::Z => "family:put-filter-in-destination",
+            TaskId::AA => "family:put-blocks-in-bowls-or-zones",
+            TaskId::AB => "family:pairs-beside-their-zones",
+            TaskId::AC => "family:groups-beside-their-zones",
         }
     }
 
@@ -214,6 +235,8 @@ impl TaskId {
                  {zone_color} zone and the {second_zone_color} zone respectively."
             }
             TaskId::Z => "put the {blocks} in the {destination}.",
+            TaskId::AA => "put the blocks in the {destination} with {relation}.",
+            TaskId::AB | TaskId::AC => "{verb} {blocks} {destination}.",
         }
     }
 
@@ -235,7 +258,7 @@ impl TaskId {
             .iter()
             .chain(&FAMILIES)
             .copied()
-            .find(|id| t.eq_ignore_ascii_case(&id.letter().to_string()) || t == id.name())
+            .find(|id| t.eq_ignore_ascii_case(id.code()) || t == id.name())
             .ok_or_else(|| TaskError::Unknown(s.to_string()))
     }
 
@@ -380,6 +403,9 @@ fn build(task: TaskId, b: &mut Builder) -> Option<Spec> {
         TaskId::X => i::pair_in_zone(b),
         TaskId::Y => families::two_colors_in_zones(b, true),
         TaskId::Z => z::build(b),
+        TaskId::AA => mixed::bowls_or_zones(b),
+        TaskId::AB => mixed::pairs_beside_zones(b),
+        TaskId::AC => mixed::groups_beside_zones(b),
     }
 }
 
@@ -394,7 +420,8 @@ mod tests {
             TaskId::parse("put-block-into-matching-bowl").unwrap(),
             TaskId::B
         );
-        assert!(TaskId::parse("AA").is_err());
+        assert!(TaskId::parse("ZZ").is_err());
+        assert_eq!(TaskId::parse("ab").unwrap(), TaskId::AB);
         assert_eq!(TaskId::parse_list("all").unwrap().len(), 11);
         assert_eq!(
             TaskId::parse_list("A,C").unwrap(),
