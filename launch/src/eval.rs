@@ -225,7 +225,7 @@ pub fn command(c: EvalCmd) -> Result<()> {
         transport: Transport::parse(&c.transport, c.connect)?,
         policy: PolicyKind::parse(&c.policy)?
             .on(&c.device)?
-            .writing(draw.palette.as_deref()),
+            .seeing(draw.palette.as_deref()),
         tasks: TaskId::parse_list(&c.tasks)?,
         split: args::split(&c.split)?,
         episodes: c.episodes,

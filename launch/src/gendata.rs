@@ -105,7 +105,7 @@ pub fn command(c: GenDataCmd) -> Result<()> {
         (Some(p), true) => Some(
             PolicyKind::parse(p)?
                 .on(&c.device)?
-                .writing(draw.palette.as_deref()),
+                .seeing(draw.palette.as_deref()),
         ),
         _ => None,
     };

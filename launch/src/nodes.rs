@@ -126,21 +126,22 @@ pub struct PolicyCmd {
 /// `--palette` for a policy that meets scenes outside the simulator.
 #[derive(Args, Debug)]
 pub struct ColoursArg {
-    /// Colour names the model may write besides its training's: those of this palette
-    /// file (`name = [r, g, b]` per colour, docs/simulator.md), for objects in colours
-    /// its training never named (docs/model.md, "Open vocabulary").
+    /// The colours of the objects it will meet, if not its training's: a palette file
+    /// (`name = [r, g, b]` per colour, docs/simulator.md). A colour its training never
+    /// named is read and written as the trained name nearest to it (docs/model.md,
+    /// "Colours it never saw").
     #[arg(long, value_name = "FILE")]
     pub palette: Option<PathBuf>,
 }
 
 impl ColoursArg {
-    /// `policy` writing the palette's names too (the file read and checked first).
+    /// `policy` meeting the palette's colours (the file read and checked first).
     fn apply(&self, policy: PolicyKind) -> Result<PolicyKind> {
         let palette = match &self.palette {
             Some(path) => Some(Palette::read(path)?),
             None => None,
         };
-        Ok(policy.writing(palette.as_ref()))
+        Ok(policy.seeing(palette.as_ref()))
     }
 }
 

@@ -5,10 +5,12 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use loho_core::policy::Policy;
+use loho_core::policy::{Policy, Renamed};
 use loho_models::head::Decoding;
+use loho_models::train::trained_palette;
 use loho_models::{default_checkpoint, Device, ModelPolicy};
 use loho_runtime::policy::openpi::{KeyMap, OpenpiPolicy};
+use loho_sim::colors::Palette;
 use loho_sim::{Oracle, RandomPolicy};
 
 use crate::args::DeviceArg;
@@ -19,13 +21,13 @@ pub enum PolicyKind {
     Oracle,
     Random,
     /// A checkpoint folder (`default` is the shipped one), the device it runs on, how
-    /// it writes sub-tasks if not as its config says (`--decoding`), and colour names
-    /// it may write besides its training's (`--palette`'s: [`PolicyKind::writing`]).
+    /// it writes sub-tasks if not as its config says (`--decoding`), and the colours of
+    /// the scenes it meets if not its training's (`--palette`: [`PolicyKind::seeing`]).
     Model {
         dir: PathBuf,
         device: Device,
         decoding: Option<Decoding>,
-        colours: Vec<String>,
+        palette: Option<Palette>,
     },
     /// `openpi://HOST:PORT[?keys=FILE]`: an openpi server's policy, its observation and
     /// action keys as FILE says (default `configs/openpi/loho.toml`).
@@ -69,11 +71,11 @@ impl PolicyKind {
     /// as `--decoding` says.
     pub fn on(self, m: &DeviceArg) -> Result<Self> {
         Ok(match self {
-            Self::Model { dir, colours, .. } => Self::Model {
+            Self::Model { dir, palette, .. } => Self::Model {
                 dir,
                 device: m.spec.open()?,
                 decoding: m.decoding,
-                colours,
+                palette,
             },
             other => other,
         })
@@ -85,16 +87,17 @@ impl PolicyKind {
             dir,
             device: Device::Cpu,
             decoding: None,
-            colours: Vec::new(),
+            palette: None,
         }
     }
 
-    /// The same policy, a model that may also write the colour names of `palette`:
-    /// scenes in colours its training never showed are named in words it never wrote
-    /// (docs/model.md, "Open vocabulary").
-    pub fn writing(mut self, palette: Option<&loho_sim::colors::Palette>) -> Self {
-        if let (Self::Model { colours, .. }, Some(p)) = (&mut self, palette) {
-            *colours = p.colors().iter().map(|c| c.name.to_string()).collect();
+    /// The same policy, a model that meets scenes in the colours of `palette`: a colour
+    /// whose name its training never labelled is read and written as the trained name
+    /// nearest to it in RGB ([`Palette::stand_ins`], [`Renamed`]; docs/model.md, "Colours
+    /// it never saw").
+    pub fn seeing(mut self, palette: Option<&Palette>) -> Self {
+        if let (Self::Model { palette: p, .. }, Some(given)) = (&mut self, palette) {
+            *p = Some(given.clone());
         }
         self
     }
@@ -128,16 +131,17 @@ impl PolicyKind {
                 dir,
                 device,
                 decoding,
-                colours,
+                palette,
             } => {
                 let mut p = ModelPolicy::load(dir, seed, device)
                     .with_context(|| format!("loading the policy in {}", dir.display()))?;
                 if let Some(d) = decoding {
                     p.vla_mut().set_decoding(*d)?;
                 }
-                let names: Vec<&str> = colours.iter().map(String::as_str).collect();
-                p.vla_mut().write_also(&names)?;
-                Box::new(p)
+                match palette {
+                    Some(palette) => renamed(Box::new(p), dir, palette),
+                    None => Box::new(p),
+                }
             }
             Self::Openpi { addr, keys } => {
                 let keys = KeyMap::load_or_default(keys.as_deref())?;
@@ -160,4 +164,27 @@ impl PolicyKind {
         );
         self.make(seed)
     }
+}
+
+/// `policy` of the checkpoint in `dir` meeting scenes in `palette`'s colours: the names it
+/// was not trained on said in those it was (its `train.json`'s palette, or the benchmark's
+/// eleven).
+fn renamed(policy: Box<dyn Policy>, dir: &Path, palette: &Palette) -> Box<dyn Policy> {
+    let known = trained_palette(dir).unwrap_or_else(|| {
+        let eleven = Palette::benchmark();
+        eleven
+            .colors()
+            .iter()
+            .map(|c| (c.name.to_string(), c.rgb))
+            .collect()
+    });
+    let pairs = palette.stand_ins(&known);
+    if pairs.is_empty() {
+        return policy;
+    }
+    tracing::debug!(
+        ?pairs,
+        "colours the checkpoint never named, read as the ones it did"
+    );
+    Box::new(Renamed::new(policy, pairs))
 }

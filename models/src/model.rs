@@ -209,11 +209,6 @@ impl Loho {
         self.words.word(i)
     }
 
-    /// Lets the language head also write pieces `ids` ([`Words::write_also`]).
-    pub fn write_also(&mut self, ids: &[u32]) -> usize {
-        self.words.write_also(ids)
-    }
-
     /// The logit index of word `id`, if the language head scores it.
     pub fn index(&self, id: u32) -> Option<u32> {
         self.words.index(id)

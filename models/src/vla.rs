@@ -102,17 +102,6 @@ impl Vla {
         Ok(Self::new(model, vocab, seed))
     }
 
-    /// Lets the model also write `names` (a deployment's colour names) from the next
-    /// episode on; returns how many pieces that adds (none on a word-level vocabulary,
-    /// whose unknown words are `<unk>`).
-    pub fn write_also(&mut self, names: &[&str]) -> Result<usize, ModelError> {
-        let mut ids = Vec::new();
-        for n in names {
-            ids.extend(self.vocab.encode(n)?);
-        }
-        Ok(self.model.write_also(&ids))
-    }
-
     /// Starts an episode; words the vocabulary does not know become `<unk>`.
     pub fn start(&mut self, instruction: &str) -> Result<(), ModelError> {
         let words = self.vocab.encode(instruction)?;

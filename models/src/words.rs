@@ -155,26 +155,6 @@ impl Words {
         }
     }
 
-    /// Lets the head also write the pieces `ids` (a deployment's colour names, which no
-    /// training scene showed: their rows are the pretrained table's, through the learned
-    /// projection, beside the colour words training did show). Returns how many are new;
-    /// a word-level vocabulary has no rows for words it never saw and adds none.
-    pub fn write_also(&mut self, ids: &[u32]) -> usize {
-        let Self::Pieces(p) = self else {
-            return 0;
-        };
-        let vocab = p.table.dims()[0] as u32;
-        let before = p.out.len();
-        for &id in ids.iter().filter(|&&id| id >= OWN as u32 && id < vocab) {
-            if let Err(at) = p.out.binary_search(&id) {
-                p.out.insert(at, id);
-            }
-        }
-        // The rows cached for an episode no longer match the list.
-        (p.out_rows, p.out_t) = (None, None);
-        p.out.len() - before
-    }
-
     /// Starts an episode: the head's rows are computed once, from the weights as they
     /// are now (training, which changes them, never starts one).
     pub fn start(&mut self) -> Result<()> {
@@ -268,31 +248,5 @@ mod tests {
         let same = max_diff(&loaded.embed(&ids).unwrap(), &words.embed(&ids).unwrap());
         assert_eq!(same, 0.0);
         std::fs::remove_file(saved).unwrap();
-    }
-
-    /// A piece written also is scored like the listed ones, with its own row; ids
-    /// already listed, own ids and ids past the table are not added.
-    #[test]
-    fn a_piece_written_also_is_scored_with_its_row() {
-        let (_, map, mut words) = small();
-        for (_, var) in map.data().lock().unwrap().iter() {
-            let drawn = Tensor::randn(0f32, 1.0, var.shape(), &Device::Cpu).unwrap();
-            var.set(&drawn).unwrap();
-        }
-        words.start().unwrap();
-        let h = Tensor::randn(0f32, 1.0, (3, 8), &Device::Cpu).unwrap();
-        let before = words.logits(&h).unwrap();
-        assert_eq!(words.write_also(&[10, 9, 2, 40, 10]), 1);
-        assert_eq!(words.index(10), Some(5));
-        assert_eq!(words.word(5), 10);
-        words.start().unwrap();
-        let after = words.logits(&h).unwrap();
-        assert_eq!(after.dims(), &[3, 6]);
-        // The old columns are unchanged; the new one is h · row(10).
-        assert_eq!(max_diff(&after.narrow(1, 0, 5).unwrap(), &before), 0.0);
-        let id = Tensor::new(&[10u32], &Device::Cpu).unwrap();
-        let row = words.embed(&id).unwrap();
-        let expect = h.matmul(&row.t().unwrap()).unwrap();
-        assert!(max_diff(&after.narrow(1, 5, 1).unwrap(), &expect) < 1e-5);
     }
 }

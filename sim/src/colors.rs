@@ -139,6 +139,32 @@ impl Palette {
         Ok(Palette { colors: picked })
     }
 
+    /// Which name a model trained on the colours `known` (name, RGB) reads for each of
+    /// this palette's colours it has no name for: (this palette's name, the model's). Each
+    /// stands in for one, the nearest in RGB first (squared distance, ties by name), never
+    /// a name this palette has itself; a name both know means itself and is not listed.
+    pub fn stand_ins(&self, known: &[(String, [u8; 3])]) -> Vec<(String, String)> {
+        let mine = |n: &str| self.colors.iter().any(|c| c.name == n);
+        let knows = |n: &str| known.iter().any(|(k, _)| k == n);
+        let dist = |a: [u8; 3], b: [u8; 3]| -> i32 {
+            (0..3).map(|k| (a[k] as i32 - b[k] as i32).pow(2)).sum()
+        };
+        let mut options: Vec<(i32, &str, &str)> = Vec::new();
+        for c in self.colors.iter().filter(|c| !knows(c.name)) {
+            for (k, rgb) in known.iter().filter(|(k, _)| !mine(k)) {
+                options.push((dist(c.rgb, *rgb), c.name, k));
+            }
+        }
+        options.sort();
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for (_, name, stand_in) in options {
+            if pairs.iter().all(|(n, s)| n != name && s != stand_in) {
+                pairs.push((name.into(), stand_in.into()));
+            }
+        }
+        pairs
+    }
+
     pub fn read(path: &std::path::Path) -> Result<Self, PaletteError> {
         let text = std::fs::read_to_string(path).map_err(|source| PaletteError::Read {
             path: path.display().to_string(),
@@ -315,5 +341,37 @@ mod tests {
         let p = Palette::parse(&dark, "d").unwrap();
         let e = p.pick(9, &mut rng).unwrap_err().to_string();
         assert!(e.contains("8 colours the policy can see"), "{e}");
+    }
+
+    #[test]
+    fn unknown_names_read_as_the_nearest_free_known_colour() {
+        let p = Palette::parse(
+            "teal = [0, 128, 128]\nnavy = [0, 0, 128]\nblue = [0, 0, 255]\n\
+             maroon = [128, 0, 0]\nred = [255, 0, 0]\ngreen = [0, 255, 0]\n\
+             white = [255, 255, 255]",
+            "t",
+        )
+        .unwrap();
+        let known: Vec<(String, [u8; 3])> = [
+            ("dark cyan", [0, 139, 139]),
+            ("dark blue", [0, 0, 139]),
+            ("blue", [78, 121, 167]),
+            ("dark red", [139, 0, 0]),
+            ("red", [255, 87, 89]),
+            ("gray", [186, 176, 172]),
+        ]
+        .iter()
+        .map(|(n, c)| (n.to_string(), *c))
+        .collect();
+        let pairs = p.stand_ins(&known);
+        let of = |n: &str| pairs.iter().find(|(d, _)| d == n).map(|(_, s)| s.as_str());
+        assert_eq!(of("teal"), Some("dark cyan"));
+        assert_eq!(of("navy"), Some("dark blue"));
+        assert_eq!(of("maroon"), Some("dark red"));
+        // Known names mean themselves; what is left stands in for the rest, one each.
+        assert_eq!(of("blue"), None);
+        assert_eq!(of("red"), None);
+        assert_eq!(of("white"), Some("gray"));
+        assert_eq!(of("green"), None, "no known colour is left for it");
     }
 }

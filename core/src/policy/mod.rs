@@ -10,6 +10,9 @@
 //! [`codec`] turns decisions and observations into their wire forms and back.
 
 pub mod codec;
+mod renamed;
+
+pub use renamed::{swap_names, Renamed};
 
 use std::any::Any;
 

@@ -143,9 +143,20 @@ pub struct RunState {
 
 /// The tasks a checkpoint folder's run trained on (its `train.json`), if it says.
 pub fn trained_tasks(dir: &Path) -> Option<std::collections::BTreeSet<String>> {
+    let tasks = run_state(dir)?.tasks;
+    (!tasks.is_empty()).then_some(tasks)
+}
+
+/// The colours (name, RGB) a checkpoint folder's run labelled its objects with (its
+/// `train.json`'s `--palette`), if it says: the names its model knows by what they name.
+pub fn trained_palette(dir: &Path) -> Option<Vec<(String, [u8; 3])>> {
+    let palette = run_state(dir)?.config.palette;
+    (!palette.is_empty()).then_some(palette)
+}
+
+fn run_state(dir: &Path) -> Option<RunState> {
     let text = std::fs::read_to_string(dir.join(STATE)).ok()?;
-    let state: RunState = serde_json::from_str(&text).ok()?;
-    (!state.tasks.is_empty()).then_some(state.tasks)
+    serde_json::from_str(&text).ok()
 }
 
 pub const STATE: &str = "train.json";
