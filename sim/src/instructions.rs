@@ -238,4 +238,20 @@ mod tests {
         let e = Instructions::read(Path::new("/no/such/file.toml")).unwrap_err();
         assert!(e.to_string().contains("/no/such/file.toml"));
     }
+
+    /// The shipped files: the test split's (by-hand.toml) and the val split's
+    /// (by-hand-val.toml) load, cover A–K, and share no text, so choosing on val never
+    /// sees the sentences the test row reads.
+    #[test]
+    fn the_hand_written_files_cover_a_to_k_apart() {
+        let test = include_str!("../../configs/instructions/by-hand.toml");
+        let val = include_str!("../../configs/instructions/by-hand-val.toml");
+        let test = Instructions::parse(test, "by-hand.toml").unwrap();
+        let val = Instructions::parse(val, "by-hand-val.toml").unwrap();
+        for task in ALL_TASKS {
+            let (t, v) = (&test.by_task[&task], &val.by_task[&task]);
+            assert!(t.len() >= 3 && v.len() >= 3, "{task:?}");
+            assert!(t.iter().all(|x| !v.contains(x)), "{task:?}");
+        }
+    }
 }
