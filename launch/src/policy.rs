@@ -21,13 +21,13 @@ pub enum PolicyKind {
     Oracle,
     Random,
     /// A checkpoint folder (`default` is the shipped one), the device it runs on, how
-    /// it writes sub-tasks if not as its config says (`--decoding`), and the colours of
-    /// the scenes it meets if not its training's (`--palette`: [`PolicyKind::seeing`]).
+    /// it writes sub-tasks if not as its config says (`--decoding`), and the names it
+    /// reads for colours its training never named (`--palette`: [`PolicyKind::seeing`]).
     Model {
         dir: PathBuf,
         device: Device,
         decoding: Option<Decoding>,
-        palette: Option<Palette>,
+        stand_ins: Vec<(String, String)>,
     },
     /// `openpi://HOST:PORT[?keys=FILE]`: an openpi server's policy, its observation and
     /// action keys as FILE says (default `configs/openpi/loho.toml`).
@@ -71,11 +71,11 @@ impl PolicyKind {
     /// as `--decoding` says.
     pub fn on(self, m: &DeviceArg) -> Result<Self> {
         Ok(match self {
-            Self::Model { dir, palette, .. } => Self::Model {
+            Self::Model { dir, stand_ins, .. } => Self::Model {
                 dir,
                 device: m.spec.open()?,
                 decoding: m.decoding,
-                palette,
+                stand_ins,
             },
             other => other,
         })
@@ -87,7 +87,7 @@ impl PolicyKind {
             dir,
             device: Device::Cpu,
             decoding: None,
-            palette: None,
+            stand_ins: Vec::new(),
         }
     }
 
@@ -95,9 +95,18 @@ impl PolicyKind {
     /// whose name its training never labelled is read and written as the trained name
     /// nearest to it in RGB ([`Palette::stand_ins`], [`Renamed`]; docs/model.md, "Colours
     /// it never saw").
+    /// The stand-ins are chosen once, against the checkpoint's `train.json` palette (or
+    /// the benchmark's eleven), and each episode's policy uses them.
     pub fn seeing(mut self, palette: Option<&Palette>) -> Self {
-        if let (Self::Model { palette: p, .. }, Some(given)) = (&mut self, palette) {
-            *p = Some(given.clone());
+        if let (Self::Model { dir, stand_ins, .. }, Some(palette)) = (&mut self, palette) {
+            let known = trained_palette(dir).unwrap_or_else(|| Palette::benchmark().named_rgb());
+            *stand_ins = palette.stand_ins(&known);
+            if !stand_ins.is_empty() {
+                tracing::info!(
+                    ?stand_ins,
+                    "colours the checkpoint never named, read as ones it did"
+                );
+            }
         }
         self
     }
@@ -131,16 +140,16 @@ impl PolicyKind {
                 dir,
                 device,
                 decoding,
-                palette,
+                stand_ins,
             } => {
                 let mut p = ModelPolicy::load(dir, seed, device)
                     .with_context(|| format!("loading the policy in {}", dir.display()))?;
                 if let Some(d) = decoding {
                     p.vla_mut().set_decoding(*d)?;
                 }
-                match palette {
-                    Some(palette) => renamed(Box::new(p), dir, palette),
-                    None => Box::new(p),
+                match stand_ins.is_empty() {
+                    true => Box::new(p),
+                    false => Box::new(Renamed::new(Box::new(p), stand_ins.clone())),
                 }
             }
             Self::Openpi { addr, keys } => {
@@ -164,27 +173,4 @@ impl PolicyKind {
         );
         self.make(seed)
     }
-}
-
-/// `policy` of the checkpoint in `dir` meeting scenes in `palette`'s colours: the names it
-/// was not trained on said in those it was (its `train.json`'s palette, or the benchmark's
-/// eleven).
-fn renamed(policy: Box<dyn Policy>, dir: &Path, palette: &Palette) -> Box<dyn Policy> {
-    let known = trained_palette(dir).unwrap_or_else(|| {
-        let eleven = Palette::benchmark();
-        eleven
-            .colors()
-            .iter()
-            .map(|c| (c.name.to_string(), c.rgb))
-            .collect()
-    });
-    let pairs = palette.stand_ins(&known);
-    if pairs.is_empty() {
-        return policy;
-    }
-    tracing::debug!(
-        ?pairs,
-        "colours the checkpoint never named, read as the ones it did"
-    );
-    Box::new(Renamed::new(policy, pairs))
 }

@@ -90,10 +90,7 @@ pub fn command(c: TrainCmd) -> Result<()> {
                 Some(path) => loho_sim::colors::Palette::read(path)?,
                 None => loho_sim::colors::Palette::benchmark(),
             }
-            .colors()
-            .iter()
-            .map(|c| (c.name.to_string(), c.rgb))
-            .collect(),
+            .named_rgb(),
             ..Default::default()
         },
         steps: c.steps,

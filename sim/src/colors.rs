@@ -109,6 +109,14 @@ impl Palette {
         &self.colors
     }
 
+    /// (name, RGB) of each colour: the form a training run's config keeps its palette in.
+    pub fn named_rgb(&self) -> Vec<(String, [u8; 3])> {
+        self.colors
+            .iter()
+            .map(|c| (c.name.to_string(), c.rgb))
+            .collect()
+    }
+
     /// `n` of this palette's colours for one episode, in name order: drawn in `rng`'s
     /// order, each more than [`PICK_APART`] from those drawn before where the palette
     /// allows, and only colours the stem sees on the table. An error when fewer than `n`

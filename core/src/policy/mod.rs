@@ -12,7 +12,7 @@
 pub mod codec;
 mod renamed;
 
-pub use renamed::{swap_names, Renamed};
+pub use renamed::Renamed;
 
 use std::any::Any;
 

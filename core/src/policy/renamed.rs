@@ -79,7 +79,7 @@ impl Policy for Renamed {
 /// `text` with every whole-word occurrence of a pair's first name replaced by its second,
 /// in one pass (a replacement is never replaced again), the longest name first where two
 /// start at one place ("light blue" before "light").
-pub fn swap_names<'a>(text: &str, pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+fn swap_names<'a>(text: &str, pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
     let mut pairs: Vec<(&str, &str)> = pairs.filter(|(from, _)| !from.is_empty()).collect();
     pairs.sort_by_key(|(from, _)| std::cmp::Reverse(from.len()));
     let word_char = |c: char| c.is_alphanumeric();

@@ -150,10 +150,7 @@ fn run(
     )?;
     let tc = TrainConfig {
         batch,
-        palette: loho_sim::colors::ALL
-            .iter()
-            .map(|c| (c.name.to_string(), c.rgb))
-            .collect(),
+        palette: loho_sim::colors::Palette::benchmark().named_rgb(),
         ..Default::default()
     };
     let mut trainer = Trainer::new(&Config::tiny(vocab.len()), vocab, tc, device)?;

@@ -36,10 +36,7 @@ fn base(b: &mut Builder) -> Option<(PickPlace, GoalStep)> {
     let (block_colors, blocks) = small_blocks(b)?;
     let n_zones = b.range(1, 2);
     let zone_colors = b.colors(&b.all.clone(), n_zones);
-    let zones: Vec<usize> = zone_colors
-        .iter()
-        .map(|&c| b.zone(c, 0.1))
-        .collect::<Option<_>>()?;
+    let zones = b.zones(&zone_colors, 0.1)?;
     let pick = block_name(block_colors[0]);
     let (place, target, metric, sym, rotations, replace) = match b.range(0, 2) {
         0 => (

@@ -52,11 +52,9 @@ impl Builder<'_> {
         let (x, y, yaw) = self.layout.sample(self.rng, r, Region::Anywhere)?;
         Some(self.world.add_zone(color, x, y, yaw))
     }
-    /// A zone of each colour, as [`Builder::zone`]: (its colour, its index).
-    pub(super) fn zones(&mut self, cols: &[Color], size: f64) -> Option<Vec<(Color, usize)>> {
-        cols.iter()
-            .map(|&c| Some((c, self.zone(c, size)?)))
-            .collect()
+    /// A zone of each colour, in order, as [`Builder::zone`].
+    pub(super) fn zones(&mut self, cols: &[Color], size: f64) -> Option<Vec<usize>> {
+        cols.iter().map(|&c| self.zone(c, size)).collect()
     }
     /// Bigger or smaller, even odds: (the size asked for, the other).
     pub(super) fn either_size(&mut self) -> (Kind, Kind) {

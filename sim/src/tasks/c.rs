@@ -9,7 +9,8 @@ pub(super) fn build(b: &mut Builder, other: bool) -> Option<Spec> {
     let n = if other { b.range(3, 5) } else { b.range(5, 7) };
     let cols = b.colors(&b.palette.clone(), n);
     let (big, small) = pairs_and_distractors(b, &cols, &mut |_| Some(()))?;
-    let step = onto_bigger_step(b, big, small, &cols, other);
+    let bases: Vec<ObjPose> = big.iter().map(|&i| b.pose(i)).collect();
+    let step = onto_bigger_step(small, &bases, &cols, other);
     let spec = |instruction: String, slots, completed: &str, step| Spec {
         instruction,
         slots,
@@ -35,19 +36,19 @@ pub(super) fn build(b: &mut Builder, other: bool) -> Option<Spec> {
     ))
 }
 
-/// Small block `small[i]` onto big block `big[i]` (both of colour `cols[i]`), C's goal;
-/// with `other`, onto a big block of another colour, one on each (V's).
+/// Small block `small[i]` onto the big block of colour `cols[i]` standing where `bases[i]`
+/// is (where it lies now, C's goal; or the zone it goes to first, I's); with `other`,
+/// onto a big block of another colour, one on each (V's).
 pub(super) fn onto_bigger_step(
-    b: &Builder,
-    big: Vec<usize>,
     small: Vec<usize>,
+    bases: &[ObjPose],
     cols: &[Color],
     other: bool,
 ) -> GoalStep {
     let n = cols.len();
-    let targets = big
+    let targets = bases
         .iter()
-        .map(|&i| target_on(&b.pose(i), BIG + SMALL / 2.0))
+        .map(|p| target_on(p, BIG + SMALL / 2.0))
         .collect();
     let mut step = identity_step(
         small,

@@ -20,10 +20,7 @@ pub(super) fn build(b: &mut Builder, odd: bool) -> Option<Spec> {
     let blocks: Vec<usize> = (0..n)
         .map(|i| b.block(Kind::SmallBlock, cols[i % k], Region::Anywhere))
         .collect::<Option<_>>()?;
-    let zones: Vec<usize> = cols
-        .iter()
-        .map(|&c| b.zone(c, 0.15))
-        .collect::<Option<_>>()?;
+    let zones = b.zones(&cols, 0.15)?;
     let chosen: Vec<usize> = (0..k)
         .filter(|&c| {
             let count = (0..n).filter(|i| i % k == c).count();

@@ -25,10 +25,7 @@ pub(super) fn put_color_in_zone(b: &mut Builder) -> Option<Spec> {
         return None;
     }
     let zone_cols = b.colors(&pal, 2);
-    let zones: Vec<usize> = zone_cols
-        .iter()
-        .map(|&c| b.zone(c, 0.15))
-        .collect::<Option<_>>()?;
+    let zones = b.zones(&zone_cols, 0.15)?;
     let mut moved = Vec::new();
     let mut names = Vec::new();
     for (c, &color) in cols.iter().enumerate() {
@@ -317,10 +314,7 @@ pub(super) fn put_size_in_matching_zone(b: &mut Builder) -> Option<Spec> {
     let (kind, other) = b.either_size();
     let n = b.range(2, 3);
     let cols = b.colors(&b.palette.clone(), n);
-    let zones: Vec<usize> = cols
-        .iter()
-        .map(|&c| b.zone(c, 0.15))
-        .collect::<Option<_>>()?;
+    let zones = b.zones(&cols, 0.15)?;
     let moved: Vec<usize> = cols
         .iter()
         .map(|&c| b.block(kind, c, Region::Anywhere))
@@ -373,10 +367,11 @@ pub(super) fn two_colors_in_zones(b: &mut Builder, respectively: bool) -> Option
     let mut pal = b.palette.clone();
     pal.shuffle(b.rng);
     let side = if stack { 0.1 } else { 0.15 };
-    let zones = b.zones(&pal[2..4], side)?;
+    let zone_cols = &pal[2..4];
+    let zones = b.zones(zone_cols, side)?;
     let mut steps = Vec::new();
     let mut clauses = Vec::new();
-    for (&color, &(zone_color, zone)) in pal[..2].iter().zip(&zones) {
+    for ((&color, &zone_color), &zone) in pal[..2].iter().zip(zone_cols).zip(&zones) {
         let n = b.range(1 + usize::from(stack), 2 + usize::from(stack));
         let moved: Vec<usize> = (0..n)
             .map(|_| b.block(Kind::SmallBlock, color, Region::Anywhere))
@@ -451,7 +446,7 @@ pub(super) fn put_blocks_in_mismatching_zones(b: &mut Builder) -> Option<Spec> {
         .iter()
         .map(|&c| b.block(Kind::SmallBlock, c, Region::Anywhere))
         .collect::<Option<_>>()?;
-    let step = mismatching_zones_step(b, blocks, &cols, &zones);
+    let step = mismatching_zones_step(b, blocks, &cols, &cols[..2], &zones);
     let relation = ["mismatched colors", "different colors"][b.range(0, 1)];
     Some(Spec {
         instruction: format!("put the blocks in the zones with {relation}."),
@@ -462,19 +457,20 @@ pub(super) fn put_blocks_in_mismatching_zones(b: &mut Builder) -> Option<Spec> {
     })
 }
 
-/// Block `blocks[i]` (of colour `cols[i]`) into any of four spots of a zone whose colour
-/// is not its own, one block per spot (W's goal).
+/// Block `blocks[i]` (of colour `cols[i]`) into any of four spots of a zone (`zones[j]`,
+/// of colour `zone_cols[j]`) whose colour is not its own, one block per spot (W's goal).
 pub(super) fn mismatching_zones_step(
     b: &Builder,
     blocks: Vec<usize>,
     cols: &[Color],
-    zones: &[(Color, usize)],
+    zone_cols: &[Color],
+    zones: &[usize],
 ) -> GoalStep {
     let targets = zones
         .iter()
-        .flat_map(|&(_, z)| zone_slots(&b.pose(z), 4))
+        .flat_map(|&z| zone_slots(&b.pose(z), 4))
         .collect();
-    let target_color: Vec<Color> = zones.iter().flat_map(|&(c, _)| [c; 4]).collect();
+    let target_color: Vec<Color> = zone_cols.iter().flat_map(|&c| [c; 4]).collect();
     let mut step = identity_step(
         blocks,
         targets,

@@ -2,6 +2,7 @@
 //! scene, goal, texts.
 
 use super::builder::*;
+use super::c::onto_bigger_step;
 use loho_core::subtask;
 
 /// I: each big block into its zone, then each small block onto its big block.
@@ -27,9 +28,7 @@ pub(super) fn pairs_and_zones(b: &mut Builder, n: usize) -> Option<PairsAndZones
     let cols = b.colors(&b.palette.clone(), n);
     let mut zones = Vec::new();
     let (big, small) = pairs_and_distractors(b, &cols, &mut |b| {
-        for &c in &cols {
-            zones.push(b.zone(c, 0.15)?);
-        }
+        zones = b.zones(&cols, 0.15)?;
         Some(())
     })?;
     Some((cols, big, small, zones))
@@ -88,21 +87,7 @@ fn pairs_on_zones(
         pose_metric(0.01, true),
     );
     first.max_reward = 0.5;
-    let mut second = identity_step(
-        small,
-        zones
-            .iter()
-            .map(|z| target_on(z, BIG + SMALL / 2.0))
-            .collect(),
-        cols.iter()
-            .map(|&c| sized_name(Kind::SmallBlock, c))
-            .collect(),
-        cols.iter()
-            .map(|&c| PlaceName::Text(sized_name(Kind::BigBlock, c)))
-            .collect(),
-        0.0,
-        pose_metric(0.01, true),
-    );
+    let mut second = onto_bigger_step(small, zones, cols, false);
     second.max_reward = 0.5;
     vec![first, second]
 }

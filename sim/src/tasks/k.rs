@@ -14,10 +14,7 @@ pub(super) fn build(b: &mut Builder) -> Option<Spec> {
     let mut pal = b.palette.clone();
     pal.shuffle(b.rng);
     let cols = pal[..k].to_vec();
-    let zones: Vec<usize> = cols
-        .iter()
-        .map(|&c| b.zone(c, 0.1))
-        .collect::<Option<_>>()?;
+    let zones = b.zones(&cols, 0.1)?;
     let mut spare = pal[k..].to_vec();
     if b.rng.gen_bool(0.5) {
         let c = spare.remove(0);

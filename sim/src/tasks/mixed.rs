@@ -35,13 +35,12 @@ pub(super) fn bowls_or_zones(b: &mut Builder) -> Option<Spec> {
         }
         1 => {
             let names = cols.iter().map(|&c| block_name(c)).collect();
-            let zones: Vec<usize> = zones.iter().map(|&(_, z)| z).collect();
             let steps = own_zone_steps(b, blocks, names, &cols, &zones);
             ("zones", "matching colors", steps)
         }
         _ => {
             let relation = ["mismatched colors", "different colors"][b.range(0, 1)];
-            let step = mismatching_zones_step(b, blocks, &cols, &zones);
+            let step = mismatching_zones_step(b, blocks, &cols, &cols, &zones);
             ("zones", relation, vec![step])
         }
     };
@@ -70,7 +69,8 @@ pub(super) fn pairs_beside_zones(b: &mut Builder) -> Option<Spec> {
                 false => "of the same color",
                 true => ["of a different color", "of another color"][b.range(0, 1)],
             };
-            let step = onto_bigger_step(b, big, small, &cols, other);
+            let bases: Vec<ObjPose> = big.iter().map(|&i| b.pose(i)).collect();
+            let step = onto_bigger_step(small, &bases, &cols, other);
             let destination = format!("over the bigger blocks {relation}");
             let blocks = "all the smaller blocks".to_string();
             (
@@ -110,10 +110,7 @@ pub(super) fn groups_beside_zones(b: &mut Builder) -> Option<Spec> {
     let mut pal = b.palette.clone();
     pal.shuffle(b.rng);
     let cols = pal[..k].to_vec();
-    let mut zones: Vec<usize> = cols
-        .iter()
-        .map(|&c| b.zone(c, 0.12))
-        .collect::<Option<_>>()?;
+    let mut zones = b.zones(&cols, 0.12)?;
     let mut zone_cols = cols.clone();
     if b.rng.gen_bool(0.5) {
         zones.push(b.zone(pal[k], 0.12)?);

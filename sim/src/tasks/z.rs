@@ -96,10 +96,7 @@ fn area_in_matching_zones(b: &mut Builder) -> Option<Parts> {
     let area = QUADRANTS[b.range(0, 3)];
     let n = b.range(2, 3);
     let cols = b.colors(&b.palette.clone(), n);
-    let zones: Vec<usize> = cols
-        .iter()
-        .map(|&c| b.zone(c, 0.15))
-        .collect::<Option<_>>()?;
+    let zones = b.zones(&cols, 0.15)?;
     let moved: Vec<usize> = cols
         .iter()
         .map(|&c| b.block(Kind::SmallBlock, c, Region::Inside(area)))
