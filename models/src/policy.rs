@@ -11,7 +11,7 @@ use crate::{ModelError, Vla};
 
 /// The checkpoint `--policy default` loads: the one shipped in the repository.
 pub fn default_checkpoint() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("checkpoints/loho-tiny")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("checkpoints/loho-open")
 }
 
 pub struct ModelPolicy {

@@ -339,7 +339,7 @@ fn the_default_policy_loads_and_runs_an_episode() {
     ])
     .unwrap();
     let v = read_json(&json);
-    assert!(v["policy"].as_str().unwrap().ends_with("loho-tiny"));
+    assert!(v["policy"].as_str().unwrap().ends_with("loho-open"));
     assert_eq!(v["tasks"][0]["episodes"], 1);
 }
 
