@@ -239,19 +239,35 @@ mod tests {
         assert!(e.to_string().contains("/no/such/file.toml"));
     }
 
-    /// The shipped files: the test split's (by-hand.toml) and the val split's
-    /// (by-hand-val.toml) load, cover A–K, and share no text, so choosing on val never
-    /// sees the sentences the test row reads.
+    /// The shipped files: the test split's (by-hand.toml), the val split's
+    /// (by-hand-val.toml) and training's (train.toml) load, cover A–K, and share no
+    /// text, so neither training nor choosing on val sees the sentences the test row
+    /// reads, and training never sees the val file's.
     #[test]
     fn the_hand_written_files_cover_a_to_k_apart() {
-        let test = include_str!("../../configs/instructions/by-hand.toml");
-        let val = include_str!("../../configs/instructions/by-hand-val.toml");
-        let test = Instructions::parse(test, "by-hand.toml").unwrap();
-        let val = Instructions::parse(val, "by-hand-val.toml").unwrap();
+        let files = [
+            (
+                "by-hand.toml",
+                include_str!("../../configs/instructions/by-hand.toml"),
+            ),
+            (
+                "by-hand-val.toml",
+                include_str!("../../configs/instructions/by-hand-val.toml"),
+            ),
+            (
+                "train.toml",
+                include_str!("../../configs/instructions/train.toml"),
+            ),
+        ]
+        .map(|(name, text)| Instructions::parse(text, name).unwrap());
         for task in ALL_TASKS {
-            let (t, v) = (&test.by_task[&task], &val.by_task[&task]);
-            assert!(t.len() >= 3 && v.len() >= 3, "{task:?}");
-            assert!(t.iter().all(|x| !v.contains(x)), "{task:?}");
+            let texts = files.each_ref().map(|f| &f.by_task[&task]);
+            assert!(texts.iter().all(|t| t.len() >= 3), "{task:?}");
+            for (i, a) in texts.iter().enumerate() {
+                for b in &texts[i + 1..] {
+                    assert!(a.iter().all(|x| !b.contains(x)), "{task:?}");
+                }
+            }
         }
     }
 }
