@@ -330,6 +330,7 @@ fn a_flow_distilled_into_two_steps_lands_where_its_teachers_ten_do() {
         t.step(&data).unwrap();
     }
     let teacher = dir.join("teacher");
+    t.state.tasks = ["A".to_string(), "L".to_string()].into();
     t.save(&teacher).unwrap();
     let tc = TrainConfig {
         flow_steps: Some(2),
@@ -337,6 +338,8 @@ fn a_flow_distilled_into_two_steps_lands_where_its_teachers_ten_do() {
         ..short_run()
     };
     let mut ft = Trainer::fine_tune(&teacher, tc, &Device::Cpu, []).unwrap();
+    // The teacher's tasks stay among the fine-tune's (`loho eval` labels the rest held out).
+    assert_eq!(ft.state.tasks, t.state.tasks);
     for _ in 0..200 {
         ft.step(&data).unwrap();
     }

@@ -370,7 +370,9 @@ impl Trainer {
                 .check_decoding()
                 .map_err(|e| ModelError::Data(format!("--parallel: {e}")))?;
         }
-        let t = Self::new(&cfg, vocab, tc, device)?;
+        let mut t = Self::new(&cfg, vocab, tc, device)?;
+        // The weights learned the parent's tasks too: its legs count among this run's.
+        t.state.tasks = trained_tasks(from).unwrap_or_default();
         let path = from.join(checkpoint::WEIGHTS);
         let err = |reason: String| ModelError::Checkpoint {
             path: path.clone(),
