@@ -322,25 +322,33 @@ fn gen_data_train_resume_eval_and_bench_a_checkpoint() {
     assert!(format!("{e:#}").contains("model.safetensors"), "{e:#}");
 }
 
-/// The shipped checkpoint loads with the current code and acts.
+/// The shipped checkpoint (open vocabulary) and the previous one (word-level vocabulary,
+/// the format before it) load with the current code and act.
 #[test]
-fn the_default_policy_loads_and_runs_an_episode() {
-    let json = tmp("default-eval.json");
-    loho(&[
-        "eval",
-        "--policy",
-        "default",
-        "--tasks",
-        "B",
-        "--episodes",
-        "1",
-        "--json",
-        json.to_str().unwrap(),
-    ])
-    .unwrap();
-    let v = read_json(&json);
-    assert!(v["policy"].as_str().unwrap().ends_with("loho-open"));
-    assert_eq!(v["tasks"][0]["episodes"], 1);
+fn the_default_and_the_word_level_checkpoint_load_and_run_an_episode() {
+    let tiny = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../models/checkpoints/loho-tiny"
+    );
+    for (policy, name) in [("default", "loho-open"), (tiny, "loho-tiny")] {
+        let json = tmp(&format!("{name}-eval.json"));
+        loho(&[
+            "eval",
+            "--policy",
+            policy,
+            "--tasks",
+            "B",
+            "--episodes",
+            "1",
+            "--json",
+            json.to_str().unwrap(),
+        ])
+        .unwrap();
+        let v = read_json(&json);
+        assert!(v["policy"].as_str().unwrap().ends_with(name), "{v}");
+        assert_eq!(v["tasks"][0]["episodes"], 1);
+        assert!(v["results"][0]["steps"].as_u64().unwrap() >= 1, "{v}");
+    }
 }
 
 /// The main job with the shipped checkpoint (lockstep, so the test is quick): it ends
