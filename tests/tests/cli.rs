@@ -4,7 +4,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{loho, read_json, tmp_in};
+use common::{eval_json, loho, read_json, tmp_in};
 
 fn tmp(name: &str) -> PathBuf {
     tmp_in("cli", name)
@@ -211,20 +211,17 @@ fn gen_data_train_resume_eval_and_bench_a_checkpoint() {
     let state = read_json(run.join("train.json"));
     assert_eq!(state["step"], 4);
 
-    let json = tmp("model-eval.json");
-    loho(&[
-        "eval",
-        "--policy",
-        run.to_str().unwrap(),
-        "--tasks",
-        "A",
-        "--episodes",
-        "1",
-        "--json",
-        json.to_str().unwrap(),
-    ])
-    .unwrap();
-    let v = read_json(&json);
+    let v = eval_json(
+        &tmp("model-eval.json"),
+        &[
+            "--policy",
+            run.to_str().unwrap(),
+            "--tasks",
+            "A",
+            "--episodes",
+            "1",
+        ],
+    );
     assert_eq!(v["tasks"][0]["episodes"], 1);
 
     let bench = tmp("bench.json");
@@ -331,20 +328,10 @@ fn the_default_and_the_word_level_checkpoint_load_and_run_an_episode() {
         "/../models/checkpoints/loho-tiny"
     );
     for (policy, name) in [("default", "loho-open"), (tiny, "loho-tiny")] {
-        let json = tmp(&format!("{name}-eval.json"));
-        loho(&[
-            "eval",
-            "--policy",
-            policy,
-            "--tasks",
-            "B",
-            "--episodes",
-            "1",
-            "--json",
-            json.to_str().unwrap(),
-        ])
-        .unwrap();
-        let v = read_json(&json);
+        let v = eval_json(
+            &tmp(&format!("{name}-eval.json")),
+            &["--policy", policy, "--tasks", "B", "--episodes", "1"],
+        );
         assert!(v["policy"].as_str().unwrap().ends_with(name), "{v}");
         assert_eq!(v["tasks"][0]["episodes"], 1);
         assert!(v["results"][0]["steps"].as_u64().unwrap() >= 1, "{v}");

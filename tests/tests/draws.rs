@@ -6,7 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{loho, read_json, tmp_in};
+use common::{eval_json, loho, read_json, tmp_in};
 
 fn tmp(name: &str) -> PathBuf {
     tmp_in("draws", name)
@@ -143,38 +143,26 @@ fn gen_data_draws_each_episode_from_a_few_colours_of_a_large_palette() {
 fn eval_marks_the_tasks_a_checkpoint_never_trained_on() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let ckpt = root.join("models/checkpoints/loho-heldout");
-    let json = tmp("held-out.json");
-    loho(&[
-        "eval",
-        "--policy",
-        ckpt.to_str().unwrap(),
-        "--tasks",
-        "A,F,L",
-        "--split",
-        "val",
-        "--episodes",
-        "1",
-        "--json",
-        json.to_str().unwrap(),
-    ])
-    .unwrap();
-    let v = read_json(&json);
+    let v = eval_json(
+        &tmp("held-out.json"),
+        &[
+            "--policy",
+            ckpt.to_str().unwrap(),
+            "--tasks",
+            "A,F,L",
+            "--split",
+            "val",
+            "--episodes",
+            "1",
+        ],
+    );
     let held: Vec<bool> = (0..3)
         .map(|i| v["tasks"][i]["held_out"].as_bool().unwrap())
         .collect();
     assert_eq!(held, [false, true, false]);
-    let json = tmp("not-held-out.json");
-    loho(&[
-        "eval",
-        "--policy",
-        "oracle",
-        "--tasks",
-        "F",
-        "--episodes",
-        "1",
-        "--json",
-        json.to_str().unwrap(),
-    ])
-    .unwrap();
-    assert_eq!(read_json(&json)["tasks"][0]["held_out"], false);
+    let v = eval_json(
+        &tmp("not-held-out.json"),
+        &["--policy", "oracle", "--tasks", "F", "--episodes", "1"],
+    );
+    assert_eq!(v["tasks"][0]["held_out"], false);
 }

@@ -17,6 +17,18 @@ pub fn read_json(path: impl AsRef<Path>) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// `loho eval ARGS --json JSON`, and the report it wrote.
+pub fn eval_json(json: &Path, args: &[&str]) -> serde_json::Value {
+    let json_arg = json.to_str().unwrap();
+    let all: Vec<&str> = ["eval"]
+        .into_iter()
+        .chain(args.iter().copied())
+        .chain(["--json", json_arg])
+        .collect();
+    loho(&all).unwrap();
+    read_json(json)
+}
+
 /// A path `name` in this test binary's own folder under the system's temporary one
 /// (`group` keeps binaries apart).
 pub fn tmp_in(group: &str, name: &str) -> PathBuf {
