@@ -28,6 +28,8 @@ pub enum PolicyKind {
         device: Device,
         decoding: Option<Decoding>,
         stand_ins: Vec<(String, String)>,
+        /// (a scene colour, the colour the model sees for it): [`Palette::recolouring`].
+        recolour: Vec<([u8; 3], [u8; 3])>,
     },
     /// `openpi://HOST:PORT[?keys=FILE]`: an openpi server's policy, its observation and
     /// action keys as FILE says (default `configs/openpi/loho.toml`).
@@ -71,11 +73,17 @@ impl PolicyKind {
     /// as `--decoding` says.
     pub fn on(self, m: &DeviceArg) -> Result<Self> {
         Ok(match self {
-            Self::Model { dir, stand_ins, .. } => Self::Model {
+            Self::Model {
+                dir,
+                stand_ins,
+                recolour,
+                ..
+            } => Self::Model {
                 dir,
                 device: m.spec.open()?,
                 decoding: m.decoding,
                 stand_ins,
+                recolour,
             },
             other => other,
         })
@@ -88,19 +96,30 @@ impl PolicyKind {
             device: Device::Cpu,
             decoding: None,
             stand_ins: Vec::new(),
+            recolour: Vec::new(),
         }
     }
 
     /// The same policy, a model that meets scenes in the colours of `palette`: a colour
     /// whose name its training never labelled is read and written as the trained name
-    /// nearest to it in RGB ([`Palette::stand_ins`], [`Renamed`]; docs/model.md, "Colours
-    /// it never saw").
+    /// nearest to it in RGB, and seen in that name's trained colour ([`Palette::stand_ins`],
+    /// [`Palette::recolouring`], [`Renamed`]; docs/model.md, "Colours it never saw").
     /// The stand-ins are chosen once, against the checkpoint's `train.json` palette (or
     /// the benchmark's eleven), and each episode's policy uses them.
     pub fn seeing(mut self, palette: Option<&Palette>) -> Self {
-        if let (Self::Model { dir, stand_ins, .. }, Some(palette)) = (&mut self, palette) {
+        if let (
+            Self::Model {
+                dir,
+                stand_ins,
+                recolour,
+                ..
+            },
+            Some(palette),
+        ) = (&mut self, palette)
+        {
             let known = trained_palette(dir).unwrap_or_else(|| Palette::benchmark().named_rgb());
             *stand_ins = palette.stand_ins(&known);
+            *recolour = palette.recolouring(&known);
             if !stand_ins.is_empty() {
                 tracing::info!(
                     ?stand_ins,
@@ -141,15 +160,18 @@ impl PolicyKind {
                 device,
                 decoding,
                 stand_ins,
+                recolour,
             } => {
                 let mut p = ModelPolicy::load(dir, seed, device)
                     .with_context(|| format!("loading the policy in {}", dir.display()))?;
                 if let Some(d) = decoding {
                     p.vla_mut().set_decoding(*d)?;
                 }
-                match stand_ins.is_empty() {
+                match stand_ins.is_empty() && recolour.iter().all(|(a, b)| a == b) {
                     true => Box::new(p),
-                    false => Box::new(Renamed::new(Box::new(p), stand_ins.clone())),
+                    false => Box::new(
+                        Renamed::new(Box::new(p), stand_ins.clone()).recolouring(recolour.clone()),
+                    ),
                 }
             }
             Self::Openpi { addr, keys } => {

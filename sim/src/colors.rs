@@ -151,26 +151,53 @@ impl Palette {
     /// this palette's colours it has no name for: (this palette's name, the model's). Each
     /// stands in for one, the nearest in RGB first (squared distance, ties by name), never
     /// a name this palette has itself; a name both know means itself and is not listed.
+    /// Stand-ins are kept more than [`PICK_APART`] apart from each other and from the
+    /// known colours this palette shows, as training drew its scenes, while any such is
+    /// left (two stand-ins a model never saw side by side it tells apart badly: goldenrod
+    /// and dark goldenrod for gold and olive); then the nearest free one.
     pub fn stand_ins(&self, known: &[(String, [u8; 3])]) -> Vec<(String, String)> {
         let mine = |n: &str| self.colors.iter().any(|c| c.name == n);
-        let knows = |n: &str| known.iter().any(|(k, _)| k == n);
+        let rgb_of = |n: &str| known.iter().find(|(k, _)| k == n).map(|(_, rgb)| *rgb);
         let dist = |a: [u8; 3], b: [u8; 3]| -> i32 {
             (0..3).map(|k| (a[k] as i32 - b[k] as i32).pow(2)).sum()
         };
-        let mut options: Vec<(i32, &str, &str)> = Vec::new();
-        for c in self.colors.iter().filter(|c| !knows(c.name)) {
+        let mut options: Vec<(i32, &str, &str, [u8; 3])> = Vec::new();
+        for c in self.colors.iter().filter(|c| rgb_of(c.name).is_none()) {
             for (k, rgb) in known.iter().filter(|(k, _)| !mine(k)) {
-                options.push((dist(c.rgb, *rgb), c.name, k));
+                options.push((dist(c.rgb, *rgb), c.name, k, *rgb));
             }
         }
         options.sort();
+        let mut seen: Vec<[u8; 3]> = self.colors.iter().filter_map(|c| rgb_of(c.name)).collect();
         let mut pairs: Vec<(String, String)> = Vec::new();
-        for (_, name, stand_in) in options {
-            if pairs.iter().all(|(n, s)| n != name && s != stand_in) {
-                pairs.push((name.into(), stand_in.into()));
+        for apart in [true, false] {
+            for (_, name, stand_in, rgb) in &options {
+                let free = pairs.iter().all(|(n, s)| n != name && s != stand_in);
+                if free && (!apart || seen.iter().all(|c| gap(*c, *rgb) > PICK_APART)) {
+                    pairs.push((name.to_string(), stand_in.to_string()));
+                    seen.push(*rgb);
+                }
             }
         }
         pairs
+    }
+
+    /// What a model trained on the colours `known` should see in place of each of this
+    /// palette's colours: (this palette's RGB, the RGB training gave the name it reads
+    /// for it — its own or its [`stand-in`](Self::stand_ins)), and the table as itself.
+    /// A colour with neither stays as it is.
+    pub fn recolouring(&self, known: &[(String, [u8; 3])]) -> Vec<([u8; 3], [u8; 3])> {
+        let stand_ins = self.stand_ins(known);
+        let rgb_of = |n: &str| known.iter().find(|(k, _)| k == n).map(|(_, rgb)| *rgb);
+        let mut out = vec![(TABLE, TABLE)];
+        for c in &self.colors {
+            let read_as = stand_ins
+                .iter()
+                .find(|(n, _)| n == c.name)
+                .map_or(c.name, |(_, s)| s.as_str());
+            out.push((c.rgb, rgb_of(read_as).unwrap_or(c.rgb)));
+        }
+        out
     }
 
     pub fn read(path: &std::path::Path) -> Result<Self, PaletteError> {
@@ -381,5 +408,31 @@ mod tests {
         assert_eq!(of("red"), None);
         assert_eq!(of("white"), Some("gray"));
         assert_eq!(of("green"), None, "no known colour is left for it");
+    }
+
+    #[test]
+    fn stand_ins_stay_apart_as_training_scenes_did_and_recolour_to_their_rgb() {
+        let p = Palette::parse(EIGHT, "t").unwrap();
+        let known: Vec<(String, [u8; 3])> = [
+            ("goldenrod", [218, 165, 32]),
+            ("dark goldenrod", [184, 134, 11]),
+            ("dark orange", [255, 140, 0]),
+        ]
+        .iter()
+        .map(|(n, c)| (n.to_string(), *c))
+        .collect();
+        let pairs = p.stand_ins(&known);
+        let of = |n: &str| pairs.iter().find(|(d, _)| d == n).map(|(_, s)| s.as_str());
+        // Nearest first, gold would read as goldenrod, 34 from olive's dark goldenrod.
+        assert_eq!(of("olive"), Some("dark goldenrod"));
+        assert_eq!(of("gold"), Some("dark orange"));
+        let shown = p.recolouring(&known);
+        assert!(shown.contains(&([128, 128, 0], [184, 134, 11])));
+        assert!(shown.contains(&(TABLE, TABLE)));
+        // With nothing apart left, the nearest free one still stands in.
+        let few: Vec<_> = known[..2].to_vec();
+        let pairs = p.stand_ins(&few);
+        let of = |n: &str| pairs.iter().find(|(d, _)| d == n).map(|(_, s)| s.as_str());
+        assert_eq!(of("gold"), Some("goldenrod"), "{pairs:?}");
     }
 }
