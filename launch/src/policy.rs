@@ -196,3 +196,45 @@ impl PolicyKind {
         self.make(seed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--palette` with colours the default checkpoint never trained on: each is named and
+    /// shown as a trained colour, stand-ins apart from each other as in training scenes.
+    #[test]
+    fn a_palette_of_new_colours_reaches_the_default_as_trained_names_and_colours() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let palette = Palette::read(&root.join("configs/palettes/unseen.toml")).unwrap();
+        let kind = PolicyKind::parse("default").unwrap().seeing(Some(&palette));
+        let PolicyKind::Model {
+            dir,
+            stand_ins,
+            recolour,
+            ..
+        } = &kind
+        else {
+            panic!("default is a checkpoint");
+        };
+        let known = trained_palette(dir).unwrap();
+        assert_eq!(stand_ins.len(), 8, "{stand_ins:?}");
+        for c in palette.colors() {
+            let (_, model) = stand_ins.iter().find(|(d, _)| d == c.name).unwrap();
+            let (_, rgb) = known.iter().find(|(k, _)| k == model).unwrap();
+            assert!(
+                recolour.contains(&(c.rgb, *rgb)),
+                "{}: {recolour:?}",
+                c.name
+            );
+        }
+        let shown: Vec<[u8; 3]> = recolour.iter().skip(1).map(|(_, to)| *to).collect();
+        for (i, a) in shown.iter().enumerate() {
+            for b in &shown[i + 1..] {
+                assert!((0..3).any(|k| a[k].abs_diff(b[k]) > 64), "{a:?} {b:?}");
+            }
+        }
+        // The policy made from it is the wrapped model, and it loads.
+        kind.make(0).unwrap();
+    }
+}
