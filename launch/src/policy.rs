@@ -123,7 +123,7 @@ impl PolicyKind {
             if !stand_ins.is_empty() {
                 tracing::info!(
                     ?stand_ins,
-                    "colours the checkpoint never named, read as ones it did"
+                    "colours the checkpoint never named, read and seen as ones it did"
                 );
             }
         }

@@ -1,11 +1,12 @@
 //! A policy that meets colour names its model never trained on by saying them in names it
 //! did: [`Renamed`] swaps each deployment name for its stand-in in the instruction (and a
 //! sub-task it is told to keep), and back in the sub-task it writes. Which name stands in
-//! for which is decided by the colours they name (`loho_sim::colors::Palette::stand_ins`):
-//! the trained colour nearest in RGB, so "the teal block" is the block its training called "dark cyan". With
-//! [`Renamed::recolouring`] the frame says it too: a pixel of a deployment colour (or a
-//! shade of it) is shown in the stand-in's trained colour, so the model meets the words
-//! and the colours its training tied together, not a colour near them.
+//! for which is decided by the colours they name (`loho_sim::colors::Palette::stand_ins`:
+//! a trained colour, the benchmark's eleven first), so "the teal block" is the block the
+//! model reads as "blue". With [`Renamed::recolouring`] the frame says it too: a pixel of
+//! a deployment colour (or a shade of it) is shown in the stand-in's trained colour, so the
+//! model meets the words and the colours its training tied together, not a colour near
+//! them.
 
 use super::{Decision, Observation, Plan, Policy, PolicyError};
 
