@@ -63,6 +63,10 @@ pub struct TrainCmd {
     /// tokens of its colours learn their names [default: the benchmark's eleven].
     #[arg(long, value_name = "FILE")]
     pub palette: Option<PathBuf>,
+    /// Each instruction piece is `<unk>` with this probability (per sample and step), so
+    /// the model reads every word, not the one that usually suffices.
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub word_dropout: f32,
     /// Threads, each training on its share of every batch [default: all cores].
     #[arg(long)]
     pub threads: Option<usize>,
@@ -91,6 +95,7 @@ pub fn command(c: TrainCmd) -> Result<()> {
                 None => loho_sim::colors::Palette::benchmark(),
             }
             .named_rgb(),
+            word_dropout: c.word_dropout,
             ..Default::default()
         },
         steps: c.steps,

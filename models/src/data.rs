@@ -211,7 +211,7 @@ fn decode_frame(bytes: &[u8]) -> Result<Frame, ModelError> {
 /// A dataset in memory: the samples and their compressed frames.
 pub struct Dataset {
     pub samples: Vec<Sample>,
-    frames: Vec<Vec<u8>>,
+    pub(crate) frames: Vec<Vec<u8>>,
 }
 
 impl Dataset {

@@ -95,11 +95,11 @@ impl Batcher {
             .map(|_| rng.gen_range(0..data.len()))
             .collect();
         let frames = self.frames(data, &idx, &mut rng, threads)?;
-        // A seed per sample for its parallel-decoding row; none drawn without them, so
-        // such runs draw what they always drew.
-        let blocks: Vec<u64> = match self.tc.parallel {
-            Some(_) => idx.iter().map(|_| rng.gen()).collect(),
-            None => vec![0; idx.len()],
+        // A seed per sample for its parallel-decoding row and its dropped words; none
+        // drawn without them, so such runs draw what they always drew.
+        let blocks: Vec<u64> = match self.tc.parallel.is_some() || self.tc.word_dropout > 0.0 {
+            true => idx.iter().map(|_| rng.gen()).collect(),
+            false => vec![0; idx.len()],
         };
         let per = idx.len().div_ceil(shards.max(1)).max(1);
         idx.chunks(per)
@@ -178,15 +178,25 @@ impl Batcher {
 
     /// The token ids of samples `idx` (instructions, each sub-task with `<act>` where it
     /// acts, and its alternatives) and their encoded keyposes.
-    fn encode(&self, data: &Dataset, idx: &[usize]) -> Result<Encoded, ModelError> {
+    /// [`TrainConfig::word_dropout`] draws from each sample's seed in `seeds`.
+    fn encode(&self, data: &Dataset, idx: &[usize], seeds: &[u64]) -> Result<Encoded, ModelError> {
         let cfg = &self.cfg;
         let mut instructions = Vec::new();
         let mut subs: Vec<Vec<u32>> = Vec::new();
         let mut alts: Vec<Vec<Vec<u32>>> = Vec::new();
         let mut actions = Vec::new();
-        for &i in idx {
+        for (&i, &seed) in idx.iter().zip(seeds) {
             let s = &data.samples[i];
-            let words = self.vocab.encode(&s.instruction)?;
+            let mut words = self.vocab.encode(&s.instruction)?;
+            if self.tc.word_dropout > 0.0 {
+                // Another stream than the parallel-decoding block's of the same seed.
+                let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5744_524f_5053);
+                for w in &mut words {
+                    if rng.gen::<f32>() < self.tc.word_dropout {
+                        *w = ids::UNK;
+                    }
+                }
+            }
             instructions.extend(cfg.instruction_ids(&words).0);
             let encode = |text: &str| -> Result<Vec<u32>, ModelError> {
                 let mut sub = vec![ids::SUB];
@@ -242,7 +252,7 @@ impl Batcher {
             mut subs,
             alts,
             actions,
-        } = self.encode(data, idx)?;
+        } = self.encode(data, idx, blocks)?;
         let ar_rows = subs.len();
         let parallel = match &self.tc.parallel {
             Some(p) => {
@@ -364,6 +374,53 @@ impl Batcher {
 mod tests {
     use super::*;
     use crate::stem::{FEATURES, SLOT_PRESENT};
+
+    #[test]
+    fn word_dropout_turns_instruction_pieces_to_unk_by_each_sample_s_seed() {
+        let text = "put the blocks in the bowls with mismatched colors.";
+        let vocab = Vocab::build([text, "pick up the red block."]).unwrap();
+        let cfg = Config::tiny(vocab.len());
+        let sample = crate::data::Sample {
+            task: "F".into(),
+            seed: 0,
+            step: 0,
+            instruction: text.into(),
+            subtask: "pick up the red block.".into(),
+            keyposes: Vec::new(),
+            frame: String::new(),
+            alternatives: Vec::new(),
+            state: None,
+        };
+        let data = Dataset {
+            samples: vec![sample; 2],
+            frames: Vec::new(),
+        };
+        let words = vocab.encode(text).unwrap().len();
+        let unks = |p: f32, seeds: &[u64]| -> Vec<usize> {
+            let tc = TrainConfig {
+                word_dropout: p,
+                ..Default::default()
+            };
+            let vocab = Vocab::build([text, "pick up the red block."]).unwrap();
+            let b = Batcher::new(&cfg, vocab, &tc);
+            let e = b.encode(&data, &[0, 1], seeds).unwrap();
+            e.instructions
+                .chunks(cfg.max_instruction)
+                .map(|ids| ids[1..=words].iter().filter(|&&i| i == ids::UNK).count())
+                .collect()
+        };
+        assert_eq!(unks(0.0, &[1, 2]), [0, 0]);
+        assert_eq!(unks(1.0, &[1, 2]), [words, words]);
+        let half = unks(0.5, &[1, 2]);
+        assert!(half.iter().all(|&n| n > 0 && n < words), "{half:?}");
+        assert_eq!(
+            unks(0.5, &[1, 2]),
+            half,
+            "the same seeds drop the same words"
+        );
+        let many: Vec<Vec<usize>> = (0..8).map(|s| unks(0.5, &[s, s + 100])).collect();
+        assert!(many.iter().any(|m| m != &half), "other seeds, other words");
+    }
 
     #[test]
     fn objects_of_a_palette_colour_are_labelled_with_its_word() {

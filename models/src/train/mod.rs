@@ -87,6 +87,11 @@ pub struct TrainConfig {
     /// comes from; resumed and fine-tuned runs read it from their checkpoint.
     #[serde(default)]
     pub vocab: Option<std::path::PathBuf>,
+    /// Each instruction piece is `<unk>` with this probability, drawn per sample and step:
+    /// a model that cannot count on every word reads the others too (a relation word
+    /// where the noun alone would do).
+    #[serde(default)]
+    pub word_dropout: f32,
 }
 
 /// Largest per-channel difference (0–255) between a region's mean colour and a palette
@@ -112,6 +117,7 @@ impl Default for TrainConfig {
             teacher: None,
             flow_steps: None,
             vocab: None,
+            word_dropout: 0.0,
         }
     }
 }
