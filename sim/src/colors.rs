@@ -384,6 +384,19 @@ mod tests {
         assert!(e.contains("8 colours the policy can see"), "{e}");
     }
 
+    /// A trained palette, as `train.json` lists it.
+    fn named(list: &[(&str, [u8; 3])]) -> Vec<(String, [u8; 3])> {
+        list.iter().map(|(n, c)| (n.to_string(), *c)).collect()
+    }
+
+    /// The stand-in `pairs` give `name`, if any.
+    fn stand_in<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+        pairs
+            .iter()
+            .find(|(d, _)| d == name)
+            .map(|(_, s)| s.as_str())
+    }
+
     #[test]
     fn unknown_names_read_as_the_nearest_free_known_colour() {
         let p = Palette::parse(
@@ -393,19 +406,16 @@ mod tests {
             "t",
         )
         .unwrap();
-        let known: Vec<(String, [u8; 3])> = [
+        let known = named(&[
             ("dark cyan", [0, 139, 139]),
             ("dark blue", [0, 0, 139]),
             ("blue", [78, 121, 167]),
             ("dark red", [139, 0, 0]),
             ("red", [255, 87, 89]),
             ("gray", [186, 176, 172]),
-        ]
-        .iter()
-        .map(|(n, c)| (n.to_string(), *c))
-        .collect();
+        ]);
         let pairs = p.stand_ins(&known);
-        let of = |n: &str| pairs.iter().find(|(d, _)| d == n).map(|(_, s)| s.as_str());
+        let of = |n: &str| stand_in(&pairs, n);
         assert_eq!(of("teal"), Some("dark cyan"));
         assert_eq!(of("navy"), Some("dark blue"));
         assert_eq!(of("maroon"), Some("dark red"));
@@ -419,16 +429,13 @@ mod tests {
     #[test]
     fn stand_ins_stay_apart_as_training_scenes_did_and_recolour_to_their_rgb() {
         let p = Palette::parse(EIGHT, "t").unwrap();
-        let known: Vec<(String, [u8; 3])> = [
+        let known = named(&[
             ("goldenrod", [218, 165, 32]),
             ("dark goldenrod", [184, 134, 11]),
             ("dark orange", [255, 140, 0]),
-        ]
-        .iter()
-        .map(|(n, c)| (n.to_string(), *c))
-        .collect();
+        ]);
         let pairs = p.stand_ins(&known);
-        let of = |n: &str| pairs.iter().find(|(d, _)| d == n).map(|(_, s)| s.as_str());
+        let of = |n: &str| stand_in(&pairs, n);
         // Nearest first, gold would read as goldenrod, 34 from olive's dark goldenrod.
         assert_eq!(of("olive"), Some("dark goldenrod"));
         assert_eq!(of("gold"), Some("dark orange"));
@@ -438,11 +445,10 @@ mod tests {
         // With nothing apart left, the nearest free one still stands in.
         let few: Vec<_> = known[..2].to_vec();
         let pairs = p.stand_ins(&few);
-        let of = |n: &str| pairs.iter().find(|(d, _)| d == n).map(|(_, s)| s.as_str());
+        let of = |n: &str| stand_in(&pairs, n);
         assert_eq!(of("gold"), Some("goldenrod"), "{pairs:?}");
         // The benchmark's eleven first: teal reads as blue, not the nearer dark cyan.
-        let known = [("dark cyan", [0, 139, 139]), ("blue", [78, 121, 167])]
-            .map(|(n, c)| (n.to_string(), c));
+        let known = named(&[("dark cyan", [0, 139, 139]), ("blue", [78, 121, 167])]);
         let pairs = p.stand_ins(&known);
         assert_eq!(pairs[0], ("teal".to_string(), "blue".to_string()));
     }
