@@ -101,9 +101,10 @@ impl PolicyKind {
     }
 
     /// The same policy, a model that meets scenes in the colours of `palette`: a colour
-    /// whose name its training never labelled is read and written as the trained name
-    /// nearest to it in RGB, and seen in that name's trained colour ([`Palette::stand_ins`],
-    /// [`Palette::recolouring`], [`Renamed`]; docs/model.md, "Colours it never saw").
+    /// whose name its training never labelled is read and written as a trained name (the
+    /// benchmark's eleven first), and seen in that name's trained colour
+    /// ([`Palette::stand_ins`], [`Palette::recolouring`], [`Renamed`]; docs/model.md,
+    /// "Colours it never saw").
     /// The stand-ins are chosen once, against the checkpoint's `train.json` palette (or
     /// the benchmark's eleven), and each episode's policy uses them.
     pub fn seeing(mut self, palette: Option<&Palette>) -> Self {
