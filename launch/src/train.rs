@@ -67,6 +67,10 @@ pub struct TrainCmd {
     /// the model reads every word, not the one that usually suffices.
     #[arg(long, value_name = "P", default_value_t = 0.0)]
     pub word_dropout: f32,
+    /// Widen the --from checkpoint's instruction window to N tokens, `<bos>` included (its
+    /// config.json's max_instruction; longer instructions keep their first words).
+    #[arg(long, value_name = "N", requires = "from")]
+    pub max_instruction: Option<usize>,
     /// Threads, each training on its share of every batch [default: all cores].
     #[arg(long)]
     pub threads: Option<usize>,
@@ -96,6 +100,7 @@ pub fn command(c: TrainCmd) -> Result<()> {
             }
             .named_rgb(),
             word_dropout: c.word_dropout,
+            max_instruction: c.max_instruction,
             ..Default::default()
         },
         steps: c.steps,

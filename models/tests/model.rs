@@ -378,3 +378,65 @@ fn a_flow_distilled_into_two_steps_lands_where_its_teachers_ten_do() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `loho train --from CKPT --max-instruction N`: a wider window moves the object and
+/// sub-task positions along with their learned rows, so before any step the widened
+/// model decides exactly as its parent on an instruction both windows hold, and holds
+/// words its parent cut. A window only widens.
+#[test]
+fn a_widened_instruction_window_decides_as_its_parent_until_it_trains() {
+    let dir = tmp("widen");
+    let data = blocks(&dir);
+    let vocab = Vocab::build(texts()).unwrap();
+    let mut t = Trainer::new(&small_config(vocab.len()), vocab, short_run(), &Device::Cpu).unwrap();
+    for _ in 0..60 {
+        t.step(&data).unwrap();
+    }
+    let parent = dir.join("parent");
+    t.save(&parent).unwrap();
+    let window = checkpoint::read_config(&parent).unwrap().max_instruction;
+    let widen = |n: usize| {
+        let tc = TrainConfig {
+            max_instruction: Some(n),
+            ..short_run()
+        };
+        Trainer::fine_tune(&parent, tc, &Device::Cpu, [])
+    };
+    let err = widen(window - 1)
+        .err()
+        .expect("a narrower window is refused");
+    assert!(err.to_string().contains("only widens"), "{err}");
+    let wide = dir.join("wide");
+    widen(window + 8).unwrap().save(&wide).unwrap();
+    assert_eq!(
+        checkpoint::read_config(&wide).unwrap().max_instruction,
+        window + 8
+    );
+
+    let decisions = |ckpt: &std::path::Path, instruction: &str| {
+        let mut v = Vla::load(ckpt, 3, &Device::Cpu).unwrap();
+        let mut out = Vec::new();
+        for i in 0..data.len() {
+            let f = data.frame(i).unwrap();
+            v.start(instruction).unwrap();
+            let d = v.decide(&f.rgb, &f.height, &Plan::Write).unwrap();
+            let poses: Vec<f64> = d.keyposes.iter().flat_map(|k| [k.x, k.y, k.z]).collect();
+            out.push((d.subtask, poses, v.truncated));
+        }
+        out
+    };
+    let (a, b) = (decisions(&parent, texts()[0]), decisions(&wide, texts()[0]));
+    for ((ta, pa, _), (tb, pb, _)) in a.iter().zip(&b) {
+        assert_eq!(ta, tb);
+        let d = pa
+            .iter()
+            .zip(pb)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max);
+        assert!(d < 1e-4, "keyposes differ by {d}");
+    }
+    let long = [texts()[0]; 3].join(" ");
+    assert!(decisions(&parent, &long)[0].2, "the parent cuts it");
+    assert!(!decisions(&wide, &long)[0].2, "the wider window holds it");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

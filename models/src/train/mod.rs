@@ -92,6 +92,13 @@ pub struct TrainConfig {
     /// where the noun alone would do).
     #[serde(default)]
     pub word_dropout: f32,
+    /// Widen a fine-tune's instruction window to this many tokens (`<bos>` included; the
+    /// `--from` checkpoint's `max_instruction` is the least): the object and sub-task
+    /// positions move along with their learned rows, and the new instruction positions
+    /// start as the last one, so before any step the model decides as its parent did on
+    /// every instruction that fitted.
+    #[serde(default)]
+    pub max_instruction: Option<usize>,
 }
 
 /// Largest per-channel difference (0–255) between a region's mean colour and a palette
@@ -118,6 +125,7 @@ impl Default for TrainConfig {
             flow_steps: None,
             vocab: None,
             word_dropout: 0.0,
+            max_instruction: None,
         }
     }
 }
@@ -132,6 +140,37 @@ impl TrainConfig {
         let p = ((step - self.warmup) as f64 / span).min(1.0);
         self.min_lr + 0.5 * (self.lr - self.min_lr) * (1.0 + (std::f64::consts::PI * p).cos())
     }
+}
+
+/// The backbone's learned positions (one row per sequence position).
+const POSITIONS: &str = "backbone.pos.weight";
+
+/// `cfg` with an instruction window of `n` tokens; a causal checkpoint stays causal.
+fn widened(cfg: Config, n: usize) -> Config {
+    let causal = cfg.backbone.prefix == 0;
+    let subtask = cfg.max_subtask;
+    let mut cfg = cfg.with_lengths(n, subtask);
+    if causal {
+        cfg.backbone.prefix = 0;
+    }
+    cfg
+}
+
+/// The position table `old` with `fresh.len()` rows put in at row `at` (the end of the
+/// instruction window), each the last instruction position's row plus its own small
+/// draw: everything after the window keeps its learned row at its new index.
+fn widen_positions(old: &Tensor, at: usize, fresh: &Tensor) -> candle_core::Result<Tensor> {
+    let (rows, d) = old.dims2()?;
+    let k = fresh.dim(0)?;
+    let last = old.narrow(0, at - 1, 1)?.broadcast_as((k, d))?;
+    Tensor::cat(
+        &[
+            &old.narrow(0, 0, at)?,
+            &(last + fresh)?,
+            &old.narrow(0, at, rows - at)?,
+        ],
+        0,
+    )
 }
 
 /// What `train.json` holds besides the config.
@@ -376,6 +415,17 @@ impl Trainer {
                 .check_decoding()
                 .map_err(|e| ModelError::Data(format!("--parallel: {e}")))?;
         }
+        let parent_window = cfg.max_instruction;
+        if let Some(n) = tc.max_instruction {
+            if n < parent_window {
+                return Err(ModelError::Data(format!(
+                    "--max-instruction {n}: {} has a window of {parent_window} tokens, and \
+                     a window only widens (give {parent_window} or more)",
+                    from.display()
+                )));
+            }
+            cfg = widened(cfg, n);
+        }
         let mut t = Self::new(&cfg, vocab, tc, device)?;
         // The weights learned the parent's tasks too: its legs count among this run's.
         t.state.tasks = trained_tasks(from).unwrap_or_default();
@@ -394,6 +444,11 @@ impl Trainer {
             let (have, want) = (old.dims().to_vec(), var.dims().to_vec());
             let value = if have == want {
                 old.clone()
+            } else if name == POSITIONS && have.len() == 2 && have[0] < want[0] {
+                let fresh = var
+                    .as_tensor()
+                    .narrow(0, parent_window, want[0] - have[0])?;
+                widen_positions(old, parent_window, &fresh)?
             } else if have.len() == 2 && have[1] == want[1] && have[0] < want[0] {
                 // Rows appended to a table (the embedding of new words) keep their draw.
                 let new = var.as_tensor().narrow(0, have[0], want[0] - have[0])?;
