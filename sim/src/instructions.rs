@@ -4,11 +4,14 @@
 //!
 //! A TOML file with, per task code, a list of texts that mean the same as the task's
 //! instruction; what varies per episode (a colour, an area) is a `{slot}` named as in
-//! [`TaskId::template`] (`loho tasks --slots`). An episode draws one text by its seed, so
-//! a run is reproducible; a task the file does not name keeps the benchmark's wording.
+//! [`TaskId::template`] (`loho tasks --slots`). A text may hold groups of alternatives,
+//! `[a|b|c]` (not nested; an alternative may be empty or hold slots), each of which an
+//! episode draws one of: a few lines written by hand then say many sentences. An episode
+//! draws one text, then each group's alternative, by its seed, so a run is reproducible;
+//! a task the file does not name keeps the benchmark's wording.
 //!
 //! ```toml
-//! A = ["move the {pick} onto the {place}.", "put the {pick} on the {place}, please."]
+//! A = ["move the {pick} onto the {place}.", "[put|set] the {pick} on the {place}[|, please]."]
 //! D = ["build one tower of every block in the {area}."]
 //! ```
 
@@ -47,6 +50,15 @@ pub enum InstructionsError {
         text: String,
         slot: String,
         known: String,
+    },
+    #[error(
+        "{origin}: task {task}: {text:?} has an unmatched [ or ], or a group inside a \
+         group (write alternatives as [a|b|c])"
+    )]
+    Alternatives {
+        origin: String,
+        task: &'static str,
+        text: String,
     },
     #[error("{origin}: task {task}: {text:?} has an unmatched brace")]
     Brace {
@@ -108,9 +120,55 @@ impl Instructions {
         let Some(texts) = self.by_task.get(&episode.task) else {
             return;
         };
-        let pick = splitmix(episode.seed ^ (episode.task as u64) << 56) % texts.len() as u64;
-        episode.instruction = fill(&texts[pick as usize], &episode.slots);
+        let draw = splitmix(episode.seed ^ (episode.task as u64) << 56);
+        let text = &texts[(draw % texts.len() as u64) as usize];
+        episode.instruction = fill(&choose(text, draw), &episode.slots);
     }
+}
+
+/// A text cut into what it always says and its groups of alternatives; `None` when a
+/// bracket is unmatched or groups nest.
+fn parts(text: &str) -> Option<Vec<Vec<&str>>> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find(['[', ']']) {
+        let close = rest[open..].find(']')? + open;
+        if rest.as_bytes()[open] == b']' || rest[open + 1..close].contains('[') {
+            return None;
+        }
+        out.push(vec![&rest[..open]]);
+        out.push(rest[open + 1..close].split('|').collect());
+        rest = &rest[close + 1..];
+    }
+    out.push(vec![rest]);
+    Some(out)
+}
+
+/// `text` with each `[a|b|…]` group replaced by one of its alternatives, each group drawn
+/// from its own stream of `seed`.
+pub fn choose(text: &str, seed: u64) -> String {
+    let Some(parts) = parts(text) else {
+        return text.to_string();
+    };
+    let mut out = String::with_capacity(text.len());
+    for (i, alts) in parts.iter().enumerate() {
+        let pick = splitmix(seed.wrapping_add(1 + i as u64)) % alts.len() as u64;
+        out.push_str(alts[pick as usize]);
+    }
+    out
+}
+
+/// Every text `text` says, one per choice of alternatives (`text` itself if it has a
+/// malformed group).
+pub fn expansions(text: &str) -> Vec<String> {
+    let Some(parts) = parts(text) else {
+        return vec![text.to_string()];
+    };
+    parts.iter().fold(vec![String::new()], |said, alts| {
+        said.iter()
+            .flat_map(|s| alts.iter().map(move |a| format!("{s}{a}")))
+            .collect()
+    })
 }
 
 /// `text` with every `{slot}` replaced by its value in `slots` (a name without a value
@@ -135,6 +193,13 @@ pub fn fill(text: &str, slots: &[(&str, String)]) -> String {
 }
 
 fn check(task: TaskId, text: &str, origin: &str) -> Result<(), InstructionsError> {
+    if parts(text).is_none() {
+        return Err(InstructionsError::Alternatives {
+            origin: origin.into(),
+            task: task.code(),
+            text: text.into(),
+        });
+    }
     let names = slots_of(text).ok_or_else(|| InstructionsError::Brace {
         origin: origin.into(),
         task: task.code(),
@@ -219,6 +284,46 @@ mod tests {
     }
 
     #[test]
+    fn groups_of_alternatives_are_drawn_by_seed_each_on_its_own() {
+        let text = "[put|place|] the {pick}[| gently] on the {place}.";
+        assert_eq!(
+            expansions(text),
+            [
+                "put the {pick} on the {place}.",
+                "put the {pick} gently on the {place}.",
+                "place the {pick} on the {place}.",
+                "place the {pick} gently on the {place}.",
+                " the {pick} on the {place}.",
+                " the {pick} gently on the {place}.",
+            ]
+        );
+        let drawn: std::collections::BTreeSet<String> =
+            (0..200).map(|seed| choose(text, seed)).collect();
+        assert_eq!(drawn.len(), 6, "every combination comes up: {drawn:?}");
+        assert_eq!(choose(text, 7), choose(text, 7));
+        assert_eq!(choose("no groups.", 3), "no groups.");
+
+        let file = Instructions::parse("D = [\"[stack|pile] them in the {area}.\"]", "t").unwrap();
+        let mut said = std::collections::BTreeSet::new();
+        for seed in 0..20 {
+            let mut e = generate(TaskId::D, Split::Val, seed).unwrap();
+            let area = e.slots[0].1.clone();
+            file.reword(&mut e);
+            assert!(
+                [
+                    format!("stack them in the {area}."),
+                    format!("pile them in the {area}.")
+                ]
+                .contains(&e.instruction),
+                "{}",
+                e.instruction
+            );
+            said.insert(e.instruction.split(' ').next().unwrap().to_string());
+        }
+        assert_eq!(said.len(), 2);
+    }
+
+    #[test]
     fn bad_files_are_named_errors() {
         let err = |text: &str| Instructions::parse(text, "f.toml").unwrap_err().to_string();
         assert!(err("A = [\"x\"").contains("f.toml"));
@@ -235,14 +340,23 @@ mod tests {
         assert!(e.contains("{are}") && e.contains("its slots: area"), "{e}");
         assert!(err("D = [\"stack them in the {area.\"]").contains("unmatched brace"));
         assert!(err("D = [\"stack them in the area}.\"]").contains("unmatched brace"));
+        for bad in [
+            "[stack|pile them.",
+            "stack] them.",
+            "[stack|[pile|heap]] them.",
+        ] {
+            let e = err(&format!("D = [\"{bad}\"]"));
+            assert!(e.contains("unmatched [ or ]") && e.contains(bad), "{e}");
+        }
         let e = Instructions::read(Path::new("/no/such/file.toml")).unwrap_err();
         assert!(e.to_string().contains("/no/such/file.toml"));
     }
 
     /// The shipped files: the test split's (by-hand.toml), the val split's
-    /// (by-hand-val.toml) and training's (train.toml) load, cover A–K, and share no
-    /// text, so neither training nor choosing on val sees the sentences the test row
-    /// reads, and training never sees the val file's.
+    /// (by-hand-val.toml) and training's (train.toml, train-grammar.toml, every sentence
+    /// the grammar says) load, cover A–K, and share no text, so neither training nor
+    /// choosing on val sees the sentences the test row reads, and training never sees the
+    /// val file's.
     #[test]
     fn the_hand_written_files_cover_a_to_k_apart() {
         let files = [
@@ -258,15 +372,25 @@ mod tests {
                 "train.toml",
                 include_str!("../../configs/instructions/train.toml"),
             ),
+            (
+                "train-grammar.toml",
+                include_str!("../../configs/instructions/train-grammar.toml"),
+            ),
         ]
         .map(|(name, text)| Instructions::parse(text, name).unwrap());
         for task in ALL_TASKS {
-            let texts = files.each_ref().map(|f| &f.by_task[&task]);
+            let texts = files.each_ref().map(|f| {
+                let said: Vec<String> = f.by_task[&task]
+                    .iter()
+                    .flat_map(|t| expansions(t))
+                    .collect();
+                said
+            });
             assert!(texts.iter().all(|t| t.len() >= 3), "{task:?}");
-            for (i, a) in texts.iter().enumerate() {
-                for b in &texts[i + 1..] {
-                    assert!(a.iter().all(|x| !b.contains(x)), "{task:?}");
-                }
+            // The two training files (2, 3) may share a sentence; no other two may.
+            for (i, j) in [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3)] {
+                let (a, b) = (&texts[i], &texts[j]);
+                assert!(a.iter().all(|x| !b.contains(x)), "{task:?}");
             }
         }
     }
