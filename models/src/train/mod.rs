@@ -95,8 +95,9 @@ pub struct TrainConfig {
     /// Widen a fine-tune's instruction window to this many tokens (`<bos>` included; the
     /// `--from` checkpoint's `max_instruction` is the least): the object and sub-task
     /// positions move along with their learned rows, and the new instruction positions
-    /// start as the last one, so before any step the model decides as its parent did on
-    /// every instruction that fitted.
+    /// start as the last one, so before any step a bidirectional-prefix model (which
+    /// hides padding) decides as its parent did on every instruction that fitted; a causal
+    /// one, which sees its padding, sees more of it.
     #[serde(default)]
     pub max_instruction: Option<usize>,
 }
