@@ -158,19 +158,6 @@ pub fn choose(text: &str, seed: u64) -> String {
     out
 }
 
-/// Every text `text` says, one per choice of alternatives (`text` itself if it has a
-/// malformed group).
-pub fn expansions(text: &str) -> Vec<String> {
-    let Some(parts) = parts(text) else {
-        return vec![text.to_string()];
-    };
-    parts.iter().fold(vec![String::new()], |said, alts| {
-        said.iter()
-            .flat_map(|s| alts.iter().map(move |a| format!("{s}{a}")))
-            .collect()
-    })
-}
-
 /// `text` with every `{slot}` replaced by its value in `slots` (a name without a value
 /// is left as written).
 pub fn fill(text: &str, slots: &[(&str, String)]) -> String {
@@ -234,6 +221,19 @@ mod tests {
     use super::*;
     use crate::tasks::{generate, ALL_TASKS, FAMILIES};
     use crate::Split;
+
+    /// Every text `text` says, one per choice of alternatives (`text` itself if it has a
+    /// malformed group).
+    fn expansions(text: &str) -> Vec<String> {
+        let Some(parts) = parts(text) else {
+            return vec![text.to_string()];
+        };
+        parts.iter().fold(vec![String::new()], |said, alts| {
+            said.iter()
+                .flat_map(|s| alts.iter().map(move |a| format!("{s}{a}")))
+                .collect()
+        })
+    }
 
     #[test]
     fn every_tasks_template_filled_with_its_slots_is_its_instruction() {
