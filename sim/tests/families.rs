@@ -1,4 +1,4 @@
-//! The task families (L–Z, AA–AC) are new tasks, not F–K in other clothes: over many seeds of
+//! The task families (L–Z, AA–AD) are new tasks, not F–K in other clothes: over many seeds of
 //! every split, no family's instruction and no family's sequence of oracle sub-tasks,
 //! read with its colours and areas blanked out, is one of F–K's, and no family ends on
 //! an F–K "done" sentence. And the oracle solves every family.
@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 
 use loho_sim::colors::ALL;
+use loho_sim::goal::PlaceName;
 use loho_sim::scene::QUADRANTS;
 use loho_sim::tasks::generate;
 use loho_sim::{run_episode, Oracle, Split, TaskId, ALL_TASKS, FAMILIES};
@@ -182,4 +183,27 @@ fn the_mixed_families_never_draw_f_i_or_k() {
         }
     }
     assert_eq!(drawn.len(), 8, "{drawn:?}");
+}
+
+/// AD stacks I's pairs in zones, but each in the zone of the other pair's colour: a pair
+/// in its own colour's zone would be I's rule.
+#[test]
+fn the_pairs_of_ad_never_go_to_their_own_zones() {
+    for split in SPLITS {
+        for k in 0..100 {
+            let ad = generate(TaskId::AD, split, split.seed(k)).unwrap();
+            let first = &ad.steps[0];
+            assert_eq!(first.pick_names.len(), 2, "{}", ad.instruction);
+            for (pick, place) in first.pick_names.iter().zip(&first.place_names) {
+                let color = pick
+                    .trim_start_matches("bigger ")
+                    .trim_end_matches(" block");
+                let PlaceName::Text(zone) = place else {
+                    panic!("{place:?}")
+                };
+                assert!(zone.ends_with(" zone"), "{zone}");
+                assert_ne!(zone, &format!("{color} zone"), "{}", ad.instruction);
+            }
+        }
+    }
 }

@@ -27,7 +27,11 @@ pub(super) fn build(b: &mut Builder, other: bool) -> Option<Spec> {
             step,
         ));
     }
-    let relation = ["of a different color", "of another color"][b.range(0, 1)];
+    let relation = [
+        "of a different color",
+        "of another color",
+        "with mismatched colors",
+    ][b.range(0, 2)];
     Some(spec(
         format!("stack all the smaller blocks over the bigger blocks {relation}."),
         vec![("relation", relation.into())],

@@ -1,5 +1,5 @@
-//! Task I, and the family X that stacks one pair in a zone named by another colour:
-//! scene, goal, texts.
+//! Task I, the family X that stacks one pair in a zone named by another colour, and the
+//! family AD that stacks the pairs in each other's zones: scene, goal, texts.
 
 use super::builder::*;
 use super::c::onto_bigger_step;
@@ -64,6 +64,34 @@ pub(super) fn pair_in_zone(b: &mut Builder) -> Option<Spec> {
         completed: subtask::done("stacking the blocks in the zone"),
         max_steps: 4,
         steps,
+    })
+}
+
+/// Family AD: I's scene with two pairs, each stacked, smaller over bigger, in the zone of
+/// the other pair's colour: I's rule with the zone's relation turned round, as V turns C's
+/// and W E's (I keeps "the same color"). Two pairs, so the zones are one swap and the
+/// oracle's order is the only one.
+pub(super) fn pairs_in_other_zones(b: &mut Builder) -> Option<Spec> {
+    let (cols, big, small, zones) = pairs_and_zones(b, 2)?;
+    let zone_poses = [b.pose(zones[1]), b.pose(zones[0])];
+    let zone_names = vec![
+        format!("{} zone", cols[1].name),
+        format!("{} zone", cols[0].name),
+    ];
+    let destination = [
+        "zones with mismatched colors",
+        "zones with different colors",
+        "zone with a different color",
+    ][b.range(0, 2)];
+    Some(Spec {
+        instruction: format!(
+            "stack all the smaller blocks over the bigger blocks of the same color in the \
+             {destination}."
+        ),
+        slots: vec![("destination", destination.into())],
+        completed: subtask::done("stacking the pairs in the other zones"),
+        max_steps: 7,
+        steps: pairs_on_zones(big, small, &cols, &zone_poses, zone_names),
     })
 }
 

@@ -14,6 +14,12 @@ use super::families::{mismatching_zones_step, own_zone_steps};
 use super::i::pairs_and_zones;
 use loho_core::subtask;
 
+/// The zone of each block's own colour, in E's words or I's.
+const SAME_ZONES: [&str; 2] = [
+    "in the zones with the matching colors",
+    "in the zone with the same color",
+];
+
 /// AA: blocks with a bowl and a zone of each of their colours; into the bowls with
 /// matching colours, the zones with matching colours, or the zones with mismatched ones.
 pub(super) fn bowls_or_zones(b: &mut Builder) -> Option<Spec> {
@@ -66,8 +72,12 @@ pub(super) fn pairs_beside_zones(b: &mut Builder) -> Option<Spec> {
         0 | 1 => {
             let other = b.rng.gen_bool(0.5);
             let relation = match other {
-                false => "of the same color",
-                true => ["of a different color", "of another color"][b.range(0, 1)],
+                false => ["of the same color", "with matching colors"][b.range(0, 1)],
+                true => [
+                    "of a different color",
+                    "of another color",
+                    "with mismatched colors",
+                ][b.range(0, 2)],
             };
             let bases: Vec<ObjPose> = big.iter().map(|&i| b.pose(i)).collect();
             let step = onto_bigger_step(small, &bases, &cols, other);
@@ -89,7 +99,7 @@ pub(super) fn pairs_beside_zones(b: &mut Builder) -> Option<Spec> {
             let names = cols.iter().map(|&c| sized_name(kind, c)).collect();
             let steps = own_zone_steps(b, moved, names, &cols, &zones);
             let blocks = format!("the {} blocks", size_word(kind));
-            let destination = "in the zones with the matching colors".to_string();
+            let destination = SAME_ZONES[b.range(0, 1)].to_string();
             (
                 "put",
                 blocks,
@@ -146,7 +156,7 @@ pub(super) fn groups_beside_zones(b: &mut Builder) -> Option<Spec> {
                 step
             })
             .collect();
-        let (blocks, destination) = ("all the blocks", "in the zones with the matching colors");
+        let (blocks, destination) = ("all the blocks", SAME_ZONES[b.range(0, 1)]);
         let done = "putting the blocks in their zones";
         return verb_blocks_destination("put", blocks.into(), destination.into(), done, steps);
     }

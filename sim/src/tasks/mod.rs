@@ -5,9 +5,9 @@
 //! sub-task text. A scene is a pure function of (task, split, seed).
 //!
 //! One file per task generator (B and F share one scene), on the `builder`'s
-//! helpers. Tasks L–Z and AA–AC are loho's own **families** (`families`, and E's scene for O),
+//! helpers. Tasks L–Z and AA–AD are loho's own **families** (`families`, and E's scene for O),
 //! for training a model that must meet F–K unseen (docs/simulator.md, "Task families");
-//! `all` in a task list means the benchmark's eleven, `families` loho's L–AC.
+//! `all` in a task list means the benchmark's eleven, `families` loho's L–AD.
 
 mod a;
 mod b_f;
@@ -88,10 +88,12 @@ pub enum TaskId {
     /// Family: K's scene (colour groups, their zones) with the blocks put in their zones,
     /// or one colour stacked on another's zone.
     AC,
+    /// Family: I's scene, two pairs, each stacked in the other pair's zone.
+    AD,
 }
 
 /// The task families, loho's own (not LoHoRavens').
-pub const FAMILIES: [TaskId; 18] = [
+pub const FAMILIES: [TaskId; 19] = [
     TaskId::L,
     TaskId::M,
     TaskId::N,
@@ -110,6 +112,7 @@ pub const FAMILIES: [TaskId; 18] = [
     TaskId::AA,
     TaskId::AB,
     TaskId::AC,
+    TaskId::AD,
 ];
 
 pub const ALL_TASKS: [TaskId; 11] = [
@@ -129,7 +132,7 @@ pub const ALL_TASKS: [TaskId; 11] = [
 #[derive(Debug, Error, PartialEq)]
 pub enum TaskError {
     #[error(
-        "unknown task {0:?}: use a code A-Z or AA-AC, a registered name, `all` or `families` \
+        "unknown task {0:?}: use a code A-Z or AA-AD, a registered name, `all` or `families` \
          (see `loho tasks`)"
     )]
     Unknown(String),
@@ -143,9 +146,9 @@ impl TaskId {
     /// Its code in tables and lists: the benchmark's letter (A–K), then the families'
     /// (L–Z, then AA, AB, … as spreadsheet columns go on).
     pub fn code(self) -> &'static str {
-        const CODES: [&str; 29] = [
+        const CODES: [&str; 30] = [
             "A", "B", "C", "D", "E", "F", "G", "H", "I", "J", "K", "L", "M", "N", "O", "P", "Q",
-            "R", "S", "T", "U", "V", "W", "X", "Y", "Z", "AA", "AB", "AC",
+            "R", "S", "T", "U", "V", "W", "X", "Y", "Z", "AA", "AB", "AC", "AD",
         ];
         CODES[self as usize]
     }
@@ -182,6 +185,7 @@ impl TaskId {
             TaskId::AA => "family:put-blocks-in-bowls-or-zones",
             TaskId::AB => "family:pairs-beside-their-zones",
             TaskId::AC => "family:groups-beside-their-zones",
+            TaskId::AD => "family:stack-pairs-in-other-zones",
         }
     }
 
@@ -237,6 +241,10 @@ impl TaskId {
             TaskId::Z => "put the {blocks} in the {destination}.",
             TaskId::AA => "put the blocks in the {destination} with {relation}.",
             TaskId::AB | TaskId::AC => "{verb} {blocks} {destination}.",
+            TaskId::AD => {
+                "stack all the smaller blocks over the bigger blocks of the same color in the \
+                 {destination}."
+            }
         }
     }
 
@@ -406,6 +414,7 @@ fn build(task: TaskId, b: &mut Builder) -> Option<Spec> {
         TaskId::AA => mixed::bowls_or_zones(b),
         TaskId::AB => mixed::pairs_beside_zones(b),
         TaskId::AC => mixed::groups_beside_zones(b),
+        TaskId::AD => i::pairs_in_other_zones(b),
     }
 }
 
