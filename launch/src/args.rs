@@ -70,7 +70,7 @@ pub struct DeviceArg {
 /// Which benchmark episode.
 #[derive(Args, Debug)]
 pub struct EpisodeArgs {
-    /// Task code (A-Z, AA-AD) or registered name.
+    /// Task code (A-Z, AA-AE) or registered name.
     #[arg(long, default_value = "B")]
     pub task: String,
     #[arg(long, default_value = "test")]

@@ -31,7 +31,7 @@ pub struct TasksCmd {
     /// use (`eval --instructions`, `gen-data --instructions`).
     #[arg(long)]
     pub slots: bool,
-    /// The task families (L–Z and AA–AD, loho's own, for training; docs/simulator.md) instead of
+    /// The task families (L–Z and AA–AE, loho's own, for training; docs/simulator.md) instead of
     /// the eleven.
     #[arg(long)]
     pub families: bool,

@@ -35,7 +35,7 @@ pub enum InstructionsError {
     )]
     Format { origin: String, reason: String },
     #[error(
-        "{origin}: unknown task {key:?}: use a code A-Z or AA-AD (`loho tasks`, `loho tasks --families`)"
+        "{origin}: unknown task {key:?}: use a code A-Z or AA-AE (`loho tasks`, `loho tasks --families`)"
     )]
     UnknownTask { origin: String, key: String },
     #[error("{origin}: task {task} has an empty list: give at least one text or leave it out")]

@@ -1,4 +1,4 @@
-//! The task families (L–Z, AA–AD) are new tasks, not F–K in other clothes: over many seeds of
+//! The task families (L–Z, AA–AE) are new tasks, not F–K in other clothes: over many seeds of
 //! every split, no family's instruction and no family's sequence of oracle sub-tasks,
 //! read with its colours and areas blanked out, is one of F–K's, and no family ends on
 //! an F–K "done" sentence. And the oracle solves every family.

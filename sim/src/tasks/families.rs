@@ -1,4 +1,4 @@
-//! Task families L–N, P–U, W and Y: loho's own tasks, built from the atoms A–E use (a
+//! Task families L–N, P–U, W, Y and AE: loho's own tasks, built from the atoms A–E use (a
 //! colour or a size as a filter, its negation, a named zone or bowl, an area as source
 //! or destination, a tower, two clauses joined by "and", a relation turned round), so a
 //! model trained on A–E and these has seen the atoms of F–K in other combinations
@@ -303,6 +303,59 @@ pub(super) fn put_color_in_other(b: &mut Builder) -> Option<Spec> {
         instruction: format!("put the {blocks} in the {container}."),
         slots: vec![("blocks", blocks), ("container", container)],
         completed: subtask::done(&format!("putting the blocks in the {kind}")),
+        max_steps: n + 2,
+        steps: vec![step],
+    })
+}
+
+/// Family AE: the blocks of one colour into the bowls of a named colour, as many of them
+/// as blocks, beside a bowl of the blocks' own colour (one time in three the named colour
+/// is theirs): "bowls" in the plural whose colour the words choose, where B, AA and F only
+/// ever say "bowls with … colors", so the noun alone does not mean "matching".
+pub(super) fn put_color_in_named_bowls(b: &mut Builder) -> Option<Spec> {
+    let n = b.range(2, 3);
+    let cols = b.colors(&b.palette.clone(), 4);
+    let color = cols[0];
+    let bowl_color = match b.rng.gen_bool(1.0 / 3.0) {
+        true => color,
+        false => cols[1],
+    };
+    let named: Vec<usize> = (0..n)
+        .map(|_| b.bowl(bowl_color, true))
+        .collect::<Option<_>>()?;
+    for &c in cols[..3].iter().filter(|&&c| c != bowl_color).take(2) {
+        b.bowl(c, true)?;
+    }
+    let moved: Vec<usize> = (0..n)
+        .map(|_| b.block(Kind::SmallBlock, color, Region::Anywhere))
+        .collect::<Option<_>>()?;
+    for &c in cols[1..].iter().take(b.range(1, 2)) {
+        b.block(Kind::SmallBlock, c, Region::Anywhere)?;
+    }
+    let targets = named
+        .iter()
+        .map(|&i| target_on(&b.pose(i), BOWL_FLOOR + SMALL / 2.0))
+        .collect();
+    let mut step = identity_step(
+        moved,
+        targets,
+        vec![block_name(color); n],
+        vec![PlaceName::Text(format!("{} bowl", bowl_color.name)); n],
+        0.0,
+        pose_metric(0.05, false),
+    );
+    step.matches = vec![vec![true; n]; n];
+    step.assign = Assign::Matching;
+    Some(Spec {
+        instruction: format!(
+            "put the {} blocks in the {} bowls.",
+            color.name, bowl_color.name
+        ),
+        slots: vec![
+            ("color", color.name.into()),
+            ("bowl_color", bowl_color.name.into()),
+        ],
+        completed: subtask::done("putting the blocks in the bowls"),
         max_steps: n + 2,
         steps: vec![step],
     })

@@ -5,9 +5,9 @@
 //! sub-task text. A scene is a pure function of (task, split, seed).
 //!
 //! One file per task generator (B and F share one scene), on the `builder`'s
-//! helpers. Tasks L–Z and AA–AD are loho's own **families** (`families`, and E's scene for O),
+//! helpers. Tasks L–Z and AA–AE are loho's own **families** (`families`, and E's scene for O),
 //! for training a model that must meet F–K unseen (docs/simulator.md, "Task families");
-//! `all` in a task list means the benchmark's eleven, `families` loho's L–AD.
+//! `all` in a task list means the benchmark's eleven, `families` loho's L–AE.
 
 mod a;
 mod b_f;
@@ -90,10 +90,12 @@ pub enum TaskId {
     AC,
     /// Family: I's scene, two pairs, each stacked in the other pair's zone.
     AD,
+    /// Family: a colour's blocks into the bowls of a named colour.
+    AE,
 }
 
 /// The task families, loho's own (not LoHoRavens').
-pub const FAMILIES: [TaskId; 19] = [
+pub const FAMILIES: [TaskId; 20] = [
     TaskId::L,
     TaskId::M,
     TaskId::N,
@@ -113,6 +115,7 @@ pub const FAMILIES: [TaskId; 19] = [
     TaskId::AB,
     TaskId::AC,
     TaskId::AD,
+    TaskId::AE,
 ];
 
 pub const ALL_TASKS: [TaskId; 11] = [
@@ -132,7 +135,7 @@ pub const ALL_TASKS: [TaskId; 11] = [
 #[derive(Debug, Error, PartialEq)]
 pub enum TaskError {
     #[error(
-        "unknown task {0:?}: use a code A-Z or AA-AD, a registered name, `all` or `families` \
+        "unknown task {0:?}: use a code A-Z or AA-AE, a registered name, `all` or `families` \
          (see `loho tasks`)"
     )]
     Unknown(String),
@@ -146,9 +149,9 @@ impl TaskId {
     /// Its code in tables and lists: the benchmark's letter (A–K), then the families'
     /// (L–Z, then AA, AB, … as spreadsheet columns go on).
     pub fn code(self) -> &'static str {
-        const CODES: [&str; 30] = [
+        const CODES: [&str; 31] = [
             "A", "B", "C", "D", "E", "F", "G", "H", "I", "J", "K", "L", "M", "N", "O", "P", "Q",
-            "R", "S", "T", "U", "V", "W", "X", "Y", "Z", "AA", "AB", "AC", "AD",
+            "R", "S", "T", "U", "V", "W", "X", "Y", "Z", "AA", "AB", "AC", "AD", "AE",
         ];
         CODES[self as usize]
     }
@@ -186,6 +189,7 @@ impl TaskId {
             TaskId::AB => "family:pairs-beside-their-zones",
             TaskId::AC => "family:groups-beside-their-zones",
             TaskId::AD => "family:stack-pairs-in-other-zones",
+            TaskId::AE => "family:put-color-in-named-bowls",
         }
     }
 
@@ -245,6 +249,7 @@ impl TaskId {
                 "stack all the smaller blocks over the bigger blocks of the same color in the \
                  {destination}."
             }
+            TaskId::AE => "put the {color} blocks in the {bowl_color} bowls.",
         }
     }
 
@@ -415,6 +420,7 @@ fn build(task: TaskId, b: &mut Builder) -> Option<Spec> {
         TaskId::AB => mixed::pairs_beside_zones(b),
         TaskId::AC => mixed::groups_beside_zones(b),
         TaskId::AD => i::pairs_in_other_zones(b),
+        TaskId::AE => families::put_color_in_named_bowls(b),
     }
 }
 
