@@ -308,12 +308,13 @@ pub(super) fn put_color_in_other(b: &mut Builder) -> Option<Spec> {
     })
 }
 
-/// Family AE: the blocks of one colour into the bowls of a named colour, as many of them
-/// as blocks, beside a bowl of the blocks' own colour (one time in three the named colour
-/// is theirs): "bowls" in the plural whose colour the words choose, where B, AA and F only
-/// ever say "bowls with … colors", so the noun alone does not mean "matching".
+/// Family AE: the blocks of one colour (2–5, towards B's counts) into the bowls of a
+/// named colour, as many of them as blocks, beside a bowl of the blocks' own colour (one
+/// time in three the named colour is theirs): "bowls" in the plural whose colour the words
+/// choose, where B, AA and F only ever say "bowls with … colors", so the noun alone does
+/// not mean "matching".
 pub(super) fn put_color_in_named_bowls(b: &mut Builder) -> Option<Spec> {
-    let n = b.range(2, 3);
+    let n = b.range(2, 5);
     let cols = b.colors(&b.palette.clone(), 4);
     let color = cols[0];
     let bowl_color = match b.rng.gen_bool(1.0 / 3.0) {
