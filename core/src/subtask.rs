@@ -16,11 +16,6 @@ pub fn pick_place(pick: &str, place: &str) -> String {
     format!("{PICK}{pick}{PLACE}{place}.")
 }
 
-/// The `{pick}` of a pick-and-place sub-task, or `None` for any other text.
-pub fn picked(subtask: &str) -> Option<&str> {
-    subtask.strip_prefix(PICK)?.split(" and place it").next()
-}
-
 /// A task's completed sentence, "done {what}.".
 pub fn done(what: &str) -> String {
     format!("{DONE} {what}.")
@@ -66,8 +61,6 @@ mod tests {
             s,
             "pick up the smaller pink block and place it on the smaller green block."
         );
-        assert_eq!(picked(&s), Some("smaller pink block"));
-        assert_eq!(picked("put the blocks in the bowls."), None);
         assert_eq!(
             done("stacking all the blocks"),
             "done stacking all the blocks."

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use loho_core::safety::{Rejection, SafetyFilter};
-use loho_core::subtask;
 use loho_core::trajectory::{pick_place, PrimitiveParams, TrajectoryError};
 use thiserror::Error;
 
@@ -189,9 +188,8 @@ impl Env {
         self.steps += 1;
         let before = self.total;
         self.total = self.goals.update(&self.episode.world);
-        if let Some(said) = self.subtasks.last() {
-            self.repicks.record(said, self.total - before);
-        }
+        let picked = self.episode.world.take_picked();
+        self.repicks.record(picked, self.total - before);
         Ok(StepResult {
             reward: self.total - before,
             total: self.total,
@@ -230,26 +228,29 @@ pub struct EpisodeResult {
     pub repicks: usize,
 }
 
-/// Counts steps that pick an object (by its name in the sub-task) which an earlier step
-/// had placed for reward: the policy undoing its own progress, as B's "picks a block
-/// already in its bowl again".
+/// Counts steps that pick an object which an earlier step had placed for reward: the
+/// policy undoing its own progress, as B's "picks a block already in its bowl again".
+/// By the object the tool took hold of, not by the name in the sub-task: two blocks of
+/// one name (D's, K's) are two objects, and a name the policy got wrong still moved what
+/// it touched.
 #[derive(Debug, Default, Clone)]
 struct Repicks {
-    placed: Vec<String>,
+    placed: Vec<usize>,
     count: usize,
 }
 
 impl Repicks {
-    /// A scored step: its sub-task and its reward.
-    fn record(&mut self, subtask: &str, reward: f64) {
-        let Some(pick) = subtask::picked(subtask) else {
+    /// A scored step: the object it took hold of (none when the grasp failed) and its
+    /// reward.
+    fn record(&mut self, picked: Option<usize>, reward: f64) {
+        let Some(object) = picked else {
             return;
         };
-        if self.placed.iter().any(|p| p == pick) {
+        if self.placed.contains(&object) {
             self.count += 1;
         }
         if reward > 0.0 {
-            self.placed.push(pick.to_string());
+            self.placed.push(object);
         }
     }
 }
@@ -296,7 +297,7 @@ impl Env {
     }
 
     /// Records the sub-task the next step acts on, or the policy's "done": what
-    /// [`EpisodeResult::subtasks`] lists and re-picks are counted from.
+    /// [`EpisodeResult::subtasks`] lists.
     pub fn said(&mut self, subtask: &str) {
         self.subtasks.push(subtask.to_string());
     }
@@ -323,16 +324,15 @@ mod tests {
     #[test]
     fn a_pick_of_an_object_placed_for_reward_is_a_repick() {
         let mut r = Repicks::default();
-        let red = "pick up the red block and place it on the red bowl.";
-        r.record("pick up the blue block and place it on the red bowl.", 0.0);
+        let (red, blue, other_red) = (Some(0), Some(1), Some(2));
+        r.record(blue, 0.0);
         r.record(red, 0.25);
-        r.record(
-            "pick up the blue block and place it on the blue bowl.",
-            0.25,
-        );
+        r.record(blue, 0.25);
         assert_eq!(r.count, 0, "blue failed once, then was placed: a retry");
+        r.record(other_red, 0.25);
+        assert_eq!(r.count, 0, "another object of red's name is not a re-pick");
+        r.record(None, 0.0);
         r.record(red, 0.0);
-        r.record("done putting blocks.", 0.0);
         assert_eq!(r.count, 1, "red had been placed");
     }
 }

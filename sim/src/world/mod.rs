@@ -167,6 +167,8 @@ pub struct World {
     suction: bool,
     /// Index of the held object and its pose in the tip frame.
     held: Option<(usize, Pose)>,
+    /// The object the tool last took hold of, until [`World::take_picked`] reads it.
+    picked: Option<usize>,
     time: f64,
 }
 
@@ -204,6 +206,7 @@ impl World {
             tip: HOME,
             suction: false,
             held: None,
+            picked: None,
             time: 0.0,
         }
     }

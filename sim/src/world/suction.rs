@@ -11,6 +11,12 @@ impl World {
         self.held.map(|(i, _)| i)
     }
 
+    /// The object taken hold of since the last call, if any: which object a step moved,
+    /// whatever its sub-task called it.
+    pub fn take_picked(&mut self) -> Option<usize> {
+        self.picked.take()
+    }
+
     /// Distance (m) a downward move of up to `dz` can go before first contact, and what
     /// it touches; `None` when the whole move is free.
     pub(super) fn contact_below(&self, dz: f32) -> Option<(f32, Option<usize>)> {
@@ -74,6 +80,7 @@ impl World {
         let offset = tip_pose(&self.tip).inverse() * *b.position();
         b.set_body_type(RigidBodyType::KinematicPositionBased, true);
         self.held = Some((i, offset));
+        self.picked = Some(i);
         true
     }
 
