@@ -18,9 +18,6 @@ pub struct Stage {
     /// Where the tool is servoing to; `None` holds it where it is.
     target: Option<EePose>,
     suction: bool,
-    /// Whether the tool held an object at any physics step since the last
-    /// [`take_grasped`](Self::take_grasped).
-    grasped: bool,
 }
 
 /// One stage for the scene node and the arm driver.
@@ -34,7 +31,6 @@ impl SharedStage {
             env,
             target: None,
             suction,
-            grasped: false,
         })))
     }
 
@@ -59,11 +55,6 @@ impl Stage {
     /// setpoints stop).
     pub fn holding(&self) -> bool {
         self.target.is_none()
-    }
-
-    /// Whether the tool held something since the last call.
-    pub fn take_grasped(&mut self) -> bool {
-        std::mem::take(&mut self.grasped)
     }
 
     /// Real time: one physics step, the tool moving toward the target at most at the
@@ -92,9 +83,7 @@ impl Stage {
     }
 
     fn servo(&mut self, pose: EePose, suction: bool) {
-        let w = self.env.world_mut();
-        w.servo(pose, suction);
-        self.grasped |= w.held().is_some();
+        self.env.world_mut().servo(pose, suction);
     }
 }
 

@@ -231,7 +231,7 @@ pub struct EpisodeResult {
 /// Counts steps that pick an object which an earlier step had placed for reward: the
 /// policy undoing its own progress, as B's "picks a block already in its bowl again".
 /// By the object the tool took hold of, not by the name in the sub-task: two blocks of
-/// one name (D's, K's) are two objects, and a name the policy got wrong still moved what
+/// one name (E's, K's) are two objects, and a name the policy got wrong still moved what
 /// it touched.
 #[derive(Debug, Default, Clone)]
 struct Repicks {

@@ -330,7 +330,8 @@ impl Scene {
             if self.over || s.env.is_done() {
                 return Ok(());
             }
-            let outcome = if s.take_grasped() {
+            // Scoring the step takes the picked object (re-picks are counted by it).
+            let outcome = if s.env.world().picked().is_some() {
                 Outcome::Placed
             } else {
                 Outcome::GraspFailed

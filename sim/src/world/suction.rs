@@ -11,6 +11,11 @@ impl World {
         self.held.map(|(i, _)| i)
     }
 
+    /// The object taken hold of since the last [`take_picked`](Self::take_picked), if any.
+    pub fn picked(&self) -> Option<usize> {
+        self.picked
+    }
+
     /// The object taken hold of since the last call, if any: which object a step moved,
     /// whatever its sub-task called it.
     pub fn take_picked(&mut self) -> Option<usize> {
